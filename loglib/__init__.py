@@ -1,0 +1,51 @@
+"""loglib: database-connection incidents as time-aligned polars frames.
+
+Read the evidence (PostgreSQL logs, application logs, Prometheus exports) into canonical
+frames, then ask the questions a postmortem asks.
+
+>>> import loglib as ll
+>>> pg = ll.read_pg_log("pg/postgresql.log*")          # doctest: +SKIP
+>>> ll.pg_connections(pg, every="1h")                   # doctest: +SKIP
+"""
+
+from loglib.analysis.connections import pg_connections
+from loglib.analysis.sessions import pg_sessions
+from loglib.core import schema
+from loglib.core.rejects import ReadReport, read_report, rejects
+from loglib.core.schema import SESSION_END_REASONS
+from loglib.errors import (
+    FormatError,
+    LoglibError,
+    LoglibWarning,
+    NoDataError,
+    ParseError,
+    RejectedLinesWarning,
+    TimezoneError,
+)
+from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
+from loglib.formats.pg_prefix import compile_prefix
+from loglib.sources.postgres import read_pg_log, scan_pg_log
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PG_EVENT_KINDS",
+    "SESSION_END_REASONS",
+    "FormatError",
+    "LoglibError",
+    "LoglibWarning",
+    "NoDataError",
+    "ParseError",
+    "ReadReport",
+    "RejectedLinesWarning",
+    "TimezoneError",
+    "classify_pg_message",
+    "compile_prefix",
+    "pg_connections",
+    "pg_sessions",
+    "read_pg_log",
+    "read_report",
+    "rejects",
+    "scan_pg_log",
+    "schema",
+]

@@ -1,0 +1,1 @@
+"""Analyses: canonical frames in, frames out; never reads text."""

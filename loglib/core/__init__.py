@@ -1,0 +1,1 @@
+"""Canonical schema, the one rejects mechanism and time parsing: the ground floor of loglib."""

@@ -1,0 +1,153 @@
+"""The canonical frames: every column loglib produces, with its dtype and meaning.
+
+All timestamps are ``Datetime("us", "UTC")``; every row of a source frame keeps its evidence
+(``file`` and ``line``). Readers build their output with :func:`conform`, so a frame's
+columns, order and dtypes are exactly what is written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a canonical frame."""
+
+    name: str
+    dtype: pl.DataType | type[pl.DataType]
+    meaning: str
+
+
+@dataclass(frozen=True)
+class FrameSchema:
+    """An ordered set of columns: the contract of one kind of frame."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def polars_schema(self) -> pl.Schema:
+        return pl.Schema({c.name: c.dtype for c in self.columns})
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def empty(self) -> pl.DataFrame:
+        """An empty frame with exactly these columns."""
+        return pl.DataFrame(schema=self.polars_schema)
+
+    def markdown(self) -> str:
+        """The schema as a Markdown table (used in the README)."""
+        rows = [f"**`{self.name}`** — {self.description}", "", "| column | dtype | meaning |", "|---|---|---|"]
+        rows += [f"| `{c.name}` | `{_dtype_name(c.dtype)}` | {c.meaning} |" for c in self.columns]
+        return "\n".join(rows)
+
+
+def _dtype_name(dtype: pl.DataType | type[pl.DataType]) -> str:
+    return str(dtype).replace("time_unit=", "").replace("time_zone=", "")
+
+
+def conform(frame: pl.DataFrame | pl.LazyFrame, schema: FrameSchema) -> pl.DataFrame | pl.LazyFrame:
+    """Select ``schema``'s columns in order, adding missing ones as nulls and casting each.
+
+    Columns the schema does not name are dropped: a frame either follows the contract or it
+    is not canonical.
+    """
+    present = set(frame.collect_schema().names())
+    exprs = []
+    for col in schema.columns:
+        expr = pl.col(col.name) if col.name in present else pl.lit(None)
+        exprs.append(expr.cast(col.dtype, strict=False).alias(col.name))
+    return frame.select(exprs)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+PG_EVENTS = FrameSchema(
+    "pg_events",
+    "one row per PostgreSQL log entry (`read_pg_log`, `scan_pg_log`)",
+    (
+        Column("ts", UTC_TS, "when the server wrote the entry (`%m`/`%t`/`%n`, csv/json `timestamp`), in UTC"),
+        Column("pid", pl.Int64, "backend process id (`%p`)"),
+        Column("severity", pl.String, "LOG, ERROR, FATAL, PANIC, WARNING, NOTICE, INFO, DEBUG1..5, STATEMENT…"),
+        Column("sqlstate", pl.String, "SQLSTATE error code (`%e`, csv/json), null when the format does not carry it"),
+        Column("user", pl.String, "role name (`%u`), null when unknown"),
+        Column("database", pl.String, "database name (`%d`), null when unknown"),
+        Column("application", pl.String, "application_name (`%a`), null when unknown"),
+        Column("client_host", pl.String, "client host or IP (`%h`/`%r`), `[local]` for Unix sockets"),
+        Column("client_port", pl.Int32, "client TCP port (`%r`, or `port=` of a connection-received line)"),
+        Column("session_id", pl.String, "PostgreSQL session id (`%c`: start-time.pid in hex), when logged"),
+        Column("message", pl.String, "the primary message, first line first; continuation lines kept"),
+        Column("detail", pl.String, "DETAIL/HINT/CONTEXT/STATEMENT/QUERY lines folded in, `KIND: text` per line"),
+        Column("event", pl.String, "the connection story: one of `loglib.PG_EVENT_KINDS` (e.g. `connection_authorized`, `client_reset`)"),
+        Column("session_duration", pl.Duration("us"), "session time of a `disconnection` entry"),
+        Column("host", pl.String, "the machine that wrote the log (syslog hostname, Cloud SQL instance, CNPG pod)"),
+        Column("file", pl.String, "source file the entry came from"),
+        Column("line", pl.Int64, "1-based line number of the entry's first line in that file"),
+    ),
+)
+
+SESSION_END_REASONS: tuple[str, ...] = (
+    "disconnection",
+    "client_reset",
+    "idle_timeout",
+    "admin_termination",
+    "server_shutdown",
+    "unknown",
+)
+
+PG_SESSIONS = FrameSchema(
+    "pg_sessions",
+    "one row per backend session (`pg_sessions`)",
+    (
+        Column("pid", pl.Int64, "backend process id"),
+        Column("start", UTC_TS, "connection received (or authorized) time; null if it began before the log"),
+        Column("end", UTC_TS, "disconnection or termination time; null while still open at the log's end"),
+        Column("duration", pl.Duration("us"), "end - start; PostgreSQL's own session time when it logged one"),
+        Column("user", pl.String, "role name"),
+        Column("database", pl.String, "database name"),
+        Column("application", pl.String, "application_name"),
+        Column("client_host", pl.String, "client host/IP or `[local]`"),
+        Column("client_port", pl.Int32, "client TCP port"),
+        Column("end_reason", pl.String, "one of `loglib.SESSION_END_REASONS`"),
+        Column("open_at_end", pl.Boolean, "true when the session was still open when its log ended"),
+        Column("started_before_log", pl.Boolean, "true when only the end of the session is in the log"),
+        Column("host", pl.String, "the server that logged it"),
+        Column("file", pl.String, "file of the session's first entry"),
+        Column("line", pl.Int64, "line of the session's first entry"),
+    ),
+)
+
+PG_CONNECTIONS = FrameSchema(
+    "pg_connections",
+    "connection counts per time bucket (`pg_connections`)",
+    (
+        Column("ts", UTC_TS, "bucket start"),
+        Column("new_connections", pl.UInt32, "connections received (authorized when received is not logged)"),
+        Column("closed", pl.UInt32, "sessions that ended in the bucket"),
+        Column("open_max", pl.UInt32, "most sessions open at once during the bucket"),
+        Column("open_end", pl.UInt32, "sessions open at the end of the bucket"),
+    ),
+)
+
+# --- the one rejects mechanism --------------------------------------------------------------
+
+REJECTS = FrameSchema(
+    "rejects",
+    "input lines a reader could not parse (`loglib.rejects(frame)`)",
+    (
+        Column("file", pl.String, "source file"),
+        Column("line", pl.Int64, "1-based line number"),
+        Column("reason", pl.String, "why the line was rejected"),
+        Column("text", pl.String, "the line itself (cut to 2,000 characters)"),
+    ),
+)
+
+ALL_SCHEMAS: tuple[FrameSchema, ...] = (PG_EVENTS, PG_SESSIONS, PG_CONNECTIONS, REJECTS)

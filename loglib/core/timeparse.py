@@ -1,0 +1,191 @@
+"""The one time parser: local wall-clock text plus a zone (abbreviation, offset or IANA name) to UTC.
+
+PostgreSQL's ``%t``/``%m`` print the zone abbreviation in force at that instant (``CET`` in
+winter, ``CEST`` in summer), so an unambiguous abbreviation maps to one fixed offset and DST
+needs no guessing. Ambiguous abbreviations (``CST``, ``IST``…) need ``tz=`` naming the server's
+``log_timezone``; naive timestamps need ``tz=`` too. Both are errors that say what was seen.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime, timedelta
+from functools import cache
+
+import polars as pl
+
+from loglib.core.schema import UTC_TS
+from loglib.errors import TimezoneError
+
+_OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
+_UTC_NAMES = frozenset({"UTC", "GMT", "Z", "UCT", "UT", "ZULU", "Etc/UTC", "Etc/GMT"})
+
+
+def _probe_instants() -> list[datetime]:
+    # two instants per month over recent years see every abbreviation a zone has used lately
+    return [datetime(y, m, d, 12) for y in range(2016, 2031) for m in range(1, 13) for d in (1, 16)]
+
+
+@cache
+def _zone_abbreviations(zone: str) -> dict[str, int]:
+    """Abbreviation -> UTC offset in seconds, as ``zone`` has used them since 2016."""
+    tz = zoneinfo.ZoneInfo(zone)
+    out: dict[str, int] = {}
+    for instant in _probe_instants():
+        aware = instant.replace(tzinfo=tz)
+        name = aware.tzname()
+        off = aware.utcoffset()
+        if name and off is not None and name[0] not in "+-":
+            out.setdefault(name, int(off.total_seconds()))
+    return out
+
+
+@cache
+def _global_abbreviations() -> dict[str, dict[int, list[str]]]:
+    """Abbreviation -> {offset seconds: [zones using it]} over every canonical IANA zone."""
+    table: dict[str, dict[int, list[str]]] = {}
+    for zone in sorted(zoneinfo.available_timezones()):
+        if "/" not in zone or zone.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/")):
+            continue
+        try:
+            abbrevs = _zone_abbreviations(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+        for name, off in abbrevs.items():
+            table.setdefault(name, {}).setdefault(off, []).append(zone)
+    return table
+
+
+def _fmt_offset(seconds: int) -> str:
+    sign = "+" if seconds >= 0 else "-"
+    h, m = divmod(abs(seconds) // 60, 60)
+    return f"{sign}{h:02d}:{m:02d}"
+
+
+def check_tz(tz: str | None) -> str | None:
+    """Validate a ``tz=`` argument (an IANA name such as ``Europe/Berlin``, or ``UTC``)."""
+    if tz is None:
+        return None
+    if tz.upper() in {"UTC", "GMT", "Z"}:
+        return "UTC"
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        msg = f"tz={tz!r} is not an IANA time zone name; use e.g. 'UTC', 'Europe/Berlin' or 'America/New_York'"
+        raise TimezoneError(msg) from exc
+    return tz
+
+
+def zone_offset(text: str, tz: str | None = None) -> int | str:
+    """Resolve a zone as printed in a log to a fixed offset in seconds or an IANA zone name.
+
+    ``tz`` (the server's ``log_timezone``) settles ambiguous abbreviations.
+
+    Examples
+    --------
+    >>> zone_offset("CEST"), zone_offset("+0530"), zone_offset("UTC")
+    (7200, 19800, 0)
+    >>> zone_offset("IST", tz="Asia/Kolkata")
+    19800
+    """
+    t = text.strip()
+    if t.upper() in _UTC_NAMES:
+        return 0
+    m = _OFFSET.match(t)
+    if m:
+        sign = -1 if m[1] == "-" else 1
+        return sign * (int(m[2]) * 3600 + int(m[3] or 0) * 60)
+    if "/" in t:
+        return check_tz(t) or "UTC"
+    if tz is not None and tz != "UTC":
+        own = _zone_abbreviations(tz)
+        if t in own:
+            return own[t]
+    choices = _global_abbreviations().get(t)
+    if not choices:
+        msg = (
+            f"unknown time zone abbreviation {t!r}; pass tz= with the server's log_timezone "
+            "(an IANA name such as 'Europe/Berlin') so it can be resolved"
+        )
+        raise TimezoneError(msg)
+    if len(choices) > 1:
+        options = ", ".join(f"{zones[0]} ({_fmt_offset(off)})" for off, zones in sorted(choices.items()))
+        msg = (
+            f"time zone abbreviation {t!r} is ambiguous: {options}. Pass tz= with the server's "
+            f"log_timezone, e.g. tz={next(iter(choices.values()))[0]!r}"
+        )
+        raise TimezoneError(msg)
+    return next(iter(choices))
+
+
+def localize(
+    naive: pl.Series,
+    zone: pl.Series | None,
+    *,
+    tz: str | None,
+    where: str,
+) -> pl.Series:
+    """Turn naive datetimes plus per-row zone text into UTC datetimes.
+
+    ``zone`` holds what the log printed (``CET``, ``+02``, ``UTC``) or is None when the
+    format prints no zone; then ``tz`` must be given. ``where`` names the input for errors.
+    """
+    naive = naive.cast(pl.Datetime("us"))
+    if zone is None or zone.null_count() == zone.len():
+        if tz is None:
+            if naive.null_count() == naive.len():
+                return naive.dt.replace_time_zone("UTC")
+            msg = (
+                f"{where}: timestamps carry no time zone (e.g. {naive.drop_nulls()[0]}); pass tz= with the "
+                "zone the host wrote them in, e.g. tz='UTC' or tz='Europe/Berlin'. loglib will not guess."
+            )
+            raise TimezoneError(msg)
+        tz = check_tz(tz)
+        return naive.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
+            "UTC"
+        )
+    values = zone.unique().drop_nulls().to_list()
+    offsets: dict[str, int] = {}
+    named: dict[str, str] = {}
+    for v in values:
+        try:
+            r = zone_offset(v, tz)
+        except TimezoneError as exc:
+            raise TimezoneError(f"{where}: {exc}") from None
+        if isinstance(r, str):
+            named[v] = r
+        else:
+            offsets[v] = r
+    seconds = zone.replace_strict(offsets, default=None, return_dtype=pl.Int64)
+    utc = pl.DataFrame({"n": naive, "s": seconds}).select(
+        (pl.col("n") - pl.duration(seconds=pl.col("s"))).dt.replace_time_zone("UTC").alias("ts")
+    )["ts"]
+    for text, name in named.items():
+        mask = zone == text
+        conv = naive.dt.replace_time_zone(name, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
+            "UTC"
+        )
+        utc = pl.select(pl.when(mask).then(conv).otherwise(utc)).to_series()
+    return utc.cast(UTC_TS)
+
+
+def parse_naive(text: pl.Series, fmt: str = "%Y-%m-%d %H:%M:%S%.f") -> pl.Series:
+    """Parse wall-clock text (no zone) into naive microsecond datetimes; bad values become null."""
+    return text.str.to_datetime(fmt, strict=False, time_unit="us")
+
+
+def parse_epoch(seconds: pl.Series) -> pl.Series:
+    """Epoch seconds (float, ``%n``) to UTC datetimes, kept to the microsecond."""
+    us = (seconds.cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64)
+    return us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def parse_iso(text: pl.Series) -> pl.Series:
+    """RFC 3339 / ISO 8601 text with ``Z`` or an offset to UTC datetimes; bad values become null."""
+    return text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_unit="us", time_zone="UTC")
+
+
+def format_offset(delta: timedelta) -> str:
+    """``+02:00`` style text for a timedelta (for messages)."""
+    return _fmt_offset(int(delta.total_seconds()))

@@ -1,0 +1,97 @@
+"""What PostgreSQL's messages mean for the connection story: the ``event`` rules table.
+
+Messages are matched as PostgreSQL 12–17 print them in English (``lc_messages='C'`` or
+``en_*``); the first matching rule wins. Each rule is (event, severities or None, regex).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: (event, severities the rule applies to (None: any), regex on the message)
+PG_EVENT_RULES: tuple[tuple[str, tuple[str, ...] | None, str], ...] = (
+    ("connection_received", ("LOG",), r"^connection received: "),
+    ("connection_authenticated", ("LOG",), r"^connection authenticated: "),
+    ("connection_authorized", ("LOG",), r"^(?:connection authorized: |replication connection authorized: )"),
+    ("disconnection", ("LOG",), r"^disconnection: session time: "),
+    ("too_many_clients", ("FATAL",), r"^sorry, too many clients already"),
+    ("reserved_slots", ("FATAL",), r"^remaining connection slots are reserved"),
+    (
+        "auth_failed",
+        ("FATAL",),
+        r"^(?:password authentication failed|no pg_hba\.conf entry|\w+ authentication failed for user"
+        r"|pg_hba\.conf rejects connection|role \S+ does not exist|role \S+ is not permitted to log in)",
+    ),
+    ("idle_in_transaction_timeout", ("FATAL",), r"^terminating connection due to idle-in-transaction timeout"),
+    ("idle_session_timeout", ("FATAL",), r"^terminating connection due to idle-session timeout"),
+    ("terminated_by_admin", ("FATAL",), r"^terminating connection due to administrator command"),
+    (
+        "client_reset",
+        None,
+        r"^(?:could not receive data from client: |could not send data to client: |connection to client lost)",
+    ),
+    ("unexpected_eof", None, r"^unexpected EOF on client connection"),
+    ("incomplete_startup", ("LOG", "FATAL"), r"^incomplete startup packet"),
+    ("statement_timeout", ("ERROR",), r"^canceling statement due to statement timeout"),
+    ("deadlock", ("ERROR",), r"^deadlock detected"),
+    ("server_not_ready", ("FATAL",), r"^the database system is (?:starting up|shutting down|in recovery mode|not yet accepting connections|not accepting connections)"),
+    (
+        "crash_restart",
+        None,
+        r"^(?:terminating connection because of crash of another server process|terminating any other active server processes"
+        r"|server process \(PID \d+\) was terminated by signal|all server processes terminated; reinitializing"
+        r"|database system was interrupted|database system was not properly shut down)",
+    ),
+    ("server_starting", ("LOG",), r"^(?:starting PostgreSQL |database system was shut down at )"),
+    ("server_ready", ("LOG",), r"^database system is ready to accept (?:read[- ]only )?connections"),
+    (
+        "server_shutdown",
+        ("LOG",),
+        r"^(?:received (?:fast|smart|immediate) shutdown request|database system is shut down"
+        r"|aborting any active transactions|shutting down$)",
+    ),
+)
+
+#: events that end a backend session (the backend exits right after)
+SESSION_ENDING = (
+    "disconnection",
+    "idle_in_transaction_timeout",
+    "idle_session_timeout",
+    "terminated_by_admin",
+    "client_reset",
+    "unexpected_eof",
+)
+
+#: events that end every session of the server at once
+SERVER_ENDING = ("server_shutdown", "crash_restart", "server_starting")
+
+#: event kinds in the order they are documented
+PG_EVENT_KINDS: tuple[str, ...] = (*(r[0] for r in PG_EVENT_RULES), "other")
+
+
+def event_expr(severity: str = "severity", message: str = "message") -> pl.Expr:
+    """A polars expression naming the event of every row, from its severity and message."""
+    sev = pl.col(severity)
+    msg = pl.col(message)
+    expr: pl.Expr | None = None
+    for event, severities, regex in PG_EVENT_RULES:
+        cond = msg.str.contains(regex)
+        if severities is not None:
+            cond = cond & sev.is_in(list(severities))
+        expr = pl.when(cond).then(pl.lit(event)) if expr is None else expr.when(cond).then(pl.lit(event))
+    assert expr is not None
+    return expr.otherwise(pl.lit("other"))
+
+
+def classify_pg_message(severity: str, message: str) -> str:
+    """The ``event`` of one entry.
+
+    Examples
+    --------
+    >>> classify_pg_message("FATAL", "sorry, too many clients already")
+    'too_many_clients'
+    >>> classify_pg_message("LOG", "checkpoint starting: time")
+    'other'
+    """
+    frame = pl.DataFrame({"severity": [severity], "message": [message]})
+    return frame.select(event_expr().alias("event"))["event"].item()

@@ -1,0 +1,1 @@
+"""Readers: raw files in, canonical frames out. Only this layer ever reads text."""

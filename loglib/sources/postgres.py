@@ -1,0 +1,830 @@
+"""PostgreSQL server logs (stderr with any log_line_prefix, csvlog, jsonlog, syslog, RDS,
+Cloud SQL, CloudNativePG) into the canonical ``pg_events`` frame.
+
+Every format is turned into the same intermediate columns by a small per-format parser; one
+function (:func:`_finish`) then resolves times to UTC, names the event and conforms the schema.
+Lines that are not entries go to the one rejects mechanism (:mod:`loglib.core.rejects`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import polars as pl
+
+from loglib.core.rejects import ReadReport, attach_report, finish_read, rejects_frame
+from loglib.core.schema import PG_EVENTS, UTC_TS, conform
+from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
+from loglib.errors import FormatError, NoDataError
+from loglib.formats.pg_messages import event_expr
+from loglib.formats.pg_prefix import COMMON_PREFIXES, SECONDARY, SEVERITY_RE, CompiledPrefix, compile_prefix
+from loglib.sources.files import DEFAULT_CHUNK_BYTES, LineChunk, PathsLike, Source, expand_sources, iter_line_chunks
+
+FORMATS = ("stderr", "csvlog", "jsonlog", "syslog", "rds", "cloudsql", "cnpg")
+RDS_PREFIX = "%t:%r:%u@%d:[%p]:"
+#: textPayload prefixes of Cloud SQL for PostgreSQL (the service sets log_line_prefix itself)
+CLOUDSQL_PREFIXES = ("[%p]: [%l-1] db=%d,user=%u ", "[%p]: [%l-1] ", "")
+#: prefixes seen after the syslog header's ``[n-m]`` part
+SYSLOG_PREFIXES = ("db=%d,user=%u,app=%a,client=%h ", "user=%u,db=%d,app=%a,client=%h ", "%u@%d ", "")
+
+_UNKNOWN = ("", "[unknown]", "unknown")
+_SYSLOG_BSD = (
+    r"^(?P<sys_ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) (?P<ident>[^\s\[:]+)\[(?P<pid>\d+)\]: "
+    r"\[(?P<seq>\d+)-(?P<part>\d+)\] ?(?P<rest>.*)$"
+)
+_SYSLOG_ISO = (
+    r"^(?P<sys_iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) (?P<host>\S+) "
+    r"(?P<ident>[^\s\[:]+)\[(?P<pid>\d+)\]: \[(?P<seq>\d+)-(?P<part>\d+)\] ?(?P<rest>.*)$"
+)
+_CSV_COLUMNS = (
+    "log_time", "user_name", "database_name", "process_id", "connection_from", "session_id",
+    "session_line_num", "command_tag", "session_start_time", "virtual_transaction_id", "transaction_id",
+    "error_severity", "sql_state_code", "message", "detail", "hint", "internal_query", "internal_query_pos",
+    "context", "query", "query_pos", "location", "application_name", "backend_type", "leader_pid", "query_id",
+)  # fmt: skip
+_CSV_WIDTHS = (23, 24, 25, 26)  # PostgreSQL <=12, 13, 14–17 (25: some tools drop leader_pid)
+_RAW_STRING_COLUMNS = (
+    "pid", "severity", "sqlstate", "user", "database", "application", "client_host", "client_port",
+    "remote", "session_id", "message", "detail", "host", "ts_text", "zone",
+)  # fmt: skip
+
+
+@dataclass
+class _Options:
+    format: str | None
+    prefix: str | None
+    tz: str | None
+    year: int | None
+    chunk_bytes: int
+
+
+# --------------------------------------------------------------------------------------------
+# format detection
+
+
+def _nonblank_lines(head: bytes, n: int = 400) -> list[str]:
+    text = head.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if len(lines) > 1:
+        lines = lines[:-1]  # the last one may be cut in the middle
+    return [ln.rstrip("\r") for ln in lines if ln.strip()][:n]
+
+
+def _best_prefix(lines: list[str], candidates: tuple[str, ...], *, strip_tab: bool = True) -> tuple[str, float]:
+    """The candidate prefix matching most lines (ties: the earlier, more specific one)."""
+    sample = pl.Series([ln for ln in lines if not (strip_tab and ln.startswith("\t"))], dtype=pl.String)
+    if sample.len() == 0:
+        return candidates[0], 0.0
+    scored = []
+    for order, cand in enumerate(candidates):
+        share = sample.str.contains(compile_prefix(cand).regex).mean() or 0.0
+        literal = len(re.sub(r"%-?\d*.", "", cand))
+        # most lines matched first; among equals, the most specific prefix (most literal text)
+        scored.append((round(share, 3), literal, -order, cand, share))
+    best = max(scored)
+    return best[3], best[4]
+
+
+def detect_format(source: Source) -> tuple[str, str | None]:
+    """Guess ``(format, prefix)`` of one source from its first lines.
+
+    Raises :class:`~loglib.errors.FormatError` describing the first line when nothing fits.
+    """
+    lines = _nonblank_lines(source.head())
+    if not lines:
+        return "stderr", None
+    first = lines[0].lstrip("\ufeff")
+    if first.startswith("{"):
+        try:
+            obj = json.loads(first)
+        except ValueError:
+            obj = {}
+        if isinstance(obj, dict):
+            if "textPayload" in obj or "cloudsql" in str(obj.get("logName", "")):
+                return "cloudsql", None
+            if isinstance(obj.get("record"), dict) or obj.get("logger") in ("postgres", "instance-manager"):
+                return "cnpg", None
+            if "error_severity" in obj or ("timestamp" in obj and "pid" in obj):
+                return "jsonlog", None
+    if re.match(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Za-z0-9+\-:/_]+"?,', first):
+        return "csvlog", None
+    sample = pl.Series(lines, dtype=pl.String)
+    if (sample.str.contains(_SYSLOG_BSD) | sample.str.contains(_SYSLOG_ISO)).mean() >= 0.5:
+        return "syslog", None
+    prefix, share = _best_prefix(lines, COMMON_PREFIXES)
+    if share < 0.3:
+        msg = (
+            f"{source.name}: no known PostgreSQL log format fits (best stderr prefix {prefix!r} matches "
+            f"{share:.0%} of the first lines). First line: {first[:200]!r}. Pass format= "
+            f"({', '.join(FORMATS)}) and, for stderr, prefix= with the server's log_line_prefix verbatim."
+        )
+        raise FormatError(msg)
+    return ("rds" if prefix == RDS_PREFIX else "stderr"), prefix
+
+
+# --------------------------------------------------------------------------------------------
+# line-based parsing (stderr, rds, syslog, cloudsql): prefix regex, then folding
+
+
+def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fold matched lines, secondary lines and continuations into entries.
+
+    ``frame`` has ``line`` (number), ``text``, ``severity`` (null when the prefix did not
+    match), ``message``, ``is_cont`` (a continuation of the line before) and the prefix's
+    groups. Returns (entries, rejected line rows).
+    """
+    matched = pl.col("severity").is_not_null()
+    secondary = pl.col("severity").is_in(list(SECONDARY))
+    frame = frame.with_columns(
+        primary=matched & ~secondary,
+        section=matched.cum_sum(),
+    ).with_columns(entry=pl.col("primary").cum_sum())
+    bad = (~matched & ~pl.col("is_cont")) | (pl.col("entry") == 0) & ~pl.col("primary")
+    rejected = frame.filter(bad)
+    frame = frame.filter(~bad)
+    simple = frame.select(pl.len().over("entry") == 1).to_series()
+    if simple.all():
+        return frame.drop("primary", "section", "entry", "is_cont"), rejected
+    # sections: a matched line plus its continuation lines
+    cont_text = pl.col("text").str.strip_prefix("\t").str.replace("^#011", "")
+    sections = (
+        frame.with_columns(part=pl.when(pl.col("is_cont")).then(cont_text).otherwise(pl.col("message")))
+        .group_by("section", maintain_order=True)
+        .agg(pl.all().exclude("part").first(), pl.col("part").str.join("\n").alias("section_text"))
+    )
+    prim = sections.filter(pl.col("primary")).with_columns(message=pl.col("section_text"))
+    sec = (
+        sections.filter(~pl.col("primary"))
+        .group_by("entry", maintain_order=True)
+        .agg(
+            pl.concat_str(pl.col("severity"), pl.lit(": "), pl.col("section_text")).str.join("\n").alias("detail"),
+        )
+    )
+    entries = prim.drop("detail", strict=False).join(sec, on="entry", how="left", maintain_order="left")
+    return entries.drop("primary", "section", "entry", "is_cont", "section_text"), rejected
+
+
+def _reject_reasons(rows: pl.DataFrame, prefix: str | None, fmt: str) -> pl.DataFrame:
+    """Reason text (and the noise flag) for rejected line rows."""
+    text = pl.col("text")
+    pg_ctl_noise = text.str.contains(
+        r"^(?:waiting for server to (?:start|shut down)|server (?:started|stopped)|done$|\.+ ?done$|pg_ctl: )"
+    )
+    reason = (
+        pl.when(text.str.strip_chars() == "")
+        .then(pl.lit("blank line"))
+        .when(pg_ctl_noise)
+        .then(pl.lit("pg_ctl output, not a server log entry"))
+        .when(pl.col("is_cont"))
+        .then(pl.lit("continuation line before the first entry of the file"))
+        .when(pl.col("severity").is_in(list(SECONDARY)))
+        .then(pl.lit("DETAIL/HINT/CONTEXT/STATEMENT line before the first entry of the file"))
+        .otherwise(pl.lit(f"does not match {fmt} log_line_prefix {prefix!r}"))
+    )
+    return rows.select("line", "text", reason.alias("reason"))
+
+
+def _parse_prefixed(
+    chunk: pl.DataFrame, compiled: CompiledPrefix, fmt: str, text_col: str = "text"
+) -> pl.DataFrame:
+    """Apply the compiled prefix to ``text_col``: adds the groups, ``severity`` and ``message``."""
+    groups = chunk.get_column(text_col).str.extract_groups(compiled.regex).struct.unnest()
+    keep = [c for c in groups.columns if c not in chunk.columns]
+    return chunk.hstack(groups.select(keep))
+
+
+def _continuation(text: pl.Expr) -> pl.Expr:
+    """Lines that continue the entry above: PostgreSQL indents them with a tab (some tools turn
+    it into spaces); blank lines inside multi-line statements count too."""
+    return text.str.contains(r"^(?:[\t ]|$)")
+
+
+class _LineParser:
+    """Parses one line-based source chunk by chunk, carrying unfinished entries over."""
+
+    def __init__(self, source: Source, fmt: str, prefix: str, opts: _Options) -> None:
+        self.source = source
+        self.fmt = fmt
+        self.prefix = prefix
+        self.compiled = compile_prefix(prefix)
+        self.opts = opts
+        self.syslog_regex = None
+
+    def lines(self) -> Iterator[tuple[pl.DataFrame, bool, LineChunk]]:
+        chunks = iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes)
+        current = next(chunks, None)
+        while current is not None:
+            following = next(chunks, None)
+            n = current.lines.len()
+            frame = pl.DataFrame(
+                {
+                    "line": pl.int_range(current.first_line, current.first_line + n, eager=True, dtype=pl.Int64),
+                    "text": current.lines,
+                }
+            )
+            yield frame, following is None, current
+            current = following
+
+    def parse_chunk(self, frame: pl.DataFrame) -> pl.DataFrame:
+        frame = _parse_prefixed(frame, self.compiled, self.fmt)
+        return frame.with_columns(is_cont=pl.col("severity").is_null() & _continuation(pl.col("text")))
+
+    def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        carry: pl.DataFrame | None = None
+        for frame, last, chunk in self.lines():
+            report.lines_read += frame.height
+            if chunk.fallback_decoded:
+                report.notes.append(
+                    f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
+                )
+            parsed = self.parse_chunk(frame)
+            if carry is not None:
+                parsed = pl.concat([carry, parsed], how="diagonal_relaxed")
+                carry = None
+            if not last:
+                starts = parsed.select(
+                    (pl.col("severity").is_not_null() & ~pl.col("severity").is_in(list(SECONDARY))).arg_true()
+                ).to_series()
+                if starts.len():
+                    cut = int(starts[-1])
+                    carry = parsed.slice(cut)
+                    parsed = parsed.slice(0, cut)
+            entries, rejected = _entries_from_matched(parsed)
+            report.lines_parsed += parsed.height - rejected.height
+            if rejected.height:
+                reasons = _reject_reasons(rejected, self.prefix, self.fmt)
+                report.rejects = pl.concat(
+                    [
+                        report.rejects,
+                        rejects_frame(
+                            self.source.name,
+                            reasons["line"].to_list(),
+                            reasons["reason"].to_list(),
+                            reasons["text"].to_list(),
+                        ),
+                    ]
+                )
+            if chunk.damage:
+                _record_damage(report, self.source.name, frame, chunk.damage)
+            if entries.height:
+                yield self.to_raw(entries)
+
+    def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
+        """Map prefix groups onto the intermediate columns."""
+        cols = set(entries.columns)
+        exprs: list[pl.Expr] = []
+        for name in ("ts_m", "ts_t"):
+            if name in cols:
+                exprs += [
+                    pl.col(name).str.extract(r"^(\S+ \S+)").alias("ts_text"),
+                    pl.col(name).str.extract(r"^\S+ \S+ (\S+)$").alias("zone"),
+                ]
+                break
+        if "ts_n" in cols and "ts_text" not in cols:
+            exprs.append(pl.col("ts_n").cast(pl.Float64, strict=False).alias("epoch"))
+        out = entries.with_columns(exprs).with_columns(pl.lit(self.source.name).alias("file"))
+        return out
+
+
+def _record_damage(report: ReadReport, name: str, frame: pl.DataFrame, damage: str) -> None:
+    last_line = int(frame["line"].max() or 0) if frame.height else 0
+    report.lines_read += 1
+    report.rejects = pl.concat([report.rejects, rejects_frame(name, [last_line + 1], [damage], [""])])
+
+
+class _SyslogParser(_LineParser):
+    """syslog: ``Mon dd hh:mm:ss host postgres[pid]: [seq-part] <prefix><SEVERITY>:  message``."""
+
+    def parse_chunk(self, frame: pl.DataFrame) -> pl.DataFrame:
+        bsd = frame["text"].str.extract_groups(_SYSLOG_BSD).struct.unnest()
+        iso = frame["text"].str.extract_groups(_SYSLOG_ISO).struct.unnest()
+        hdr = bsd.select(
+            pl.col("sys_ts"),
+            iso["sys_iso"],
+            pl.coalesce(bsd["host"], iso["host"]).alias("host"),
+            pl.coalesce(bsd["pid"], iso["pid"]).alias("pid"),
+            pl.coalesce(bsd["part"], iso["part"]).cast(pl.Int64).alias("part"),
+            pl.coalesce(bsd["rest"], iso["rest"]).alias("rest"),
+        )
+        frame = frame.hstack(hdr)
+        frame = _parse_prefixed(frame, self.compiled, self.fmt, text_col="rest")
+        frame = frame.with_columns(
+            # the syslog header's pid wins over a %p in the prefix
+            pl.col("pid"),
+            is_cont=pl.col("severity").is_null() & (pl.col("part") > 1),
+            # a continuation's text is what follows the header; '#011' is syslog's escaped tab
+            text=pl.when(pl.col("rest").is_not_null()).then(pl.col("rest")).otherwise(pl.col("text")),
+        )
+        return frame
+
+    def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
+        if entries["sys_ts"].is_not_null().any() and self.opts.year is None:
+            msg = (
+                f"{self.source.name}: BSD syslog timestamps have no year (e.g. {entries['sys_ts'].drop_nulls()[0]!r}); "
+                "pass year= (e.g. year=2024). loglib will not guess it."
+            )
+            raise FormatError(msg)
+        return entries.with_columns(
+            ts_text=pl.concat_str(pl.lit(str(self.opts.year)), pl.lit(" "), pl.col("sys_ts")),
+            ts_fmt=pl.lit("%Y %b %e %H:%M:%S"),
+            file=pl.lit(self.source.name),
+        )
+
+
+class _CloudSqlParser(_LineParser):
+    """Cloud Logging JSON export of Cloud SQL for PostgreSQL: the entry is in ``textPayload``."""
+
+    def parse_chunk(self, frame: pl.DataFrame) -> pl.DataFrame:
+        texts = frame["text"].to_list()
+        payload, stamp, host = [], [], []
+        for t in texts:
+            try:
+                obj = json.loads(t)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                payload.append(None)
+                stamp.append(None)
+                host.append(None)
+                continue
+            payload.append(obj.get("textPayload"))
+            stamp.append(obj.get("timestamp"))
+            labels = (obj.get("resource") or {}).get("labels") or {}
+            host.append(labels.get("database_id"))
+        frame = frame.with_columns(
+            payload=pl.Series(payload, dtype=pl.String),
+            iso=pl.Series(stamp, dtype=pl.String),
+            host=pl.Series(host, dtype=pl.String),
+        )
+        frame = _parse_prefixed(frame, self.compiled, self.fmt, text_col="payload")
+        return frame.with_columns(is_cont=pl.col("severity").is_null() & _continuation(pl.col("payload")))
+
+    def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
+        return entries.with_columns(file=pl.lit(self.source.name))
+
+
+# --------------------------------------------------------------------------------------------
+# record-based parsing (csvlog, jsonlog, cnpg)
+
+
+def _records_to_frame(records: dict[str, list], name: str) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        {k: pl.Series(v, dtype=pl.Int64 if k == "line" else pl.String) for k, v in records.items()}
+    )
+    return frame.with_columns(file=pl.lit(name))
+
+
+def _new_records() -> dict[str, list]:
+    return {k: [] for k in ("line", "ts_text", "zone", "iso", *_RAW_STRING_COLUMNS[:-3])}
+
+
+def _split_pg_time(value: str | None) -> tuple[str | None, str | None]:
+    if not value:
+        return None, None
+    parts = value.rsplit(" ", 1)
+    if len(parts) == 2 and not parts[1][:1].isdigit():
+        return parts[0], parts[1]
+    return value, None
+
+
+def _append_record(rec: dict[str, list], line: int, get) -> None:  # noqa: ANN001
+    ts_text, zone = _split_pg_time(get("log_time"))
+    rec["line"].append(line)
+    rec["ts_text"].append(ts_text)
+    rec["zone"].append(zone)
+    rec["iso"].append(None)
+    rec["pid"].append(get("process_id"))
+    rec["severity"].append(get("error_severity"))
+    rec["sqlstate"].append(get("sql_state_code"))
+    rec["user"].append(get("user_name"))
+    rec["database"].append(get("database_name"))
+    rec["application"].append(get("application_name"))
+    rec["client_host"].append(None)
+    rec["client_port"].append(None)
+    rec["remote"].append(get("connection_from"))
+    rec["session_id"].append(get("session_id"))
+    rec["message"].append(get("message"))
+    details = [
+        f"{label}: {get(key)}"
+        for label, key in (("DETAIL", "detail"), ("HINT", "hint"), ("QUERY", "internal_query"),
+                           ("CONTEXT", "context"), ("STATEMENT", "query"))  # fmt: skip
+        if get(key)
+    ]
+    rec["detail"].append("\n".join(details) or None)
+
+
+class _CsvParser:
+    """csvlog: one CSV record per entry; quoted fields may span lines."""
+
+    def __init__(self, source: Source, opts: _Options) -> None:
+        self.source = source
+        self.opts = opts
+
+    def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        state = {"line": 0, "damage": None}
+
+        def physical_lines() -> Iterator[str]:
+            for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
+                for text in chunk.lines:
+                    state["line"] += 1
+                    yield text + "\n"
+                if chunk.damage:
+                    state["damage"] = chunk.damage
+
+        rec = _new_records()
+        reader = csv.reader(physical_lines())
+        name = self.source.name
+        bad_lines, bad_reasons, bad_texts = [], [], []
+        while True:
+            start = state["line"] + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                bad_lines.append(start)
+                bad_reasons.append(f"malformed CSV record: {exc}")
+                bad_texts.append("")
+                continue
+            if len(row) not in _CSV_WIDTHS:
+                bad_lines.append(start)
+                reason = "blank line" if not row else f"csvlog record has {len(row)} fields, expected 23 to 26"
+                bad_reasons.append(reason)
+                bad_texts.append(",".join(row))
+                report.lines_read += state["line"] - start + 1
+                continue
+            report.lines_read += state["line"] - start + 1
+            report.lines_parsed += state["line"] - start + 1
+            values = dict(zip(_CSV_COLUMNS, row, strict=False))
+            _append_record(rec, start, lambda k, v=values: v.get(k) or None)
+            if len(rec["line"]) >= 200_000:
+                yield _records_to_frame(rec, name)
+                rec = _new_records()
+        if bad_lines:
+            report.rejects = pl.concat([report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)])
+        if state["damage"]:
+            report.lines_read += 1
+            report.rejects = pl.concat(
+                [report.rejects, rejects_frame(name, [state["line"] + 1], [state["damage"]], [""])]
+            )
+        if rec["line"]:
+            yield _records_to_frame(rec, name)
+
+
+_JSONLOG_KEYS = {
+    "log_time": "timestamp", "process_id": "pid", "error_severity": "error_severity",
+    "sql_state_code": "state_code", "user_name": "user", "database_name": "dbname",
+    "application_name": "application_name", "session_id": "session_id", "message": "message",
+    "detail": "detail", "hint": "hint", "internal_query": "internal_query", "context": "context",
+    "query": "statement",
+}  # fmt: skip
+
+
+class _JsonParser:
+    """jsonlog (PostgreSQL 15+) and CloudNativePG: one JSON object per line."""
+
+    def __init__(self, source: Source, fmt: str, opts: _Options) -> None:
+        self.source = source
+        self.fmt = fmt
+        self.opts = opts
+
+    def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        name = self.source.name
+        for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
+            rec = _new_records()
+            hosts: list[str | None] = []
+            bad_lines, bad_reasons, bad_texts, noise = [], [], [], []
+            for offset, text in enumerate(chunk.lines):
+                line = chunk.first_line + offset
+                report.lines_read += 1
+                reason, obj = self._decode(text)
+                if reason:
+                    bad_lines.append(line)
+                    bad_reasons.append(reason)
+                    bad_texts.append(text)
+                    continue
+                report.lines_parsed += 1
+                if self.fmt == "cnpg":
+                    record = obj["record"]
+                    get = lambda k, r=record: _str(r.get(k))  # noqa: E731
+                    hosts.append(_str(obj.get("logging_pod")))
+                else:
+                    get = lambda k, o=obj: _str(o.get(_JSONLOG_KEYS.get(k, k)))  # noqa: E731
+                    hosts.append(None)
+                _append_record(rec, line, get)
+                if self.fmt != "cnpg":
+                    rec["remote"][-1] = None
+                    rec["client_host"][-1] = _str(obj.get("remote_host"))
+                    rec["client_port"][-1] = _str(obj.get("remote_port"))
+            if bad_lines:
+                report.rejects = pl.concat([report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)])
+            if chunk.damage:
+                _record_damage(report, name, pl.DataFrame({"line": [chunk.first_line + chunk.lines.len() - 1]}),
+                               chunk.damage)  # fmt: skip
+            del noise
+            if rec["line"]:
+                yield _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
+
+    def _decode(self, text: str) -> tuple[str | None, dict]:
+        if not text.strip():
+            return "blank line", {}
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            return f"not valid JSON ({exc.__class__.__name__}: {str(exc)[:80]})", {}
+        if not isinstance(obj, dict):
+            return "JSON value is not an object", {}
+        if self.fmt == "cnpg":
+            if not isinstance(obj.get("record"), dict):
+                return f"CloudNativePG {obj.get('logger', 'operator')} line, not a PostgreSQL record", {}
+            return None, obj
+        if "error_severity" not in obj and "message" not in obj:
+            return "JSON object has no PostgreSQL jsonlog keys (error_severity, message)", {}
+        return None, obj
+
+
+def _str(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# shared finishing: times, events, fields from messages, schema
+
+
+_RECEIVED = r"^connection received: host=(\S+?)(?: port=(\d+))?$"
+_AUTHORIZED = (
+    r"^(?:replication )?connection authorized: user=(\S*)(?: database=(\S*))?"
+    r"(?: application_name=(.*?))?(?: SSL enabled.*| GSS .*)?$"
+)
+_DISCONNECTION = (
+    r"^disconnection: session time: (\d+):(\d\d):(\d\d(?:\.\d+)?) user=(\S*) database=(\S*) host=(\S*)(?: port=(\d+))?"
+)
+
+
+def _known(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.is_in(list(_UNKNOWN))).then(None).otherwise(expr)
+
+
+def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
+    """Intermediate columns -> canonical ``pg_events`` rows."""
+    cols = set(raw.columns)
+    for c in ("ts_text", "zone", "iso", "epoch", "remote", "client_host", "client_port", "detail", "host",
+              "user", "database", "application", "sqlstate", "session_id", "pid"):  # fmt: skip
+        if c not in cols:
+            raw = raw.with_columns(pl.lit(None, dtype=pl.Float64 if c == "epoch" else pl.String).alias(c))
+    # time: wall clock + zone, ISO with offset, or epoch seconds
+    if "ts_fmt" in cols:
+        naive = parse_naive(raw["ts_text"].str.replace(r"  +", " "), raw["ts_fmt"][0])
+        ts = localize(naive, None, tz=opts.tz, where=where)
+    else:
+        ts = localize(parse_naive(raw["ts_text"]), raw["zone"], tz=opts.tz, where=where) if raw[
+            "ts_text"
+        ].is_not_null().any() else pl.Series("ts", [None] * raw.height, dtype=UTC_TS)
+    ts = pl.select(
+        pl.coalesce(ts.cast(UTC_TS), parse_iso(raw["iso"]), parse_epoch(raw["epoch"]))
+    ).to_series()
+    msg = pl.col("message")
+    received = msg.str.extract_groups(_RECEIVED)
+    authorized = msg.str.extract_groups(_AUTHORIZED)
+    disc = msg.str.extract_groups(_DISCONNECTION)
+    remote_host = pl.col("remote").str.extract(r"^(.*?)(?:\((\d+)\))?$", 1)
+    remote_port = pl.col("remote").str.extract(r"\((\d+)\)$", 1)
+    # csvlog/cnpg connection_from is host:port
+    remote_host = pl.when(pl.col("remote").str.contains(r"^[^()]*:\d+$")).then(
+        pl.col("remote").str.extract(r"^(.*):\d+$", 1)
+    ).otherwise(remote_host)
+    remote_port = pl.coalesce(remote_port, pl.col("remote").str.extract(r"^[^()]*:(\d+)$", 1))
+    frame = raw.with_columns(
+        ts=ts,
+        pid=pl.col("pid").cast(pl.Int64, strict=False),
+        message=msg.str.strip_chars_end(),
+    ).with_columns(
+        event=event_expr(),
+        client_host=pl.coalesce(
+            _known(pl.col("client_host")),
+            _known(remote_host),
+            received.struct.field("1"),
+            disc.struct.field("6"),
+        ),
+        client_port=pl.coalesce(
+            pl.col("client_port"), remote_port, received.struct.field("2"), disc.struct.field("7")
+        ),
+        user=pl.coalesce(_known(pl.col("user")), _known(authorized.struct.field("1")), _known(disc.struct.field("4"))),
+        database=pl.coalesce(
+            _known(pl.col("database")), _known(authorized.struct.field("2")), _known(disc.struct.field("5"))
+        ),
+        application=pl.coalesce(_known(pl.col("application")), _known(authorized.struct.field("3"))),
+        sqlstate=_known(pl.col("sqlstate")),
+        session_duration=pl.when(disc.struct.field("1").is_not_null()).then(
+            pl.duration(
+                hours=disc.struct.field("1").cast(pl.Int64),
+                minutes=disc.struct.field("2").cast(pl.Int64),
+                microseconds=(disc.struct.field("3").cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64),
+                time_unit="us",
+            )
+        ),
+    )
+    return conform(frame, PG_EVENTS)
+
+
+# --------------------------------------------------------------------------------------------
+# public readers
+
+
+def _parser_for(source: Source, opts: _Options, report: ReadReport):  # noqa: ANN202
+    fmt, prefix = opts.format, opts.prefix
+    if fmt is None:
+        if prefix is not None:
+            fmt = "stderr"
+        else:
+            fmt, prefix = detect_format(source)
+    elif fmt not in FORMATS:
+        msg = f"format={fmt!r} is not one of {', '.join(map(repr, FORMATS))}"
+        raise ValueError(msg)
+    if fmt == "rds" and prefix is None:
+        prefix = RDS_PREFIX
+    if fmt in ("stderr", "rds") and prefix is None:
+        prefix, share = _best_prefix(_nonblank_lines(source.head()), COMMON_PREFIXES)
+        if share == 0:
+            msg = f"{source.name}: format='stderr' but no common log_line_prefix fits; pass prefix= verbatim"
+            raise FormatError(msg)
+    if fmt == "cloudsql" and prefix is None:
+        payloads = []
+        for ln in _nonblank_lines(source.head()):
+            try:
+                payloads.append(json.loads(ln).get("textPayload") or "")
+            except (ValueError, AttributeError):
+                continue
+        prefix, _ = _best_prefix(payloads, CLOUDSQL_PREFIXES)
+    if fmt == "syslog" and prefix is None:
+        rests = []
+        for ln in _nonblank_lines(source.head()):
+            m = re.match(_SYSLOG_BSD, ln) or re.match(_SYSLOG_ISO, ln)
+            if m:
+                rests.append(m["rest"])
+        prefix, _ = _best_prefix(rests, SYSLOG_PREFIXES + COMMON_PREFIXES)
+    label = fmt if prefix is None else f"{fmt}, prefix {prefix!r}"
+    if report.format is None:
+        report.format = label
+    elif label not in report.format.split(" + "):
+        report.format += f" + {label}"
+    if fmt in ("stderr", "rds"):
+        return _LineParser(source, fmt, prefix, opts)
+    if fmt == "syslog":
+        return _SyslogParser(source, fmt, prefix, opts)
+    if fmt == "cloudsql":
+        return _CloudSqlParser(source, fmt, prefix, opts)
+    if fmt == "csvlog":
+        return _CsvParser(source, opts)
+    return _JsonParser(source, fmt, opts)
+
+
+def _check_options(format: str | None, tz: str | None, year: int | None) -> None:  # noqa: A002
+    if format is not None and format not in FORMATS:
+        msg = f"format={format!r} is not one of {', '.join(map(repr, FORMATS))}; leave it out to detect the format"
+        raise ValueError(msg)
+    check_tz(tz)
+    if year is not None and not (1970 <= int(year) <= 2200):
+        msg = f"year={year!r} is not a plausible four-digit year"
+        raise ValueError(msg)
+
+
+def _batches(sources: list[Source], opts: _Options, report: ReadReport) -> Iterator[pl.DataFrame]:
+    for source in sources:
+        report.files.append(source.name)
+        parser = _parser_for(source, opts, report)
+        for raw in parser.run(report):
+            yield _finish(raw, opts, source.name)
+
+
+def scan_pg_log(
+    paths: PathsLike,
+    *,
+    format: str | None = None,  # noqa: A002
+    prefix: str | None = None,
+    tz: str | None = None,
+    year: int | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> pl.LazyFrame:
+    """Lazily read PostgreSQL logs: the streaming twin of :func:`read_pg_log`.
+
+    Files are parsed in chunks of about ``chunk_bytes`` while the query runs, so a file
+    larger than memory can be filtered or aggregated (``.collect(engine="streaming")``).
+    Rows come in file order (rotated sets oldest first), not sorted by time. Rejected lines
+    are counted into a report reachable with ``loglib.read_report(lazy_frame)`` once collected.
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> lf = ll.scan_pg_log("pg/postgresql.log*")  # doctest: +SKIP
+    >>> lf.filter(pl.col("event") == "too_many_clients").collect()  # doctest: +SKIP
+    """
+    _check_options(format, tz, year)
+    sources = expand_sources(paths)
+    opts = _Options(format, prefix, tz, year, chunk_bytes)
+    report = ReadReport("read_pg_log")
+
+    def source(with_columns, predicate, n_rows, batch_size):  # noqa: ANN001, ANN202
+        report.__init__("read_pg_log")  # a fresh count for every collect
+        produced = 0
+        for batch in _batches(sources, opts, report):
+            if predicate is not None:
+                batch = batch.filter(predicate)
+            if with_columns is not None:
+                batch = batch.select(with_columns)
+            if n_rows is not None:
+                batch = batch.head(n_rows - produced)
+            produced += batch.height
+            yield batch
+            if n_rows is not None and produced >= n_rows:
+                return
+
+    from polars.io.plugins import register_io_source
+
+    lazy = register_io_source(source, schema=PG_EVENTS.polars_schema, explain_name="loglib.scan_pg_log")
+    lazy._loglib_report = report  # type: ignore[attr-defined]
+    return attach_report(lazy, report)  # type: ignore[arg-type]
+
+
+def read_pg_log(
+    paths: PathsLike,
+    *,
+    format: str | None = None,  # noqa: A002
+    prefix: str | None = None,
+    tz: str | None = None,
+    year: int | None = None,
+    strict: bool = False,
+    raise_if_empty: bool = True,
+) -> pl.DataFrame:
+    """Read PostgreSQL server logs into the canonical ``pg_events`` frame, one row per entry.
+
+    Parameters
+    ----------
+    paths
+        A file, a glob (``"pg/postgresql.log*"``), a directory, a list of those, or the log
+        itself as ``bytes``. Rotated sets are read oldest first; ``.gz``/``.bz2``/``.xz`` are
+        decompressed on the fly.
+    format
+        ``"stderr"``, ``"csvlog"``, ``"jsonlog"``, ``"syslog"``, ``"rds"``, ``"cloudsql"`` or
+        ``"cnpg"``. Detected per file when left out.
+    prefix
+        The server's ``log_line_prefix``, verbatim (``'%m [%p] %q%u@%d '``). Detected among
+        common settings when left out (stderr, syslog, Cloud SQL).
+    tz
+        The server's ``log_timezone`` (IANA name). Needed for naive timestamps (BSD syslog) and
+        ambiguous abbreviations (``CST``, ``IST``); a clear error says so when it is missing.
+    year
+        The year of BSD syslog timestamps, which carry none.
+    strict
+        Raise :class:`~loglib.errors.ParseError` at the first line that is not an entry, a
+        continuation or known noise, instead of warning.
+    raise_if_empty
+        Raise :class:`~loglib.errors.NoDataError` when the files hold no entry at all.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns of ``loglib.schema.PG_EVENTS``, sorted by ``ts`` (ties keep file order).
+        ``loglib.read_report(df)`` tells what was read; ``loglib.rejects(df)`` lists every line
+        that was not used, with file, line and reason, and a
+        :class:`~loglib.errors.RejectedLinesWarning` says how many there were.
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> log = (b"2024-03-01 10:00:00.000 UTC [7] LOG:  connection received: host=10.0.0.5 port=5000\\n"
+    ...        b"2024-03-01 10:00:09.000 UTC [7] app@shop LOG:  disconnection: session time: 0:00:09.000 "
+    ...        b"user=app database=shop host=10.0.0.5 port=5000\\n")
+    >>> ll.read_pg_log(log, prefix="%m [%p] %q%u@%d ").select("ts", "pid", "event", "session_duration")
+    shape: (2, 4)
+    ┌─────────────────────────┬─────┬─────────────────────┬──────────────────┐
+    │ ts                      ┆ pid ┆ event               ┆ session_duration │
+    │ ---                     ┆ --- ┆ ---                 ┆ ---              │
+    │ datetime[μs, UTC]       ┆ i64 ┆ str                 ┆ duration[μs]     │
+    ╞═════════════════════════╪═════╪═════════════════════╪══════════════════╡
+    │ 2024-03-01 10:00:00 UTC ┆ 7   ┆ connection_received ┆ null             │
+    │ 2024-03-01 10:00:09 UTC ┆ 7   ┆ disconnection       ┆ 9s               │
+    └─────────────────────────┴─────┴─────────────────────┴──────────────────┘
+    """
+    _check_options(format, tz, year)
+    sources = expand_sources(paths)
+    opts = _Options(format, prefix, tz, year, DEFAULT_CHUNK_BYTES)
+    report = ReadReport("read_pg_log")
+    batches = list(_batches(sources, opts, report))
+    frame = pl.concat(batches) if batches else PG_EVENTS.empty()
+    if frame.height == 0 and raise_if_empty:
+        msg = (
+            f"no PostgreSQL log entries in {', '.join(s.name for s in sources)} "
+            f"({report.lines_read} line(s) read, {report.lines_rejected} rejected); "
+            "pass raise_if_empty=False to get an empty frame"
+        )
+        raise NoDataError(msg)
+    if frame["ts"].is_not_null().any():
+        frame = frame.sort("ts", maintain_order=True, nulls_last=True)
+    return finish_read(frame, report, strict=strict)
