@@ -1,0 +1,52 @@
+"""Shared fixtures: the throwaway PostgreSQL server, corpus paths, tool requirements."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pgserver import PgServer, find_pg_bin, start_server
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = Path(__file__).resolve().parent / "files"
+CORPUS = ROOT.parent / "shared" / "corpus"
+# CI sets LOGLIB_REQUIRE_TOOLS=1: a missing server or tool then fails instead of skipping.
+REQUIRE_TOOLS = os.environ.get("LOGLIB_REQUIRE_TOOLS") == "1"
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip (locally) or fail (in CI) when an external tool is missing."""
+    if condition:
+        return
+    if REQUIRE_TOOLS:
+        pytest.fail(f"{what} is required (LOGLIB_REQUIRE_TOOLS=1)")
+    pytest.skip(f"{what} is not installed")
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, name)
+    return path  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The shared corpus of real logs (../shared/corpus)."""
+    require(CORPUS.is_dir(), f"the shared corpus at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture
+def pg_server() -> Iterator[PgServer]:
+    """A fresh PostgreSQL server with connection logging in stderr, csvlog and jsonlog."""
+    require(find_pg_bin() is not None, "PostgreSQL server binaries (initdb, pg_ctl)")
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root, ignore_errors=True)
