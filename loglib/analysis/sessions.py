@@ -1,2 +1,198 @@
+"""Backend sessions from PostgreSQL connection events (``pg_sessions``)."""
+
+from __future__ import annotations
+
 import polars as pl
-def pg_sessions(events): raise NotImplementedError
+
+from loglib._compat import to_polars
+from loglib.core.schema import PG_SESSIONS, conform
+from loglib.formats.pg_messages import SERVER_ENDING, SESSION_ENDING
+
+_CONNECTION_EVENTS = (
+    "connection_received",
+    "connection_authenticated",
+    "connection_authorized",
+    "disconnection",
+)
+_END_REASON = {
+    "disconnection": "disconnection",
+    "client_reset": "client_reset",
+    "unexpected_eof": "client_reset",
+    "idle_in_transaction_timeout": "idle_timeout",
+    "idle_session_timeout": "idle_timeout",
+    "terminated_by_admin": "admin_termination",
+    "too_many_clients": "rejected",
+    "reserved_slots": "rejected",
+    "auth_failed": "rejected",
+    "incomplete_startup": "rejected",
+    "server_not_ready": "rejected",
+}
+#: an admin termination this close to a server shutdown is the shutdown terminating backends
+SHUTDOWN_GRACE = "10s"
+
+
+def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
+    """One row per backend session, from a ``pg_events`` frame (``read_pg_log``).
+
+    How the hard cases are handled:
+
+    * **pid reuse**: a session starts at ``connection_received`` (or ``connection_authorized``
+      when nothing was received before it) and ends at the pid's first session-ending event
+      (``disconnection``, a client reset, a timeout or an admin termination). A later
+      connection on the same pid is a new session; if a session never logged its end and
+      its pid connects again, it ends ``unknown`` at its last seen entry.
+    * **started before the log**: a session whose first entry is its disconnection gets
+      ``start = end - session time`` (PostgreSQL logs it) and ``started_before_log = true``.
+    * **open at the end**: sessions with no end are ``open_at_end = true`` (``end`` and
+      ``end_reason`` null),
+      unless a server shutdown, crash or restart on the same host came later: then they end
+      there with ``end_reason = "server_shutdown"``.
+    * **rotated files** are one stream: read them together (``read_pg_log("x.log*")``) and a
+      session that crosses files is one row.
+    * **refused attempts** (too many clients, reserved slots, failed authentication, server not
+      ready, incomplete startup packet) are short sessions with ``end_reason = "rejected"``: the
+      backend existed and exited without a ``disconnection`` line.
+    * **end_reason**: the first ending event decides (a reset before the disconnection line is
+      a ``client_reset``); an admin termination within ``SHUTDOWN_GRACE`` after a shutdown
+      request is the shutdown's doing: ``server_shutdown``.
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> log = (b"2024-03-01 10:00:00.000 UTC [7] LOG:  connection received: host=10.0.0.5 port=5000\\n"
+    ...        b"2024-03-01 10:00:00.010 UTC [7] app@shop LOG:  connection authorized: user=app database=shop\\n"
+    ...        b"2024-03-01 10:05:00.000 UTC [7] app@shop LOG:  could not receive data from client: Connection reset by peer\\n"
+    ...        b"2024-03-01 10:05:00.001 UTC [7] app@shop LOG:  disconnection: session time: 0:05:00.001 user=app database=shop host=10.0.0.5 port=5000\\n")
+    >>> ll.pg_sessions(ll.read_pg_log(log)).select("pid", "duration", "user", "end_reason")
+    shape: (1, 4)
+    ┌─────┬──────────────┬──────┬──────────────┐
+    │ pid ┆ duration     ┆ user ┆ end_reason   │
+    │ --- ┆ ---          ┆ ---  ┆ ---          │
+    │ i64 ┆ duration[μs] ┆ str  ┆ str          │
+    ╞═════╪══════════════╪══════╪══════════════╡
+    │ 7   ┆ 5m 1ms       ┆ app  ┆ client_reset │
+    └─────┴──────────────┴──────┴──────────────┘
+    """
+    ev = to_polars(events)
+    if "host" not in ev.columns:
+        ev = ev.with_columns(host=pl.lit(None, dtype=pl.String))
+    ev = ev.with_columns(pl.col("host").fill_null("")).with_row_index("_order")
+    server_ends = ev.filter(pl.col("event").is_in(list(SERVER_ENDING))).select(
+        "host", pl.col("ts").alias("_srv")
+    )
+    conn = ev.filter(pl.col("pid").is_not_null()).sort("host", "pid", "ts", "_order")
+    # only pids that took part in a client connection story
+    story = conn.group_by("host", "pid").agg(pl.col("event").is_in(_CONNECTION_EVENTS).any().alias("_client"))
+    conn = conn.join(story.filter("_client").select("host", "pid"), on=["host", "pid"], how="semi")
+    if conn.height == 0:
+        return PG_SESSIONS.empty()
+    ending = pl.col("event").is_in(list(SESSION_ENDING))
+    prev_event = pl.col("event").shift(1).over("host", "pid")
+    prev_ending = pl.col("_ending").shift(1).over("host", "pid").fill_null(False)
+    conn = conn.with_columns(_ending=ending).with_columns(
+        _start=(pl.col("event") == "connection_received")
+        | (
+            (pl.col("event") == "connection_authorized")
+            & ~prev_event.is_in(["connection_received", "connection_authenticated"]).fill_null(False)
+        )
+        | (prev_event.is_null())
+    )
+    # an entry after the pid's session already ended belongs to the next session
+    ended = pl.col("_ending").cast(pl.Int32).cum_sum().over("host", "pid")
+    conn = conn.with_columns(_after_end=prev_ending & (pl.col("event") != "disconnection"))
+    conn = conn.with_columns(
+        _sess=(pl.col("_start") | pl.col("_after_end")).cast(pl.Int32).cum_sum().over("host", "pid"),
+        _ended_before=ended,
+    )
+    # within a session, the first ending event decides; a disconnection line after it is kept for its time
+    first_end = pl.col("ts").filter(pl.col("_ending")).first()
+    agg = conn.group_by("host", "pid", "_sess").agg(
+        pl.col("ts")
+        .filter(pl.col("event").is_in(["connection_received", "connection_authorized"]))
+        .first()
+        .alias("_start_ts"),
+        pl.col("event").first().alias("_first_event"),
+        pl.col("event").filter(pl.col("_ending")).first().alias("_end_event"),
+        first_end.alias("_first_end_ts"),
+        pl.col("ts").filter(pl.col("event") == "disconnection").first().alias("_disc_ts"),
+        pl.col("session_duration").drop_nulls().first().alias("_pg_duration"),
+        pl.col("ts").max().alias("_last_ts"),
+        pl.col("user").drop_nulls().last().alias("user"),
+        pl.col("database").drop_nulls().last().alias("database"),
+        pl.col("application").drop_nulls().last().alias("application"),
+        pl.col("client_host").drop_nulls().first().alias("client_host"),
+        pl.col("client_port").drop_nulls().first().alias("client_port"),
+        pl.col("file").first().alias("file"),
+        pl.col("line").first().alias("line"),
+        pl.col("event").is_in(_CONNECTION_EVENTS).any().alias("_is_client"),
+        pl.col("_order").first().alias("_order"),
+    )
+    agg = agg.filter("_is_client")
+    # sessions without their own end: next session on the same pid, or a server shutdown
+    agg = agg.sort("host", "pid", "_sess").with_columns(
+        _next_start=pl.col("_start_ts").shift(-1).over("host", "pid"),
+    )
+    agg = agg.sort("_last_ts")
+    if server_ends.height:
+        agg = agg.sort("host", "_last_ts").join_asof(
+            server_ends.sort("_srv"),
+            left_on="_last_ts",
+            right_on="_srv",
+            by="host",
+            strategy="forward",
+            check_sortedness=False,
+        )
+        # the shutdown request that came just before a termination (backends die after it)
+        agg = agg.with_columns(_end_ts=pl.coalesce(pl.col("_first_end_ts"), pl.col("_last_ts"))).sort(
+            "host", "_end_ts"
+        )
+        agg = agg.join_asof(
+            ev.filter(pl.col("event").is_in(["server_shutdown", "crash_restart"]))
+            .select("host", pl.col("ts").alias("_srv_before"))
+            .sort("_srv_before"),
+            left_on="_end_ts",
+            right_on="_srv_before",
+            by="host",
+            strategy="backward",
+            tolerance=SHUTDOWN_GRACE,
+            check_sortedness=False,
+        )
+    else:
+        agg = agg.with_columns(
+            _srv=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+            _srv_before=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+        )
+    end_ts = pl.coalesce(pl.col("_disc_ts"), pl.col("_first_end_ts"))
+    no_end = pl.col("_end_event").is_null()
+    shutdown_close = pl.col("_srv_before").is_not_null()
+    reason = (
+        pl.when(no_end & pl.col("_srv").is_not_null())
+        .then(pl.lit("server_shutdown"))
+        .when(no_end & pl.col("_next_start").is_not_null())
+        .then(pl.lit("unknown"))
+        .when(no_end)
+        .then(pl.lit(None, dtype=pl.String))
+        .when((pl.col("_end_event") == "terminated_by_admin") & shutdown_close.fill_null(False))
+        .then(pl.lit("server_shutdown"))
+        .otherwise(pl.col("_end_event").replace_strict(_END_REASON, default="unknown"))
+    )
+    end = (
+        pl.when(no_end & pl.col("_srv").is_not_null())
+        .then(pl.col("_srv"))
+        .when(no_end & pl.col("_next_start").is_not_null())
+        .then(pl.col("_last_ts"))
+        .otherwise(end_ts)
+    )
+    started_before = pl.col("_start_ts").is_null()
+    out = agg.with_columns(end_reason=reason, end=end).with_columns(
+        start=pl.when(started_before)
+        .then(pl.col("end") - pl.col("_pg_duration"))
+        .otherwise(pl.col("_start_ts")),
+        started_before_log=started_before,
+        open_at_end=no_end & pl.col("_srv").is_null() & pl.col("_next_start").is_null(),
+    )
+    out = out.with_columns(
+        duration=pl.coalesce(pl.col("_pg_duration"), pl.col("end") - pl.col("start")),
+        host=pl.when(pl.col("host") == "").then(None).otherwise(pl.col("host")),
+    ).sort("start", "_order", nulls_last=True)
+    return conform(out, PG_SESSIONS)

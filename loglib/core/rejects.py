@@ -126,7 +126,9 @@ def rejects_frame(file: str, lines: list[int], reasons: list[str], texts: list[s
     )
 
 
-def finish_read(frame: pl.DataFrame, report: ReadReport, *, strict: bool, stacklevel: int = 3) -> pl.DataFrame:
+def finish_read(
+    frame: pl.DataFrame, report: ReadReport, *, strict: bool, stacklevel: int = 3
+) -> pl.DataFrame:
     """Attach the report, then warn or raise about rejects as promised to the caller."""
     report.rejects = conform(report.rejects, REJECTS).sort("file", "line", maintain_order=True)
     report.entries = frame.height

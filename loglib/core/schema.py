@@ -45,7 +45,12 @@ class FrameSchema:
 
     def markdown(self) -> str:
         """The schema as a Markdown table (used in the README)."""
-        rows = [f"**`{self.name}`** — {self.description}", "", "| column | dtype | meaning |", "|---|---|---|"]
+        rows = [
+            f"**`{self.name}`** — {self.description}",
+            "",
+            "| column | dtype | meaning |",
+            "|---|---|---|",
+        ]
         rows += [f"| `{c.name}` | `{_dtype_name(c.dtype)}` | {c.meaning} |" for c in self.columns]
         return "\n".join(rows)
 
@@ -74,10 +79,18 @@ PG_EVENTS = FrameSchema(
     "pg_events",
     "one row per PostgreSQL log entry (`read_pg_log`, `scan_pg_log`)",
     (
-        Column("ts", UTC_TS, "when the server wrote the entry (`%m`/`%t`/`%n`, csv/json `timestamp`), in UTC"),
+        Column(
+            "ts", UTC_TS, "when the server wrote the entry (`%m`/`%t`/`%n`, csv/json `timestamp`), in UTC"
+        ),
         Column("pid", pl.Int64, "backend process id (`%p`)"),
-        Column("severity", pl.String, "LOG, ERROR, FATAL, PANIC, WARNING, NOTICE, INFO, DEBUG1..5, STATEMENT…"),
-        Column("sqlstate", pl.String, "SQLSTATE error code (`%e`, csv/json), null when the format does not carry it"),
+        Column(
+            "severity", pl.String, "LOG, ERROR, FATAL, PANIC, WARNING, NOTICE, INFO, DEBUG1..5, STATEMENT…"
+        ),
+        Column(
+            "sqlstate",
+            pl.String,
+            "SQLSTATE error code (`%e`, csv/json), null when the format does not carry it",
+        ),
         Column("user", pl.String, "role name (`%u`), null when unknown"),
         Column("database", pl.String, "database name (`%d`), null when unknown"),
         Column("application", pl.String, "application_name (`%a`), null when unknown"),
@@ -85,10 +98,20 @@ PG_EVENTS = FrameSchema(
         Column("client_port", pl.Int32, "client TCP port (`%r`, or `port=` of a connection-received line)"),
         Column("session_id", pl.String, "PostgreSQL session id (`%c`: start-time.pid in hex), when logged"),
         Column("message", pl.String, "the primary message, first line first; continuation lines kept"),
-        Column("detail", pl.String, "DETAIL/HINT/CONTEXT/STATEMENT/QUERY lines folded in, `KIND: text` per line"),
-        Column("event", pl.String, "the connection story: one of `loglib.PG_EVENT_KINDS` (e.g. `connection_authorized`, `client_reset`)"),
+        Column(
+            "detail", pl.String, "DETAIL/HINT/CONTEXT/STATEMENT/QUERY lines folded in, `KIND: text` per line"
+        ),
+        Column(
+            "event",
+            pl.String,
+            "the connection story: one of `loglib.PG_EVENT_KINDS` (e.g. `connection_authorized`, `client_reset`)",
+        ),
         Column("session_duration", pl.Duration("us"), "session time of a `disconnection` entry"),
-        Column("host", pl.String, "the machine that wrote the log (syslog hostname, Cloud SQL instance, CNPG pod)"),
+        Column(
+            "host",
+            pl.String,
+            "the machine that wrote the log (syslog hostname, Cloud SQL instance, CNPG pod)",
+        ),
         Column("file", pl.String, "source file the entry came from"),
         Column("line", pl.Int64, "1-based line number of the entry's first line in that file"),
     ),
@@ -100,6 +123,7 @@ SESSION_END_REASONS: tuple[str, ...] = (
     "idle_timeout",
     "admin_termination",
     "server_shutdown",
+    "rejected",
     "unknown",
 )
 
@@ -110,13 +134,19 @@ PG_SESSIONS = FrameSchema(
         Column("pid", pl.Int64, "backend process id"),
         Column("start", UTC_TS, "connection received (or authorized) time; null if it began before the log"),
         Column("end", UTC_TS, "disconnection or termination time; null while still open at the log's end"),
-        Column("duration", pl.Duration("us"), "end - start; PostgreSQL's own session time when it logged one"),
+        Column(
+            "duration", pl.Duration("us"), "end - start; PostgreSQL's own session time when it logged one"
+        ),
         Column("user", pl.String, "role name"),
         Column("database", pl.String, "database name"),
         Column("application", pl.String, "application_name"),
         Column("client_host", pl.String, "client host/IP or `[local]`"),
         Column("client_port", pl.Int32, "client TCP port"),
-        Column("end_reason", pl.String, "one of `loglib.SESSION_END_REASONS`"),
+        Column(
+            "end_reason",
+            pl.String,
+            "one of `loglib.SESSION_END_REASONS`; null while the session is open at the log's end",
+        ),
         Column("open_at_end", pl.Boolean, "true when the session was still open when its log ended"),
         Column("started_before_log", pl.Boolean, "true when only the end of the session is in the log"),
         Column("host", pl.String, "the server that logged it"),

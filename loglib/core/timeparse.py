@@ -72,7 +72,9 @@ def check_tz(tz: str | None) -> str | None:
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        msg = f"tz={tz!r} is not an IANA time zone name; use e.g. 'UTC', 'Europe/Berlin' or 'America/New_York'"
+        msg = (
+            f"tz={tz!r} is not an IANA time zone name; use e.g. 'UTC', 'Europe/Berlin' or 'America/New_York'"
+        )
         raise TimezoneError(msg) from exc
     return tz
 
@@ -163,9 +165,9 @@ def localize(
     )["ts"]
     for text, name in named.items():
         mask = zone == text
-        conv = naive.dt.replace_time_zone(name, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
-            "UTC"
-        )
+        conv = naive.dt.replace_time_zone(
+            name, ambiguous="earliest", non_existent="null"
+        ).dt.convert_time_zone("UTC")
         utc = pl.select(pl.when(mask).then(conv).otherwise(utc)).to_series()
     return utc.cast(UTC_TS)
 

@@ -22,7 +22,11 @@ PG_EVENT_RULES: tuple[tuple[str, tuple[str, ...] | None, str], ...] = (
         r"^(?:password authentication failed|no pg_hba\.conf entry|\w+ authentication failed for user"
         r"|pg_hba\.conf rejects connection|role \S+ does not exist|role \S+ is not permitted to log in)",
     ),
-    ("idle_in_transaction_timeout", ("FATAL",), r"^terminating connection due to idle-in-transaction timeout"),
+    (
+        "idle_in_transaction_timeout",
+        ("FATAL",),
+        r"^terminating connection due to idle-in-transaction timeout",
+    ),
     ("idle_session_timeout", ("FATAL",), r"^terminating connection due to idle-session timeout"),
     ("terminated_by_admin", ("FATAL",), r"^terminating connection due to administrator command"),
     (
@@ -34,7 +38,11 @@ PG_EVENT_RULES: tuple[tuple[str, tuple[str, ...] | None, str], ...] = (
     ("incomplete_startup", ("LOG", "FATAL"), r"^incomplete startup packet"),
     ("statement_timeout", ("ERROR",), r"^canceling statement due to statement timeout"),
     ("deadlock", ("ERROR",), r"^deadlock detected"),
-    ("server_not_ready", ("FATAL",), r"^the database system is (?:starting up|shutting down|in recovery mode|not yet accepting connections|not accepting connections)"),
+    (
+        "server_not_ready",
+        ("FATAL",),
+        r"^the database system is (?:starting up|shutting down|in recovery mode|not yet accepting connections|not accepting connections)",
+    ),
     (
         "crash_restart",
         None,
@@ -55,6 +63,11 @@ PG_EVENT_RULES: tuple[tuple[str, tuple[str, ...] | None, str], ...] = (
 #: events that end a backend session (the backend exits right after)
 SESSION_ENDING = (
     "disconnection",
+    "too_many_clients",
+    "reserved_slots",
+    "auth_failed",
+    "incomplete_startup",
+    "server_not_ready",
     "idle_in_transaction_timeout",
     "idle_session_timeout",
     "terminated_by_admin",

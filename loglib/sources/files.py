@@ -13,8 +13,8 @@ import io
 import lzma
 import os
 import re
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,13 @@ PathsLike = str | os.PathLike | bytes | Iterable[str | os.PathLike]
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _ROTATION = re.compile(r"^(?P<base>.*?)\.(?P<n>\d{1,4})$")
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+_DECOMPRESSORS = {
+    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw),
+    b"BZh": bz2.BZ2File,
+    b"\xfd7zXZ\x00": lzma.LZMAFile,
+}
 
 
 @dataclass(frozen=True)
@@ -46,16 +53,11 @@ class Source:
         with raw:
             head = raw.read(6)
             raw.seek(0)
-            if head.startswith(b"\x1f\x8b"):
-                stream = gzip.GzipFile(fileobj=raw)
-            elif head.startswith(b"BZh"):
-                stream = bz2.BZ2File(raw)
-            elif head.startswith(b"\xfd7zXZ\x00"):
-                stream = lzma.LZMAFile(raw)
-            else:
+            opener = _DECOMPRESSORS.get(next((m for m in _DECOMPRESSORS if head.startswith(m)), b""))
+            if opener is None:
                 yield raw
                 return
-            with stream:
+            with opener(raw) as stream:
                 yield stream
 
     def head(self, n_bytes: int = 65536) -> bytes:

@@ -21,15 +21,30 @@ from loglib.core.schema import PG_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
 from loglib.errors import FormatError, NoDataError
 from loglib.formats.pg_messages import event_expr
-from loglib.formats.pg_prefix import COMMON_PREFIXES, SECONDARY, SEVERITY_RE, CompiledPrefix, compile_prefix
-from loglib.sources.files import DEFAULT_CHUNK_BYTES, LineChunk, PathsLike, Source, expand_sources, iter_line_chunks
+from loglib.formats.pg_prefix import COMMON_PREFIXES, SECONDARY, CompiledPrefix, compile_prefix
+from loglib.sources.files import (
+    DEFAULT_CHUNK_BYTES,
+    LineChunk,
+    PathsLike,
+    Source,
+    expand_sources,
+    iter_line_chunks,
+)
 
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog", "rds", "cloudsql", "cnpg")
 RDS_PREFIX = "%t:%r:%u@%d:[%p]:"
 #: textPayload prefixes of Cloud SQL for PostgreSQL (the service sets log_line_prefix itself)
 CLOUDSQL_PREFIXES = ("[%p]: [%l-1] db=%d,user=%u ", "[%p]: [%l-1] ", "")
 #: prefixes seen after the syslog header's ``[n-m]`` part
-SYSLOG_PREFIXES = ("db=%d,user=%u,app=%a,client=%h ", "user=%u,db=%d,app=%a,client=%h ", "%u@%d ", "")
+SYSLOG_PREFIXES = (
+    "db=%d,user=%u,app=%a,client=%h ",
+    "user=%u,db=%d,app=%a,client=%h ",
+    "user=%u,db=%d,app=%a ",
+    "user=%u,db=%d ",
+    "db=%d,user=%u ",
+    "%q%u@%d ",
+    "",
+)
 
 _UNKNOWN = ("", "[unknown]", "unknown")
 _SYSLOG_BSD = (
@@ -74,7 +89,9 @@ def _nonblank_lines(head: bytes, n: int = 400) -> list[str]:
     return [ln.rstrip("\r") for ln in lines if ln.strip()][:n]
 
 
-def _best_prefix(lines: list[str], candidates: tuple[str, ...], *, strip_tab: bool = True) -> tuple[str, float]:
+def _best_prefix(
+    lines: list[str], candidates: tuple[str, ...], *, strip_tab: bool = True
+) -> tuple[str, float]:
     """The candidate prefix matching most lines (ties: the earlier, more specific one)."""
     sample = pl.Series([ln for ln in lines if not (strip_tab and ln.startswith("\t"))], dtype=pl.String)
     if sample.len() == 0:
@@ -161,7 +178,9 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
         sections.filter(~pl.col("primary"))
         .group_by("entry", maintain_order=True)
         .agg(
-            pl.concat_str(pl.col("severity"), pl.lit(": "), pl.col("section_text")).str.join("\n").alias("detail"),
+            pl.concat_str(pl.col("severity"), pl.lit(": "), pl.col("section_text"))
+            .str.join("\n")
+            .alias("detail"),
         )
     )
     entries = prim.drop("detail", strict=False).join(sec, on="entry", how="left", maintain_order="left")
@@ -222,7 +241,9 @@ class _LineParser:
             n = current.lines.len()
             frame = pl.DataFrame(
                 {
-                    "line": pl.int_range(current.first_line, current.first_line + n, eager=True, dtype=pl.Int64),
+                    "line": pl.int_range(
+                        current.first_line, current.first_line + n, eager=True, dtype=pl.Int64
+                    ),
                     "text": current.lines,
                 }
             )
@@ -322,6 +343,7 @@ class _SyslogParser(_LineParser):
         return frame
 
     def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
+        entries = entries.with_columns(iso=pl.col("sys_iso"))
         if entries["sys_ts"].is_not_null().any() and self.opts.year is None:
             msg = (
                 f"{self.source.name}: BSD syslog timestamps have no year (e.g. {entries['sys_ts'].drop_nulls()[0]!r}); "
@@ -391,7 +413,7 @@ def _split_pg_time(value: str | None) -> tuple[str | None, str | None]:
     return value, None
 
 
-def _append_record(rec: dict[str, list], line: int, get) -> None:  # noqa: ANN001
+def _append_record(rec: dict[str, list], line: int, get) -> None:
     ts_text, zone = _split_pg_time(get("log_time"))
     rec["line"].append(line)
     rec["ts_text"].append(ts_text)
@@ -410,8 +432,13 @@ def _append_record(rec: dict[str, list], line: int, get) -> None:  # noqa: ANN00
     rec["message"].append(get("message"))
     details = [
         f"{label}: {get(key)}"
-        for label, key in (("DETAIL", "detail"), ("HINT", "hint"), ("QUERY", "internal_query"),
-                           ("CONTEXT", "context"), ("STATEMENT", "query"))  # fmt: skip
+        for label, key in (
+            ("DETAIL", "detail"),
+            ("HINT", "hint"),
+            ("QUERY", "internal_query"),
+            ("CONTEXT", "context"),
+            ("STATEMENT", "query"),
+        )
         if get(key)
     ]
     rec["detail"].append("\n".join(details) or None)
@@ -452,7 +479,9 @@ class _CsvParser:
                 continue
             if len(row) not in _CSV_WIDTHS:
                 bad_lines.append(start)
-                reason = "blank line" if not row else f"csvlog record has {len(row)} fields, expected 23 to 26"
+                reason = (
+                    "blank line" if not row else f"csvlog record has {len(row)} fields, expected 23 to 26"
+                )
                 bad_reasons.append(reason)
                 bad_texts.append(",".join(row))
                 report.lines_read += state["line"] - start + 1
@@ -465,7 +494,9 @@ class _CsvParser:
                 yield _records_to_frame(rec, name)
                 rec = _new_records()
         if bad_lines:
-            report.rejects = pl.concat([report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)])
+            report.rejects = pl.concat(
+                [report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)]
+            )
         if state["damage"]:
             report.lines_read += 1
             report.rejects = pl.concat(
@@ -521,7 +552,9 @@ class _JsonParser:
                     rec["client_host"][-1] = _str(obj.get("remote_host"))
                     rec["client_port"][-1] = _str(obj.get("remote_port"))
             if bad_lines:
-                report.rejects = pl.concat([report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)])
+                report.rejects = pl.concat(
+                    [report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)]
+                )
             if chunk.damage:
                 _record_damage(report, name, pl.DataFrame({"line": [chunk.first_line + chunk.lines.len() - 1]}),
                                chunk.damage)  # fmt: skip
@@ -562,9 +595,7 @@ _AUTHORIZED = (
     r"^(?:replication )?connection authorized: user=(\S*)(?: database=(\S*))?"
     r"(?: application_name=(.*?))?(?: SSL enabled.*| GSS .*)?$"
 )
-_DISCONNECTION = (
-    r"^disconnection: session time: (\d+):(\d\d):(\d\d(?:\.\d+)?) user=(\S*) database=(\S*) host=(\S*)(?: port=(\d+))?"
-)
+_DISCONNECTION = r"^disconnection: session time: (\d+):(\d\d):(\d\d(?:\.\d+)?) user=(\S*) database=(\S*) host=(\S*)(?: port=(\d+))?"
 
 
 def _known(expr: pl.Expr) -> pl.Expr:
@@ -583,12 +614,12 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
         naive = parse_naive(raw["ts_text"].str.replace(r"  +", " "), raw["ts_fmt"][0])
         ts = localize(naive, None, tz=opts.tz, where=where)
     else:
-        ts = localize(parse_naive(raw["ts_text"]), raw["zone"], tz=opts.tz, where=where) if raw[
-            "ts_text"
-        ].is_not_null().any() else pl.Series("ts", [None] * raw.height, dtype=UTC_TS)
-    ts = pl.select(
-        pl.coalesce(ts.cast(UTC_TS), parse_iso(raw["iso"]), parse_epoch(raw["epoch"]))
-    ).to_series()
+        ts = (
+            localize(parse_naive(raw["ts_text"]), raw["zone"], tz=opts.tz, where=where)
+            if raw["ts_text"].is_not_null().any()
+            else pl.Series("ts", [None] * raw.height, dtype=UTC_TS)
+        )
+    ts = pl.select(pl.coalesce(ts.cast(UTC_TS), parse_iso(raw["iso"]), parse_epoch(raw["epoch"]))).to_series()
     msg = pl.col("message")
     received = msg.str.extract_groups(_RECEIVED)
     authorized = msg.str.extract_groups(_AUTHORIZED)
@@ -596,9 +627,11 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
     remote_host = pl.col("remote").str.extract(r"^(.*?)(?:\((\d+)\))?$", 1)
     remote_port = pl.col("remote").str.extract(r"\((\d+)\)$", 1)
     # csvlog/cnpg connection_from is host:port
-    remote_host = pl.when(pl.col("remote").str.contains(r"^[^()]*:\d+$")).then(
-        pl.col("remote").str.extract(r"^(.*):\d+$", 1)
-    ).otherwise(remote_host)
+    remote_host = (
+        pl.when(pl.col("remote").str.contains(r"^[^()]*:\d+$"))
+        .then(pl.col("remote").str.extract(r"^(.*):\d+$", 1))
+        .otherwise(remote_host)
+    )
     remote_port = pl.coalesce(remote_port, pl.col("remote").str.extract(r"^[^()]*:(\d+)$", 1))
     frame = raw.with_columns(
         ts=ts,
@@ -615,7 +648,9 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
         client_port=pl.coalesce(
             pl.col("client_port"), remote_port, received.struct.field("2"), disc.struct.field("7")
         ),
-        user=pl.coalesce(_known(pl.col("user")), _known(authorized.struct.field("1")), _known(disc.struct.field("4"))),
+        user=pl.coalesce(
+            _known(pl.col("user")), _known(authorized.struct.field("1")), _known(disc.struct.field("4"))
+        ),
         database=pl.coalesce(
             _known(pl.col("database")), _known(authorized.struct.field("2")), _known(disc.struct.field("5"))
         ),
@@ -637,7 +672,7 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
 # public readers
 
 
-def _parser_for(source: Source, opts: _Options, report: ReadReport):  # noqa: ANN202
+def _parser_for(source: Source, opts: _Options, report: ReadReport):
     fmt, prefix = opts.format, opts.prefix
     if fmt is None:
         if prefix is not None:
@@ -685,7 +720,7 @@ def _parser_for(source: Source, opts: _Options, report: ReadReport):  # noqa: AN
     return _JsonParser(source, fmt, opts)
 
 
-def _check_options(format: str | None, tz: str | None, year: int | None) -> None:  # noqa: A002
+def _check_options(format: str | None, tz: str | None, year: int | None) -> None:
     if format is not None and format not in FORMATS:
         msg = f"format={format!r} is not one of {', '.join(map(repr, FORMATS))}; leave it out to detect the format"
         raise ValueError(msg)
@@ -698,6 +733,9 @@ def _check_options(format: str | None, tz: str | None, year: int | None) -> None
 def _batches(sources: list[Source], opts: _Options, report: ReadReport) -> Iterator[pl.DataFrame]:
     for source in sources:
         report.files.append(source.name)
+        if not source.head(1):
+            report.notes.append(f"{source.name} is empty")
+            continue
         parser = _parser_for(source, opts, report)
         for raw in parser.run(report):
             yield _finish(raw, opts, source.name)
@@ -706,7 +744,7 @@ def _batches(sources: list[Source], opts: _Options, report: ReadReport) -> Itera
 def scan_pg_log(
     paths: PathsLike,
     *,
-    format: str | None = None,  # noqa: A002
+    format: str | None = None,
     prefix: str | None = None,
     tz: str | None = None,
     year: int | None = None,
@@ -730,7 +768,7 @@ def scan_pg_log(
     opts = _Options(format, prefix, tz, year, chunk_bytes)
     report = ReadReport("read_pg_log")
 
-    def source(with_columns, predicate, n_rows, batch_size):  # noqa: ANN001, ANN202
+    def source(with_columns, predicate, n_rows, batch_size):
         report.__init__("read_pg_log")  # a fresh count for every collect
         produced = 0
         for batch in _batches(sources, opts, report):
@@ -755,7 +793,7 @@ def scan_pg_log(
 def read_pg_log(
     paths: PathsLike,
     *,
-    format: str | None = None,  # noqa: A002
+    format: str | None = None,
     prefix: str | None = None,
     tz: str | None = None,
     year: int | None = None,
