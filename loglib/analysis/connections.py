@@ -46,7 +46,8 @@ def pg_connections(
     -------
     polars.DataFrame
         ``ts`` (bucket start), the ``by`` columns, ``new_connections`` (``connection received``
-        lines; ``connection authorized`` when the server does not log received ones),
+        lines, refused attempts included; ``connection authorized`` when the server does not log
+        received ones), ``authorized`` (successful logins: what pgBadger counts),
         ``closed`` (sessions that ended), ``open_max`` (most sessions open at once during the
         bucket, from :func:`pg_sessions`) and ``open_end`` (open at the bucket's end). Sessions
         that began before the log count as open from its first entry.
@@ -58,15 +59,15 @@ def pg_connections(
     ...        b"2024-03-01 10:00:30 UTC [8] LOG:  connection received: host=10.0.0.5 port=5001\\n"
     ...        b"2024-03-01 10:01:10 UTC [7] LOG:  disconnection: session time: 0:01:10.000 user=a database=b host=10.0.0.5 port=5000\\n")
     >>> ll.pg_connections(ll.read_pg_log(log), every="1m")
-    shape: (2, 5)
-    ┌─────────────────────────┬─────────────────┬────────┬──────────┬──────────┐
-    │ ts                      ┆ new_connections ┆ closed ┆ open_max ┆ open_end │
-    │ ---                     ┆ ---             ┆ ---    ┆ ---      ┆ ---      │
-    │ datetime[μs, UTC]       ┆ u32             ┆ u32    ┆ u32      ┆ u32      │
-    ╞═════════════════════════╪═════════════════╪════════╪══════════╪══════════╡
-    │ 2024-03-01 10:00:00 UTC ┆ 2               ┆ 0      ┆ 2        ┆ 2        │
-    │ 2024-03-01 10:01:00 UTC ┆ 0               ┆ 1      ┆ 2        ┆ 1        │
-    └─────────────────────────┴─────────────────┴────────┴──────────┴──────────┘
+    shape: (2, 6)
+    ┌─────────────────────────┬─────────────────┬────────────┬────────┬──────────┬──────────┐
+    │ ts                      ┆ new_connections ┆ authorized ┆ closed ┆ open_max ┆ open_end │
+    │ ---                     ┆ ---             ┆ ---        ┆ ---    ┆ ---      ┆ ---      │
+    │ datetime[μs, UTC]       ┆ u32             ┆ u32        ┆ u32    ┆ u32      ┆ u32      │
+    ╞═════════════════════════╪═════════════════╪════════════╪════════╪══════════╪══════════╡
+    │ 2024-03-01 10:00:00 UTC ┆ 2               ┆ 0          ┆ 0      ┆ 2        ┆ 2        │
+    │ 2024-03-01 10:01:00 UTC ┆ 0               ┆ 0          ┆ 1      ┆ 2        ┆ 1        │
+    └─────────────────────────┴─────────────────┴────────────┴────────┴──────────┴──────────┘
     """
     ev = to_polars(events)
     keys = _by_list(by)
@@ -98,6 +99,11 @@ def pg_connections(
             .group_by(pl.col("ts").dt.truncate(every))
             .agg(pl.len().alias("new_connections"))
         )
+    authorized = (
+        ev.filter(pl.col("event") == "connection_authorized")
+        .group_by(pl.col("ts").dt.truncate(every), *keys)
+        .agg(pl.len().alias("authorized"))
+    )
     closed = (
         sessions.filter(pl.col("end").is_not_null())
         .group_by(pl.col("end").dt.truncate(every).alias("ts"), *keys)
@@ -128,6 +134,7 @@ def pg_connections(
         frame = grid
     frame = (
         frame.join(new, on=["ts", *keys], how="left")
+        .join(authorized, on=["ts", *keys], how="left")
         .join(closed, on=["ts", *keys], how="left")
         .join(per_bucket, on=["ts", *keys], how="left")
         .sort(*keys, "ts")
@@ -139,6 +146,7 @@ def pg_connections(
         carried = pl.col("_end").forward_fill().shift(1).over(keys)
     frame = frame.with_columns(
         pl.col("new_connections").fill_null(0),
+        pl.col("authorized").fill_null(0),
         pl.col("closed").fill_null(0),
         open_end=fill.fill_null(0),
         open_max=pl.max_horizontal(pl.col("_max"), carried).fill_null(0),
@@ -147,6 +155,7 @@ def pg_connections(
         pl.col("ts"),
         *keys,
         pl.col("new_connections").cast(pl.UInt32),
+        pl.col("authorized").cast(pl.UInt32),
         pl.col("closed").cast(pl.UInt32),
         pl.col("open_max").clip(lower_bound=0).cast(pl.UInt32),
         pl.col("open_end").clip(lower_bound=0).cast(pl.UInt32),

@@ -88,7 +88,6 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
         return PG_SESSIONS.empty()
     ending = pl.col("event").is_in(list(SESSION_ENDING))
     prev_event = pl.col("event").shift(1).over("host", "pid")
-    prev_ending = pl.col("_ending").shift(1).over("host", "pid").fill_null(False)
     conn = conn.with_columns(_ending=ending).with_columns(
         _start=(pl.col("event") == "connection_received")
         | (
@@ -99,7 +98,9 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
     )
     # an entry after the pid's session already ended belongs to the next session
     ended = pl.col("_ending").cast(pl.Int32).cum_sum().over("host", "pid")
-    conn = conn.with_columns(_after_end=prev_ending & (pl.col("event") != "disconnection"))
+    # after a disconnection line the pid is free: whatever it logs next is a new session. After
+    # other endings (reset, timeout, FATAL) the dying backend may still log (e.g. its disconnection)
+    conn = conn.with_columns(_after_end=(prev_event == "disconnection").fill_null(False))
     conn = conn.with_columns(
         _sess=(pl.col("_start") | pl.col("_after_end")).cast(pl.Int32).cum_sum().over("host", "pid"),
         _ended_before=ended,

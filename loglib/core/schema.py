@@ -161,6 +161,9 @@ PG_CONNECTIONS = FrameSchema(
     (
         Column("ts", UTC_TS, "bucket start"),
         Column("new_connections", pl.UInt32, "connections received (authorized when received is not logged)"),
+        Column(
+            "authorized", pl.UInt32, "connections authorized (successful logins; pgBadger's connection count)"
+        ),
         Column("closed", pl.UInt32, "sessions that ended in the bucket"),
         Column("open_max", pl.UInt32, "most sessions open at once during the bucket"),
         Column("open_end", pl.UInt32, "sessions open at the end of the bucket"),
@@ -181,3 +184,12 @@ REJECTS = FrameSchema(
 )
 
 ALL_SCHEMAS: tuple[FrameSchema, ...] = (PG_EVENTS, PG_SESSIONS, PG_CONNECTIONS, REJECTS)
+
+
+def schema_markdown() -> str:
+    """Every canonical frame as Markdown (the README's "Canonical frames" section)."""
+    return "\n\n".join(s.markdown() for s in ALL_SCHEMAS)
+
+
+if __name__ == "__main__":
+    print(schema_markdown())

@@ -191,7 +191,8 @@ def _reject_reasons(rows: pl.DataFrame, prefix: str | None, fmt: str) -> pl.Data
     """Reason text (and the noise flag) for rejected line rows."""
     text = pl.col("text")
     pg_ctl_noise = text.str.contains(
-        r"^(?:waiting for server to (?:start|shut down)|server (?:started|stopped)|done$|\.+ ?done$|pg_ctl: )"
+        r"^(?:waiting for server to (?:start|shut down)|server (?:started|stopped)|done$|\.+ ?done$|pg_ctl: "
+        r"|Examine the log output\.$|stopped waiting$)"
     )
     reason = (
         pl.when(text.str.strip_chars() == "")
@@ -473,21 +474,23 @@ class _CsvParser:
             except StopIteration:
                 break
             except csv.Error as exc:
-                bad_lines.append(start)
-                bad_reasons.append(f"malformed CSV record: {exc}")
-                bad_texts.append("")
+                row, reason = None, f"malformed CSV record: {exc}"
+            else:
+                reason = None
+                if len(row) not in _CSV_WIDTHS:
+                    reason = (
+                        "blank line" if not row else f"csvlog record has {len(row)} fields, expected 23 to 26"
+                    )
+            span = state["line"] - start + 1
+            report.lines_read += span
+            if reason is not None:
+                # every physical line of a bad record is rejected, so read = parsed + rejected holds
+                for offset in range(span):
+                    bad_lines.append(start + offset)
+                    bad_reasons.append(reason if offset == 0 else f"{reason} (continued)")
+                    bad_texts.append(",".join(row or []) if offset == 0 else "")
                 continue
-            if len(row) not in _CSV_WIDTHS:
-                bad_lines.append(start)
-                reason = (
-                    "blank line" if not row else f"csvlog record has {len(row)} fields, expected 23 to 26"
-                )
-                bad_reasons.append(reason)
-                bad_texts.append(",".join(row))
-                report.lines_read += state["line"] - start + 1
-                continue
-            report.lines_read += state["line"] - start + 1
-            report.lines_parsed += state["line"] - start + 1
+            report.lines_parsed += span
             values = dict(zip(_CSV_COLUMNS, row, strict=False))
             _append_record(rec, start, lambda k, v=values: v.get(k) or None)
             if len(rec["line"]) >= 200_000:
@@ -734,7 +737,12 @@ def _batches(sources: list[Source], opts: _Options, report: ReadReport) -> Itera
     for source in sources:
         report.files.append(source.name)
         if not source.head(1):
-            report.notes.append(f"{source.name} is empty")
+            damage = next((c.damage for c in iter_line_chunks(source) if c.damage), None)
+            if damage:  # a compressed file that yields nothing at all
+                report.lines_read += 1
+                report.rejects = pl.concat([report.rejects, rejects_frame(source.name, [1], [damage], [""])])
+            else:
+                report.notes.append(f"{source.name} is empty")
             continue
         parser = _parser_for(source, opts, report)
         for raw in parser.run(report):
