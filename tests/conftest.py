@@ -13,7 +13,14 @@ from tests.pgserver import PgServer, find_pg_bin, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = Path(__file__).resolve().parent / "files"
-CORPUS = ROOT.parent / "shared" / "corpus"
+# the shared corpus sits beside the project root; LOGLIB_CORPUS points elsewhere
+CORPUS = Path(
+    os.environ.get("LOGLIB_CORPUS")
+    or next(
+        (str(p) for p in (ROOT.parent / "shared" / "corpus", Path("/work/shared/corpus")) if p.is_dir()),
+        str(ROOT.parent / "shared" / "corpus"),
+    )
+)
 # CI sets LOGLIB_REQUIRE_TOOLS=1: a missing server or tool then fails instead of skipping.
 REQUIRE_TOOLS = os.environ.get("LOGLIB_REQUIRE_TOOLS") == "1"
 

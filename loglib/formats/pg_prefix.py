@@ -37,7 +37,8 @@ SEVERITIES = (
 )
 #: severities that continue the entry before them instead of starting one
 SECONDARY = ("DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION")
-SEVERITY_RE = "(?P<severity>" + "|".join(SEVERITIES) + r"):  ?(?P<message>.*)"
+SEVERITY_HEAD_RE = "(?P<severity>" + "|".join(SEVERITIES) + r"):  ?"
+SEVERITY_RE = SEVERITY_HEAD_RE + "(?P<message>.*)"
 
 
 @dataclass(frozen=True)
@@ -105,15 +106,27 @@ COMMON_PREFIXES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class CompiledPrefix:
-    """A compiled ``log_line_prefix``: the regex for a whole line and the groups it captures."""
+    """A compiled ``log_line_prefix``.
+
+    ``regex`` matches a whole line and captures every field plus ``severity`` and ``message``
+    (exact: free-text fields are lazy ``.*?``). ``fast_regex`` matches only the line's head,
+    up to and including ``SEVERITY:  ``, captured as ``_head``; free-text fields followed by a
+    literal character ``c`` use ``[^c]*``, which lets the regex engine capture in one pass.
+    The reader uses the fast one and retries lines it does not match with the exact one.
+    """
 
     prefix: str
     regex: str
+    fast_regex: str
     groups: tuple[str, ...]
 
     @property
     def has_time(self) -> bool:
         return any(g.startswith("ts_") for g in self.groups)
+
+
+_LAZY = ".*?"
+_LAZY_NONSPACE = r"\S*?"
 
 
 def _literal(text: str) -> str:
@@ -135,38 +148,51 @@ def compile_prefix(prefix: str) -> CompiledPrefix:
     >>> re.match(c.regex, "2024-03-01 10:00:00.123 UTC [41] LOG:  checkpoint starting")["pid"]
     '41'
     """
-    parts: list[str] = []
+    tokens = list(_TOKEN.finditer(prefix))
+    exact: list[str] = []
+    fast: list[str] = []
     groups: list[str] = []
     optional_open = False
     pos = 0
-    for m in _TOKEN.finditer(prefix):
-        parts.append(_literal(prefix[pos : m.start()]))
+    for i, m in enumerate(tokens):
+        literal = _literal(prefix[pos : m.start()])
+        exact.append(literal)
+        fast.append(literal)
         pos = m.end()
         padding, esc = m.group(1), m.group(2)
         if esc == "%":
-            parts.append("%")
+            exact.append("%")
+            fast.append("%")
             continue
         if esc == "q":
             if not optional_open:
-                parts.append("(?:")
+                exact.append("(?:")
+                fast.append("(?:")
                 optional_open = True
             continue
         spec = ESCAPES.get(esc)
         if spec is None:
             # PostgreSQL prints nothing for an unknown escape
             continue
-        pat = spec.pattern
+        pat = fast_pat = spec.pattern
+        following = prefix[pos : tokens[i + 1].start()] if i + 1 < len(tokens) else prefix[pos:]
+        if pat in (_LAZY, _LAZY_NONSPACE) and following and not padding:
+            stop = re.escape(following[0])
+            fast_pat = f"[^{stop}\\n]*" if pat == _LAZY else f"[^{stop}\\s]*"
         if padding:
-            pat = rf" *(?:{pat}) *"
+            pat = fast_pat = rf" *(?:{pat}) *"
         if spec.group and spec.group not in groups:
             groups.append(spec.group)
-            parts.append(f"(?P<{spec.group}>{pat})")
+            exact.append(f"(?P<{spec.group}>{pat})")
+            fast.append(f"(?P<{spec.group}>{fast_pat})")
         else:
-            parts.append(f"(?:{pat})")
-    parts.append(_literal(prefix[pos:]))
+            exact.append(f"(?:{pat})")
+            fast.append(f"(?:{fast_pat})")
+    exact.append(_literal(prefix[pos:]))
+    fast.append(_literal(prefix[pos:]))
     if optional_open:
-        parts.append(")?")
-    body = "".join(parts)
-    # Session-less lines of prefixes ending in a space before %q keep that space; others may not.
-    regex = "^" + body + SEVERITY_RE + "$"
-    return CompiledPrefix(prefix, regex, (*groups, "severity", "message"))
+        exact.append(")?")
+        fast.append(")?")
+    regex = "^" + "".join(exact) + SEVERITY_RE + "$"
+    fast_regex = "^(?P<_head>" + "".join(fast) + SEVERITY_HEAD_RE + ")"
+    return CompiledPrefix(prefix, regex, fast_regex, (*groups, "severity", "message"))

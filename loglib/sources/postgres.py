@@ -163,28 +163,48 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     bad = (~matched & ~pl.col("is_cont")) | (pl.col("entry") == 0) & ~pl.col("primary")
     rejected = frame.filter(bad)
     frame = frame.filter(~bad)
-    simple = frame.select(pl.len().over("entry") == 1).to_series()
-    if simple.all():
-        return frame.drop("primary", "section", "entry", "is_cont"), rejected
-    # sections: a matched line plus its continuation lines
+    multi = frame.select(pl.len().over("entry") > 1).to_series()
+    helpers = ["primary", "section", "entry", "is_cont"]
+    if not multi.any():
+        return frame.drop(helpers), rejected
+    single = frame.filter(~multi)
+    rows = frame.filter(multi)
+    # sections: a matched line plus its continuation lines (only multi-line entries get here)
     cont_text = pl.col("text").str.strip_prefix("\t").str.replace("^#011", "")
     sections = (
-        frame.with_columns(part=pl.when(pl.col("is_cont")).then(cont_text).otherwise(pl.col("message")))
+        rows.select(
+            "section",
+            "entry",
+            "primary",
+            "severity",
+            part=pl.when(pl.col("is_cont")).then(cont_text).otherwise(pl.col("message")),
+        )  # fmt: skip
         .group_by("section", maintain_order=True)
-        .agg(pl.all().exclude("part").first(), pl.col("part").str.join("\n").alias("section_text"))
-    )
-    prim = sections.filter(pl.col("primary")).with_columns(message=pl.col("section_text"))
-    sec = (
-        sections.filter(~pl.col("primary"))
-        .group_by("entry", maintain_order=True)
         .agg(
-            pl.concat_str(pl.col("severity"), pl.lit(": "), pl.col("section_text"))
-            .str.join("\n")
-            .alias("detail"),
+            pl.col("entry").first(),
+            pl.col("primary").first(),
+            pl.col("severity").first(),
+            pl.col("part").str.join("\n").alias("section_text"),
         )
     )
-    entries = prim.drop("detail", strict=False).join(sec, on="entry", how="left", maintain_order="left")
-    return entries.drop("primary", "section", "entry", "is_cont", "section_text"), rejected
+    message = sections.filter(pl.col("primary")).select("entry", pl.col("section_text").alias("_message"))
+    detail = (
+        sections.filter(~pl.col("primary"))
+        .group_by("entry", maintain_order=True)
+        .agg(pl.concat_str("severity", pl.lit(": "), "section_text").str.join("\n").alias("_detail"))
+    )
+    heads = (
+        rows.filter(pl.col("primary"))
+        .join(message, on="entry", how="left", maintain_order="left")
+        .join(detail, on="entry", how="left", maintain_order="left")
+        .with_columns(message=pl.col("_message"))
+    )
+    if "detail" in heads.columns:
+        heads = heads.with_columns(detail=pl.coalesce("detail", "_detail"))
+    else:
+        heads = heads.with_columns(detail=pl.col("_detail"))
+    entries = pl.concat([single, heads.drop("_message", "_detail")], how="diagonal_relaxed").sort("line")
+    return entries.drop(helpers), rejected
 
 
 def _reject_reasons(rows: pl.DataFrame, prefix: str | None, fmt: str) -> pl.DataFrame:
@@ -211,10 +231,32 @@ def _reject_reasons(rows: pl.DataFrame, prefix: str | None, fmt: str) -> pl.Data
 def _parse_prefixed(
     chunk: pl.DataFrame, compiled: CompiledPrefix, fmt: str, text_col: str = "text"
 ) -> pl.DataFrame:
-    """Apply the compiled prefix to ``text_col``: adds the groups, ``severity`` and ``message``."""
-    groups = chunk.get_column(text_col).str.extract_groups(compiled.regex).struct.unnest()
+    """Apply the compiled prefix to ``text_col``: adds the groups, ``severity`` and ``message``.
+
+    The fast regex captures only the line's head; the message is the rest of the line. Lines
+    it misses (a free-text field holding its own delimiter) are retried with the exact regex.
+    """
+    text = chunk.get_column(text_col)
+    groups = text.str.extract_groups(compiled.fast_regex).struct.unnest()
+    head = groups.get_column("_head")
+    groups = groups.drop("_head").with_columns(message=text.str.slice(head.str.len_chars()))
+    missed = (head.is_null() & text.is_not_null() & ~_continuation_series(text)).fill_null(False)
+    if missed.any():
+        idx = missed.arg_true()
+        exact = text.gather(idx).str.extract_groups(compiled.regex).struct.unnest()
+        groups = groups.with_columns(
+            [
+                groups.get_column(c).scatter(idx, exact.get_column(c))
+                for c in exact.columns
+                if c in groups.columns
+            ]
+        )
     keep = [c for c in groups.columns if c not in chunk.columns]
     return chunk.hstack(groups.select(keep))
+
+
+def _continuation_series(text: pl.Series) -> pl.Series:
+    return text.str.contains(r"^(?:[\t ]|$)")
 
 
 def _continuation(text: pl.Expr) -> pl.Expr:
@@ -299,11 +341,12 @@ class _LineParser:
         """Map prefix groups onto the intermediate columns."""
         cols = set(entries.columns)
         exprs: list[pl.Expr] = []
-        for name in ("ts_m", "ts_t"):
+        for name, width in (("ts_m", 23), ("ts_t", 19)):
             if name in cols:
+                zone = pl.col(name).str.slice(width + 1)
                 exprs += [
-                    pl.col(name).str.extract(r"^(\S+ \S+)").alias("ts_text"),
-                    pl.col(name).str.extract(r"^\S+ \S+ (\S+)$").alias("zone"),
+                    pl.col(name).str.slice(0, width).alias("ts_text"),
+                    pl.when(zone != "").then(zone).alias("zone"),
                 ]
                 break
         if "ts_n" in cols and "ts_text" not in cols:
@@ -623,10 +666,16 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
             else pl.Series("ts", [None] * raw.height, dtype=UTC_TS)
         )
     ts = pl.select(pl.coalesce(ts.cast(UTC_TS), parse_iso(raw["iso"]), parse_epoch(raw["epoch"]))).to_series()
+    raw = raw.with_columns(message=pl.col("message").str.strip_chars_end()).with_columns(event=event_expr())
     msg = pl.col("message")
-    received = msg.str.extract_groups(_RECEIVED)
-    authorized = msg.str.extract_groups(_AUTHORIZED)
-    disc = msg.str.extract_groups(_DISCONNECTION)
+
+    def only(event: str) -> pl.Expr:
+        # parse a message only where it is that event: most rows skip the regex entirely
+        return pl.when(pl.col("event") == event).then(msg)
+
+    received = only("connection_received").str.extract_groups(_RECEIVED)
+    authorized = only("connection_authorized").str.extract_groups(_AUTHORIZED)
+    disc = only("disconnection").str.extract_groups(_DISCONNECTION)
     remote_host = pl.col("remote").str.extract(r"^(.*?)(?:\((\d+)\))?$", 1)
     remote_port = pl.col("remote").str.extract(r"\((\d+)\)$", 1)
     # csvlog/cnpg connection_from is host:port
@@ -639,9 +688,7 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
     frame = raw.with_columns(
         ts=ts,
         pid=pl.col("pid").cast(pl.Int64, strict=False),
-        message=msg.str.strip_chars_end(),
     ).with_columns(
-        event=event_expr(),
         client_host=pl.coalesce(
             _known(pl.col("client_host")),
             _known(remote_host),
