@@ -8,7 +8,9 @@ frames, then ask the questions a postmortem asks.
 >>> ll.pg_connections(pg, every="1h")                   # doctest: +SKIP
 """
 
+from loglib.analysis.alerts import replay_alert
 from loglib.analysis.connections import pg_connections
+from loglib.analysis.metrics import metrics_wide
 from loglib.analysis.sessions import pg_sessions
 from loglib.core import schema
 from loglib.core.rejects import ReadReport, read_report, rejects
@@ -43,12 +45,14 @@ __all__ = [
     "TimezoneError",
     "classify_pg_message",
     "compile_prefix",
+    "metrics_wide",
     "pg_connections",
     "pg_sessions",
     "read_pg_log",
     "read_prometheus",
     "read_report",
     "rejects",
+    "replay_alert",
     "scan_pg_log",
     "schema",
 ]
