@@ -330,6 +330,10 @@ def _samples(
         .agg(pl.col("reason").first())
     )
     good = frame.filter(~pl.col("line").is_in(bad_lines["line"].implode()) & ~pl.col("empty"))
-    value = good["number"] * good["factor"] * good["col_factor"]
+    factor = good["factor"] * good["col_factor"]
+    # divide by 1000 rather than multiply by 0.001: 950 ms is 0.95 s exactly, not 0.9500000000000001
+    value = pl.select(
+        pl.when(factor < 1).then(good["number"] / (1 / factor).round(0)).otherwise(good["number"] * factor)
+    ).to_series()
     parts = [samples_frame(good["sid"], good["ts"], value, file=file, unit=good["unit"], line=good["line"])]
     return parts, list(zip(bad_lines["line"].to_list(), bad_lines["reason"].to_list(), strict=True))
