@@ -200,6 +200,17 @@ def _series_samples(
 
 def _parse_json(source: Source, table: SeriesTable, report: ReadReport, opts: _Options) -> list[pl.DataFrame]:
     raw, damage = read_all(source)
+    parts = _parse_json_text(raw, source, table, report, opts)
+    if damage:  # like the line readers: one more line, for the part that could not be read
+        n_lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
+        report.lines_read += 1
+        add_rejects(report, source.name, [n_lines + 1], [damage], [""])
+    return parts
+
+
+def _parse_json_text(
+    raw: bytes, source: Source, table: SeriesTable, report: ReadReport, opts: _Options
+) -> list[pl.DataFrame]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -212,8 +223,6 @@ def _parse_json(source: Source, table: SeriesTable, report: ReadReport, opts: _O
         doc = _loads(text)
     except (ValueError, RecursionError) as exc:
         reason = f"not valid JSON ({str(exc)[:200]})"
-        if damage:
-            reason += f"; {damage}"
         report.lines_parsed += n_lines - reject_lines(report, source.name, text, reason)
         return []
     found = _envelope(doc, source.name, report)
@@ -244,9 +253,7 @@ def _parse_json(source: Source, table: SeriesTable, report: ReadReport, opts: _O
             f"{source.name}: {histograms[0]:,} native histogram sample(s) in {histograms[1]} series skipped "
             "(loglib keeps float samples; query histogram_quantile/histogram_count for numbers)"
         )
-    if damage:
-        bad.add(0, damage)
-    if bad.count or damage:
+    if bad.count:
         reason = f"{bad.count:,} element(s) of the document dropped: " + "; ".join(bad.examples or [])
         first_line = text.split("\n", 1)[0]
         add_rejects(report, source.name, [1], [reason], [first_line])
