@@ -163,12 +163,18 @@ def assemble(table: SeriesTable, parts: list[pl.DataFrame], report: ReadReport) 
     counts those whose values disagreed.
     """
     samples = pl.concat(parts) if parts else pl.DataFrame(schema=SAMPLE_SCHEMA)
-    unique = samples.unique(subset=["sid", "ts"], keep="first", maintain_order=True)
-    dropped = samples.height - unique.height
+    meta = table.frame()
+    rank = meta["series"].rank("ordinal").cast(pl.UInt32)
+    # a stable sort by (series, ts) puts repeated points next to each other, first file first
+    ranked = samples.with_columns(order=rank.gather(samples["sid"])).sort("order", "ts", maintain_order=True)
+    repeat = (pl.col("order") == pl.col("order").shift(1)) & (pl.col("ts") == pl.col("ts").shift(1))
+    ranked = ranked.with_columns(repeat=repeat.fill_null(False))
+    dropped = int(ranked["repeat"].sum())
     if dropped:
+        point = pl.struct("order", "ts")
         conflicts = (
-            samples.filter(pl.struct("sid", "ts").is_duplicated())
-            .group_by("sid", "ts")
+            ranked.filter(point.is_in(ranked.filter("repeat").select(point).to_series().implode()))
+            .group_by("order", "ts")
             .agg(pl.col("value").fill_nan(None).n_unique().alias("n"))
             .filter(pl.col("n") > 1)
             .height
@@ -177,11 +183,9 @@ def assemble(table: SeriesTable, parts: list[pl.DataFrame], report: ReadReport) 
         if conflicts:
             note += f"; {conflicts:,} of them had different values, the first file's value was kept"
         report.notes.append(note)
-    meta = table.frame()
-    order = meta.select("sid", pl.col("series").rank("ordinal").cast(pl.UInt32).alias("order"))
-    ranked = unique.join(order, on="sid", how="left").sort("order", "ts", maintain_order=True)
+        ranked = ranked.filter(~pl.col("repeat"))
     rows = meta.select(pl.all().gather(ranked["sid"]))
-    frame = pl.concat([rows.drop("sid"), ranked.drop("sid", "order")], how="horizontal")
+    frame = pl.concat([rows.drop("sid"), ranked.drop("sid", "order", "repeat")], how="horizontal")
     return frame.select(METRICS.names)
 
 
