@@ -8,11 +8,13 @@ frames, then ask the questions a postmortem asks.
 >>> ll.pg_connections(pg, every="1h")                   # doctest: +SKIP
 """
 
+from loglib.analysis.alerts import replay_alert
 from loglib.analysis.connections import pg_connections
+from loglib.analysis.metrics import metrics_wide
 from loglib.analysis.sessions import pg_sessions
 from loglib.core import schema
 from loglib.core.rejects import ReadReport, read_report, rejects
-from loglib.core.schema import SESSION_END_REASONS
+from loglib.core.schema import ALERT_STATES, SESSION_END_REASONS
 from loglib.errors import (
     FormatError,
     LoglibError,
@@ -25,10 +27,12 @@ from loglib.errors import (
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
 from loglib.sources.postgres import read_pg_log, scan_pg_log
+from loglib.sources.prometheus import read_prometheus
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALERT_STATES",
     "PG_EVENT_KINDS",
     "SESSION_END_REASONS",
     "FormatError",
@@ -41,11 +45,14 @@ __all__ = [
     "TimezoneError",
     "classify_pg_message",
     "compile_prefix",
+    "metrics_wide",
     "pg_connections",
     "pg_sessions",
     "read_pg_log",
+    "read_prometheus",
     "read_report",
     "rejects",
+    "replay_alert",
     "scan_pg_log",
     "schema",
 ]

@@ -40,7 +40,7 @@ class TestReadme:
 
 
 def _names(requirements: list[str]) -> set[str]:
-    return {re.split(r"[<>=!\[ ]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
+    return {re.split(r"[<>=!\[ ]", r.strip(), maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
 
 
 class TestEnvironment:
@@ -50,7 +50,7 @@ class TestEnvironment:
         wanted = _names(project["dependencies"]) | _names(project["optional-dependencies"]["test"])
         env = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
         listed = {
-            re.split(r"[<>=! ]", line.strip()[2:], maxsplit=1)[0].lower()
+            re.split(r"[<>=! ]", line.strip()[2:], maxsplit=1)[0].lower().replace("_", "-")
             for line in env.splitlines()
             if line.startswith("  - ") and not line.strip().startswith(("- pip", "- -e"))
         }

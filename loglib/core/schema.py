@@ -63,11 +63,19 @@ def conform(frame: pl.DataFrame | pl.LazyFrame, schema: FrameSchema) -> pl.DataF
     """Select ``schema``'s columns in order, adding missing ones as nulls and casting each.
 
     Columns the schema does not name are dropped: a frame either follows the contract or it
-    is not canonical.
+    is not canonical. A column declared as the bare ``pl.Struct`` class (``labels`` of the
+    metrics frame) keeps whatever fields it has.
     """
-    present = set(frame.collect_schema().names())
+    present = frame.collect_schema()
     exprs = []
     for col in schema.columns:
+        if col.dtype is pl.Struct and isinstance(present.get(col.name), pl.Struct):
+            # a bare ``pl.Struct`` means "a struct with any fields": casting to it would drop them
+            exprs.append(pl.col(col.name))
+            continue
+        if col.dtype is pl.Struct:
+            exprs.append(pl.lit(None).cast(pl.Struct({})).alias(col.name))
+            continue
         expr = pl.col(col.name) if col.name in present else pl.lit(None)
         exprs.append(expr.cast(col.dtype, strict=False).alias(col.name))
     return frame.select(exprs)
@@ -185,11 +193,80 @@ REJECTS = FrameSchema(
 
 ALL_SCHEMAS: tuple[FrameSchema, ...] = (PG_EVENTS, PG_SESSIONS, PG_CONNECTIONS, REJECTS)
 
+# --- metrics ---------------------------------------------------------------------------------
+
+METRICS = FrameSchema(
+    "metrics",
+    "one row per metric sample (`read_prometheus`: Prometheus API JSON, `promtool tsdb dump`, Grafana CSV)",
+    (
+        Column("ts", UTC_TS, "sample time in UTC (Prometheus keeps milliseconds; so does loglib)"),
+        Column(
+            "metric",
+            pl.String,
+            "the `__name__` label, or `name=` when the export has none (e.g. `rate(...)`)",
+        ),
+        Column(
+            "labels",
+            pl.Struct,
+            "every label but `__name__`, one String field per label name seen in the read (null where a "
+            "series lacks it): `pl.col('labels').struct.field('instance')`, or `df.unnest('labels')`",
+        ),
+        Column(
+            "series", pl.String, 'stable, readable key: `db_pool_checked_out{instance="api-1", job="app"}`'
+        ),
+        Column(
+            "value", pl.Float64, "sample value; NaN and ±inf kept as such; a missing step is a missing row"
+        ),
+        Column(
+            "unit",
+            pl.String,
+            "unit of `value` when the export printed one (Grafana formatted CSV), else null",
+        ),
+        Column("file", pl.String, "source file the sample came from"),
+        Column("line", pl.Int64, "1-based line of the sample (CSV, promtool dump); null for JSON documents"),
+    ),
+)
+
+ALERT_STATES: tuple[str, ...] = ("pending", "firing", "resolved", "inactive")
+
+ALERT_TRANSITIONS = FrameSchema(
+    "alert_transitions",
+    "state changes of a replayed alerting rule (`replay_alert`)",
+    (
+        Column("ts", UTC_TS, "when the rule evaluation changed state (a sample time)"),
+        Column("alert", pl.String, "the rule, e.g. `error_ratio > 0.05 for 5m` (or `name=`)"),
+        Column("series", pl.String, "the series (or expression column) the state belongs to"),
+        Column("state", pl.String, "one of `loglib.ALERT_STATES`: pending, firing, resolved, inactive"),
+        Column(
+            "value", pl.Float64, "the evaluated value at `ts`; null when the change is due to missing data"
+        ),
+        Column("active_since", UTC_TS, "when the condition started to hold (Prometheus `activeAt`)"),
+        Column("reason", pl.String, "`condition true`, `held for <for_>`, `condition false` or `no data`"),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, METRICS, ALERT_TRANSITIONS)
+
 
 def schema_markdown() -> str:
     """Every canonical frame as Markdown (the README's "Canonical frames" section)."""
     return "\n\n".join(s.markdown() for s in ALL_SCHEMAS)
 
 
+def update_readme(path: str) -> None:
+    """Rewrite the README's section between ``<!-- schema:start -->`` and ``<!-- schema:end -->``."""
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    head, rest = text.split("<!-- schema:start -->", 1)
+    _, tail = rest.split("<!-- schema:end -->", 1)
+    Path(path).write_text(f"{head}<!-- schema:start -->\n{schema_markdown()}\n<!-- schema:end -->{tail}")
+
+
 if __name__ == "__main__":
-    print(schema_markdown())
+    import sys
+
+    if sys.argv[1:2] == ["--readme"]:
+        update_readme(sys.argv[2])
+    else:
+        print(schema_markdown())

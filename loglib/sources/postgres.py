@@ -178,7 +178,7 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
             "primary",
             "severity",
             part=pl.when(pl.col("is_cont")).then(cont_text).otherwise(pl.col("message")),
-        )  # fmt: skip
+        )
         .group_by("section", maintain_order=True)
         .agg(
             pl.col("entry").first(),
