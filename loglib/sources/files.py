@@ -12,11 +12,14 @@ import gzip
 import io
 import lzma
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -24,6 +27,7 @@ from loglib.errors import NoDataError
 
 PathsLike = str | os.PathLike | bytes | Iterable[str | os.PathLike]
 
+T = TypeVar("T")
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _ROTATION = re.compile(r"^(?P<base>.*?)\.(?P<n>\d{1,4})$")
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
@@ -156,6 +160,45 @@ def _decode(block: bytes) -> tuple[str, int]:
 def _split_lines(text: str) -> pl.Series:
     lines = pl.Series("text", [text], dtype=pl.String).str.split("\n").explode()
     return lines.str.strip_suffix("\r")
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Run ``items`` in a background thread, ``depth`` items ahead of the consumer.
+
+    Reading, decompressing and splitting the next chunk then overlaps with parsing this one
+    (zlib, bz2 and polars release the GIL). Exceptions are re-raised in the consumer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((item, None))
+            q.put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            q.put((done, exc))
+
+    worker = threading.Thread(target=produce, name="loglib-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
 
 
 def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[LineChunk]:
