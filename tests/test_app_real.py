@@ -282,7 +282,8 @@ class TestRealIncident:
         df = ll.read_app_log([incident.logging_file, incident.loguru_file, incident.structlog_file], tz="UTC")
         per = df.filter(pl.col("error_class").is_not_null()).group_by("service").agg(pl.len()).sort("service")
         assert per.to_dicts() == [
-            {"service": s, "len": len(incident.expected)} for s in ("app_logging", "app_loguru", "app_structlog")
+            {"service": s, "len": len(incident.expected)}
+            for s in ("app_logging", "app_loguru", "app_structlog")
         ]
         assert df["ts"].is_sorted()
 

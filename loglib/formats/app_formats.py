@@ -281,7 +281,7 @@ def exc_chain_expr(text: pl.Expr) -> pl.Expr:
     )
     jvm = text.str.extract_all(_JVM_EXC).list.eval(pl.element().str.extract(_JVM_NAME, 1))
     php = text.str.extract_all(_PHP_EXC).list.eval(
-        pl.element().str.extract(_PHP_EXC, 1).str.replace_all(r"\\\\", "\\", literal=True)
+        pl.element().str.extract(_PHP_EXC, 1).str.replace_all("\\\\", "\\", literal=True)
     )
     ruby = text.str.extract_all(_RUBY_EXC).list.eval(pl.element().str.extract(_RUBY_NAME, 1))
     chain = (

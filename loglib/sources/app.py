@@ -328,7 +328,7 @@ def _line_fields(
         ctx = msg.str.extract_groups(r"^(?P<m>.*?) (?P<c>\{.*\}|\[\]) (?P<e>\{.*\}|\[\])\s*$")
         frame = frame.with_columns(
             message=pl.coalesce(laravel.struct.field("m"), ctx.struct.field("m"), msg),
-            tb=laravel.struct.field("x").str.replace_all(r"\\\\", "\\", literal=True),
+            tb=laravel.struct.field("x").str.replace_all("\\\\", "\\", literal=True),
             extra=pl.concat_list(
                 pl.struct(pl.lit("context").alias("key"), ctx.struct.field("c").alias("value")),
                 pl.struct(pl.lit("extra").alias("key"), ctx.struct.field("e").alias("value")),
