@@ -43,7 +43,7 @@ _LEVEL_WORD = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|FATA
 _KV = r"([\w.\-/@]+)=(\"(?:[^\"\\]|\\.)*\"|'[^']*'|\S*)"
 _ISO_PARTS = (
     r"^(?P<d>\d{4})[-/](?P<mo>\d\d)[-/](?P<day>\d\d)[T ](?P<t>\d\d:\d\d(?::\d\d)?)(?:[.,](?P<f>\d{1,9}))?"
-    r"\s*(?P<z>Z|[+-]\d\d(?::?\d\d)?|[A-Za-z][A-Za-z0-9_/+\-]*)?$"
+    r"\s*(?P<z>Z|[+-]\d\d(?::?\d\d)?|UTC|GMT)?$"
 )
 _REQUEST_ID_KEYS = ("request_id", "requestId", "req_id", "reqId", "x_request_id", "x-request-id", "request.id",
                     "http.request.id", "correlation_id", "correlationId")  # fmt: skip
