@@ -231,13 +231,18 @@ NUMERIC_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error",
 PY_LEVELNO = {5: "trace", 10: "debug", 20: "info", 25: "success", 30: "warning", 40: "error", 50: "critical"}
 
 
+_LEVEL_MAP_CASES = {
+    **_LEVEL_MAP,
+    **{k.upper(): v for k, v in _LEVEL_MAP.items()},
+    **{k.title(): v for k, v in _LEVEL_MAP.items()},
+}
+
+
 def level_expr(raw: pl.Expr) -> pl.Expr:
     """Normalise level names (``ERROR``, ``E``, ``erro``, ``WARN``, ``fatal``…) to :data:`LEVELS`; unknown → null."""
-    return (
-        raw.str.strip_chars()
-        .str.to_lowercase()
-        .replace_strict(_LEVEL_MAP, default=None, return_dtype=pl.String)
-    )
+    direct = raw.replace_strict(_LEVEL_MAP_CASES, default=None, return_dtype=pl.String)
+    slow = raw.str.strip_chars().str.to_lowercase().replace_strict(_LEVEL_MAP, default=None, return_dtype=pl.String)
+    return pl.when(direct.is_not_null() | raw.is_null()).then(direct).otherwise(slow)
 
 
 def normalize_level(raw: str | None) -> str | None:

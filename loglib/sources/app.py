@@ -13,7 +13,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,14 @@ from loglib.formats.app_formats import (
     sniff,
 )
 from loglib.formats.error_rules import ErrorRule, classify_frame, message_template_expr
-from loglib.sources.files import DEFAULT_CHUNK_BYTES, PathsLike, Source, expand_sources, iter_line_chunks
+from loglib.sources.files import (
+    DEFAULT_CHUNK_BYTES,
+    LineChunk,
+    PathsLike,
+    Source,
+    expand_sources,
+    iter_line_chunks,
+)
 
 _LEVEL_WORD = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|FATAL|PANIC)"
 _KV = r"([\w.\-/@]+)=(\"(?:[^\"\\]|\\.)*\"|'[^']*'|\S*)"
@@ -58,6 +67,18 @@ _FIELDS: dict[str, pl.DataType | type[pl.DataType]] = {
 
 class NoTimestampWarning(LoglibWarning):
     """Some events carry no timestamp in the log itself; their ``ts`` is null (never invented)."""
+
+
+@dataclass
+class _ChunkResult:
+    """One chunk worked alone: lines before its first entry, finished events, the open last event."""
+
+    chunk: LineChunk
+    lead: pl.DataFrame
+    events: pl.DataFrame | None
+    rejected: pl.DataFrame | None
+    tail: pl.DataFrame | None
+    core_rows: int = 0
 
 
 @dataclass
@@ -135,7 +156,7 @@ def _utc(naive: pl.Series, zone: pl.Series | None, tz: str | None, where: str) -
     has_zone = zone.is_not_null()
     if (has_zone | naive.is_null()).all():
         return localize(naive, zone, tz=tz, where=where)
-    nulls = pl.Series([None] * naive.len(), dtype=naive.dtype)
+    nulls = _null_series(naive.name, naive.dtype, naive.len())
     with_zone = localize(naive.zip_with(has_zone, nulls), zone, tz=tz, where=where)
     without = localize(naive.zip_with(~has_zone, nulls), None, tz=tz, where=where)
     return with_zone.fill_null(without)
@@ -144,13 +165,47 @@ def _utc(naive: pl.Series, zone: pl.Series | None, tz: str | None, where: str) -
 def _iso_like(text: pl.Series, tz: str | None, where: str) -> pl.Series:
     """ISO-like wall-clock text (``2024-03-01 10:00:00,123``, ``2024/03/01T10:00:00.1Z``, ``… +0000``) -> UTC."""
     if text.null_count() == text.len():
-        return pl.Series(text.name, [None] * text.len(), dtype=UTC_TS)
+        return _null_series(text.name, UTC_TS, text.len())
+    fast = _iso_fast(text)
+    if fast is not None:
+        naive, fmt_has_zone = fast
+        if fmt_has_zone:
+            return naive
+        return _utc(naive, None, tz, where)
     parts = text.str.strip_chars().str.strip_chars('"').str.extract_groups(_ISO_PARTS).struct.unnest()
     clock = pl.when(pl.col("t").str.len_chars() == 5).then(pl.col("t") + ":00").otherwise(pl.col("t"))
     pieces = [pl.col("d"), pl.lit("-"), pl.col("mo"), pl.lit("-"), pl.col("day"), pl.lit(" "), clock]
     wall = parts.select(pl.concat_str([*pieces, pl.lit("."), pl.col("f").fill_null("0")])).to_series()
     naive = parse_naive(wall, "%Y-%m-%d %H:%M:%S%.f")
     return _utc(naive, parts["z"], tz, where)
+
+
+# the shapes most logs use, tried whole-column first (one chrono pass); others take the general path
+_FAST_FORMATS = (
+    (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}$", "%Y-%m-%d %H:%M:%S,%3f", False),
+    (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?$", "%Y-%m-%d %H:%M:%S%.f", False),
+    (r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?$", "%Y-%m-%dT%H:%M:%S%.f", False),
+    (r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$", "%Y-%m-%dT%H:%M:%S%.f%#z", True),
+)
+
+
+def _iso_fast(text: pl.Series) -> tuple[pl.Series, bool] | None:
+    """Parse the whole column with one chrono format when its first value shows the shape and every
+    non-null value parses with it; else None (the general path handles mixed or odd shapes)."""
+    sample = text.drop_nulls().head(1)
+    if sample.len() == 0:
+        return None
+    first = sample[0]
+    for shape, fmt, aware in _FAST_FORMATS:
+        if re.match(shape, first):
+            if aware:
+                out = text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+            else:
+                out = text.str.to_datetime(fmt, strict=False, time_unit="us")
+            if out.null_count() == text.null_count():
+                return out, aware
+            return None
+    return None
 
 
 def _chrono(
@@ -182,9 +237,13 @@ def _epoch_seconds(value: pl.Series) -> pl.Series:
 # text formats: one regex per format, post-processing per family
 
 
+def _null_series(name: str, dtype: pl.DataType | type[pl.DataType], n: int) -> pl.Series:
+    return pl.repeat(None, n, eager=True, dtype=dtype).alias(name)
+
+
 def _struct_extra(groups: pl.DataFrame, names: list[str]) -> pl.Series:
     if not names:
-        return pl.Series("extra", [None] * groups.height, dtype=APP_EXTRA)
+        return _null_series("extra", APP_EXTRA, groups.height)
     lst = pl.concat_list([pl.struct(pl.lit(n[2:]).alias("key"), pl.col(n).alias("value")) for n in names])
     out = groups.select(
         lst.list.eval(pl.element().filter(pl.element().struct.field("value").is_not_null())).alias("extra")
@@ -261,7 +320,7 @@ def _line_fields(
     matched = groups["_m"].is_not_null()
     cols = set(groups.columns)
     n = groups.height
-    nulls = {name: pl.Series(name, [None] * n, dtype=dtype) for name, dtype in _FIELDS.items()}
+    nulls = {name: _null_series(name, dtype, n) for name, dtype in _FIELDS.items()}
     # time
     if fmt.time == "none" or "ts" not in cols:
         ts = _epoch_seconds(groups["epoch"]) if "epoch" in cols else nulls["ts"]
@@ -577,9 +636,9 @@ class _Parser:
             outer = _iso_like(text.str.extract(CONTAINER_PREFIX, 1), self.tz, self.source.name)
             text = text.str.replace(CONTAINER_PREFIX, "")
         n = text.len()
-        matched = pl.Series("_m", [False] * n)
+        matched = pl.repeat(False, n, eager=True, dtype=pl.Boolean).alias("_m")
         fields: pl.DataFrame | None = None
-        fmt_name = pl.Series("fmt", [None] * n, dtype=pl.String)
+        fmt_name = _null_series("fmt", pl.String, n)
         for fmt in self.formats:
             if fmt == "json":
                 m, f = _json_fields(text, self.tz, self.source.name)
@@ -589,61 +648,94 @@ class _Parser:
                 name = fmt.name
             m = m & ~matched
             fields = f if fields is None else pl.DataFrame([fields[c].zip_with(~m, f[c]) for c in _FIELDS])
-            fmt_name = fmt_name.zip_with(~m, pl.Series([name] * n, dtype=pl.String))
+            fmt_name = fmt_name.zip_with(~m, pl.repeat(name, n, eager=True, dtype=pl.String))
             matched = matched | m
         if fields is None:
-            fields = pl.DataFrame(
-                {name: pl.Series(name, [None] * n, dtype=dt) for name, dt in _FIELDS.items()}
-            )
+            fields = pl.DataFrame([_null_series(name, dt, n) for name, dt in _FIELDS.items()])
         if outer is not None:
             fields = fields.with_columns(ts=pl.col("ts").fill_null(outer))
         return pl.DataFrame({"line": frame["line"], "text": text, "_m": matched, "fmt": fmt_name}).hstack(
             fields
         )
 
+    def _chunk_frame(self, chunk: LineChunk) -> pl.DataFrame:
+        n = chunk.lines.len()
+        return pl.DataFrame(
+            {
+                "line": pl.int_range(chunk.first_line, chunk.first_line + n, eager=True, dtype=pl.Int64),
+                "text": chunk.lines.str.replace_all("\x00", "\ufffd", literal=True),
+            }
+        )
+
+    def _work(self, chunk: LineChunk) -> _ChunkResult:
+        """Everything one chunk can do alone (runs in a worker thread: polars releases the GIL).
+
+        The lines before the chunk's first entry (``lead``) and its last event (``tail``, which
+        may continue in the next chunk) are left raw for :meth:`run` to stitch.
+        """
+        parsed = self._parse_chunk(self._chunk_frame(chunk))
+        starts = parsed["_m"].arg_true()
+        if starts.len() == 0:
+            return _ChunkResult(chunk, parsed, None, None, None)
+        first, last = int(starts[0]), int(starts[-1])
+        core = parsed.slice(first, last - first)
+        events, rejected = _fold(core) if core.height else (None, None)
+        finished = self._finish(events) if events is not None and events.height else None
+        return _ChunkResult(chunk, parsed.slice(0, first), finished, rejected, parsed.slice(last), core.height)
+
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
-        carry: pl.DataFrame | None = None
+        """Parse the chunks two at a time and stitch events that cross chunk boundaries."""
+        tail: pl.DataFrame | None = None
         chunks = iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes)
-        current = next(chunks, None)
-        while current is not None:
-            following = next(chunks, None)
-            n = current.lines.len()
-            report.lines_read += n
-            if current.fallback_decoded:
-                report.notes.append(
-                    f"{self.source.name}: {current.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
-                )
-            frame = pl.DataFrame(
-                {
-                    "line": pl.int_range(
-                        current.first_line, current.first_line + n, eager=True, dtype=pl.Int64
-                    ),
-                    "text": current.lines.str.replace_all("\x00", "\ufffd", literal=True),
-                }
-            )
-            parsed = self._parse_chunk(frame)
-            if carry is not None:
-                parsed = pl.concat([carry, parsed], how="vertical_relaxed")
-                carry = None
-            if following is not None:
-                starts = parsed["_m"].arg_true()
-                if starts.len():
-                    cut = int(starts[-1])
-                    carry = parsed.slice(cut)
-                    parsed = parsed.slice(0, cut)
-            events, rejected = _fold(parsed)
-            report.lines_parsed += parsed.height - rejected.height
-            if rejected.height:
-                report.rejects = pl.concat([report.rejects, self._rejects(rejected)])
-            if current.damage:
-                last = int(frame["line"].max() or 0) if frame.height else current.first_line - 1
-                report.lines_read += 1
-                report.rejects = pl.concat(
-                    [report.rejects, rejects_frame(self.source.name, [last + 1], [current.damage], [""])]
-                )
-            if events.height:
-                yield self._finish(events)
-            current = following
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pending: deque[Future[_ChunkResult]] = deque()
+            exhausted = False
+            while pending or not exhausted:
+                while not exhausted and len(pending) < 2:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        exhausted = True
+                    else:
+                        pending.append(pool.submit(self._work, chunk))
+                if not pending:
+                    break
+                res = pending.popleft().result()
+                chunk = res.chunk
+                report.lines_read += chunk.lines.len()
+                if chunk.fallback_decoded:
+                    report.notes.append(
+                        f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
+                    )
+                if res.tail is None:  # no entry starts in this chunk: it all continues the open event
+                    tail = res.lead if tail is None else pl.concat([tail, res.lead], how="vertical_relaxed")
+                else:
+                    stitched = res.lead if tail is None else pl.concat([tail, res.lead], how="vertical_relaxed")
+                    yield from self._fold_finish(stitched, report)
+                    if res.rejected is not None:
+                        report.lines_parsed += res.core_rows - res.rejected.height
+                        if res.rejected.height:
+                            report.rejects = pl.concat([report.rejects, self._rejects(res.rejected)])
+                    if res.events is not None:
+                        yield res.events
+                    tail = res.tail
+                if chunk.damage:
+                    last = chunk.first_line + chunk.lines.len() - 1
+                    report.lines_read += 1
+                    report.rejects = pl.concat(
+                        [report.rejects, rejects_frame(self.source.name, [last + 1], [chunk.damage], [""])]
+                    )
+        if tail is not None:
+            yield from self._fold_finish(tail, report)
+
+    def _fold_finish(self, rows: pl.DataFrame, report: ReadReport) -> Iterator[pl.DataFrame]:
+        if rows.height == 0:
+            return
+        events, rejected = _fold(rows)
+        report.lines_parsed += rows.height - rejected.height
+        if rejected.height:
+            report.rejects = pl.concat([report.rejects, self._rejects(rejected)])
+        if events.height:
+            yield self._finish(events)
 
     def _rejects(self, rows: pl.DataFrame) -> pl.DataFrame:
         text = pl.col("text")
@@ -663,12 +755,14 @@ class _Parser:
     def _finish(self, events: pl.DataFrame) -> pl.DataFrame:
         """Folded events -> canonical ``app_events`` rows."""
         msg = pl.col("message").fill_null("")
-        has_nl = msg.str.contains("\n", literal=True)
-        first = pl.when(has_nl).then(msg.str.extract(r"^([^\n]*)", 1)).otherwise(msg)
-        rest = pl.when(has_nl).then(msg.str.extract(r"\n([\s\S]*)$", 1))
-        tb = pl.concat_str(
-            [rest, pl.col("tb"), pl.col("cont")], separator="\n", ignore_nulls=True
-        ).str.strip_chars_end()
+        if (events["fmt"] == "json").any():
+            has_nl = msg.str.contains("\n", literal=True)
+            first = pl.when(has_nl).then(msg.str.extract(r"^([^\n]*)", 1)).otherwise(msg)
+            rest = pl.when(has_nl).then(msg.str.extract(r"\n([\s\S]*)$", 1))
+            parts = [rest, pl.col("tb"), pl.col("cont")]
+        else:
+            first, parts = msg, [pl.col("tb"), pl.col("cont")]
+        tb = pl.concat_str(parts, separator="\n", ignore_nulls=True).str.strip_chars_end()
         frame = events.with_columns(message=first.str.strip_chars_end(), traceback=pl.when(tb != "").then(tb))
         # an event whose first line is empty (Rails' '  ' before an exception) is named by its next line
         frame = frame.with_columns(
@@ -697,15 +791,21 @@ class _Parser:
 
 def _fold(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Fold continuation lines into the event above them. Returns (events, rejected lines)."""
-    m = pl.col("_m")
-    parsed = parsed.with_columns(
-        _ev=m.cum_sum(),
-        _ml=pl.when(m).then(pl.col("fmt") != "json").forward_fill().fill_null(False),
-    )
-    cont = ~m & (pl.col("_ev") > 0) & pl.col("_ml")
-    flags = parsed.select(cont.alias("c"), (~m & ~cont).alias("r"))
+    m = parsed["_m"]
+    ev = m.cum_sum().alias("_ev")
+    parsed = parsed.with_columns(ev)
+    if m.all():
+        return parsed.with_columns(cont=pl.lit(None, dtype=pl.String)), parsed.clear()
+    if (parsed["fmt"] == "json").any():
+        multiline = parsed.select(
+            pl.when(pl.col("_m")).then(pl.col("fmt") != "json").forward_fill().fill_null(False)
+        ).to_series()
+    else:
+        multiline = ev > 0
+    cont = ~m & (ev > 0) & multiline
+    flags = pl.DataFrame({"c": cont, "r": ~m & ~cont})
     rejected = parsed.filter(flags["r"])
-    heads = parsed.filter(parsed["_m"])
+    heads = parsed.filter(m)
     if flags["c"].any():
         conts = (
             parsed.filter(flags["c"])
