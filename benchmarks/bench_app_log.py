@@ -109,7 +109,9 @@ def measure(path: Path, mode: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mb", type=int, default=520)
     parser.add_argument("--mode", choices=["scan", "read", "both"], default="both")
     parser.add_argument("--child", choices=["scan", "read"], help=argparse.SUPPRESS)

@@ -241,7 +241,11 @@ _LEVEL_MAP_CASES = {
 def level_expr(raw: pl.Expr) -> pl.Expr:
     """Normalise level names (``ERROR``, ``E``, ``erro``, ``WARN``, ``fatal``…) to :data:`LEVELS`; unknown → null."""
     direct = raw.replace_strict(_LEVEL_MAP_CASES, default=None, return_dtype=pl.String)
-    slow = raw.str.strip_chars().str.to_lowercase().replace_strict(_LEVEL_MAP, default=None, return_dtype=pl.String)
+    slow = (
+        raw.str.strip_chars()
+        .str.to_lowercase()
+        .replace_strict(_LEVEL_MAP, default=None, return_dtype=pl.String)
+    )
     return pl.when(direct.is_not_null() | raw.is_null()).then(direct).otherwise(slow)
 
 

@@ -38,7 +38,13 @@ from loglib.formats.app_formats import (
     python_format,
     sniff,
 )
-from loglib.formats.error_rules import ErrorRule, classify_frame, message_template_expr
+from loglib.formats.error_rules import (
+    ErrorRule,
+    _any_pattern,
+    _resolve,
+    classify_frame,
+    message_template_expr,
+)
 from loglib.sources.files import (
     DEFAULT_CHUNK_BYTES,
     LineChunk,
@@ -681,7 +687,9 @@ class _Parser:
         core = parsed.slice(first, last - first)
         events, rejected = _fold(core) if core.height else (None, None)
         finished = self._finish(events) if events is not None and events.height else None
-        return _ChunkResult(chunk, parsed.slice(0, first), finished, rejected, parsed.slice(last), core.height)
+        return _ChunkResult(
+            chunk, parsed.slice(0, first), finished, rejected, parsed.slice(last), core.height
+        )
 
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
         """Parse the chunks two at a time and stitch events that cross chunk boundaries."""
@@ -709,7 +717,9 @@ class _Parser:
                 if res.tail is None:  # no entry starts in this chunk: it all continues the open event
                     tail = res.lead if tail is None else pl.concat([tail, res.lead], how="vertical_relaxed")
                 else:
-                    stitched = res.lead if tail is None else pl.concat([tail, res.lead], how="vertical_relaxed")
+                    stitched = (
+                        res.lead if tail is None else pl.concat([tail, res.lead], how="vertical_relaxed")
+                    )
                     yield from self._fold_finish(stitched, report)
                     if res.rejected is not None:
                         report.lines_parsed += res.core_rows - res.rejected.height
@@ -753,29 +763,47 @@ class _Parser:
         )
 
     def _finish(self, events: pl.DataFrame) -> pl.DataFrame:
-        """Folded events -> canonical ``app_events`` rows."""
+        """Folded events -> canonical ``app_events`` rows.
+
+        Most events are one line with no traceback, so the multi-line work (traceback text,
+        exception chains, the classification text) is done only on the rows that need it.
+        """
         msg = pl.col("message").fill_null("")
-        if (events["fmt"] == "json").any():
-            has_nl = msg.str.contains("\n", literal=True)
-            first = pl.when(has_nl).then(msg.str.extract(r"^([^\n]*)", 1)).otherwise(msg)
-            rest = pl.when(has_nl).then(msg.str.extract(r"\n([\s\S]*)$", 1))
-            parts = [rest, pl.col("tb"), pl.col("cont")]
+        json_rows = (events["fmt"] == "json").any()
+        multi = events.select(
+            pl.col("tb").is_not_null()
+            | pl.col("cont").is_not_null()
+            | (msg.str.contains("\n", literal=True) if json_rows else pl.lit(False))
+        ).to_series()
+        first = msg.str.extract(r"^([^\n]*)", 1) if json_rows else msg
+        rest = msg.str.extract(r"\n([\s\S]*)$", 1) if json_rows else pl.lit(None, dtype=pl.String)
+        tb = pl.concat_str([rest, pl.col("tb"), pl.col("cont")], separator="\n", ignore_nulls=True)
+        tb = tb.str.strip_chars_end()
+        tbcol = pl.when(tb != "").then(tb)
+        fallback = pl.col("traceback").str.extract(r"(?m)^[ \t]*(?:\[[^\]\n]*\] ?)*[ \t]*(\S[^\n]*)$", 1)
+        sub = events.with_row_index("_i").filter(multi).with_columns(traceback=tbcol)
+        sub = sub.select(
+            pl.col("_i"),
+            first.str.strip_chars_end().alias("m1"),
+            pl.col("traceback"),
+            pl.coalesce(pl.col("exc"), exc_chain_expr(pl.col("traceback"))).alias("exc_chain"),
+        ).with_columns(
+            # an event whose first line is empty (Rails' '  ' before an exception) is named by its next line
+            m1=pl.when(pl.col("m1").str.strip_chars() == "").then(fallback).otherwise(pl.col("m1"))
+        )
+        frame = events.with_columns(message=first.str.strip_chars_end())
+        if sub.height:
+            frame = (
+                frame.with_row_index("_i")
+                .join(sub, on="_i", how="left", maintain_order="left")
+                .with_columns(
+                    message=pl.coalesce(pl.col("m1"), pl.col("message")),
+                    exc_chain=pl.coalesce(pl.col("exc_chain"), pl.col("exc")),
+                )
+            )
         else:
-            first, parts = msg, [pl.col("tb"), pl.col("cont")]
-        tb = pl.concat_str(parts, separator="\n", ignore_nulls=True).str.strip_chars_end()
-        frame = events.with_columns(message=first.str.strip_chars_end(), traceback=pl.when(tb != "").then(tb))
-        # an event whose first line is empty (Rails' '  ' before an exception) is named by its next line
-        frame = frame.with_columns(
-            message=pl.when(pl.col("message").str.strip_chars() == "")
-            .then(pl.col("traceback").str.extract(r"(?m)^[ \t]*(?:\[[^\]\n]*\] ?)*[ \t]*(\S[^\n]*)$", 1))
-            .otherwise(pl.col("message"))
-        )
-        tbcol = pl.col("traceback")
-        frame = frame.with_columns(
-            exc_chain=pl.coalesce(pl.col("exc"), pl.when(tbcol.is_not_null()).then(exc_chain_expr(tbcol))),
-            cls_text=pl.concat_str([pl.col("head"), tbcol], separator="\n", ignore_nulls=True),
-        )
-        frame = classify_frame(frame, "cls_text", rules=self.opts.rules)
+            frame = frame.with_columns(traceback=pl.lit(None, dtype=pl.String), exc_chain=pl.col("exc"))
+        frame = _classify(frame, self.opts.rules)
         frame = frame.with_columns(
             exc_type=pl.col("exc_chain").list.last(),
             message_template=message_template_expr("message"),
@@ -787,6 +815,30 @@ class _Parser:
             file=pl.lit(self.source.name),
         )
         return conform(frame, APP_EVENTS)
+
+
+def _classify(frame: pl.DataFrame, rules: tuple[ErrorRule, ...] | None) -> pl.DataFrame:
+    """``error_class`` of each event's first line (``head``) plus traceback, as classify_error sees it.
+
+    A cheap scan of the head and the traceback with every rule at once picks the candidates; only
+    they get the whole text built and the ordered rules applied.
+    """
+    table = _resolve(rules)
+    anyp = _any_pattern(table) if table else None
+    if anyp is None:
+        return frame.with_columns(error_class=pl.lit(None, dtype=pl.String))
+    hit = frame.select(
+        pl.col("head").str.contains(anyp).fill_null(False)
+        | pl.col("traceback").str.contains(anyp).fill_null(False)
+    ).to_series()
+    idx = hit.arg_true()
+    full = _null_series("error_class", pl.String, frame.height)
+    if idx.len():
+        sub = frame.filter(hit).select(
+            pl.concat_str([pl.col("head"), pl.col("traceback")], separator="\n", ignore_nulls=True).alias("t")
+        )
+        full = full.scatter(idx, classify_frame(sub, "t", rules=table)["error_class"])
+    return frame.with_columns(full)
 
 
 def _fold(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -831,8 +883,6 @@ def _batches(sources: list[Source], opts: _Options, report: ReadReport) -> Itera
 def _options(format, pattern, datefmt, tz, service, rules, chunk_bytes) -> _Options:
     candidates = _check_options(format, pattern, datefmt, tz, service)
     if rules is not None:
-        from loglib.formats.error_rules import _resolve
-
         rules = _resolve(rules)
     return _Options(candidates, tz, service, rules, chunk_bytes)
 
