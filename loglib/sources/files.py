@@ -13,8 +13,8 @@ import io
 import lzma
 import os
 import re
-from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
