@@ -1051,6 +1051,8 @@ def read_app_log(
         import warnings
 
         warnings.warn(note, NoTimestampWarning, stacklevel=2)
-    if frame["ts"].is_not_null().any():
+    ts = frame["ts"]
+    already = ts.null_count() == 0 and ts.is_sorted()  # one file in time order: no copy needed
+    if ts.is_not_null().any() and not already:
         frame = frame.sort("ts", maintain_order=True, nulls_last=True)
     return finish_read(frame, report, strict=strict)
