@@ -31,13 +31,20 @@ T = TypeVar("T")
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _ROTATION = re.compile(r"^(?P<base>.*?)\.(?P<n>\d{1,4})$")
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+_BZ2_BLOCK = b"1AY&SY"  # bzip2 block header (pi), after "BZh" and the block size digit
+_BZ2_EOS = b"\x17rE8P\x90"  # end-of-stream marker (sqrt pi): an empty .bz2
 
 
-_DECOMPRESSORS = {
-    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw),
-    b"BZh": bz2.BZ2File,
-    b"\xfd7zXZ\x00": lzma.LZMAFile,
-}
+def _decompressor(head: bytes):
+    """The opener for a compressed stream, told by full magic numbers (so a text file that merely
+    starts with "BZh" stays text), or None for plain text."""
+    if head.startswith(b"\x1f\x8b\x08"):
+        return lambda raw: gzip.GzipFile(fileobj=raw)
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (_BZ2_BLOCK, _BZ2_EOS):
+        return bz2.BZ2File
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,9 +62,9 @@ class Source:
             io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")  # noqa: SIM115
         )
         with raw:
-            head = raw.read(6)
+            head = raw.read(10)
             raw.seek(0)
-            opener = _DECOMPRESSORS.get(next((m for m in _DECOMPRESSORS if head.startswith(m)), b""))
+            opener = _decompressor(head)
             if opener is None:
                 yield raw
                 return
