@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport, attach_report, finish_read, rejects_frame
+from loglib.core.rejects import ReadReport, finish_read, rejects_frame
 from loglib.core.schema import PG_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
-from loglib.errors import FormatError, NoDataError
+from loglib.errors import FormatError
 from loglib.formats.pg_messages import with_event
 from loglib.formats.pg_prefix import COMMON_PREFIXES, SECONDARY, CompiledPrefix, compile_prefix
+from loglib.sources._lazy import collect_batches, scan_batches
 from loglib.sources.files import (
     DEFAULT_CHUNK_BYTES,
     LineChunk,
@@ -826,26 +827,7 @@ def scan_pg_log(
     opts = _Options(format, prefix, tz, year, chunk_bytes)
     report = ReadReport("read_pg_log")
 
-    def source(with_columns, predicate, n_rows, batch_size):
-        report.__init__("read_pg_log")  # a fresh count for every collect
-        produced = 0
-        for batch in _batches(sources, opts, report):
-            if predicate is not None:
-                batch = batch.filter(predicate)
-            if with_columns is not None:
-                batch = batch.select(with_columns)
-            if n_rows is not None:
-                batch = batch.head(n_rows - produced)
-            produced += batch.height
-            yield batch
-            if n_rows is not None and produced >= n_rows:
-                return
-
-    from polars.io.plugins import register_io_source
-
-    lazy = register_io_source(source, schema=PG_EVENTS.polars_schema, explain_name="loglib.scan_pg_log")
-    lazy._loglib_report = report  # type: ignore[attr-defined]
-    return attach_report(lazy, report)  # type: ignore[arg-type]
+    return scan_batches(lambda rep: _batches(sources, opts, rep), PG_EVENTS, report, "loglib.scan_pg_log")
 
 
 def read_pg_log(
@@ -912,15 +894,8 @@ def read_pg_log(
     sources = expand_sources(paths)
     opts = _Options(format, prefix, tz, year, DEFAULT_CHUNK_BYTES)
     report = ReadReport("read_pg_log")
-    batches = list(_batches(sources, opts, report))
-    frame = pl.concat(batches) if batches else PG_EVENTS.empty()
-    if frame.height == 0 and raise_if_empty:
-        msg = (
-            f"no PostgreSQL log entries in {', '.join(s.name for s in sources)} "
-            f"({report.lines_read} line(s) read, {report.lines_rejected} rejected); "
-            "pass raise_if_empty=False to get an empty frame"
-        )
-        raise NoDataError(msg)
-    if frame["ts"].is_not_null().any():
-        frame = frame.sort("ts", maintain_order=True, nulls_last=True)
+    frame = collect_batches(
+        _batches(sources, opts, report), PG_EVENTS, sources, report,
+        what="PostgreSQL log entries", raise_if_empty=raise_if_empty,
+    )  # fmt: skip
     return finish_read(frame, report, strict=strict)
