@@ -11,10 +11,11 @@ frames, then ask the questions a postmortem asks.
 from loglib.analysis.alerts import replay_alert
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.metrics import metrics_wide
+from loglib.analysis.pool import pool_leak_rates, pool_leak_sites, pool_leaks
 from loglib.analysis.sessions import pg_sessions
 from loglib.core import schema
 from loglib.core.rejects import ReadReport, read_report, rejects
-from loglib.core.schema import ALERT_STATES, SESSION_END_REASONS
+from loglib.core.schema import ALERT_STATES, POOL_EVENT_KINDS, SESSION_END_REASONS
 from loglib.errors import (
     FormatError,
     LoglibError,
@@ -26,6 +27,7 @@ from loglib.errors import (
 )
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
+from loglib.sources.pool_events import read_pool_events
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
 
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALERT_STATES",
     "PG_EVENT_KINDS",
+    "POOL_EVENT_KINDS",
     "SESSION_END_REASONS",
     "FormatError",
     "LoglibError",
@@ -48,7 +51,11 @@ __all__ = [
     "metrics_wide",
     "pg_connections",
     "pg_sessions",
+    "pool_leak_rates",
+    "pool_leak_sites",
+    "pool_leaks",
     "read_pg_log",
+    "read_pool_events",
     "read_prometheus",
     "read_report",
     "rejects",
