@@ -30,6 +30,7 @@ from loglib.formats.pg_prefix import compile_prefix
 from loglib.sources.pool_events import read_pool_events
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
+from loglib.store import read_sql, sql_incidents, to_sql
 
 __version__ = "0.1.0"
 
@@ -58,8 +59,11 @@ __all__ = [
     "read_pool_events",
     "read_prometheus",
     "read_report",
+    "read_sql",
     "rejects",
     "replay_alert",
     "scan_pg_log",
     "schema",
+    "sql_incidents",
+    "to_sql",
 ]
