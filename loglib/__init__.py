@@ -8,11 +8,13 @@ frames, then ask the questions a postmortem asks.
 >>> ll.pg_connections(pg, every="1h")                   # doctest: +SKIP
 """
 
+from loglib.analysis.activity import pg_activity_states, pg_idle_in_transaction, pg_oldest_xact
 from loglib.analysis.alerts import replay_alert
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.metrics import metrics_wide
 from loglib.analysis.pool import pool_leak_rates, pool_leak_sites, pool_leaks
 from loglib.analysis.sessions import pg_sessions
+from loglib.capture import capture_pg_activity
 from loglib.core import schema
 from loglib.core.rejects import ReadReport, read_report, rejects
 from loglib.core.schema import ALERT_STATES, POOL_EVENT_KINDS, SESSION_END_REASONS
@@ -27,6 +29,7 @@ from loglib.errors import (
 )
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
+from loglib.sources.pg_activity import read_pg_activity, read_pg_activity_gaps
 from loglib.sources.pool_events import read_pool_events
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
@@ -47,14 +50,20 @@ __all__ = [
     "ReadReport",
     "RejectedLinesWarning",
     "TimezoneError",
+    "capture_pg_activity",
     "classify_pg_message",
     "compile_prefix",
     "metrics_wide",
+    "pg_activity_states",
     "pg_connections",
+    "pg_idle_in_transaction",
+    "pg_oldest_xact",
     "pg_sessions",
     "pool_leak_rates",
     "pool_leak_sites",
     "pool_leaks",
+    "read_pg_activity",
+    "read_pg_activity_gaps",
     "read_pg_log",
     "read_pool_events",
     "read_prometheus",
