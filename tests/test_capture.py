@@ -44,6 +44,17 @@ def _wait_for(condition, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def _in_thread(result: dict, *args, **kwargs) -> threading.Thread:
+    """Run capture_pg_activity in a thread; its summary lands in ``result["summary"]``."""
+
+    def run() -> None:
+        result["summary"] = capture_pg_activity(*args, **kwargs)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker
+
+
 def _no_secret_under(path: Path) -> None:
     for file in path.rglob("*"):
         if file.is_file():
@@ -59,14 +70,15 @@ class TestRestartUnderCapture:
         idle_tx = psycopg.connect(pg_server.dsn, application_name="leaky-api")
         idle_tx.execute("select 1")  # opens a transaction and leaves it idle
         with caplog.at_level(logging.INFO, logger="loglib.capture"):
-            worker = threading.Thread(
-                target=lambda: result.setdefault(
-                    "summary",
-                    capture_pg_activity(_secret_url(pg_server), out, every="0.2s", duration="60s",
-                                        max_backoff="0.4s", stop=stop),  # fmt: skip
-                )
+            worker = _in_thread(
+                result,
+                _secret_url(pg_server),
+                out,
+                every="0.2s",
+                duration="60s",
+                max_backoff="0.4s",
+                stop=stop,
             )
-            worker.start()
             try:
                 _wait_for(lambda: _samples(out) >= 5)
                 pg_server.restart("fast")
@@ -117,13 +129,9 @@ class TestRestartUnderCapture:
         pg_server.stop("fast")
         stop = threading.Event()
         result = {}
-        worker = threading.Thread(
-            target=lambda: result.setdefault(
-                "s", capture_pg_activity(pg_server.url, out, every="0.2s", duration="30s", max_backoff="0.3s",
-                                         stop=stop)  # fmt: skip
-            )
+        worker = _in_thread(
+            result, pg_server.url, out, every="0.2s", duration="30s", max_backoff="0.3s", stop=stop
         )
-        worker.start()
         try:
             _wait_for(lambda: any((out / "gaps").glob("*.parquet")) if (out / "gaps").exists() else False)
             assert ll.read_pg_activity_gaps(out)["end"].to_list() == [None]  # written while still down
