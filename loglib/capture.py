@@ -39,7 +39,8 @@ select now() as ts, pid, backend_type, state, wait_event_type, wait_event,
        backend_start, xact_start, query_start, state_change,
        usename as "user", datname as database, application_name as application,
        host(client_addr) as client_addr, client_port, {query} as query,
-       current_setting('max_connections')::int as max_connections
+       current_setting('max_connections')::int as max_connections,
+       pg_postmaster_start_time() as server_start
 from pg_stat_activity
 where pid <> pg_backend_pid()
 order by pid

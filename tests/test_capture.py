@@ -81,7 +81,9 @@ class TestRestartUnderCapture:
             )
             try:
                 _wait_for(lambda: _samples(out) >= 5)
-                pg_server.restart("fast")
+                pg_server.stop("fast")
+                _wait_for(lambda: any((out / "gaps").glob("*.parquet")))  # the capture noticed the outage
+                pg_server.start()
                 before = _samples(out)
                 _wait_for(lambda: _samples(out) >= before + 3)
             finally:
@@ -104,7 +106,10 @@ class TestRestartUnderCapture:
         assert (times <= gap["start"]).sum() >= 5 and (times >= gap["end"]).sum() >= 3
         assert not ((times > gap["start"]) & (times < gap["end"])).any()  # nothing sampled inside the gap
         assert ll.read_report(activity).lines_rejected == 0
-        # the server's restart shows: backends after the gap started after it
+        # the restart shows in the samples too: a new server start time after the gap
+        before_gap = activity.filter(pl.col("ts") <= gap["start"])["server_start"].unique()
+        after_gap = activity.filter(pl.col("ts") >= gap["end"])["server_start"].unique()
+        assert before_gap.len() == after_gap.len() == 1 and before_gap[0] < after_gap[0]
         clients = activity.filter(pl.col("backend_type") == "client backend")
         assert clients["application"].to_list().count("loglib-capture") == 0  # the sampler leaves itself out
         # analyses: the idle transaction before the restart, and none after

@@ -361,6 +361,11 @@ PG_ACTIVITY = FrameSchema(
         Column("client_port", pl.Int32, "client TCP port (-1 for Unix sockets)"),
         Column("query", pl.String, "current or last query text, only when captured with `query=True`"),
         Column("max_connections", pl.Int32, "the server's `max_connections` at the sample"),
+        Column(
+            "server_start",
+            UTC_TS,
+            "when the server started (`pg_postmaster_start_time()`): a change is a restart",
+        ),
         Column("server", pl.String, "the server sampled: its URL with the password hidden"),
         Column("file", pl.String, "Parquet file of the sample"),
         Column("line", pl.Int64, "1-based row of this backend in that file"),
