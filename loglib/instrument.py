@@ -129,6 +129,8 @@ class PoolEventLog:
         self._sampled: dict[int, bool] = {}  # id(record) -> this checkout is logged
         self._counter = count(1)
         self._first: tuple[int, tuple[int, int | None]] | None = None
+        self._status_pool: Any = None
+        self._status: list[tuple[str, Callable[[], int]]] = []
         self._skip_code: dict[Any, bool] = {}
         self._lib_dirs = _library_dirs()
         self._fd: int | None = None
@@ -278,10 +280,15 @@ class PoolEventLog:
             if task is not None:
                 record["task"] = task.get_name()
         pool = self._get_pool()
-        for key in ("size", "checkedout", "overflow"):
-            method = getattr(pool, key, None)
-            if callable(method):
-                record["checked_out" if key == "checkedout" else key] = method()
+        if pool is not self._status_pool:  # first event, or engine.dispose() made a new pool
+            self._status_pool = pool
+            self._status = [
+                (key, method)
+                for key, name in (("size", "size"), ("checked_out", "checkedout"), ("overflow", "overflow"))
+                if callable(method := getattr(pool, name, None))
+            ]
+        for key, method in self._status:
+            record[key] = method()
         if self.sample < 1.0:
             record["sample"] = self.sample
         return record
