@@ -8,13 +8,16 @@ frames, then ask the questions a postmortem asks.
 >>> ll.pg_connections(pg, every="1h")                   # doctest: +SKIP
 """
 
+from loglib.analysis.activity import pg_activity_states, pg_idle_in_transaction, pg_oldest_xact
 from loglib.analysis.alerts import replay_alert
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.metrics import metrics_wide
+from loglib.analysis.pool import pool_leak_rates, pool_leak_sites, pool_leaks
 from loglib.analysis.sessions import pg_sessions
+from loglib.capture import capture_pg_activity
 from loglib.core import schema
 from loglib.core.rejects import ReadReport, read_report, rejects
-from loglib.core.schema import ALERT_STATES, SESSION_END_REASONS
+from loglib.core.schema import ALERT_STATES, POOL_EVENT_KINDS, SESSION_END_REASONS
 from loglib.errors import (
     FormatError,
     LoglibError,
@@ -41,8 +44,11 @@ from loglib.formats.log_pattern import compile_log_pattern
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
+from loglib.sources.pg_activity import read_pg_activity, read_pg_activity_gaps
+from loglib.sources.pool_events import read_pool_events
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
+from loglib.store import read_sql, sql_incidents, to_sql
 
 __version__ = "0.1.0"
 
@@ -52,6 +58,7 @@ __all__ = [
     "ERROR_CLASSES",
     "ERROR_RULES",
     "PG_EVENT_KINDS",
+    "POOL_EVENT_KINDS",
     "SESSION_END_REASONS",
     "ErrorRule",
     "FormatError",
@@ -64,6 +71,7 @@ __all__ = [
     "RejectedLinesWarning",
     "TimezoneError",
     "add_error_rule",
+    "capture_pg_activity",
     "classify_error",
     "classify_pg_message",
     "compile_log_pattern",
@@ -73,16 +81,28 @@ __all__ = [
     "message_template",
     "message_template_expr",
     "metrics_wide",
+    "pg_activity_states",
     "pg_connections",
+    "pg_idle_in_transaction",
+    "pg_oldest_xact",
     "pg_sessions",
+    "pool_leak_rates",
+    "pool_leak_sites",
+    "pool_leaks",
     "read_app_log",
+    "read_pg_activity",
+    "read_pg_activity_gaps",
     "read_pg_log",
+    "read_pool_events",
     "read_prometheus",
     "read_report",
+    "read_sql",
     "rejects",
     "replay_alert",
     "reset_error_rules",
     "scan_app_log",
     "scan_pg_log",
     "schema",
+    "sql_incidents",
+    "to_sql",
 ]
