@@ -28,8 +28,8 @@ from typing import Any
 
 import polars as pl
 
-from loglib.analysis.metrics import to_timedelta
 from loglib.core.schema import PG_ACTIVITY, PG_ACTIVITY_GAPS
+from loglib.core.timeparse import to_timedelta
 
 _LOG = logging.getLogger("loglib.capture")
 APPLICATION_NAME = "loglib-capture"

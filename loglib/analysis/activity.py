@@ -8,7 +8,7 @@ from datetime import timedelta
 import polars as pl
 
 from loglib._compat import to_polars
-from loglib.analysis.metrics import to_timedelta
+from loglib.core.timeparse import to_timedelta
 
 #: state columns of ``pg_activity_states``, in pg_stat_activity's spelling -> column name
 STATES = {

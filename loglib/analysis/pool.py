@@ -7,8 +7,8 @@ from datetime import timedelta
 import polars as pl
 
 from loglib._compat import to_polars
-from loglib.analysis.metrics import to_timedelta
 from loglib.core.schema import POOL_LEAKS, UTC_TS, conform
+from loglib.core.timeparse import to_timedelta
 
 _KEYS = ("process", "pool", "conn")
 _ENDS = ("checkout", "checkin", "detach")
