@@ -55,6 +55,15 @@ def build(path: Path, size_mb: int) -> None:
         rest=pl.col("text").str.extract(r"^\S+ \S+ UTC \[\d+\](.*)$", 1),
         pid=pl.col("text").str.extract(r"^\S+ \S+ UTC \[(\d+)\]", 1).cast(pl.Int64),
     )
+    # the vacuum fixture is from another day: move its entries into the sample's hours
+    n_sample = len(sample.splitlines())
+    sample_ts = base["ts"].head(n_sample)
+    vac_ts = base["ts"].slice(n_sample)
+    if vac_ts.drop_nulls().len():
+        shift = sample_ts.min() - vac_ts.min()
+        base = base.with_columns(
+            ts=pl.when(pl.int_range(pl.len()) >= n_sample).then(pl.col("ts") + shift).otherwise(pl.col("ts"))
+        )
     t0 = base["ts"].min()
     span = base["ts"].max() - t0
     block_bytes = len("\n".join(lines)) + 1
