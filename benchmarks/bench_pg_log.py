@@ -128,9 +128,8 @@ def pgbadger_rate(path: Path) -> float | None:
     with open(path, "rb") as src, open(part, "wb") as dst:
         dst.write(src.read(20_000_000))
     t = time.perf_counter()
-    subprocess.run(
-        [exe, "-q", "-x", "json", "-o", str(WORK / "slice.json"), "-p", PREFIX, str(part)], check=True
-    )
+    out = str(WORK / "slice.json")
+    subprocess.run([exe, "-q", "-x", "json", "-o", out, "-p", PREFIX, "--pid-dir", str(WORK), str(part)], check=True)
     return part.stat().st_size / 1e6 / (time.perf_counter() - t)
 
 
