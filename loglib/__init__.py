@@ -24,8 +24,23 @@ from loglib.errors import (
     RejectedLinesWarning,
     TimezoneError,
 )
+from loglib.formats.app_formats import APP_LOG_FORMATS
+from loglib.formats.error_rules import (
+    ERROR_CLASSES,
+    ERROR_RULES,
+    ErrorRule,
+    add_error_rule,
+    classify_error,
+    error_class_expr,
+    error_rules,
+    message_template,
+    message_template_expr,
+    reset_error_rules,
+)
+from loglib.formats.log_pattern import compile_log_pattern
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
+from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
 
@@ -33,26 +48,41 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALERT_STATES",
+    "APP_LOG_FORMATS",
+    "ERROR_CLASSES",
+    "ERROR_RULES",
     "PG_EVENT_KINDS",
     "SESSION_END_REASONS",
+    "ErrorRule",
     "FormatError",
     "LoglibError",
     "LoglibWarning",
     "NoDataError",
+    "NoTimestampWarning",
     "ParseError",
     "ReadReport",
     "RejectedLinesWarning",
     "TimezoneError",
+    "add_error_rule",
+    "classify_error",
     "classify_pg_message",
+    "compile_log_pattern",
     "compile_prefix",
+    "error_class_expr",
+    "error_rules",
+    "message_template",
+    "message_template_expr",
     "metrics_wide",
     "pg_connections",
     "pg_sessions",
+    "read_app_log",
     "read_pg_log",
     "read_prometheus",
     "read_report",
     "rejects",
     "replay_alert",
+    "reset_error_rules",
+    "scan_app_log",
     "scan_pg_log",
     "schema",
 ]

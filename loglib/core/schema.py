@@ -248,6 +248,38 @@ ALERT_TRANSITIONS = FrameSchema(
 ALL_SCHEMAS = (*ALL_SCHEMAS, METRICS, ALERT_TRANSITIONS)
 
 
+# --- application logs -----------------------------------------------------------------------
+
+APP_EXTRA = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
+
+APP_EVENTS = FrameSchema(
+    "app_events",
+    "one row per application log event; a traceback or stack trace belongs to its event (`read_app_log`, `scan_app_log`)",
+    (
+        Column("ts", UTC_TS, "when the application wrote the event, in UTC; null when the format carries no time (never invented)"),
+        Column("level", pl.String, "debug, info, warning, error or critical (normalised from the format's own names and numbers)"),
+        Column("logger", pl.String, "logger / channel / category name, when the format has one"),
+        Column("message", pl.String, "the first line of the message"),
+        Column("exc_type", pl.String, "innermost exception type (the root cause; the last of `exc_chain`), null when there is none"),
+        Column("exc_chain", pl.List(pl.String), "chained exception types, outermost first (Python `from`/context chains, Java `Caused by:`, Laravel previous)"),
+        Column("traceback", pl.String, "everything after the first line: traceback, stack trace or continuation text; null when none"),
+        Column("error_class", pl.String, "one of `loglib.ERROR_CLASSES` (or a user rule's class), null when not a database-connection matter"),
+        Column("message_template", pl.String, "the message with numbers, ids, hosts and quoted names masked as `<*>`, for grouping"),
+        Column("service", pl.String, "service name: `service=`, else the record's own service field, else the file's base name"),
+        Column("host", pl.String, "host that wrote the event, when the format carries it (pino/bunyan `hostname`, JSON `host`)"),
+        Column("pid", pl.Int64, "process id, when the format carries it (gunicorn, Rails, Spring Boot, pino…)"),
+        Column("request_id", pl.String, "request / correlation id, when the format carries one (JSON keys, logfmt, Rails tags)"),
+        Column("caller", pl.String, "code location that logged (zap `caller`, loguru `name:function:line`, Go `file.go:line`)"),
+        Column("extra", APP_EXTRA, "the format's remaining fields as key/value pairs (values as text; nested JSON as JSON text)"),
+        Column("format", pl.String, "the format the event was parsed as (see `loglib.APP_LOG_FORMATS`)"),
+        Column("file", pl.String, "source file the event came from"),
+        Column("line", pl.Int64, "1-based line number of the event's first line in that file"),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, APP_EVENTS)
+
+
 def schema_markdown() -> str:
     """Every canonical frame as Markdown (the README's "Canonical frames" section)."""
     return "\n\n".join(s.markdown() for s in ALL_SCHEMAS)

@@ -27,13 +27,8 @@ PathsLike = str | os.PathLike | bytes | Iterable[str | os.PathLike]
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _ROTATION = re.compile(r"^(?P<base>.*?)\.(?P<n>\d{1,4})$")
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
-
-
-_DECOMPRESSORS = {
-    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw),
-    b"BZh": bz2.BZ2File,
-    b"\xfd7zXZ\x00": lzma.LZMAFile,
-}
+_BZ2_BLOCK = b"1AY&SY"  # bzip2 block header (pi), after "BZh" and the block size digit
+_BZ2_EOS = b"\x17rE8P\x90"  # end-of-stream marker (sqrt pi): an empty .bz2
 
 
 @dataclass(frozen=True)
@@ -51,13 +46,19 @@ class Source:
             io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")  # noqa: SIM115
         )
         with raw:
-            head = raw.read(6)
+            head = raw.read(10)
             raw.seek(0)
-            opener = _DECOMPRESSORS.get(next((m for m in _DECOMPRESSORS if head.startswith(m)), b""))
-            if opener is None:
+            # full magic numbers, so that a text file that merely starts with "BZh" stays text
+            if head.startswith(b"\x1f\x8b\x08"):
+                stream = gzip.GzipFile(fileobj=raw)
+            elif head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (_BZ2_BLOCK, _BZ2_EOS):
+                stream = bz2.BZ2File(raw)
+            elif head.startswith(b"\xfd7zXZ\x00"):
+                stream = lzma.LZMAFile(raw)
+            else:
                 yield raw
                 return
-            with opener(raw) as stream:
+            with stream:
                 yield stream
 
     def head(self, n_bytes: int = 65536) -> bytes:
