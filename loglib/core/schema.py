@@ -288,7 +288,11 @@ INCIDENT_EVENTS = FrameSchema(
     "things that happened to the system, declared in `incident.toml` or detected in the logs (`Incident.events`)",
     (
         Column("ts", UTC_TS, "when it happened, in UTC"),
-        Column("kind", pl.String, "one of `loglib.schema.INCIDENT_EVENT_KINDS`: deploy, restart, action, alert, note"),
+        Column(
+            "kind",
+            pl.String,
+            "one of `loglib.schema.INCIDENT_EVENT_KINDS`: deploy, restart, action, alert, note",
+        ),
         Column("text", pl.String, "what happened, in words"),
         Column(
             "origin",
@@ -309,7 +313,9 @@ CORRELATION_PAIRS = FrameSchema(
         Column("left_ts", UTC_TS, "time of the `left` event"),
         Column("right_row", pl.UInt32, "row number of the matched `right` event; null when none is `within`"),
         Column("right_ts", UTC_TS, "time of the matched `right` event; null when none"),
-        Column("lag", pl.Duration("us"), "`right_ts - left_ts`: positive when `right` came after; null when none"),
+        Column(
+            "lag", pl.Duration("us"), "`right_ts - left_ts`: positive when `right` came after; null when none"
+        ),
         Column("matched", pl.Boolean, "true when a `right` event was found `within` the limit"),
     ),
 )
@@ -319,7 +325,9 @@ LEAK_RATES = FrameSchema(
     "connections leaked per time bucket, best evidence first (`loglib.leak_rates`)",
     (
         Column("ts", UTC_TS, "bucket start"),
-        Column("scope", pl.String, "whose leak: pool/instance (`api-1`), or `application/user` from PostgreSQL"),
+        Column(
+            "scope", pl.String, "whose leak: pool/instance (`api-1`), or `application/user` from PostgreSQL"
+        ),
         Column(
             "leaked",
             pl.Float64,
@@ -345,7 +353,9 @@ FINDINGS = FrameSchema(
         Column("start", UTC_TS, "start of the time the finding is about"),
         Column("end", UTC_TS, "end of that time"),
         Column("confidence", pl.String, "`high`, `medium` or `low`"),
-        Column("numbers", pl.String, "the figures behind the statement, as a JSON object (`Finding.numbers`)"),
+        Column(
+            "numbers", pl.String, "the figures behind the statement, as a JSON object (`Finding.numbers`)"
+        ),
         Column("evidence_rows", pl.UInt32, "how many rows of evidence prove it (`Finding.evidence`)"),
     ),
 )
