@@ -34,7 +34,9 @@ class TestAlign:
         metrics = pl.DataFrame(
             {"ts": _ts(0.5, 3.0), "series": ["g", "g"], "value": [1.0, 4.0]}, schema_overrides={"ts": UTC_TS}
         )
-        got = ll.align(app=app, metrics=metrics, every="1m", start=T0, end=T0 + timedelta(minutes=5), staleness="90s")
+        got = ll.align(
+            app=app, metrics=metrics, every="1m", start=T0, end=T0 + timedelta(minutes=5), staleness="90s"
+        )
         expected = pl.DataFrame(
             {
                 "ts": _ts(0, 1, 2, 3, 4, 5),
@@ -44,7 +46,12 @@ class TestAlign:
                 "app:server_closed": [None, 0, 1, None, None, None],
                 "metric:g": [1.0, 1.0, None, 4.0, None, None],
             },
-            schema_overrides={"ts": UTC_TS, **{c: pl.Int64 for c in ("app:events", "app:errors", "app:pool_timeout", "app:server_closed")}},
+            schema_overrides={
+                "ts": UTC_TS,
+                **{
+                    c: pl.Int64 for c in ("app:events", "app:errors", "app:pool_timeout", "app:server_closed")
+                },
+            },
         )
         assert_frame_equal(got, expected)
 

@@ -27,7 +27,9 @@ class TestRealIdleDrops:
         assert (c.matched, c.total) == (9, 9)
         lags = c.pairs["lag"].dt.total_milliseconds()
         assert lags.max() < 0 and lags.min() > -3500
-        assert c.summary.startswith("9 of 9 `server_closed` errors have a PostgreSQL `client_reset` before, within 10 s")
+        assert c.summary.startswith(
+            "9 of 9 `server_closed` errors have a PostgreSQL `client_reset` before, within 10 s"
+        )
 
     def test_nothing_within_a_tight_limit(self):
         """Within 50 ms (as if they were the same instant) almost nothing pairs: the lag is the next use."""
@@ -42,7 +44,9 @@ class TestCorrelate:
 
     def test_pairs_and_keys(self):
         """Keys must agree; unmatched left rows stay with nulls."""
-        left = pl.DataFrame({"ts": [T0, T0 + timedelta(seconds=10)], "pid": [1, 2]}, schema_overrides={"ts": UTC_TS})
+        left = pl.DataFrame(
+            {"ts": [T0, T0 + timedelta(seconds=10)], "pid": [1, 2]}, schema_overrides={"ts": UTC_TS}
+        )
         right = pl.DataFrame(
             {"ts": [T0 + timedelta(milliseconds=300), T0 + timedelta(seconds=10)], "pid": [1, 3]},
             schema_overrides={"ts": UTC_TS},
@@ -66,7 +70,9 @@ class TestCorrelate:
     def test_direction_forward(self):
         """forward only looks after each left event."""
         left = pl.DataFrame({"ts": [T0]}, schema_overrides={"ts": UTC_TS})
-        right = pl.DataFrame({"ts": [T0 - timedelta(seconds=1), T0 + timedelta(seconds=2)]}, schema_overrides={"ts": UTC_TS})
+        right = pl.DataFrame(
+            {"ts": [T0 - timedelta(seconds=1), T0 + timedelta(seconds=2)]}, schema_overrides={"ts": UTC_TS}
+        )
         assert ll.correlate(left, right, within="5s", direction="forward").pairs["right_row"].to_list() == [1]
         assert ll.correlate(left, right, within="5s").pairs["right_row"].to_list() == [0]
 

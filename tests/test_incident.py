@@ -52,7 +52,10 @@ class TestLoad:
         inc = ll.Incident.load(
             _folder(
                 tmp_path,
-                BASE.replace('paths = ["pg/postgresql.log"]', 'paths = ["pg/postgresql.log*"]\nprefix = "%m [%p] %q%u@%d "')
+                BASE.replace(
+                    'paths = ["pg/postgresql.log"]',
+                    'paths = ["pg/postgresql.log*"]\nprefix = "%m [%p] %q%u@%d "',
+                )
                 + '[app]\npool_size = 5\nmax_overflow = 3\n[[events]]\nat = "2026-11-21T22:19:25Z"\nkind = "restart"\n'
                 'text = "Operator restarted the service"\n',
             )
@@ -90,8 +93,11 @@ class TestErrors:
             ("colour = 1\n", r"unknown key\(s\) 'colour'"),
             ('[[events]]\nat = "yesterday"\n', r"events\[0\]\.at: 'yesterday' is not a time"),
             ('[[events]]\nat = "2026-11-21T22:19:25"\n', "has no time zone"),
-            ('[[events]]\nat = "2026-11-21T22:19:25Z"\nkind = "party"\n', r"events\[0\]\.kind: must be one of"),
-            ("[app]\npool_size = \"5\"\n", r"app\.pool_size: expected int"),
+            (
+                '[[events]]\nat = "2026-11-21T22:19:25Z"\nkind = "party"\n',
+                r"events\[0\]\.kind: must be one of",
+            ),
+            ('[app]\npool_size = "5"\n', r"app\.pool_size: expected int"),
             ("[app]\npoolsize = 5\n", r"app: unknown key\(s\) 'poolsize'"),
             (
                 '[[windows]]\nname = "a"\nstart = "2026-01-01T00:00:00Z"\nend = "2026-01-01T01:00:00Z"\n'
@@ -116,11 +122,15 @@ class TestErrors:
     def test_unknown_reader_option(self, tmp_path):
         """Options are the reader's own keyword arguments."""
         with pytest.raises(IncidentError, match=r"sources\[0\]: unknown key\(s\) 'prefx'"):
-            ll.Incident.load(_folder(tmp_path, BASE.replace('kind = "postgres"', 'kind = "postgres"\nprefx = "%m"')))
+            ll.Incident.load(
+                _folder(tmp_path, BASE.replace('kind = "postgres"', 'kind = "postgres"\nprefx = "%m"'))
+            )
 
     def test_unknown_kind(self, tmp_path):
         """Source kinds are listed."""
-        with pytest.raises(IncidentError, match="must be one of app, postgres, prometheus, pool_events, pg_activity"):
+        with pytest.raises(
+            IncidentError, match="must be one of app, postgres, prometheus, pool_events, pg_activity"
+        ):
             ll.Incident.load(_folder(tmp_path, BASE.replace('kind = "app"', 'kind = "nginx"')))
 
     def test_no_toml(self, tmp_path):
