@@ -115,7 +115,7 @@ class Requests:
             leak = self.leak_every and self.n % self.leak_every == 0
         try:
             conn = self.engine.connect()
-            conn.exec_driver_sql("select pg_sleep(%s)" % round(rng.uniform(0.005, 0.03), 3))
+            conn.exec_driver_sql(f"select pg_sleep({round(rng.uniform(0.005, 0.03), 3)})")
             if leak:  # the bug: an error path that never closes the connection
                 with self.lock:
                     self.leaked.append(conn)

@@ -135,7 +135,7 @@ class TestErrors:
 
     def test_no_toml(self, tmp_path):
         """A folder without incident.toml says so."""
-        with pytest.raises(IncidentError, match="incident.toml"):
+        with pytest.raises(IncidentError, match=r"incident\.toml"):
             ll.Incident.load(tmp_path)
 
     @pytest.mark.skipif(hasattr(ll, "read_pool_events"), reason="this loglib has the pool-event reader")
