@@ -27,7 +27,14 @@ SETTINGS = settings(
 )
 
 
-def _physical_lines(data: bytes) -> int:
+_MAGIC = (b"\x1f\x8b\x08", b"\xfd7zXZ\x00", b"BZh")
+
+
+def _physical_lines(data: bytes) -> int | None:
+    """Lines a reader must account for; None when the bytes claim a compression format (they are
+    then read as that format, and a corrupt stream is one 'truncated or corrupt' reject)."""
+    if data.startswith(_MAGIC):
+        return None
     if not data:
         return 0
     return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)

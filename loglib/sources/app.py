@@ -46,7 +46,6 @@ from loglib.formats.error_rules import (
     message_template_expr,
 )
 from loglib.sources.files import (
-    DEFAULT_CHUNK_BYTES,
     LineChunk,
     PathsLike,
     Source,
@@ -60,6 +59,8 @@ _ISO_PARTS = (
     r"^(?P<d>\d{4})[-/](?P<mo>\d\d)[-/](?P<day>\d\d)[T ](?P<t>\d\d:\d\d(?::\d\d)?)(?:[.,](?P<f>\d{1,9}))?"
     r"\s*(?P<z>Z|[+-]\d\d(?::?\d\d)?|UTC|GMT)?$"
 )
+#: chunk size of application logs: small chunks keep two in flight (two cores) in little memory
+APP_CHUNK_BYTES = 4 * 1024 * 1024
 _REQUEST_ID_KEYS = ("request_id", "requestId", "req_id", "reqId", "x_request_id", "x-request-id", "request.id",
                     "http.request.id", "correlation_id", "correlationId")  # fmt: skip
 
@@ -76,10 +77,20 @@ class NoTimestampWarning(LoglibWarning):
 
 
 @dataclass
+class _ChunkInfo:
+    """What :meth:`_Parser.run` still needs of a chunk once its lines are parsed."""
+
+    first_line: int
+    n_lines: int
+    fallback_decoded: int
+    damage: str | None
+
+
+@dataclass
 class _ChunkResult:
     """One chunk worked alone: lines before its first entry, finished events, the open last event."""
 
-    chunk: LineChunk
+    chunk: _ChunkInfo
     lead: pl.DataFrame
     events: pl.DataFrame | None
     rejected: pl.DataFrame | None
@@ -666,10 +677,13 @@ class _Parser:
 
     def _chunk_frame(self, chunk: LineChunk) -> pl.DataFrame:
         n = chunk.lines.len()
+        text = chunk.lines
+        if text.str.contains("\x00", literal=True).any():
+            text = text.str.replace_all("\x00", "\ufffd", literal=True)
         return pl.DataFrame(
             {
                 "line": pl.int_range(chunk.first_line, chunk.first_line + n, eager=True, dtype=pl.Int64),
-                "text": chunk.lines.str.replace_all("\x00", "\ufffd", literal=True),
+                "text": text,
             }
         )
 
@@ -680,6 +694,7 @@ class _Parser:
         may continue in the next chunk) are left raw for :meth:`run` to stitch.
         """
         parsed = self._parse_chunk(self._chunk_frame(chunk))
+        chunk = _ChunkInfo(chunk.first_line, chunk.lines.len(), chunk.fallback_decoded, chunk.damage)
         starts = parsed["_m"].arg_true()
         if starts.len() == 0:
             return _ChunkResult(chunk, parsed, None, None, None)
@@ -709,7 +724,7 @@ class _Parser:
                     break
                 res = pending.popleft().result()
                 chunk = res.chunk
-                report.lines_read += chunk.lines.len()
+                report.lines_read += chunk.n_lines
                 if chunk.fallback_decoded:
                     report.notes.append(
                         f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
@@ -729,7 +744,7 @@ class _Parser:
                         yield res.events
                     tail = res.tail
                 if chunk.damage:
-                    last = chunk.first_line + chunk.lines.len() - 1
+                    last = chunk.first_line + chunk.n_lines - 1
                     report.lines_read += 1
                     report.rejects = pl.concat(
                         [report.rejects, rejects_frame(self.source.name, [last + 1], [chunk.damage], [""])]
@@ -896,7 +911,7 @@ def scan_app_log(
     tz: str | Mapping[str, str] | None = None,
     service: str | Mapping[str, str] | None = None,
     rules: Sequence[ErrorRule] | None = None,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int = APP_CHUNK_BYTES,
 ) -> pl.LazyFrame:
     """Lazily read application logs: the streaming twin of :func:`read_app_log`.
 
@@ -1013,7 +1028,7 @@ def read_app_log(
     │ 2024-03-01 10:00:01 UTC     ┆ info  ┆ null                        ┆ null         │
     └─────────────────────────────┴───────┴─────────────────────────────┴──────────────┘
     """
-    opts = _options(format, pattern, datefmt, tz, service, rules, DEFAULT_CHUNK_BYTES)
+    opts = _options(format, pattern, datefmt, tz, service, rules, APP_CHUNK_BYTES)
     sources = expand_sources(paths)
     report = ReadReport("read_app_log")
     batches = list(_batches(sources, opts, report))
@@ -1036,6 +1051,8 @@ def read_app_log(
         import warnings
 
         warnings.warn(note, NoTimestampWarning, stacklevel=2)
-    if frame["ts"].is_not_null().any():
+    ts = frame["ts"]
+    already = ts.null_count() == 0 and ts.is_sorted()  # one file in time order: no copy needed
+    if ts.is_not_null().any() and not already:
         frame = frame.sort("ts", maintain_order=True, nulls_last=True)
     return finish_read(frame, report, strict=strict)
