@@ -21,10 +21,10 @@ from pathlib import Path
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport, attach_report, finish_read, rejects_frame
+from loglib.core.rejects import ReadReport, finish_read, rejects_frame
 from loglib.core.schema import APP_EVENTS, APP_EXTRA, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_naive
-from loglib.errors import FormatError, LoglibWarning, NoDataError
+from loglib.errors import FormatError, LoglibWarning
 from loglib.formats.app_formats import (
     CONTAINER_PREFIX,
     NUMERIC_LEVELS,
@@ -45,6 +45,7 @@ from loglib.formats.error_rules import (
     classify_frame,
     message_template_expr,
 )
+from loglib.sources._lazy import collect_batches, scan_batches
 from loglib.sources.files import (
     LineChunk,
     PathsLike,
@@ -929,25 +930,7 @@ def scan_app_log(
     sources = expand_sources(paths)
     report = ReadReport("read_app_log")
 
-    def source(with_columns, predicate, n_rows, batch_size):
-        report.__init__("read_app_log")  # a fresh count for every collect
-        produced = 0
-        for batch in _batches(sources, opts, report):
-            if predicate is not None:
-                batch = batch.filter(predicate)
-            if with_columns is not None:
-                batch = batch.select(with_columns)
-            if n_rows is not None:
-                batch = batch.head(n_rows - produced)
-            produced += batch.height
-            yield batch
-            if n_rows is not None and produced >= n_rows:
-                return
-
-    from polars.io.plugins import register_io_source
-
-    lazy = register_io_source(source, schema=APP_EVENTS.polars_schema, explain_name="loglib.scan_app_log")
-    return attach_report(lazy, report)  # type: ignore[arg-type]
+    return scan_batches(lambda rep: _batches(sources, opts, rep), APP_EVENTS, report, "loglib.scan_app_log")
 
 
 def read_app_log(
@@ -1031,15 +1014,10 @@ def read_app_log(
     opts = _options(format, pattern, datefmt, tz, service, rules, APP_CHUNK_BYTES)
     sources = expand_sources(paths)
     report = ReadReport("read_app_log")
-    batches = list(_batches(sources, opts, report))
-    frame = pl.concat(batches) if batches else APP_EVENTS.empty()
-    if frame.height == 0 and raise_if_empty:
-        msg = (
-            f"no application log events in {', '.join(s.name for s in sources)} "
-            f"({report.lines_read} line(s) read, {report.lines_rejected} rejected); "
-            "pass raise_if_empty=False to get an empty frame"
-        )
-        raise NoDataError(msg)
+    frame = collect_batches(
+        _batches(sources, opts, report), APP_EVENTS, sources, report,
+        what="application log events", raise_if_empty=raise_if_empty,
+    )  # fmt: skip
     missing = frame["ts"].null_count()
     if missing:
         note = (
@@ -1051,8 +1029,4 @@ def read_app_log(
         import warnings
 
         warnings.warn(note, NoTimestampWarning, stacklevel=2)
-    ts = frame["ts"]
-    already = ts.null_count() == 0 and ts.is_sorted()  # one file in time order: no copy needed
-    if ts.is_not_null().any() and not already:
-        frame = frame.sort("ts", maintain_order=True, nulls_last=True)
     return finish_read(frame, report, strict=strict)
