@@ -10,10 +10,16 @@ frames, then ask the questions a postmortem asks.
 
 from loglib.analysis.activity import pg_activity_states, pg_idle_in_transaction, pg_oldest_xact
 from loglib.analysis.alerts import replay_alert
+from loglib.analysis.align import align
 from loglib.analysis.connections import pg_connections
+from loglib.analysis.correlate import Correlation, correlate
+from loglib.analysis.detect_deploy import detect_events
+from loglib.analysis.findings import Finding, findings, findings_frame
+from loglib.analysis.leaks import leak_rates
 from loglib.analysis.metrics import metrics_wide
 from loglib.analysis.pool import pool_leak_rates, pool_leak_sites, pool_leaks
 from loglib.analysis.sessions import pg_sessions
+from loglib.analysis.skew import SkewEstimate, apply_offset, estimate_skew
 from loglib.capture import capture_pg_activity
 from loglib.core import schema
 from loglib.core.rejects import ReadReport, read_report, rejects
@@ -43,6 +49,7 @@ from loglib.formats.error_rules import (
 from loglib.formats.log_pattern import compile_log_pattern
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
+from loglib.incident import AppSettings, Incident, IncidentError, PostgresSettings, SourceSpec
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
 from loglib.sources.pg_activity import read_pg_activity, read_pg_activity_gaps
 from loglib.sources.pool_events import read_pool_events
@@ -60,24 +67,40 @@ __all__ = [
     "PG_EVENT_KINDS",
     "POOL_EVENT_KINDS",
     "SESSION_END_REASONS",
+    "AppSettings",
+    "Correlation",
     "ErrorRule",
+    "Finding",
     "FormatError",
+    "Incident",
+    "IncidentError",
     "LoglibError",
     "LoglibWarning",
     "NoDataError",
     "NoTimestampWarning",
     "ParseError",
+    "PostgresSettings",
     "ReadReport",
     "RejectedLinesWarning",
+    "SkewEstimate",
+    "SourceSpec",
     "TimezoneError",
     "add_error_rule",
+    "align",
+    "apply_offset",
     "capture_pg_activity",
     "classify_error",
     "classify_pg_message",
     "compile_log_pattern",
     "compile_prefix",
+    "correlate",
+    "detect_events",
     "error_class_expr",
     "error_rules",
+    "estimate_skew",
+    "findings",
+    "findings_frame",
+    "leak_rates",
     "message_template",
     "message_template_expr",
     "metrics_wide",

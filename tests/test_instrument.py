@@ -84,6 +84,13 @@ class TestLeakRedHanded:
         rates = ll.pool_leak_rates(events, every="1h")
         assert rates["leaked"].sum() == 3 and rates["checkouts"].sum() == 60
         assert rates["method"].unique().to_list() == ["pool_events"] and rates["exact"].all()
+        # an incident with this pool log: leak_rates takes it as its best, exact evidence
+        inc = ll.Incident.from_dict(
+            {"title": "leak", "sources": [{"kind": "pool_events", "paths": [path.name]}]}, root=tmp_path
+        )
+        best = ll.leak_rates(inc, every="1h", best_only=True)
+        assert best["method"].unique().to_list() == ["pool_events"]
+        assert best["leaked"].sum() == 3 and best["confidence"].unique().to_list() == ["high"]
         engine.dispose()
 
     def test_garbage_collected_leaks_are_still_leaks(self, app_db, tmp_path):
