@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import polars as pl
 import pytest
@@ -135,3 +136,28 @@ class TestFindingsFrame:
         """Detector names are listed."""
         with pytest.raises(ValueError, match="choose from pool_exhaustion"):
             ll.findings(_load("healthy"), kinds=["gremlins"])
+
+
+class TestLittlesLaw:
+    def test_demand_from_clean_sessions(self):
+        """On the bundled leak sample (4 requests per server minute), Little's law recovers the request rate."""
+        inc = ll.Incident.from_dict(
+            {"title": "sample", "sources": [{"kind": "postgres", "paths": ["postgresql.log"]}]},
+            root=ROOT / "data" / "sample-pg",
+        )
+        (pool,) = [f for f in ll.findings(inc) if f.kind == "pool_exhaustion"]
+        n = pool.numbers
+        assert abs(n["request_rate_per_s"] - 4 / 60) / (4 / 60) < 0.1
+        assert n["mean_busy_littles_law"] == pytest.approx(n["request_rate_per_s"] * n["mean_hold_s"], abs=1e-3)
+        assert "Little's law" in pool.statement
+
+
+class TestConnectionPatterns:
+    def test_restart_and_deploy_seen_in_session_ends(self):
+        """The sample's app restart and fix deploy (silent in its own logs) are found from mass session ends."""
+        truth = json.loads((SAMPLE / "truth.json").read_text())
+        events = ll.detect_events(pg=ll.read_pg_log(SAMPLE / "postgresql.log"))
+        found = events.filter(pl.col("kind") == "restart")["ts"].to_list()
+        assert len(found) == len(truth["events"])
+        for declared, seen in zip(sorted(e["at"] for e in truth["events"]), sorted(found), strict=True):
+            assert abs(seen.timestamp() - datetime.fromisoformat(declared.replace("Z", "+00:00")).timestamp()) < 3

@@ -22,18 +22,9 @@ PG_RESTART_EVENTS = ("server_shutdown", "crash_restart", "server_starting", "ser
 APP_START_GAP = timedelta(seconds=5)
 #: events of one restart are at most this far apart
 CLUSTER_GAP = timedelta(seconds=60)
-
-
-def _clusters(frame: pl.DataFrame, key: str | None) -> pl.DataFrame:
-    """Group rows (sorted by ``ts``) into clusters with gaps below ``CLUSTER_GAP``, per ``key``."""
-    keys = [key] if key else []
-    frame = frame.sort(*keys, "ts")
-    gap = pl.col("ts").diff() > CLUSTER_GAP
-    if keys:
-        gap = gap.over(keys)
-    return frame.with_columns(
-        _cluster=gap.fill_null(True).cum_sum().over(keys) if keys else gap.fill_null(True).cum_sum()
-    )
+#: this many sessions of one application ending within ``MASS_END_WINDOW`` mean its process died
+MASS_END_MIN = 5
+MASS_END_WINDOW = timedelta(seconds=2)
 
 
 def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -45,7 +36,11 @@ def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = 
       complete``, gunicorn's ``Booting worker``, Spring's ``Started X in 3.2 seconds``…), one
       event per service and minute.
 
-    Both are ``kind = "restart"`` (a log cannot tell a deploy from a restart; a declared deploy
+    * Connection patterns: ``MASS_END_MIN`` or more sessions of one application ending within
+      ``MASS_END_WINDOW`` (resets, terminations or disconnections, not a server shutdown): its
+      process died or was redeployed, even if its own log is silent.
+
+    All are ``kind = "restart"`` (a log cannot tell a deploy from a restart; a declared deploy
     near one says which it was), except the first start of a server or service in its log,
     which is ``kind = "note"`` ("PostgreSQL started"): the log simply begins there.
 
@@ -152,10 +147,54 @@ def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = 
                     "line",
                 )
             )
+    if pg is not None:
+        mass = _mass_session_ends(pg)
+        if mass.height:
+            parts.append(mass)
     if not parts:
         return INCIDENT_EVENTS.empty()
     out = pl.concat([p.with_columns(pl.col("ts").cast(UTC_TS)) for p in parts], how="vertical_relaxed")
     return conform(out, INCIDENT_EVENTS).sort("ts")  # type: ignore[return-value]
+
+
+def _mass_session_ends(pg: pl.DataFrame) -> pl.DataFrame:
+    """An application's sessions ending all at once (``MASS_END_MIN`` within ``MASS_END_WINDOW``):
+    its process was restarted, killed or redeployed, even when its own log says nothing. Ends
+    caused by a server shutdown are left to the PostgreSQL restart they belong to."""
+    from loglib.analysis.sessions import pg_sessions
+
+    sessions = pg_sessions(pg).filter(
+        pl.col("end").is_not_null()
+        & pl.col("end_reason").is_in(["client_reset", "admin_termination", "disconnection"])
+    )
+    if sessions.height < MASS_END_MIN:
+        return pl.DataFrame()
+    app = pl.coalesce(pl.col("application"), pl.col("user"), pl.lit("?"))
+    ends = sessions.with_columns(_app=app).sort("_app", "end")
+    gap = (pl.col("end").diff() > MASS_END_WINDOW).over("_app")
+    ends = ends.with_columns(_cluster=gap.fill_null(True).cum_sum().over("_app"))
+    clusters = (
+        ends.group_by("_app", "_cluster")
+        .agg(
+            pl.col("end").min().alias("ts"),
+            pl.len().alias("n"),
+            pl.col("end_reason").mode().first().alias("reason"),
+            pl.col("file").first(),
+            pl.col("line").first(),
+        )
+        .filter(pl.col("n") >= MASS_END_MIN)
+    )
+    return clusters.select(
+        "ts",
+        pl.lit("restart").alias("kind"),
+        pl.format(
+            "{}: {} sessions ended at once ({}): the app was restarted or killed", "_app", "n", "reason"
+        ).alias("text"),
+        pl.lit("postgres").alias("origin"),
+        pl.lit("postgres").alias("source"),
+        "file",
+        "line",
+    )
 
 
 #: app error classes of connection trouble around a deploy (pool timeouts are the pool detector's)

@@ -73,6 +73,51 @@ def _concurrency(inc: Incident, windows: pl.DataFrame) -> tuple[float | None, fl
     return None, None, ""
 
 
+def _outside(windows: pl.DataFrame, col: str = "ts") -> pl.Expr:
+    keep = pl.lit(True)
+    for start, end in windows.select("start", "end").iter_rows():
+        keep = keep & ~pl.col(col).is_between(start, end)
+    return keep
+
+
+def _demand(inc: Incident, windows: pl.DataFrame) -> tuple[float, float, str] | None:
+    """Little's law inputs outside the full windows: (checkouts per second, mean hold in s, source).
+
+    From the pool's own event log when there is one (every checkout and its checkin), else
+    from PostgreSQL sessions that closed cleanly (apps that open a connection per request).
+    Their product is the mean number of connections busy at once.
+    """
+    events = inc.pool_events
+    if events is not None and events.height:
+        from loglib.analysis.pool import _holds
+
+        holds = _holds(events, None).filter(
+            (pl.col("end_event") == "checkin") & _outside(windows, "checkout_ts")
+        )
+        times, held, source = holds["checkout_ts"], holds["held"], "pool events"
+    else:
+        s = inc.sessions
+        if s is None or s.height == 0:
+            return None
+        clean = s.filter((pl.col("end_reason") == "disconnection") & pl.col("start").is_not_null())
+        clean = clean.filter(_outside(windows, "start"))
+        times, held, source = clean["start"], clean["duration"], "PostgreSQL sessions that closed cleanly"
+    if times.len() < 2:
+        return None
+    span = (times.max() - times.min()).total_seconds()
+    full = sum(
+        (min(e, times.max()) - max(st, times.min())).total_seconds()
+        for st, e in windows.select("start", "end").iter_rows()
+        if e > times.min() and st < times.max()
+    )
+    busy_span = span - max(0.0, full)
+    if busy_span <= 0:
+        return None
+    rate = times.len() / busy_span
+    hold = held.dt.total_microseconds().mean() / 1e6
+    return rate, float(hold), source
+
+
 def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
     """Windows where no connection could be had, with the leak rate and a pool size recommendation.
 
@@ -81,7 +126,8 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
     occurred; failures less than ``WINDOW_GAP`` apart form one window. The recommendation is
     ``ceil(p99 concurrent checkouts × 1.25)``, with concurrency measured outside the windows
     and without leaked connections; it is compared with the configured pool and, times
-    ``workers × instances``, with PostgreSQL's ``max_connections``.
+    ``workers × instances``, with PostgreSQL's ``max_connections``. Little's law (checkout
+    rate × mean hold time, from pool events or clean sessions) gives the mean demand beside it.
     """
     parts = []
     app, pg = inc.app, inc.pg
@@ -141,6 +187,19 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
         sentences.append(
             f"Connections leaked: {leaks['leaked_total']:g} in all, about {leaks['leaks_per_hour']:g} per hour "
             f"({leaks['method']}, {leaks['confidence']} confidence); a leak, not load, filled it."
+        )
+    demand = _demand(inc, windows)
+    if demand is not None:
+        rate, hold, demand_from = demand
+        numbers.update(
+            request_rate_per_s=round(rate, 4),
+            mean_hold_s=round(hold, 4),
+            mean_busy_littles_law=round(rate * hold, 3),
+            demand_from=demand_from,
+        )
+        sentences.append(
+            f"Demand by Little's law: {rate:.3g} checkouts/s × {hold:.3g} s held = {rate * hold:.2g} connection(s) "
+            f"busy on average ({demand_from})."
         )
     if p99 is not None:
         rec = max(1, math.ceil(p99 * HEADROOM))
