@@ -23,6 +23,7 @@ import threading
 import time
 
 from common import Run, count, iso, iso_s, write_json, write_toml
+from readme import render
 
 from tests.pgserver import free_port
 
@@ -179,6 +180,7 @@ def main() -> None:
         events=events,
     )
     write_json(run.out / "truth.json", truth)
+    render(run.out.name)
     print({k: truth[k] for k in ("requests", "status_counts", "drops")})
     for b in bursts:
         print(b)

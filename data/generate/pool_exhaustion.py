@@ -1,7 +1,7 @@
 """Generate ``data/incidents/pool-exhaustion/``: connections leaked on an error path fill the pool.
 
 checkout-api 1.4.2 (``app.py --bug leak``, pool_size 5, max_overflow 3, pool_timeout 1 s) serves
-~5 requests/s. About 2 % of orders are over the limit: the error path has already checked a
+~2 requests/s. About 5 % of orders are over the limit: the error path has already checked a
 connection out and never returns it (the session is kept alive by the exception kept for the
 ``/debug/errors`` page). After 8 leaks the pool is exhausted and every request waits 1 s and
 fails with ``QueuePool limit of size 5 overflow 3 reached``: 503. An operator restarts the
@@ -17,11 +17,12 @@ import threading
 import time
 
 from common import Run, count, iso, iso_s, write_json, write_toml
+from readme import render
 
 POOL = {"pool_size": 5, "max_overflow": 3, "pool_timeout": 1.0}
-RATE = 5.0  # requests per second
-BIG_ORDER = 0.02  # share of orders over the limit: each one leaks a connection in 1.4.2
-PHASES = (150, 150, 100)  # seconds: leak, leak again after the restart, fixed
+RATE = 2.0  # requests per second
+BIG_ORDER = 0.05  # share of orders over the limit: each one leaks a connection in 1.4.2
+PHASES = (140, 140, 90)  # seconds: leak, leak again after the restart, fixed
 SCALE = 30  # documented: one real second stands for 30 incident seconds
 
 
@@ -102,6 +103,7 @@ def main() -> None:
         events=events,
     )
     write_json(run.out / "truth.json", truth)
+    render(run.out.name)
     print(
         {
             k: truth[k]

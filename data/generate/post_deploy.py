@@ -25,6 +25,7 @@ import threading
 import time
 
 from common import Run, count, iso, iso_s, write_json, write_toml
+from readme import render
 
 POOL = {"pool_size": 5, "max_overflow": 5, "pool_timeout": 2.0}
 RATE = 6.0
@@ -76,8 +77,9 @@ def main() -> None:
     res = sorted(run.results, key=lambda r: r.at)
     per_deploy = []
     for i, d in enumerate(deploys):
-        until = deploys[i + 1]["at"] if i + 1 < len(deploys) else end
-        errs = [r for r in res if d["at"] <= r.at < until and r.status != 200]
+        # a request sent just before the deploy can fail because of it: windows open 1 s early
+        until = deploys[i + 1]["at"] - 1 if i + 1 < len(deploys) else end
+        errs = [r for r in res if d["at"] - 1 <= r.at < until and r.status != 200]
         per_deploy.append({
             "version": d["version"],
             "deploy": iso(d["at"]),
@@ -106,7 +108,7 @@ def main() -> None:
         "errors_outside_deploys": sum(
             1
             for r in res
-            if r.status != 200 and not any(d["at"] <= r.at <= d["app_ready"] + 5 for d in deploys)
+            if r.status != 200 and not any(d["at"] - 1 <= r.at <= d["app_ready"] + 5 for d in deploys)
         ),
         "pg_down_seconds": DOWN,
         "deploys": per_deploy,
@@ -129,6 +131,7 @@ def main() -> None:
         events=events,
     )
     write_json(run.out / "truth.json", truth)
+    render(run.out.name)
     print({k: truth[k] for k in ("requests", "status_counts", "errors_outside_deploys")})
     for d in per_deploy:
         print(d)
