@@ -103,7 +103,8 @@ connection, which PostgreSQL shows as a session `idle in transaction` that never
 What loglib should recover (`tests/test_incidents_data.py`): the PostgreSQL sessions of
 `checkout-api` that end in `client_reset` (unexpected EOF with an open transaction) are exactly
 the leaked ones, ending at the restart and the deploy; the app log has one `OrderLimitError`
-traceback per leak and one `QueuePool limit` traceback per 503; the Prometheus counters agree.
+traceback per leak and one `QueuePool limit` traceback per 503; `db_pool_checked_out` reaches 8,
+the exporter counts 8 sessions `idle in transaction`, and both alerts fire in each leaking phase only.
 """
     return story, "pool_exhaustion"
 
