@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 from loglib.core.schema import schema_markdown
 from tests.conftest import ROOT
@@ -66,3 +67,14 @@ class TestEnvironment:
             "assert df.height == 1\n"
         )
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+class TestLint:
+    def test_ruff_is_clean(self):
+        """The code passes ruff with the project's settings (part of the test command, so CI runs it)."""
+        ruff = Path(sys.executable).with_name("ruff")
+        cmd = [str(ruff)] if ruff.exists() else [sys.executable, "-m", "ruff"]
+        done = subprocess.run(
+            [*cmd, "check", "loglib", "tests", "benchmarks", "data"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr

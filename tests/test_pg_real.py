@@ -133,4 +133,6 @@ class TestRealServer:
         events = ll.read_pg_log(server.log_dir / "postgresql.json")
         table = ll.pg_connections(events, every="1m")
         assert table["new_connections"].sum() == (events["event"] == "connection_received").sum()
-        assert table["open_max"].max() == 20  # max_connections: every slot was taken
+        # every slot was taken (max_connections = 20); a refused attempt is itself a backend for a
+        # moment (PostgreSQL forks it, then it says "too many clients"), so one more may overlap
+        assert 20 <= table["open_max"].max() <= 21

@@ -247,6 +247,312 @@ ALERT_TRANSITIONS = FrameSchema(
 
 ALL_SCHEMAS = (*ALL_SCHEMAS, METRICS, ALERT_TRANSITIONS)
 
+# --- pool events and live capture (issue 8) ---------------------------------------------------
+
+POOL_EVENT_KINDS: tuple[str, ...] = (
+    "first_connect",
+    "connect",
+    "checkout",
+    "checkin",
+    "reset",
+    "invalidate",
+    "soft_invalidate",
+    "close",
+    "close_detached",
+    "detach",
+)
+
+POOL_EVENTS = FrameSchema(
+    "pool_events",
+    "one row per SQLAlchemy pool event written by `loglib.instrument.log_pool_events` (`read_pool_events`)",
+    (
+        Column("ts", UTC_TS, "when the pool fired the event, in UTC"),
+        Column("event", pl.String, "one of `loglib.POOL_EVENT_KINDS` (`checkout`, `checkin`, `connect`…)"),
+        Column(
+            "conn",
+            pl.Int64,
+            "connection id: a counter per DBAPI connection, unique within `process` and `pool`",
+        ),
+        Column(
+            "backend_pid",
+            pl.Int64,
+            "PostgreSQL backend pid of the connection (joins `pg_sessions.pid`), when known",
+        ),
+        Column("pool", pl.String, "which pool: the engine URL with the password hidden, or `name=`"),
+        Column("process", pl.Int64, "OS process id of the application"),
+        Column("thread", pl.String, "name of the thread that caused the event"),
+        Column("task", pl.String, "name of the asyncio task that caused the event, null outside asyncio"),
+        Column("size", pl.Int32, "the pool's configured size (`pool.size()`), null for pools without one"),
+        Column(
+            "checked_out", pl.Int32, "connections checked out right after the event (`pool.checkedout()`)"
+        ),
+        Column(
+            "overflow",
+            pl.Int32,
+            "overflow connections in use (`pool.overflow()`; negative: room left in `size`)",
+        ),
+        Column("call_file", pl.String, "checkout: file of the first caller outside SQLAlchemy and loglib"),
+        Column("call_line", pl.Int64, "checkout: line in `call_file`"),
+        Column("call_function", pl.String, "checkout: function at `call_file:call_line`"),
+        Column(
+            "stack", pl.String, "checkout: up to 5 application frames, innermost first, `file:line function`"
+        ),
+        Column(
+            "gc", pl.Boolean, "checkin: true when the garbage collector returned a connection nobody closed"
+        ),
+        Column("error", pl.String, "invalidate: the exception that invalidated the connection"),
+        Column(
+            "sample", pl.Float64, "the sampling rate of checkouts/checkins in force (1.0: every one logged)"
+        ),
+        Column("file", pl.String, "source file of the event line"),
+        Column("line", pl.Int64, "1-based line of the event in that file"),
+    ),
+)
+
+POOL_LEAKS = FrameSchema(
+    "pool_leaks",
+    "checkouts never checked in, or held longer than a limit (`pool_leaks`)",
+    (
+        Column("checkout_ts", UTC_TS, "when the connection was checked out"),
+        Column("held", pl.Duration("us"), "how long it was held: to its checkin, or to the end of the log"),
+        Column("open_at_end", pl.Boolean, "true when it was never checked in before the log ended"),
+        Column(
+            "end_event",
+            pl.String,
+            "what ended the hold: `checkin`, `gc_checkin` (garbage collector), `detach`, null if open",
+        ),
+        Column("conn", pl.Int64, "connection id"),
+        Column("backend_pid", pl.Int64, "PostgreSQL backend pid, when known"),
+        Column("pool", pl.String, "the pool"),
+        Column("process", pl.Int64, "OS process id"),
+        Column("thread", pl.String, "thread that checked it out"),
+        Column("task", pl.String, "asyncio task that checked it out"),
+        Column("call_file", pl.String, "file of the call site that checked it out"),
+        Column("call_line", pl.Int64, "line of the call site"),
+        Column("call_function", pl.String, "function of the call site"),
+        Column("stack", pl.String, "application frames of the checkout"),
+        Column("file", pl.String, "pool-event file of the checkout"),
+        Column("line", pl.Int64, "line of the checkout in that file"),
+    ),
+)
+
+PG_ACTIVITY = FrameSchema(
+    "pg_activity",
+    "one row per backend per `pg_stat_activity` sample (`loglib capture pg-activity`, `read_pg_activity`)",
+    (
+        Column("ts", UTC_TS, "when the sample was taken (the server's `now()` at the sample)"),
+        Column("pid", pl.Int64, "backend process id"),
+        Column("backend_type", pl.String, "`client backend`, `autovacuum worker`, `checkpointer`…"),
+        Column(
+            "state", pl.String, "`active`, `idle`, `idle in transaction`, `idle in transaction (aborted)`…"
+        ),
+        Column(
+            "wait_event_type", pl.String, "wait event type (`Client`, `Lock`, `IO`…), null when not waiting"
+        ),
+        Column("wait_event", pl.String, "wait event name (`ClientRead`, `relation`…)"),
+        Column("backend_start", UTC_TS, "when the backend (the connection) started"),
+        Column("xact_start", UTC_TS, "when the current transaction started, null outside a transaction"),
+        Column("query_start", UTC_TS, "when the current (or last) query started"),
+        Column("state_change", UTC_TS, "when `state` last changed"),
+        Column("user", pl.String, "role name"),
+        Column("database", pl.String, "database name"),
+        Column("application", pl.String, "application_name"),
+        Column("client_addr", pl.String, "client IP address, null for Unix sockets and background workers"),
+        Column("client_port", pl.Int32, "client TCP port (-1 for Unix sockets)"),
+        Column("query", pl.String, "current or last query text, only when captured with `query=True`"),
+        Column("max_connections", pl.Int32, "the server's `max_connections` at the sample"),
+        Column(
+            "server_start",
+            UTC_TS,
+            "when the server started (`pg_postmaster_start_time()`): a change is a restart",
+        ),
+        Column("server", pl.String, "the server sampled: its URL with the password hidden"),
+        Column("file", pl.String, "Parquet file of the sample"),
+        Column("line", pl.Int64, "1-based row of this backend in that file"),
+    ),
+)
+
+PG_ACTIVITY_GAPS = FrameSchema(
+    "pg_activity_gaps",
+    "times a capture could not sample the server (`read_pg_activity_gaps`)",
+    (
+        Column("start", UTC_TS, "last successful sample before the gap (or the capture start)"),
+        Column("end", UTC_TS, "first successful sample after the gap; null when the capture ended first"),
+        Column("duration", pl.Duration("us"), "end - start"),
+        Column("attempts", pl.Int64, "failed sampling attempts in the gap"),
+        Column("error", pl.String, "the first error (password removed)"),
+        Column("server", pl.String, "the server, password hidden"),
+        Column("file", pl.String, "Parquet file recording the gap"),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, POOL_EVENTS, POOL_LEAKS, PG_ACTIVITY, PG_ACTIVITY_GAPS)
+
+
+# --- application logs -----------------------------------------------------------------------
+
+APP_EXTRA = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
+
+APP_EVENTS = FrameSchema(
+    "app_events",
+    "one row per application log event; a traceback or stack trace belongs to its event (`read_app_log`, `scan_app_log`)",
+    (
+        Column(
+            "ts",
+            UTC_TS,
+            "when the application wrote the event, in UTC; null when the format carries no time (never invented)",
+        ),
+        Column(
+            "level",
+            pl.String,
+            "debug, info, warning, error or critical (normalised from the format's own names and numbers)",
+        ),
+        Column("logger", pl.String, "logger / channel / category name, when the format has one"),
+        Column("message", pl.String, "the first line of the message"),
+        Column(
+            "exc_type",
+            pl.String,
+            "innermost exception type (the root cause; the last of `exc_chain`), null when there is none",
+        ),
+        Column(
+            "exc_chain",
+            pl.List(pl.String),
+            "chained exception types, outermost first (Python `from`/context chains, Java `Caused by:`, Laravel previous)",
+        ),
+        Column(
+            "traceback",
+            pl.String,
+            "everything after the first line: traceback, stack trace or continuation text; null when none",
+        ),
+        Column(
+            "error_class",
+            pl.String,
+            "one of `loglib.ERROR_CLASSES` (or a user rule's class), null when not a database-connection matter",
+        ),
+        Column(
+            "message_template",
+            pl.String,
+            "the message with numbers, ids, hosts and quoted names masked as `<*>`, for grouping",
+        ),
+        Column(
+            "service",
+            pl.String,
+            "service name: `service=`, else the record's own service field, else the file's base name",
+        ),
+        Column(
+            "host",
+            pl.String,
+            "host that wrote the event, when the format carries it (pino/bunyan `hostname`, JSON `host`)",
+        ),
+        Column(
+            "pid", pl.Int64, "process id, when the format carries it (gunicorn, Rails, Spring Boot, pino…)"
+        ),
+        Column(
+            "request_id",
+            pl.String,
+            "request / correlation id, when the format carries one (JSON keys, logfmt, Rails tags)",
+        ),
+        Column(
+            "caller",
+            pl.String,
+            "code location that logged (zap `caller`, loguru `name:function:line`, Go `file.go:line`)",
+        ),
+        Column(
+            "extra",
+            APP_EXTRA,
+            "the format's remaining fields as key/value pairs (values as text; nested JSON as JSON text)",
+        ),
+        Column("format", pl.String, "the format the event was parsed as (see `loglib.APP_LOG_FORMATS`)"),
+        Column("file", pl.String, "source file the event came from"),
+        Column("line", pl.Int64, "1-based line number of the event's first line in that file"),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, APP_EVENTS)
+
+# --- incidents ------------------------------------------------------------------------------
+
+INCIDENT_EVENT_KINDS: tuple[str, ...] = ("deploy", "restart", "action", "alert", "note")
+
+INCIDENT_EVENTS = FrameSchema(
+    "incident_events",
+    "things that happened to the system, declared in `incident.toml` or detected in the logs (`Incident.events`)",
+    (
+        Column("ts", UTC_TS, "when it happened, in UTC"),
+        Column(
+            "kind",
+            pl.String,
+            "one of `loglib.schema.INCIDENT_EVENT_KINDS`: deploy, restart, action, alert, note",
+        ),
+        Column("text", pl.String, "what happened, in words"),
+        Column(
+            "origin",
+            pl.String,
+            "`declared` (incident.toml or code), `app` (an app start line), `postgres` (shutdown/ready lines)",
+        ),
+        Column("source", pl.String, "the incident source (name) that showed it; null when declared"),
+        Column("file", pl.String, "file of the evidence line; null when declared"),
+        Column("line", pl.Int64, "line of the evidence; null when declared"),
+    ),
+)
+
+CORRELATION_PAIRS = FrameSchema(
+    "correlation_pairs",
+    "one row per `left` event, with its nearest plausible `right` event (`loglib.correlate(...).pairs`)",
+    (
+        Column("left_row", pl.UInt32, "row number of the event in `left` (0-based)"),
+        Column("left_ts", UTC_TS, "time of the `left` event"),
+        Column("right_row", pl.UInt32, "row number of the matched `right` event; null when none is `within`"),
+        Column("right_ts", UTC_TS, "time of the matched `right` event; null when none"),
+        Column(
+            "lag", pl.Duration("us"), "`right_ts - left_ts`: positive when `right` came after; null when none"
+        ),
+        Column("matched", pl.Boolean, "true when a `right` event was found `within` the limit"),
+    ),
+)
+
+LEAK_RATES = FrameSchema(
+    "leak_rates",
+    "connections leaked per time bucket, best evidence first (`loglib.leak_rates`)",
+    (
+        Column("ts", UTC_TS, "bucket start"),
+        Column(
+            "scope", pl.String, "whose leak: pool/instance (`api-1`), or `application/user` from PostgreSQL"
+        ),
+        Column(
+            "leaked",
+            pl.Float64,
+            "connections leaked in the bucket; null when they could not be seen (`saturated`)",
+        ),
+        Column("method", pl.String, "`pool_events` (exact), `checked_out_gauge` or `pg_sessions`"),
+        Column("confidence", pl.String, "`high`, `medium`, `low`, or `none` when the figure cannot be told"),
+        Column(
+            "saturated",
+            pl.Boolean,
+            "true when the pool or server was full: new leaks were invisible (requests failed instead)",
+        ),
+        Column("note", pl.String, "why the figure is as sure as it says, in words"),
+    ),
+)
+
+FINDINGS = FrameSchema(
+    "findings",
+    "one row per finding of `loglib.findings` (`loglib.findings_frame`)",
+    (
+        Column("kind", pl.String, "`pool_exhaustion`, `post_deploy`, `idle_drops`"),
+        Column("statement", pl.String, "what was found, in one or two plain sentences"),
+        Column("start", UTC_TS, "start of the time the finding is about"),
+        Column("end", UTC_TS, "end of that time"),
+        Column("confidence", pl.String, "`high`, `medium` or `low`"),
+        Column(
+            "numbers", pl.String, "the figures behind the statement, as a JSON object (`Finding.numbers`)"
+        ),
+        Column("evidence_rows", pl.UInt32, "how many rows of evidence prove it (`Finding.evidence`)"),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, INCIDENT_EVENTS, CORRELATION_PAIRS, LEAK_RATES, FINDINGS)
+
 
 def schema_markdown() -> str:
     """Every canonical frame as Markdown (the README's "Canonical frames" section)."""

@@ -82,15 +82,18 @@ SERVER_ENDING = ("server_shutdown", "crash_restart", "server_starting")
 PG_EVENT_KINDS: tuple[str, ...] = (*(r[0] for r in PG_EVENT_RULES), "other")
 
 
-def event_expr(severity: str = "severity", message: str = "message") -> pl.Expr:
-    """A polars expression naming the event of every row, from its severity and message.
+_COMBINED = "^(?:" + "|".join(f"(?:{regex[1:]})" for _, _, regex in PG_EVENT_RULES) + ")"
+
+
+def with_event(frame: pl.DataFrame, severity: str = "severity", message: str = "message") -> pl.DataFrame:
+    """``frame`` with an ``event`` column named from each row's severity and message.
 
     One regex pass finds which rule's text starts the message (all rules are anchored at the
-    start); the rules are then checked in order on that short match only, so the cost does not
-    grow with the number of rules.
+    start); the rules are then checked in order on that short match only, so the cost hardly
+    grows with the number of rules.
     """
-    combined = "^(?:" + "|".join(f"(?:{regex[1:]})" for _, _, regex in PG_EVENT_RULES) + ")"
-    head = pl.col(message).str.extract(combined, 0)
+    frame = frame.with_columns(pl.col(message).str.extract(_COMBINED, 0).alias("_event_head"))
+    head = pl.col("_event_head")
     sev = pl.col(severity)
     expr: pl.Expr | None = None
     for event, severities, regex in PG_EVENT_RULES:
@@ -99,7 +102,9 @@ def event_expr(severity: str = "severity", message: str = "message") -> pl.Expr:
             cond = cond & sev.is_in(list(severities))
         expr = pl.when(cond).then(pl.lit(event)) if expr is None else expr.when(cond).then(pl.lit(event))
     assert expr is not None
-    return expr.otherwise(pl.lit("other"))
+    # rows no rule starts with skip the rule checks entirely
+    event = pl.when(head.is_null()).then(pl.lit("other")).otherwise(expr.otherwise(pl.lit("other")))
+    return frame.with_columns(event=event).drop("_event_head")
 
 
 def classify_pg_message(severity: str, message: str) -> str:
@@ -112,5 +117,4 @@ def classify_pg_message(severity: str, message: str) -> str:
     >>> classify_pg_message("LOG", "checkpoint starting: time")
     'other'
     """
-    frame = pl.DataFrame({"severity": [severity], "message": [message]})
-    return frame.select(event_expr().alias("event"))["event"].item()
+    return with_event(pl.DataFrame({"severity": [severity], "message": [message]}))["event"].item()

@@ -12,11 +12,14 @@ import gzip
 import io
 import lzma
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -24,16 +27,24 @@ from loglib.errors import NoDataError
 
 PathsLike = str | os.PathLike | bytes | Iterable[str | os.PathLike]
 
+T = TypeVar("T")
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _ROTATION = re.compile(r"^(?P<base>.*?)\.(?P<n>\d{1,4})$")
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+_BZ2_BLOCK = b"1AY&SY"  # bzip2 block header (pi), after "BZh" and the block size digit
+_BZ2_EOS = b"\x17rE8P\x90"  # end-of-stream marker (sqrt pi): an empty .bz2
 
 
-_DECOMPRESSORS = {
-    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw),
-    b"BZh": bz2.BZ2File,
-    b"\xfd7zXZ\x00": lzma.LZMAFile,
-}
+def _decompressor(head: bytes):
+    """The opener for a compressed stream, told by full magic numbers (so a text file that merely
+    starts with "BZh" stays text), or None for plain text."""
+    if head.startswith(b"\x1f\x8b\x08"):
+        return lambda raw: gzip.GzipFile(fileobj=raw)
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (_BZ2_BLOCK, _BZ2_EOS):
+        return bz2.BZ2File
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile
+    return None
 
 
 @dataclass(frozen=True)
@@ -51,9 +62,9 @@ class Source:
             io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")  # noqa: SIM115
         )
         with raw:
-            head = raw.read(6)
+            head = raw.read(10)
             raw.seek(0)
-            opener = _DECOMPRESSORS.get(next((m for m in _DECOMPRESSORS if head.startswith(m)), b""))
+            opener = _decompressor(head)
             if opener is None:
                 yield raw
                 return
@@ -156,6 +167,45 @@ def _decode(block: bytes) -> tuple[str, int]:
 def _split_lines(text: str) -> pl.Series:
     lines = pl.Series("text", [text], dtype=pl.String).str.split("\n").explode()
     return lines.str.strip_suffix("\r")
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Run ``items`` in a background thread, ``depth`` items ahead of the consumer.
+
+    Reading, decompressing and splitting the next chunk then overlaps with parsing this one
+    (zlib, bz2 and polars release the GIL). Exceptions are re-raised in the consumer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((item, None))
+            q.put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            q.put((done, exc))
+
+    worker = threading.Thread(target=produce, name="loglib-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
 
 
 def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[LineChunk]:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport, attach_report, finish_read, rejects_frame
+from loglib.core.rejects import ReadReport, finish_read, rejects_frame
 from loglib.core.schema import PG_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
-from loglib.errors import FormatError, NoDataError
-from loglib.formats.pg_messages import event_expr
+from loglib.errors import FormatError
+from loglib.formats.pg_messages import with_event
 from loglib.formats.pg_prefix import COMMON_PREFIXES, SECONDARY, CompiledPrefix, compile_prefix
+from loglib.sources._lazy import collect_batches, scan_batches
 from loglib.sources.files import (
     DEFAULT_CHUNK_BYTES,
     LineChunk,
@@ -29,6 +30,7 @@ from loglib.sources.files import (
     Source,
     expand_sources,
     iter_line_chunks,
+    prefetch,
 )
 
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog", "rds", "cloudsql", "cnpg")
@@ -277,7 +279,7 @@ class _LineParser:
         self.syslog_regex = None
 
     def lines(self) -> Iterator[tuple[pl.DataFrame, bool, LineChunk]]:
-        chunks = iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes)
+        chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes))
         current = next(chunks, None)
         while current is not None:
             following = next(chunks, None)
@@ -305,17 +307,18 @@ class _LineParser:
                 report.notes.append(
                     f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
                 )
-            parsed = self.parse_chunk(frame)
             if carry is not None:
-                parsed = pl.concat([carry, parsed], how="diagonal_relaxed")
+                # the unfinished entry of the previous chunk is parsed again with this one (a few lines)
+                frame = pl.concat([carry, frame], rechunk=False)
                 carry = None
+            parsed = self.parse_chunk(frame)
             if not last:
                 starts = parsed.select(
                     (pl.col("severity").is_not_null() & ~pl.col("severity").is_in(list(SECONDARY))).arg_true()
                 ).to_series()
                 if starts.len():
                     cut = int(starts[-1])
-                    carry = parsed.slice(cut)
+                    carry = frame.slice(cut)
                     parsed = parsed.slice(0, cut)
             entries, rejected = _entries_from_matched(parsed)
             report.lines_parsed += parsed.height - rejected.height
@@ -666,25 +669,26 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
             else pl.Series("ts", [None] * raw.height, dtype=UTC_TS)
         )
     ts = pl.select(pl.coalesce(ts.cast(UTC_TS), parse_iso(raw["iso"]), parse_epoch(raw["epoch"]))).to_series()
-    raw = raw.with_columns(message=pl.col("message").str.strip_chars_end()).with_columns(event=event_expr())
+    raw = with_event(raw.with_columns(message=pl.col("message").str.strip_chars_end()))
     msg = pl.col("message")
 
     def only(event: str) -> pl.Expr:
         # parse a message only where it is that event: most rows skip the regex entirely
         return pl.when(pl.col("event") == event).then(msg)
 
-    received = only("connection_received").str.extract_groups(_RECEIVED)
-    authorized = only("connection_authorized").str.extract_groups(_AUTHORIZED)
-    disc = only("disconnection").str.extract_groups(_DISCONNECTION)
-    remote_host = pl.col("remote").str.extract(r"^(.*?)(?:\((\d+)\))?$", 1)
-    remote_port = pl.col("remote").str.extract(r"\((\d+)\)$", 1)
-    # csvlog/cnpg connection_from is host:port
-    remote_host = (
-        pl.when(pl.col("remote").str.contains(r"^[^()]*:\d+$"))
-        .then(pl.col("remote").str.extract(r"^(.*):\d+$", 1))
-        .otherwise(remote_host)
+    # each parse runs once, into a column (eager polars does not share repeated sub-expressions)
+    raw = raw.with_columns(
+        _rcv=only("connection_received").str.extract_groups(_RECEIVED),
+        _auth=only("connection_authorized").str.extract_groups(_AUTHORIZED),
+        _disc=only("disconnection").str.extract_groups(_DISCONNECTION),
     )
-    remote_port = pl.coalesce(remote_port, pl.col("remote").str.extract(r"^[^()]*:(\d+)$", 1))
+    received, authorized, disc = pl.col("_rcv"), pl.col("_auth"), pl.col("_disc")
+    # %r is host(port); csvlog/cnpg connection_from is host:port
+    raw = raw.with_columns(
+        _remote=pl.col("remote").str.extract_groups(r"^(?P<h>.*?)(?:\((?P<p>\d+)\)|:(?P<q>\d+))?$")
+    )
+    remote_host = pl.col("_remote").struct.field("h")
+    remote_port = pl.coalesce(pl.col("_remote").struct.field("p"), pl.col("_remote").struct.field("q"))
     frame = raw.with_columns(
         ts=ts,
         pid=pl.col("pid").cast(pl.Int64, strict=False),
@@ -823,26 +827,7 @@ def scan_pg_log(
     opts = _Options(format, prefix, tz, year, chunk_bytes)
     report = ReadReport("read_pg_log")
 
-    def source(with_columns, predicate, n_rows, batch_size):
-        report.__init__("read_pg_log")  # a fresh count for every collect
-        produced = 0
-        for batch in _batches(sources, opts, report):
-            if predicate is not None:
-                batch = batch.filter(predicate)
-            if with_columns is not None:
-                batch = batch.select(with_columns)
-            if n_rows is not None:
-                batch = batch.head(n_rows - produced)
-            produced += batch.height
-            yield batch
-            if n_rows is not None and produced >= n_rows:
-                return
-
-    from polars.io.plugins import register_io_source
-
-    lazy = register_io_source(source, schema=PG_EVENTS.polars_schema, explain_name="loglib.scan_pg_log")
-    lazy._loglib_report = report  # type: ignore[attr-defined]
-    return attach_report(lazy, report)  # type: ignore[arg-type]
+    return scan_batches(lambda rep: _batches(sources, opts, rep), PG_EVENTS, report, "loglib.scan_pg_log")
 
 
 def read_pg_log(
@@ -909,15 +894,8 @@ def read_pg_log(
     sources = expand_sources(paths)
     opts = _Options(format, prefix, tz, year, DEFAULT_CHUNK_BYTES)
     report = ReadReport("read_pg_log")
-    batches = list(_batches(sources, opts, report))
-    frame = pl.concat(batches) if batches else PG_EVENTS.empty()
-    if frame.height == 0 and raise_if_empty:
-        msg = (
-            f"no PostgreSQL log entries in {', '.join(s.name for s in sources)} "
-            f"({report.lines_read} line(s) read, {report.lines_rejected} rejected); "
-            "pass raise_if_empty=False to get an empty frame"
-        )
-        raise NoDataError(msg)
-    if frame["ts"].is_not_null().any():
-        frame = frame.sort("ts", maintain_order=True, nulls_last=True)
+    frame = collect_batches(
+        _batches(sources, opts, report), PG_EVENTS, sources, report,
+        what="PostgreSQL log entries", raise_if_empty=raise_if_empty,
+    )  # fmt: skip
     return finish_read(frame, report, strict=strict)

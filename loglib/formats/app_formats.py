@@ -1,0 +1,408 @@
+"""Application log formats: the table of known line formats, level names, exception chains, sniffing.
+
+Every text format is one anchored Rust regex whose named groups are the canonical fields
+(``ts``, ``level``, ``logger``, ``message``, ``pid``, ``caller``, ``request_id``; ``x_*``
+groups go to ``extra``), plus how its timestamp reads. A line that matches starts an event;
+the lines after it that match nothing (tracebacks, stack traces, continuation text) belong
+to that event. JSON lines (structlog, pino, winston, zap, logrus, loguru, slog, bunyan, ECS)
+are one format, ``json``, whose fields are found by key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from loglib.formats.log_pattern import CompiledPattern, compile_log_pattern
+
+ISO_TS = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?: ?(?:Z|[+-]\d\d:?\d\d|UTC|GMT))?"
+_LEVEL_WORD = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|FATAL|SEVERE|PANIC)"
+
+#: container runtimes' own timestamp in front of every line: ``docker logs --timestamps``,
+#: ``kubectl logs --timestamps`` and CRI log files (``<ts> stdout F <line>``)
+CONTAINER_PREFIX = r"^(?P<outer_ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) (?:(?:stdout|stderr) [FP] )?"
+
+
+@dataclass(frozen=True)
+class LineFormat:
+    """One text format: an anchored regex, how its ``ts`` group reads, and its post-processing.
+
+    ``time`` is ``"iso"`` (ISO-like text, zone optional), ``"none"`` (the format has no
+    timestamp), ``"epoch"`` (seconds) or a chrono format string for ``str.to_datetime``.
+    """
+
+    name: str
+    regex: str
+    time: str = "iso"
+    post: str | None = None
+    label: str = ""
+    example: str = ""
+    source: str = ""
+    zone_in_time: bool = False
+
+    @property
+    def described(self) -> str:
+        return f"{self.name} ({self.label})" if self.label else self.name
+
+
+def _py(label: str, pattern: str, example: str, source: str, datefmt: str | None = None) -> LineFormat:
+    """A Python logging format string as a sniffable format (any ISO-like asctime accepted)."""
+    compiled = compile_log_pattern(pattern, datefmt=datefmt, strict_levels=True)
+    regex = compiled.regex.replace("(?P<ts>" + _default_asctime_regex() + ")", "(?P<ts>" + ISO_TS + ")")
+    return LineFormat("python", regex, "iso", None, label, example, source)
+
+
+def _default_asctime_regex() -> str:
+    from loglib.formats.log_pattern import DEFAULT_ASCTIME
+
+    return DEFAULT_ASCTIME
+
+
+def python_format(pattern: str, datefmt: str | None = None) -> LineFormat:
+    """The :class:`LineFormat` of a user's logging format string (``pattern=``/``datefmt=``)."""
+    compiled: CompiledPattern = compile_log_pattern(pattern, datefmt=datefmt)
+    time = "iso" if compiled.time_format is None else compiled.time_format
+    if "ts" not in compiled.groups:
+        time = "epoch" if "epoch" in compiled.groups else "none"
+    return LineFormat(
+        "python", compiled.regex, time, None, f"pattern {pattern!r}", "", "", compiled.zone_in_time
+    )
+
+
+# The table. Order matters only for ties when sniffing: more specific formats first.
+LINE_FORMATS: tuple[LineFormat, ...] = (
+    LineFormat(
+        "gunicorn",
+        r"^\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4})\] \[(?P<pid>\d+)\] \[(?P<level>[A-Z]+)\] (?P<message>.*)$",
+        example="[2024-03-01 10:00:00 +0000] [1] [CRITICAL] WORKER TIMEOUT (pid:13)",
+        source="gunicorn glogging.py CONFIG_DEFAULTS: '%(asctime)s [%(process)d] [%(levelname)s] %(message)s', "
+        "datefmt '[%Y-%m-%d %H:%M:%S %z]'",
+    ),
+    LineFormat(
+        "loguru",
+        r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| (?P<level>[A-Z]+) *\| "
+        r"(?P<caller>(?P<logger>[^\s:]*):[^\s:]*:\d+) - (?P<message>.*)$",
+        example="2024-03-01 10:00:00.123 | ERROR    | app.db:connect:42 - checkout failed",
+        source="loguru _defaults.py LOGURU_FORMAT '{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | "
+        "{name}:{function}:{line} - {message}'",
+    ),
+    LineFormat(
+        "spring",
+        r"^(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\.\d{3}(?:Z|[+-]\d\d:\d\d)?) +(?P<level>[A-Z]+) +(?P<pid>\d+) --- "
+        r"(?:\[(?P<x_application>[^\]]*)\] )?\[ *(?P<x_thread>[^\]]*)\] (?:\[(?P<x_correlation>[^\]]*)\] )?"
+        r"(?P<logger>\S+) *: (?P<message>.*)$",
+        example="2024-03-01T10:00:00.123Z ERROR 1 --- [app] [nio-8080-exec-1] com.zaxxer.hikari.pool.HikariPool : "
+        "HikariPool-1 - Connection is not available, request timed out after 30000ms.",
+        source="spring-boot logging/logback/defaults.xml CONSOLE_LOG_PATTERN (Boot 2: yyyy-MM-dd HH:mm:ss.SSS; "
+        "Boot 3: yyyy-MM-dd'T'HH:mm:ss.SSSXXX, [%applicationName] since 3.2)",
+    ),
+    LineFormat(
+        "rails",
+        r"^[DIWEFAU], \[(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?) #(?P<pid>\d+)\] +(?P<level>[A-Z]+) -- "
+        r"(?P<logger>[^:]*): (?P<message>.*)$",
+        post="rails",
+        example="E, [2024-03-01T10:00:00.123456 #42] ERROR -- : [8d5c5f1f-0b1a-4e9e-9f0e-2f3c4d5e6f70] "
+        "ActiveRecord::ConnectionTimeoutError (could not obtain a connection from the pool within 5.000 seconds ...)",
+        source="ruby logger/formatter.rb Format = \"%.1s, [%s #%d] %5s -- %s: %s\\n\"; ActiveSupport::TaggedLogging",
+    ),
+    LineFormat(
+        "monolog",
+        r"^\[(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\] (?P<logger>[\w.\-]+)\."
+        r"(?P<level>[A-Z]+): (?P<message>.*)$",
+        post="monolog",
+        example="[2024-03-01 10:00:00] production.ERROR: SQLSTATE[08006] [7] connection to server ... failed "
+        '{"exception":"[object] (PDOException(code: 7): ... at /app/vendor/Connector.php:70)',
+        source="Monolog LineFormatter::SIMPLE_FORMAT '[%datetime%] %channel%.%level_name%: %message% %context% "
+        "%extra%'; Laravel's Y-m-d H:i:s and [stacktrace] blocks",
+    ),
+    LineFormat(
+        "structlog",
+        r"^(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?Z?) \[(?P<level>[a-z]+) *\] (?P<rest>.*)$",
+        post="structlog",
+        example="2024-03-01T10:00:00.123456Z [error    ] checkout failed                [app.db] pool=main",
+        source="structlog dev.py ConsoleRenderer (level padded in brackets, event padded to 30, [logger], key=value)",
+    ),
+    LineFormat(
+        "logfmt",
+        r"^(?:time|ts)=(?P<ts>\"[^\"]*\"|\S+) level=(?P<level>\S+)(?: (?P<kv>.*))?$",
+        post="logfmt",
+        example='time="2024-03-01T10:00:00Z" level=error msg="query failed" error="pq: sorry, too many clients already"',
+        source="logrus text_formatter.go (non-TTY: time=, level=, msg=, sorted fields); Go log/slog TextHandler",
+    ),
+    LineFormat(
+        "zap_console",
+        r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))\t(?P<level>[A-Z]+)\t"
+        r"(?:(?P<logger>[^\t]+)\t)?(?P<caller>[^\t]+:\d+)\t(?P<message>[^\t]*)(?:\t(?P<x_fields>.*))?$",
+        example="2024-03-01T10:00:00.000Z\tERROR\tdb/pool.go:42\tquery failed\t{\"error\": \"driver: bad connection\"}",
+        source="zap NewDevelopmentConfig console encoder (tab-separated ts, LEVEL, caller, msg, JSON fields)",
+    ),
+    LineFormat(
+        "uvicorn",
+        r"^(?P<level>CRITICAL|ERROR|WARNING|INFO|DEBUG|TRACE): +(?P<message>.*)$",
+        time="none",
+        example="ERROR:    Exception in ASGI application",
+        source="uvicorn config.py LOGGING_CONFIG '%(levelprefix)s %(message)s' (levelname + ':' padded to 9)",
+    ),
+    _py("logging HOWTO", "%(asctime)s - %(name)s - %(levelname)s - %(message)s",
+        "2024-03-01 10:00:00,123 - app.db - ERROR - checkout failed", "Python docs, logging HOWTO"),
+    _py("level name:", "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        "2024-03-01 10:00:00,123 ERROR app.db: checkout failed", "loglib issue 3 example"),
+    _py("[level] name:", "%(asctime)s [%(levelname)s] %(name)s: %(message)s",
+        "2024-03-01 10:00:00,123 [ERROR] app.db: checkout failed", "common dictConfig format"),
+    _py("cookbook", "%(asctime)s %(name)-12s %(levelname)-8s %(message)s",
+        "2024-03-01 10:00:00,123 app.db       ERROR    checkout failed", "Python logging cookbook"),
+    _py("flask", "[%(asctime)s] %(levelname)s in %(module)s: %(message)s",
+        "[2024-03-01 10:00:00,123] ERROR in app: checkout failed", "Flask docs, Logging: dictConfig example"),
+    _py("celery", "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
+        "[2024-03-01 10:00:00,123: ERROR/MainProcess] checkout failed", "celery app/defaults.py worker_log_format"),
+    _py("colon", "%(asctime)s:%(levelname)s:%(name)s:%(message)s",
+        "2024-03-01 10:00:00,123:ERROR:app.db:checkout failed", "common basicConfig variant"),
+    _py("django verbose", "{levelname} {asctime} {module} {process:d} {thread:d} {message}",
+        "ERROR 2024-03-01 10:00:00,123 views 7 1401 checkout failed", "Django docs, logging 'verbose' formatter"),
+    _py("basicConfig", "%(levelname)s:%(name)s:%(message)s",
+        "ERROR:app.db:checkout failed", "Python logging BASIC_FORMAT (no timestamp)"),
+    LineFormat(
+        "go",
+        r"^(?P<ts>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(?:\.\d+)?) (?:(?P<caller>[\w.\-/]+\.go:\d+): )?(?P<message>.*)$",
+        post="level_from_message",
+        example="2024/03/01 10:00:00 main.go:42: pq: sorry, too many clients already",
+        source="Go log package, LstdFlags ('2009/01/23 01:23:23 message'), Lshortfile, Lmicroseconds",
+    ),
+    LineFormat(
+        "generic",
+        r"^\[?(?P<ts>" + ISO_TS + r")\]?\s+[\[(]?(?P<level>" + _LEVEL_WORD + r")[\])]?:?\s+(?P<message>.*)$",
+        example="2024-03-01T10:00:00Z ERROR connection refused",
+        source="timestamp, level, message: many home-grown formats",
+    ),
+    LineFormat(
+        "bare",
+        r"^\[(?P<level>" + _LEVEL_WORD + r")\]:? (?P<message>.*)$",
+        time="none",
+        example="[ERROR] Database query failed: connection timeout",
+        source="Log lines with only a level tag (e.g. Go log.Printf(\"[ERROR] ...\"), shared/seeds incident logs)",
+    ),
+)  # fmt: skip
+
+JSON_EXAMPLE = '{"level":50,"time":1709287200000,"pid":7,"hostname":"api-1","msg":"timeout exceeded when trying to connect"}'
+
+#: every format name ``read_app_log(format=...)`` accepts
+APP_LOG_FORMATS: tuple[str, ...] = (*dict.fromkeys(f.name for f in LINE_FORMATS), "json")
+
+FORMAT_ALIASES = {
+    "laravel": "monolog", "logrus": "logfmt", "slog": "logfmt", "spring_boot": "spring", "logging": "python",
+    "pino": "json", "winston": "json", "zap": "json", "bunyan": "json", "structlog_json": "json",
+    "loguru_json": "json", "ecs": "json", "jsonl": "json", "ndjson": "json", "celery": "python", "django": "python",
+}  # fmt: skip
+
+
+def formats_named(name: str) -> list[LineFormat | str]:
+    """The candidates a ``format=`` name stands for (``python`` has several common patterns)."""
+    key = FORMAT_ALIASES.get(name, name)
+    if key == "json":
+        return ["json"]
+    found = [f for f in LINE_FORMATS if f.name == key]
+    if not found:
+        names = ", ".join(repr(n) for n in (*APP_LOG_FORMATS, *FORMAT_ALIASES))
+        msg = f"format={name!r} is not a known application log format; use one of {names}, or pattern= for logging"
+        raise ValueError(msg)
+    return list(found)
+
+
+# --- levels ------------------------------------------------------------------------------------
+
+LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
+
+_LEVEL_MAP = {
+    **dict.fromkeys(("trace", "trac", "debug", "debu", "d", "t", "fine", "finer", "finest", "verbose", "v",
+                     "dbg", "notset"), "debug"),
+    **dict.fromkeys(("info", "i", "notice", "success", "information", "informational", "inf", "config"), "info"),
+    **dict.fromkeys(("warn", "warning", "w", "wrn"), "warning"),
+    **dict.fromkeys(("error", "err", "erro", "e", "severe", "exception", "eror"), "error"),
+    **dict.fromkeys(("critical", "crit", "fatal", "fata", "f", "panic", "pani", "dpanic", "emergency", "emerg",
+                     "alert", "c"), "critical"),
+}  # fmt: skip
+
+#: pino / bunyan numeric levels
+NUMERIC_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
+#: Python logging levelno
+PY_LEVELNO = {5: "trace", 10: "debug", 20: "info", 25: "success", 30: "warning", 40: "error", 50: "critical"}
+
+
+_LEVEL_MAP_CASES = {
+    **_LEVEL_MAP,
+    **{k.upper(): v for k, v in _LEVEL_MAP.items()},
+    **{k.title(): v for k, v in _LEVEL_MAP.items()},
+}
+
+
+def level_expr(raw: pl.Expr) -> pl.Expr:
+    """Normalise level names (``ERROR``, ``E``, ``erro``, ``WARN``, ``fatal``…) to :data:`LEVELS`; unknown → null."""
+    direct = raw.replace_strict(_LEVEL_MAP_CASES, default=None, return_dtype=pl.String)
+    slow = (
+        raw.str.strip_chars()
+        .str.to_lowercase()
+        .replace_strict(_LEVEL_MAP, default=None, return_dtype=pl.String)
+    )
+    return pl.when(direct.is_not_null() | raw.is_null()).then(direct).otherwise(slow)
+
+
+def normalize_level(raw: str | None) -> str | None:
+    """:func:`level_expr` for one value."""
+    if raw is None:
+        return None
+    return _LEVEL_MAP.get(str(raw).strip().lower())
+
+
+# --- exception chains --------------------------------------------------------------------------
+
+# Python: an exception line follows the indented frame lines (loguru puts blank lines between).
+_PY_EXC = (
+    r"(?m)^(?:[ \t]+\S[^\n]*|>[^\n]*|[│╰└][^\n]*)\n(?:[ \t]*\n)*[A-Za-z_][\w.]*(?::[ \t][^\n]*|:?[ \t]*)$"
+)
+_PY_NAME = r"(?m)^([A-Za-z_][\w.]*)(?::[ \t]|:?[ \t]*$)"
+# JVM and Node: 'pkg.Type: message' followed by '\tat ...', and 'Caused by: pkg.Type'
+_JVM_EXC = (
+    r"(?m)^[ \t]*(?:Caused by|\[cause\]): [A-Za-z_$][\w$.]*"
+    r"|^(?:Exception in thread \"[^\"\n]*\" )?(?:[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+|[A-Z]\w*(?:Error|Exception))"
+    r"(?:: [^\n]*|:)?\n[ \t]+(?:at |\.\.\. \d)"
+)
+_JVM_NAME = r"^[ \t]*(?:(?:Caused by|\[cause\]): |Exception in thread \"[^\"\n]*\" )?([A-Za-z_$][\w$.]*)"
+# Laravel: '[object] (Illuminate\\Database\\QueryException(code: 7): ...' and '[previous exception] [object] (...'
+_PHP_EXC = r"\[object\] \(([A-Za-z_\\]+)\(code: "
+# Ruby / Rails: 'ActiveRecord::ConnectionTimeoutError (message):'
+_RUBY_EXC = r"(?m)^(?:\[[^\]\n]*\] )*(?:Caused by: )?[A-Z]\w*(?:::[A-Z]\w*)+ \("
+_RUBY_NAME = r"([A-Z]\w*(?:::[A-Z]\w*)+) \($"
+
+
+def exc_chain_expr(text: pl.Expr) -> pl.Expr:
+    """Chained exception types in a traceback text, outermost first (null when none).
+
+    Python prints the root cause first and the raised exception last, so its list is
+    reversed; Java (``Caused by:``), Node, Laravel and Rails print the outermost first.
+    """
+    py = (
+        text.str.extract_all(_PY_EXC)
+        .list.eval(pl.element().str.extract(r"([A-Za-z_][\w.]*)(?::[ \t][^\n]*|:?[ \t]*)$", 1))
+        .list.reverse()
+    )
+    jvm = text.str.extract_all(_JVM_EXC).list.eval(pl.element().str.extract(_JVM_NAME, 1))
+    php = text.str.extract_all(_PHP_EXC).list.eval(
+        pl.element().str.extract(_PHP_EXC, 1).str.replace_all("\\\\", "\\", literal=True)
+    )
+    ruby = text.str.extract_all(_RUBY_EXC).list.eval(pl.element().str.extract(_RUBY_NAME, 1))
+    chain = (
+        pl.when(text.str.contains("Traceback (most recent call last)", literal=True))
+        .then(py)
+        .when(text.str.contains("[object] (", literal=True))
+        .then(php)
+        .when(text.str.contains(r"\n[ \t]+at |(?:^|\n)[ \t]*Caused by: "))
+        .then(jvm)
+        .otherwise(ruby)
+    )
+    return pl.when(chain.list.len() > 0).then(chain).otherwise(None)
+
+
+# --- sniffing ----------------------------------------------------------------------------------
+
+_MESSAGE_KEYS = ("msg", "message", "event", "text", "record", "@message")
+# lines that cannot start an entry in any format: tracebacks and stack traces
+_NOT_A_HEADER = (
+    r"^(?:\s|Traceback |During handling|The above exception|Caused by:|\[stacktrace\]|\[previous exception\]|#\d+ "
+    r"|\(Background on this error|\[SQL: |\[parameters: |\"\}|[\w.$]+(?:Error|Exception)\b|panic: |goroutine \d+)"
+)
+
+
+def is_json_record(text: str) -> bool:
+    """True for a line that is a JSON object with a message-like key (one JSON log record)."""
+    t = text.strip()
+    if not t.startswith("{"):
+        return False
+    try:
+        obj = json.loads(t)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and any(k in obj for k in _MESSAGE_KEYS)
+
+
+@dataclass
+class Sniffed:
+    """What sniffing found for one source."""
+
+    formats: list[LineFormat | str]
+    container_prefix: bool
+    share: float
+
+
+def _shares(
+    sample: pl.Series, candidates: list[LineFormat | str]
+) -> list[tuple[float, int, LineFormat | str, pl.Series]]:
+    out = []
+    for order, cand in enumerate(candidates):
+        if cand == "json":
+            mask = pl.Series([is_json_record(t) for t in sample.to_list()], dtype=pl.Boolean)
+        else:
+            mask = sample.str.contains(cand.regex)
+        out.append((float(mask.mean() or 0.0), order, cand, mask))
+    return out
+
+
+def sniff(lines: list[str], candidates: list[LineFormat | str] | None = None) -> Sniffed | None:
+    """Choose the formats that explain the sample's entry lines (None when nothing fits).
+
+    The best format must match at least 30% of the lines that could start an entry; a
+    second (and third) format is added when it explains at least 10% more of them, as when
+    uvicorn's own lines and the application's logging share one stream.
+    """
+    cands: list[LineFormat | str] = list(candidates) if candidates is not None else [*LINE_FORMATS, "json"]
+    raw = pl.Series([ln for ln in lines if ln.strip()], dtype=pl.String)
+    if raw.len() == 0:
+        return None
+    best: Sniffed | None = None
+    prefixed = raw.str.contains(CONTAINER_PREFIX)
+    variants = [(False, raw)]
+    if (prefixed.mean() or 0) >= 0.9:
+        variants.append((True, raw.str.replace(CONTAINER_PREFIX, "")))
+    for strip, sample in variants:
+        heads = sample.filter(~sample.str.contains(_NOT_A_HEADER))
+        if heads.len() == 0:
+            continue
+        scored = _shares(heads, cands)
+        chosen: list[LineFormat | str] = []
+        covered = pl.Series([False] * heads.len())
+        total = 0.0
+        for _ in range(3):
+            gains = []
+            for share, order, cand, mask in scored:
+                if any(cand is c for c in chosen):
+                    continue
+                gain = float((mask & ~covered).mean() or 0.0)
+                gains.append((round(gain, 2), -order, cand, mask, share))
+            if not gains:
+                break
+            gain, _, cand, mask, _share = max(gains, key=lambda g: (g[0], g[1]))
+            if (not chosen and gain < 0.3) or (chosen and gain < 0.1):
+                break
+            chosen.append(cand)
+            covered = covered | mask
+            total += gain
+        if chosen and (best is None or total > best.share + 0.05):
+            best = Sniffed(chosen, strip, total)
+    return best
+
+
+def describe(fmt: LineFormat | str) -> str:
+    return fmt if isinstance(fmt, str) else fmt.described
+
+
+def first_line_hint(lines: list[str]) -> str:
+    for ln in lines:
+        if ln.strip():
+            return ln[:200]
+    return ""
+
+
+def looks_like_header(text: str) -> bool:
+    return re.match(_NOT_A_HEADER, text) is None
