@@ -7,8 +7,8 @@ and config work, ``pg_ctl start``), then rolls the app to the new version while 
 is already back. During a deploy:
 
 * (deploy 2.3.2) the step first asks for a smart shutdown, which waits for clients to leave:
-  the pool never does, new connections are refused (``the database system is shutting
-  down``) and after 10 s the step falls back to a fast shutdown;
+  the pool never does (a new connection would be refused: ``the database system is shutting
+  down``), and after 10 s the step falls back to a fast shutdown;
 * PostgreSQL terminates the pooled connections (``FATAL: terminating connection due to
   administrator command``);
 * the app's next use of a stale pooled connection fails (no pre-ping), and new connections are

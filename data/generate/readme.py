@@ -138,12 +138,14 @@ lined up.
 
 1. The deploy starts; PostgreSQL gets a fast shutdown request (`received fast shutdown
    request`), terminates every backend (`FATAL: terminating connection due to administrator
-   command`) and stops. For deploy 2.3.2 the step first tries a smart shutdown, which waits for
-   clients to leave: the pool never leaves, so new connections are refused with `FATAL: the
-   database system is shutting down` until `pg_ctl` gives up after 10 s and falls back to fast.
+   command`) and stops. For deploy 2.3.2 the step first asks for a smart shutdown, which waits
+   for clients to leave: the pool never leaves, so after 10 s `pg_ctl` gives up and the step
+   falls back to fast. (A new connection in those 10 s would be refused with `the database
+   system is shutting down`; in this run the pool had enough, so the only trace is `received
+   smart shutdown request` followed by nothing for 10 s.)
 2. The app still holds its pooled connections. Without pre-ping the next request on one of them
-   fails (`psycopg.errors.AdminShutdown: terminating connection due to administrator command`
-   or `server closed the connection unexpectedly`); SQLAlchemy invalidates the pool.
+   fails (`psycopg.errors.AdminShutdown: terminating connection due to administrator command`:
+   the server's goodbye was waiting in the socket); SQLAlchemy invalidates the pool.
 3. For the ~{t["pg_down_seconds"]:.0f} s the server is down, every new connection is refused
    (`connection to server at "127.0.0.1", port ... failed: Connection refused`): 503s.
 4. The server starts (`database system is ready to accept connections`); 3 s later the app
@@ -154,9 +156,9 @@ lined up.
 {table(rows)}
 
 What loglib should recover (`tests/test_incidents_data.py`): a fast shutdown (and the smart
-one) in the PostgreSQL log at each deploy time, the admin terminations of the app's sessions at
-each, the refusals, and app errors classified as `admin_shutdown`/`server_closed`/
-`connection_refused` only inside the deploy windows.
+one) in the PostgreSQL log at each deploy time, the app's sessions ending by admin termination
+or shutdown at each, `pg_up` at 0 while the server is down, and app errors (one
+`admin_shutdown` per deploy, then `connection_refused`) only inside the deploy windows.
 """
     return story, "post_deploy"
 
