@@ -363,8 +363,8 @@ def write_toml(path: Path, *, title: str, window: tuple[float, float], max_conne
 
     lines = [
         f"title = {value(title)}",
-        f'window = {{start = "{iso_s(window[0])}", end = "{iso_s(window[1])}"}}',
-        f"max_connections = {max_connections}",
+        f'start = "{iso_s(window[0])}"',
+        f'end = "{iso_s(window[1])}"',
         "",
         "[[sources]]",
         'kind = "postgres"',
@@ -375,7 +375,7 @@ def write_toml(path: Path, *, title: str, window: tuple[float, float], max_conne
         "[[sources]]",
         'kind = "app"',
         'paths = ["app/*.log"]',
-        'format = "python"',
+        'pattern = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"',
         'tz = "UTC"',
         f"service = {value(service)}",
         "",
@@ -388,6 +388,7 @@ def write_toml(path: Path, *, title: str, window: tuple[float, float], max_conne
         lines += [extra_sources.strip(), ""]
     lines.append("[app]")
     lines += [f"{k} = {value(v)}" for k, v in app.items()]
+    lines += ["", "[postgres]", f"max_connections = {max_connections}", "superuser_reserved_connections = 3"]
     for ev in events:
         lines += ["", "[[events]]", f"at = {value(ev['at'])}", f"kind = {value(ev['kind'])}",
                   f"text = {value(ev['text'])}"]  # fmt: skip

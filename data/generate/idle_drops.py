@@ -176,7 +176,7 @@ def main() -> None:
         title="Dropped database connections after quiet periods",
         window=(start - 10, end_kills + 5),
         max_connections=30,
-        app={**POOL, "pool_recycle": -1, "pool_pre_ping": False, "workers": 1, "instances": 1},
+        app={**POOL, "pool_pre_ping": False, "workers": 1, "instances": 1},  # pool_recycle: -1 (never)
         events=events,
     )
     write_json(run.out / "truth.json", truth)

@@ -99,7 +99,7 @@ def main() -> None:
         title="Checkout 503s: connection pool exhausted by leaked sessions",
         window=(start - 10, end + 5),
         max_connections=30,
-        app={**POOL, "pool_recycle": -1, "pool_pre_ping": False, "workers": 1, "instances": 1},
+        app={**POOL, "pool_pre_ping": False, "workers": 1, "instances": 1},  # pool_recycle: -1 (never)
         events=events,
     )
     write_json(run.out / "truth.json", truth)
