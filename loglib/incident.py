@@ -180,7 +180,8 @@ def _typed(table: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]
         if not ok:
             names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
             raise _fail(f"{where}.{key}", f"expected {names}, got {value!r}")
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        never = key == "pool_recycle" and value == -1  # SQLAlchemy's default: never recycle
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0 and not never:
             raise _fail(f"{where}.{key}", f"must not be negative, got {value!r}")
         out[key] = value
     return out

@@ -148,7 +148,9 @@ class TestLittlesLaw:
         (pool,) = [f for f in ll.findings(inc) if f.kind == "pool_exhaustion"]
         n = pool.numbers
         assert abs(n["request_rate_per_s"] - 4 / 60) / (4 / 60) < 0.1
-        assert n["mean_busy_littles_law"] == pytest.approx(n["request_rate_per_s"] * n["mean_hold_s"], abs=1e-3)
+        assert n["mean_busy_littles_law"] == pytest.approx(
+            n["request_rate_per_s"] * n["mean_hold_s"], abs=1e-3
+        )
         assert "Little's law" in pool.statement
 
 
@@ -160,4 +162,7 @@ class TestConnectionPatterns:
         found = events.filter(pl.col("kind") == "restart")["ts"].to_list()
         assert len(found) == len(truth["events"])
         for declared, seen in zip(sorted(e["at"] for e in truth["events"]), sorted(found), strict=True):
-            assert abs(seen.timestamp() - datetime.fromisoformat(declared.replace("Z", "+00:00")).timestamp()) < 3
+            assert (
+                abs(seen.timestamp() - datetime.fromisoformat(declared.replace("Z", "+00:00")).timestamp())
+                < 3
+            )

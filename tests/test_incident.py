@@ -170,3 +170,18 @@ class TestSql:
             assert restored is not None, name
             assert original.equals(restored), name
         assert back.frames()["findings"].height == inc.frames()["findings"].height
+
+
+class TestSettings:
+    def test_pool_recycle_minus_one_means_never(self, tmp_path):
+        """pool_recycle = -1 is SQLAlchemy's 'never recycle', accepted as written; other negatives are errors."""
+        doc = {
+            "title": "t",
+            "sources": [{"kind": "postgres", "paths": ["x.log"]}],
+            "app": {"pool_recycle": -1},
+        }
+        (tmp_path / "x.log").write_text("2024-03-01 10:00:00 UTC [1] LOG:  x\n")
+        assert ll.Incident.from_dict(doc, root=tmp_path).app_settings.pool_recycle == -1
+        doc["app"] = {"pool_recycle": -5}
+        with pytest.raises(IncidentError, match="negative"):
+            ll.Incident.from_dict(doc, root=tmp_path)

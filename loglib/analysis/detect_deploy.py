@@ -190,7 +190,7 @@ def _mass_session_ends(pg: pl.DataFrame) -> pl.DataFrame:
         pl.format(
             "{}: {} sessions ended at once ({}): the app was restarted or killed", "_app", "n", "reason"
         ).alias("text"),
-        pl.lit("postgres").alias("origin"),
+        pl.lit("connections").alias("origin"),
         pl.lit("postgres").alias("source"),
         "file",
         "line",
@@ -252,7 +252,8 @@ def detect_post_deploy(inc) -> list:
     Errors are app events of :data:`FLAKY_CLASSES` (plus PostgreSQL ``server_not_ready``
     refusals) from the event until ``AFTER`` later or the next event. A finding is made when
     there are at least ``MIN_ERRORS`` and their rate is ``RATE_FACTOR`` times the rate in the
-    same span before the event. ``recovery_s`` is the time from the event to the last of them.
+    same span before the event (a baseline that starts after the previous event's errors, so
+    one deploy's errors are not the next one's "normal"). ``recovery_s`` is the time from the event to the last of them.
     Sessions PostgreSQL saw end from 5 s before to 30 s after the event tell whether the old
     connections were closed gracefully (``disconnection``) or dropped (resets, terminations,
     server shutdown).
@@ -279,13 +280,19 @@ def detect_post_deploy(inc) -> list:
     sessions = inc.sessions
     out = []
     times = moments["ts"].to_list()
+    settled = None  # when the previous event's errors ended: the baseline starts after them
     for i, row in enumerate(moments.iter_rows(named=True)):
         at = row["ts"]
         until = min(at + AFTER, times[i + 1]) if i + 1 < len(times) else at + AFTER
         span = until - at
         after = errors.filter(pl.col("ts").is_between(at, until, closed="left"))
-        before = errors.filter(pl.col("ts").is_between(at - span, at, closed="left"))
-        if after.height < MIN_ERRORS or after.height < RATE_FACTOR * max(before.height, 1 / RATE_FACTOR):
+        since = at - span if settled is None else max(at - span, settled)
+        before = errors.filter(pl.col("ts").is_between(since, at, closed="left"))
+        rate_before = before.height / max((at - since).total_seconds(), 1.0)
+        rate_after = after.height / max(span.total_seconds(), 1.0)
+        if after.height:
+            settled = after["ts"].max()
+        if after.height < MIN_ERRORS or rate_after < RATE_FACTOR * max(rate_before, 1e-9):
             continue
         by_class = dict(after.group_by("what").len().sort("len", descending=True).iter_rows())
         recovery = (after["ts"].max() - at).total_seconds()
@@ -318,7 +325,7 @@ def detect_post_deploy(inc) -> list:
         classes = ", ".join(f"{n} {k}" for k, n in by_class.items())
         statement = (
             f"After the {row['kind']} at {at:%H:%M:%S} UTC ({row['text']}), {after.height} connection error(s) "
-            f"followed ({classes}) against {before.height} in the same time before; the last came "
+            f"followed ({classes}) against {before.height} in the quiet time before; the last came "
             f"{recovery:.3g} s after it (time to recover).{close_text}"
         )
         evidence = after.with_columns(since_s=(pl.col("ts") - at).dt.total_microseconds() / 1e6)

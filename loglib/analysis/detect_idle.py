@@ -31,21 +31,27 @@ CONSISTENT = 0.25
 _NOT_ACTIVITY = ("connection_received", "connection_authenticated", *RESET_EVENTS, "disconnection")
 
 
-def _isolated_resets(inc: Incident) -> pl.DataFrame:
+def _candidate_resets(inc: Incident) -> pl.DataFrame:
+    """One reset per backend, minus those near a declared or logged restart/deploy, with a
+    ``burst`` flag (``BURST_SIZE`` within ``BURST_WINDOW``). A burst is ambiguous: a dying
+    process resets all its connections at once, but so does a middlebox when a pool's
+    connections went idle together; :func:`detect_idle_drops` keeps a burst only when its
+    connections' measured idle times agree with the others'."""
     pg = inc.pg
     resets = pg.filter(pl.col("event").is_in(list(RESET_EVENTS)) & pl.col("ts").is_not_null())
     # one reset per backend (a client_reset is often followed by unexpected_eof)
     resets = resets.sort("ts").unique(["pid", "host"], keep="first", maintain_order=True)
     if resets.height == 0:
-        return resets
-    ts = resets["ts"]
+        return resets.with_columns(burst=pl.lit(False))
     window_us = int(BURST_WINDOW.total_seconds() * 1e6)
-    us = ts.dt.epoch("us")
+    us = resets["ts"].dt.epoch("us")
     lo = us.search_sorted(us - window_us, side="left")
     hi = us.search_sorted(us + window_us, side="right")
-    burst = (hi - lo) >= BURST_SIZE
-    resets = resets.filter(~burst)
-    events = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))
+    resets = resets.with_columns(burst=pl.Series((hi - lo) >= BURST_SIZE))
+    # sessions ending together (origin "connections") is what is being judged here, not a cause
+    events = inc.events.filter(
+        pl.col("kind").is_in(["restart", "deploy"]) & (pl.col("origin") != "connections")
+    )
     for at in events["ts"]:
         resets = resets.filter(~pl.col("ts").is_between(at - NEAR_EVENT, at + NEAR_EVENT))
     return resets
@@ -78,8 +84,10 @@ def _idle_times(pg: pl.DataFrame, resets: pl.DataFrame) -> pl.DataFrame:
 def detect_idle_drops(inc: Incident) -> list[Finding]:
     """Connections reset after sitting idle: infer the middlebox idle timeout, recommend ``pool_recycle``.
 
-    Isolated PostgreSQL client resets (not bursts of ``BURST_SIZE`` within a second, not near a
-    restart or deploy) are the candidates. Where PostgreSQL logged statements or durations,
+    PostgreSQL client resets not near a restart or deploy are the candidates; a burst
+    (``BURST_SIZE`` within a second) counts only when its connections' measured idle times agree
+    with the others' (a pool's connections idle together are dropped together; a dying process
+    drops busy and idle ones alike). Where PostgreSQL logged statements or durations,
     each connection's idle time before its reset is measured (last activity → reset); when
     they agree (IQR under ``CONSISTENT`` × median) the timeout is their minimum (a timer fires
     at, not before, the limit) and the confidence is ``high``. Without statement logging only
@@ -89,12 +97,21 @@ def detect_idle_drops(inc: Incident) -> list[Finding]:
     """
     if inc.pg is None or inc.pg.height == 0:
         return []
-    resets = _isolated_resets(inc)
-    if resets.height < MIN_DROPS:
+    candidates = _candidate_resets(inc)
+    if candidates.height < MIN_DROPS:
         return []
-    idle = _idle_times(inc.pg, resets).filter(pl.col("idle_s").is_not_null())
+    idle = _idle_times(inc.pg, candidates).filter(pl.col("idle_s").is_not_null())
+    idle = idle.join(candidates.select("ts", "pid", "burst"), on=["ts", "pid"], how="left")
+    typical = idle.filter(pl.col("measured"))["idle_s"].median()
+    if typical is not None and typical > 0:
+        # a burst stays only if each of its connections sat idle about as long as the others
+        agrees = ((pl.col("idle_s") - typical).abs() <= CONSISTENT * typical) & pl.col("measured")
+        idle = idle.filter(~pl.col("burst") | agrees)
+    else:
+        idle = idle.filter(~pl.col("burst"))
     if idle.height < MIN_DROPS:
         return []
+    resets = candidates.join(idle.select("ts", "pid"), on=["ts", "pid"], how="semi")
     measured = idle.filter(pl.col("measured"))
     numbers: dict = {"drops": resets.height}
     if measured.height >= MIN_DROPS:
