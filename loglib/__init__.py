@@ -9,9 +9,15 @@ frames, then ask the questions a postmortem asks.
 """
 
 from loglib.analysis.alerts import replay_alert
+from loglib.analysis.align import align
 from loglib.analysis.connections import pg_connections
+from loglib.analysis.correlate import Correlation, correlate
+from loglib.analysis.detect_deploy import detect_events
+from loglib.analysis.findings import Finding, findings, findings_frame
+from loglib.analysis.leaks import leak_rates
 from loglib.analysis.metrics import metrics_wide
 from loglib.analysis.sessions import pg_sessions
+from loglib.analysis.skew import SkewEstimate, apply_offset, estimate_skew
 from loglib.core import schema
 from loglib.core.rejects import ReadReport, read_report, rejects
 from loglib.core.schema import ALERT_STATES, SESSION_END_REASONS
@@ -40,6 +46,7 @@ from loglib.formats.error_rules import (
 from loglib.formats.log_pattern import compile_log_pattern
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
+from loglib.incident import AppSettings, Incident, IncidentError, PostgresSettings, SourceSpec
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
@@ -53,23 +60,39 @@ __all__ = [
     "ERROR_RULES",
     "PG_EVENT_KINDS",
     "SESSION_END_REASONS",
+    "AppSettings",
+    "Correlation",
     "ErrorRule",
+    "Finding",
     "FormatError",
+    "Incident",
+    "IncidentError",
     "LoglibError",
     "LoglibWarning",
     "NoDataError",
     "NoTimestampWarning",
     "ParseError",
+    "PostgresSettings",
     "ReadReport",
     "RejectedLinesWarning",
+    "SkewEstimate",
+    "SourceSpec",
     "TimezoneError",
     "add_error_rule",
+    "align",
+    "apply_offset",
     "classify_error",
     "classify_pg_message",
     "compile_log_pattern",
     "compile_prefix",
+    "correlate",
+    "detect_events",
     "error_class_expr",
     "error_rules",
+    "estimate_skew",
+    "findings",
+    "findings_frame",
+    "leak_rates",
     "message_template",
     "message_template_expr",
     "metrics_wide",

@@ -329,6 +329,89 @@ APP_EVENTS = FrameSchema(
 
 ALL_SCHEMAS = (*ALL_SCHEMAS, APP_EVENTS)
 
+# --- incidents ------------------------------------------------------------------------------
+
+INCIDENT_EVENT_KINDS: tuple[str, ...] = ("deploy", "restart", "action", "alert", "note")
+
+INCIDENT_EVENTS = FrameSchema(
+    "incident_events",
+    "things that happened to the system, declared in `incident.toml` or detected in the logs (`Incident.events`)",
+    (
+        Column("ts", UTC_TS, "when it happened, in UTC"),
+        Column(
+            "kind",
+            pl.String,
+            "one of `loglib.schema.INCIDENT_EVENT_KINDS`: deploy, restart, action, alert, note",
+        ),
+        Column("text", pl.String, "what happened, in words"),
+        Column(
+            "origin",
+            pl.String,
+            "`declared` (incident.toml or code), `app` (an app start line), `postgres` (shutdown/ready lines)",
+        ),
+        Column("source", pl.String, "the incident source (name) that showed it; null when declared"),
+        Column("file", pl.String, "file of the evidence line; null when declared"),
+        Column("line", pl.Int64, "line of the evidence; null when declared"),
+    ),
+)
+
+CORRELATION_PAIRS = FrameSchema(
+    "correlation_pairs",
+    "one row per `left` event, with its nearest plausible `right` event (`loglib.correlate(...).pairs`)",
+    (
+        Column("left_row", pl.UInt32, "row number of the event in `left` (0-based)"),
+        Column("left_ts", UTC_TS, "time of the `left` event"),
+        Column("right_row", pl.UInt32, "row number of the matched `right` event; null when none is `within`"),
+        Column("right_ts", UTC_TS, "time of the matched `right` event; null when none"),
+        Column(
+            "lag", pl.Duration("us"), "`right_ts - left_ts`: positive when `right` came after; null when none"
+        ),
+        Column("matched", pl.Boolean, "true when a `right` event was found `within` the limit"),
+    ),
+)
+
+LEAK_RATES = FrameSchema(
+    "leak_rates",
+    "connections leaked per time bucket, best evidence first (`loglib.leak_rates`)",
+    (
+        Column("ts", UTC_TS, "bucket start"),
+        Column(
+            "scope", pl.String, "whose leak: pool/instance (`api-1`), or `application/user` from PostgreSQL"
+        ),
+        Column(
+            "leaked",
+            pl.Float64,
+            "connections leaked in the bucket; null when they could not be seen (`saturated`)",
+        ),
+        Column("method", pl.String, "`pool_events` (exact), `checked_out_gauge` or `pg_sessions`"),
+        Column("confidence", pl.String, "`high`, `medium`, `low`, or `none` when the figure cannot be told"),
+        Column(
+            "saturated",
+            pl.Boolean,
+            "true when the pool or server was full: new leaks were invisible (requests failed instead)",
+        ),
+        Column("note", pl.String, "why the figure is as sure as it says, in words"),
+    ),
+)
+
+FINDINGS = FrameSchema(
+    "findings",
+    "one row per finding of `loglib.findings` (`loglib.findings_frame`)",
+    (
+        Column("kind", pl.String, "`pool_exhaustion`, `post_deploy`, `idle_drops`"),
+        Column("statement", pl.String, "what was found, in one or two plain sentences"),
+        Column("start", UTC_TS, "start of the time the finding is about"),
+        Column("end", UTC_TS, "end of that time"),
+        Column("confidence", pl.String, "`high`, `medium` or `low`"),
+        Column(
+            "numbers", pl.String, "the figures behind the statement, as a JSON object (`Finding.numbers`)"
+        ),
+        Column("evidence_rows", pl.UInt32, "how many rows of evidence prove it (`Finding.evidence`)"),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, INCIDENT_EVENTS, CORRELATION_PAIRS, LEAK_RATES, FINDINGS)
+
 
 def schema_markdown() -> str:
     """Every canonical frame as Markdown (the README's "Canonical frames" section)."""

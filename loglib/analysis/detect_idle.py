@@ -1,0 +1,151 @@
+"""Idle dropouts: connections a middlebox reset after sitting idle, and the idle timeout that did it."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from loglib.analysis.correlate import correlate
+from loglib.analysis.findings import Finding
+
+if TYPE_CHECKING:
+    from loglib.incident import Incident
+
+#: PostgreSQL events of a connection the client side dropped
+RESET_EVENTS = ("client_reset", "unexpected_eof")
+#: app error classes of using a connection that is gone
+APP_DROP_CLASSES = ("server_closed", "connection_reset", "ssl_eof", "conn_invalidated")
+#: resets at least this many within ``BURST_WINDOW`` are a process dying or a restart, not idle drops
+BURST_SIZE = 3
+BURST_WINDOW = timedelta(seconds=1)
+#: resets this close to a restart/deploy belong to it
+NEAR_EVENT = timedelta(seconds=30)
+#: at least this many isolated resets make a finding
+MIN_DROPS = 3
+#: idle times whose spread (IQR / median) is below this point to one timeout
+CONSISTENT = 0.25
+#: PostgreSQL entries that are not activity on the connection
+_NOT_ACTIVITY = ("connection_received", "connection_authenticated", *RESET_EVENTS, "disconnection")
+
+
+def _isolated_resets(inc: Incident) -> pl.DataFrame:
+    pg = inc.pg
+    resets = pg.filter(pl.col("event").is_in(list(RESET_EVENTS)) & pl.col("ts").is_not_null())
+    # one reset per backend (a client_reset is often followed by unexpected_eof)
+    resets = resets.sort("ts").unique(["pid", "host"], keep="first", maintain_order=True)
+    if resets.height == 0:
+        return resets
+    ts = resets["ts"]
+    window_us = int(BURST_WINDOW.total_seconds() * 1e6)
+    us = ts.dt.epoch("us")
+    lo = us.search_sorted(us - window_us, side="left")
+    hi = us.search_sorted(us + window_us, side="right")
+    burst = (hi - lo) >= BURST_SIZE
+    resets = resets.filter(~burst)
+    events = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))
+    for at in events["ts"]:
+        resets = resets.filter(~pl.col("ts").is_between(at - NEAR_EVENT, at + NEAR_EVENT))
+    return resets
+
+
+def _idle_times(pg: pl.DataFrame, resets: pl.DataFrame) -> pl.DataFrame:
+    """Per reset: the backend's previous activity (statement/duration lines, else its login) and the gap."""
+    activity = pg.filter(~pl.col("event").is_in(list(_NOT_ACTIVITY)) & pl.col("ts").is_not_null()).select(
+        "pid", pl.col("ts").alias("last_activity"), pl.col("event").alias("_what")
+    )
+    joined = (
+        resets.select("ts", "pid", "file", "line", "session_id")
+        .sort("ts")
+        .join_asof(
+            activity.sort("last_activity"),
+            left_on="ts",
+            right_on="last_activity",
+            by="pid",
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+    )
+    return joined.with_columns(
+        idle_s=(pl.col("ts") - pl.col("last_activity")).dt.total_microseconds() / 1e6,
+        measured=pl.col("_what").is_in(["other"]).fill_null(False),
+    ).drop("_what")
+
+
+def detect_idle_drops(inc: Incident) -> list[Finding]:
+    """Connections reset after sitting idle: infer the middlebox idle timeout, recommend ``pool_recycle``.
+
+    Isolated PostgreSQL client resets (not bursts of ``BURST_SIZE`` within a second, not near a
+    restart or deploy) are the candidates. Where PostgreSQL logged statements or durations,
+    each connection's idle time before its reset is measured (last activity → reset); when
+    they agree (IQR under ``CONSISTENT`` × median) the timeout is their minimum (a timer fires
+    at, not before, the limit) and the confidence is ``high``. Without statement logging only
+    sessions' login → reset times are known: the timeout is at most the shortest of them
+    (``low``). App ``server_closed``/``connection_reset`` errors after each reset are paired
+    with it to show the delay until the next use.
+    """
+    if inc.pg is None or inc.pg.height == 0:
+        return []
+    resets = _isolated_resets(inc)
+    if resets.height < MIN_DROPS:
+        return []
+    idle = _idle_times(inc.pg, resets).filter(pl.col("idle_s").is_not_null())
+    if idle.height < MIN_DROPS:
+        return []
+    measured = idle.filter(pl.col("measured"))
+    numbers: dict = {"drops": resets.height}
+    if measured.height >= MIN_DROPS:
+        gaps = measured["idle_s"]
+        med = float(gaps.median())
+        iqr = float(gaps.quantile(0.75) - gaps.quantile(0.25))
+        if iqr > CONSISTENT * med:
+            return []  # resets at all sorts of idle times: not one timeout
+        timeout = float(gaps.min())
+        confidence = "high"
+        how = (
+            f"measured per connection from PostgreSQL's statement logging: {measured.height} connections "
+            f"were reset after {gaps.min():.3g}-{gaps.max():.3g} s idle (median {med:.3g} s)"
+        )
+        numbers.update(
+            idle_timeout_s=round(timeout, 3),
+            idle_median_s=round(med, 3),
+            idle_max_s=round(float(gaps.max()), 3),
+        )
+        numbers["method"] = "per-connection last activity"
+    else:
+        timeout = float(idle["idle_s"].min())
+        confidence = "low"
+        how = (
+            "PostgreSQL did not log statements, so idle time is not measured: the sessions were reset "
+            f"{idle['idle_s'].min():.3g}-{idle['idle_s'].max():.3g} s after login, so the timeout is at most "
+            f"{timeout:.3g} s"
+        )
+        numbers.update(idle_timeout_max_s=round(timeout, 3), method="session login to reset (upper bound)")
+    app = inc.app
+    lag_text = ""
+    if app is not None and app.height:
+        errs = app.filter(pl.col("error_class").is_in(list(APP_DROP_CLASSES)) & pl.col("ts").is_not_null())
+        if errs.height:
+            pairs = correlate(errs, resets, within="1h", direction="backward")
+            numbers["app_errors"] = pairs.total
+            numbers["app_errors_after_reset"] = pairs.matched
+            lag = pairs.median_lag
+            if lag is not None:
+                numbers["next_use_delay_s"] = round(-lag.total_seconds(), 3)
+                lag_text = (
+                    f" {pairs.matched} of {pairs.total} application `server_closed`/`connection_reset` errors "
+                    f"came after such a reset, a median {-lag.total_seconds():.3g} s later, on the next use."
+                )
+    recycle = max(1, math.floor(timeout * 0.8)) if timeout >= 2 else max(0.5, round(timeout * 0.5, 2))
+    numbers.update(recommended_pool_recycle_s=recycle, recommended_pool_pre_ping=True)
+    statement = (
+        f"Connections are dropped after sitting idle about {timeout:.3g} s (a firewall, NAT or load-balancer "
+        f"idle timeout): {resets.height} PostgreSQL client resets, {how}.{lag_text} "
+        f"Set pool_recycle={recycle:g} (below the timeout) and pool_pre_ping=True."
+    )
+    return [
+        Finding("idle_drops", statement, numbers, idle, resets["ts"].min(), resets["ts"].max(), confidence)
+    ]

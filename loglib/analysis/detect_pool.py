@@ -1,0 +1,174 @@
+"""Pool exhaustion: when the pool (or the server) was full, what failed, how fast it leaked, what size fits."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from loglib.analysis.findings import Finding
+from loglib.analysis.leaks import CHECKED_OUT_PATTERN, leak_rates, summarize_leaks
+
+if TYPE_CHECKING:
+    from loglib.incident import Incident
+
+#: app error classes that mean "no connection could be had"
+EXHAUSTION_CLASSES = ("pool_timeout", "too_many_connections")
+#: PostgreSQL events that mean "the server was full"
+REFUSAL_EVENTS = ("too_many_clients", "reserved_slots")
+#: at least this many failures make a finding
+MIN_FAILURES = 3
+#: failures closer than this belong to one window
+WINDOW_GAP = timedelta(minutes=2)
+#: headroom over the p99 of observed concurrency in the recommendation
+HEADROOM = 1.25
+
+
+def _windows(ts: pl.Series) -> pl.DataFrame:
+    frame = pl.DataFrame({"ts": ts.sort()})
+    frame = frame.with_columns(w=(pl.col("ts").diff() > WINDOW_GAP).fill_null(True).cum_sum())
+    return (
+        frame.group_by("w")
+        .agg(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"), pl.len().alias("failures"))
+        .sort("start")
+    )
+
+
+def _concurrency(inc: Incident, windows: pl.DataFrame) -> tuple[float | None, float | None, str]:
+    """Peak and p99 of concurrent checkouts by requests (leaks excluded), outside the full windows."""
+    outside = pl.lit(True)
+    for start, end in windows.select("start", "end").iter_rows():
+        outside = outside & ~pl.col("ts").is_between(start, end)
+    m = inc.metrics
+    if m is not None:
+        g = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
+        if g.height:
+            # requests' share: the gauge minus its trailing floor (the leaked connections)
+            g = g.sort("series", "ts").with_columns(
+                busy=pl.col("value") - pl.col("value").rolling_min(5, min_samples=1).over("series")
+            )
+            busy = g.filter(outside)["busy"]
+            if busy.len():
+                return float(busy.max()), float(busy.quantile(0.99)), "checked-out gauge minus its floor"
+    s = inc.sessions
+    if s is not None and s.height:
+        # sessions that closed cleanly are requests' connections: their overlap is the concurrency
+        clean = s.filter((pl.col("end_reason") == "disconnection") & pl.col("start").is_not_null())
+        if clean.height:
+            d = pl.concat(
+                [
+                    clean.select(pl.col("start").alias("ts"), pl.lit(1).alias("d")),
+                    clean.select(pl.col("end").alias("ts"), pl.lit(-1).alias("d")),
+                ]
+            ).sort("ts", "d")
+            d = d.with_columns(open=pl.col("d").cum_sum()).filter(outside)
+            if d.height:
+                return (
+                    float(d["open"].max()),
+                    float(d["open"].quantile(0.99)),
+                    "PostgreSQL sessions that closed cleanly",
+                )
+    return None, None, ""
+
+
+def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
+    """Windows where no connection could be had, with the leak rate and a pool size recommendation.
+
+    Fires when at least ``MIN_FAILURES`` app errors of class ``pool_timeout`` /
+    ``too_many_connections`` or PostgreSQL refusals (``too_many_clients``, ``reserved_slots``)
+    occurred; failures less than ``WINDOW_GAP`` apart form one window. The recommendation is
+    ``ceil(p99 concurrent checkouts × 1.25)``, with concurrency measured outside the windows
+    and without leaked connections; it is compared with the configured pool and, times
+    ``workers × instances``, with PostgreSQL's ``max_connections``.
+    """
+    parts = []
+    app, pg = inc.app, inc.pg
+    if app is not None and app.height:
+        parts.append(
+            app.filter(
+                pl.col("error_class").is_in(list(EXHAUSTION_CLASSES)) & pl.col("ts").is_not_null()
+            ).select("ts", pl.lit("app").alias("source"), pl.col("error_class").alias("what"), "file", "line")
+        )
+    if pg is not None and pg.height:
+        parts.append(
+            pg.filter(pl.col("event").is_in(list(REFUSAL_EVENTS)) & pl.col("ts").is_not_null()).select(
+                "ts", pl.lit("postgres").alias("source"), pl.col("event").alias("what"), "file", "line"
+            )
+        )
+    evidence = pl.concat(parts) if parts else pl.DataFrame()
+    if evidence.height < MIN_FAILURES:
+        return []
+    evidence = evidence.sort("ts")
+    windows = _windows(evidence["ts"])
+    full_s = float(sum((e - s).total_seconds() for s, e in windows.select("start", "end").iter_rows()))
+    app_fail = int((evidence["source"] == "app").sum())
+    pg_fail = int((evidence["source"] == "postgres").sum())
+    start, end = inc.window()
+    every = f"{max(1, round((end - start).total_seconds() / 40))}s"  # about 40 buckets over the incident
+    rates = leak_rates(inc, every=every)
+    leaks = summarize_leaks(rates, every)
+    peak, p99, conc_from = _concurrency(inc, windows)
+    cfg = inc.app_settings
+    pgs = inc.postgres_settings
+    numbers: dict = {
+        "windows": windows.height,
+        "full_s": round(full_s, 3),
+        "pool_timeouts": int((evidence["what"] == "pool_timeout").sum()),
+        "app_refusals": int((evidence["what"] == "too_many_connections").sum()),
+        "server_refusals": pg_fail,
+        "pool_size": cfg.pool_size,
+        "max_overflow": cfg.max_overflow,
+        "capacity": cfg.capacity,
+        "max_connections": pgs.max_connections,
+        "leaks_per_hour": leaks.get("leaks_per_hour"),
+        "leaked_total": leaks.get("leaked_total"),
+        "leak_method": leaks.get("method"),
+        "leak_confidence": leaks.get("confidence"),
+        "peak_concurrent": peak,
+        "p99_concurrent": p99,
+        "concurrency_from": conc_from or None,
+    }
+    first, last = windows["start"].min(), windows["end"].max()
+    where = "pool" if app_fail >= pg_fail else "database server"
+    sentences = [
+        f"The {where} ran out of connections in {windows.height} window(s) between "
+        f"{first:%H:%M:%S} and {last:%H:%M:%S} UTC: {app_fail} application request(s) failed waiting for a "
+        f"connection and PostgreSQL refused {pg_fail} connection(s)."
+    ]
+    if leaks.get("leaked_total"):
+        sentences.append(
+            f"Connections leaked: {leaks['leaked_total']:g} in all, about {leaks['leaks_per_hour']:g} per hour "
+            f"({leaks['method']}, {leaks['confidence']} confidence); a leak, not load, filled it."
+        )
+    if p99 is not None:
+        rec = max(1, math.ceil(p99 * HEADROOM))
+        numbers["recommended_pool_size"] = rec
+        text = f"Requests held at most {peak:g} connection(s) at once (p99 {p99:g}; {conc_from})"
+        if cfg.capacity is not None:
+            verdict = "enough" if cfg.capacity >= rec else "too small"
+            text += f"; the configured {cfg.pool_size}+{cfg.max_overflow or 0} is {verdict}"
+        text += f": pool_size {rec} suffices once leaks are fixed."
+        sentences.append(text)
+        per_process = cfg.capacity if cfg.capacity is not None else rec
+        total = per_process * (cfg.workers or 1) * (cfg.instances or 1)
+        numbers["total_app_connections"] = total
+        if pgs.app_slots is not None:
+            fits = "fits within" if total <= pgs.app_slots else "exceeds"
+            sentences.append(
+                f"All app processes together may open {total} connection(s), which {fits} the server's "
+                f"{pgs.app_slots} slot(s) for ordinary roles (max_connections {pgs.max_connections})."
+            )
+    confidence = "high" if evidence.height >= 10 else "medium"
+    return [
+        Finding(
+            "pool_exhaustion",
+            " ".join(sentences),
+            numbers,
+            evidence,
+            first,
+            last,
+            confidence,
+        )
+    ]

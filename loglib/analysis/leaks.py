@@ -1,0 +1,404 @@
+"""Connections leaked per time bucket, from the best evidence there is (``leak_rates``).
+
+Methods, best first:
+
+``pool_events`` (confidence ``high``)
+    The pool's own checkout/checkin log (``loglib.pool_leak_rates``, when this loglib has it):
+    a checkout never checked in is a leak, exactly.
+``checked_out_gauge`` (``medium``)
+    The pool's checked-out gauge (a metric named like ``*checked_out*`` / ``*checkedout*`` /
+    ``*in_use*``): in-flight requests come and go, leaked connections stay, so the gauge's
+    **floor** (its minimum over a trailing ``floor_window``) rises by one per leak. A drop of
+    the floor is a restart or a release, never negative leaks. Buckets where the gauge sat at
+    the pool's capacity are ``saturated``: new leaks could not happen or be seen there.
+``pg_sessions`` (``medium`` when sessions are otherwise short, else ``low``)
+    PostgreSQL sessions, per application and user, that never ended cleanly (still open at the
+    log's end, or reset/terminated/shut down) and lasted far longer than that group's clean
+    sessions: counted at their start. Buckets where the server refused connections
+    (``too_many_clients``/``reserved_slots``) are ``saturated``.
+
+In a saturated bucket the leak is **not** reported as stopped: ``leaked`` is null when nothing
+could be seen there, or a lower bound (``confidence`` lowered, ``note`` says so) when part of
+the bucket was visible.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from loglib._compat import to_polars
+from loglib.analysis.align import time_grid
+from loglib.analysis.metrics import to_timedelta
+from loglib.core.schema import LEAK_RATES, UTC_TS, conform
+
+if TYPE_CHECKING:
+    from loglib.incident import Incident
+
+#: metric names read as "connections checked out of the pool"
+CHECKED_OUT_PATTERN = r"(?i)checked_?out|in_?use|pool_active|active_connections|busy"
+#: metric names read as "pool capacity"
+POOL_SIZE_PATTERN = r"(?i)pool_?(?:size|max)"
+#: a session is a leak candidate when it lasted this many times its group's typical clean session
+LONG_FACTOR = 20
+_METHOD_RANK = {"pool_events": 0, "checked_out_gauge": 1, "pg_sessions": 2}
+
+
+def _every(every: str | timedelta) -> str:
+    if isinstance(every, timedelta):
+        return f"{int(every.total_seconds() * 1_000_000)}us"
+    to_timedelta(every, argument="every")
+    return every
+
+
+def gauge_leaks(
+    metrics: pl.DataFrame,
+    every: str | timedelta = "1h",
+    *,
+    capacity: float | None = None,
+    floor_window: str | timedelta | None = None,
+    restarts: pl.Series | None = None,
+) -> pl.DataFrame:
+    """Leaks per bucket from the pool's checked-out gauge (the ``checked_out_gauge`` method).
+
+    Parameters
+    ----------
+    metrics
+        A long metrics frame (``read_prometheus``); series whose metric matches
+        :data:`CHECKED_OUT_PATTERN` are used, one ``scope`` per series.
+    every
+        Bucket width.
+    capacity
+        Connections the pool can hold (``pool_size + max_overflow``). When left out, a
+        ``*pool_size*`` series with the same labels is used, else the gauge's own maximum.
+    floor_window
+        The trailing window of the floor; default four sample intervals (long enough that an
+        in-flight request is not mistaken for a leak).
+    restarts
+        Times of restarts (UTC): the floor starts afresh there.
+    """
+    every = _every(every)
+    m = to_polars(metrics)
+    gauges = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
+    if gauges.height == 0:
+        return LEAK_RATES.empty()
+    sizes = m.filter(pl.col("metric").str.contains(POOL_SIZE_PATTERN) & pl.col("value").is_finite())
+    parts = []
+    for (series,), g in gauges.sort("ts").group_by("series", maintain_order=True):
+        g = g.select("ts", "value", "labels").unique("ts", keep="last", maintain_order=True).sort("ts")
+        step = g["ts"].diff().drop_nulls().median()
+        window = (
+            to_timedelta(floor_window, argument="floor_window")
+            if floor_window
+            else 4 * (step or timedelta(seconds=15))
+        )
+        cap = capacity
+        if cap is None and sizes.height:
+            same = sizes.filter(pl.col("labels") == g["labels"][0])
+            cap = same["value"].max() if same.height else None
+        if cap is None:
+            cap = g["value"].max()
+        if restarts is not None and restarts.len():
+            marks = restarts.cast(UTC_TS).sort()
+            g = g.with_columns(segment=pl.Series(marks.search_sorted(g["ts"], side="right")).cast(pl.Int64))
+        else:
+            g = g.with_columns(segment=pl.lit(0, pl.Int64))
+        g = g.with_columns(
+            floor=pl.col("value")
+            .rolling_min_by("ts", window_size=f"{int(window.total_seconds() * 1e6)}us")
+            .over("segment")
+        )
+        g = g.with_columns(
+            rise=(pl.col("floor") - pl.col("floor").shift(1).over("segment"))
+            .clip(lower_bound=0)
+            .fill_null(0),
+            full=pl.col("value") >= cap,
+        )
+        per = g.group_by(pl.col("ts").dt.truncate(every)).agg(
+            pl.col("rise").sum().alias("leaked"),
+            pl.col("full").mean().alias("_full"),
+        )
+        parts.append(per.with_columns(scope=pl.lit(str(series)), _cap=pl.lit(float(cap))))
+    out = pl.concat(parts).sort("scope", "ts")
+    hidden = (pl.col("_full") >= 0.999) & (pl.col("leaked") == 0)
+    out = out.with_columns(
+        saturated=pl.col("_full") > 0,
+        method=pl.lit("checked_out_gauge"),
+        leaked=pl.when(hidden).then(None).otherwise(pl.col("leaked")),
+        confidence=pl.when(hidden)
+        .then(pl.lit("none"))
+        .when(pl.col("_full") > 0)
+        .then(pl.lit("low"))
+        .otherwise(pl.lit("medium")),
+        note=pl.when(hidden)
+        .then(pl.lit("pool at capacity the whole bucket: leaks cannot be seen (requests fail instead)"))
+        .when(pl.col("_full") > 0)
+        .then(
+            pl.format(
+                "lower bound: pool at capacity ({}) for {}% of the bucket",
+                pl.col("_cap").cast(pl.Int64),
+                (pl.col("_full") * 100).round(0).cast(pl.Int64),
+            )
+        )
+        .otherwise(pl.lit("rise of the checked-out gauge's floor")),
+    )
+    return conform(out, LEAK_RATES)  # type: ignore[return-value]
+
+
+def session_leaks(
+    events: pl.DataFrame,
+    every: str | timedelta = "1h",
+    *,
+    sessions: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Leaks per bucket from PostgreSQL sessions that never ended cleanly (the ``pg_sessions`` method).
+
+    A session of an (application, user) group is a leak when it did not end with a clean
+    ``disconnection`` and lasted more than ``LONG_FACTOR`` times the group's median clean
+    session (and longer than its slowest clean one). Groups without clean sessions (a pool
+    that keeps its connections) cannot be told apart from pooling and are left out.
+    """
+    from loglib.analysis.sessions import pg_sessions
+
+    every = _every(every)
+    ev = to_polars(events)
+    ss = sessions if sessions is not None else pg_sessions(ev)
+    ss = ss.filter(pl.col("end_reason").fill_null("open") != "rejected")
+    if ss.height == 0 or ev.height == 0:
+        return LEAK_RATES.empty()
+    log_end = ev["ts"].max()
+    ss = ss.with_columns(
+        scope=pl.concat_str(
+            pl.col("application").fill_null("?"), pl.col("user").fill_null("?"), separator="/"
+        ),
+        age=pl.coalesce(pl.col("end"), pl.lit(log_end).cast(UTC_TS)) - pl.col("start"),
+        clean=pl.col("end_reason") == "disconnection",
+    )
+    stats = (
+        ss.filter(pl.col("clean"))
+        .group_by("scope")
+        .agg(
+            pl.col("age").median().alias("_typical"),
+            pl.col("age").max().alias("_longest"),
+            pl.len().alias("_clean"),
+        )
+    )
+    cand = ss.join(stats, on="scope", how="inner").filter(
+        ~pl.col("clean")
+        & pl.col("start").is_not_null()
+        & ~pl.col("started_before_log").fill_null(False)
+        & (pl.col("age") > pl.col("_typical") * LONG_FACTOR)
+        & (pl.col("age") > pl.col("_longest"))
+    )
+    grid = time_grid(ev["ts"].min(), log_end, every)
+    scopes = stats.select("scope", "_typical", "_clean")
+    if cand.height:  # the groups that leak; without any, every group shows its zero
+        scopes = scopes.filter(pl.col("scope").is_in(cand["scope"].unique().implode()))
+    frame = grid.join(scopes, how="cross")
+    counts = cand.group_by(pl.col("start").dt.truncate(every).alias("ts"), "scope").agg(pl.len().alias("n"))
+    # refusals: the server was full; per bucket, the share of time from first to last refusal
+    refused = ev.filter(pl.col("event").is_in(["too_many_clients", "reserved_slots"]))
+    full = _refusal_share(refused, every)
+    frame = (
+        frame.join(counts, on=["ts", "scope"], how="left")
+        .join(full, on="ts", how="left")
+        .with_columns(pl.col("n").fill_null(0).cast(pl.Float64), pl.col("_full").fill_null(0.0))
+    )
+    short = pl.col("_typical") < pl.duration(seconds=60)
+    frame = frame.with_columns(
+        method=pl.lit("pg_sessions"),
+        saturated=pl.col("_full") > 0,
+        leaked=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0)).then(None).otherwise(pl.col("n")),
+        confidence=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0))
+        .then(pl.lit("none"))
+        .when(pl.col("_full") > 0)
+        .then(pl.lit("low"))
+        .when(short)
+        .then(pl.lit("medium"))
+        .otherwise(pl.lit("low")),
+        note=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0))
+        .then(pl.lit("server refused connections the whole bucket: leaks cannot be seen"))
+        .when(pl.col("_full") > 0)
+        .then(
+            pl.format(
+                "lower bound: the server refused connections for {}% of the bucket",
+                (pl.col("_full") * 100).round(0).cast(pl.Int64),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "sessions never closed cleanly, over {}x the typical clean session", pl.lit(LONG_FACTOR)
+            )
+        ),
+    )
+    return conform(frame.sort("scope", "ts"), LEAK_RATES)  # type: ignore[return-value]
+
+
+def _refusal_share(refused: pl.DataFrame, every: str) -> pl.DataFrame:
+    """Per bucket, the share of time inside spells of refusals (refusals less than 5 minutes apart)."""
+    if refused.height == 0:
+        return pl.DataFrame(schema={"ts": UTC_TS, "_full": pl.Float64})
+    r = refused.select("ts").sort("ts")
+    gap = timedelta(minutes=5)
+    r = r.with_columns(spell=(pl.col("ts").diff() > gap).fill_null(True).cum_sum())
+    spells = r.group_by("spell").agg(pl.col("ts").min().alias("a"), pl.col("ts").max().alias("b"))
+    grid = time_grid(r["ts"].min(), r["ts"].max(), every)
+    width = grid.with_columns(end=pl.col("ts").dt.offset_by(every))
+    rows = width.join(spells, how="cross").with_columns(
+        overlap=(pl.min_horizontal("end", "b") - pl.max_horizontal("ts", "a")).clip(lower_bound=timedelta(0)),
+        span=pl.col("end") - pl.col("ts"),
+    )
+    return rows.group_by("ts").agg(
+        (pl.col("overlap").sum().dt.total_microseconds() / pl.col("span").first().dt.total_microseconds())
+        .clip(upper_bound=1.0)
+        .alias("_full")
+    )
+
+
+def _pool_event_rates(frame: pl.DataFrame, every: str) -> pl.DataFrame | None:
+    import loglib
+
+    fn = getattr(loglib, "pool_leak_rates", None)
+    if fn is None:
+        return None
+    out = to_polars(fn(frame, every=every))
+    if "scope" not in out.columns:
+        key = next((c for c in ("pool", "instance", "service", "host") if c in out.columns), None)
+        out = out.with_columns(scope=pl.col(key).cast(pl.String) if key else pl.lit("pool"))
+    if "saturated" not in out.columns:
+        out = out.with_columns(saturated=pl.lit(False))
+    return conform(
+        out.with_columns(
+            method=pl.lit("pool_events"),
+            confidence=pl.lit("high"),
+            note=pl.lit("checkouts never checked in, from the pool's own event log"),
+        ),
+        LEAK_RATES,
+    )  # type: ignore[return-value]
+
+
+def leak_rates(
+    incident: Incident | None = None,
+    every: str | timedelta = "1h",
+    *,
+    pg: pl.DataFrame | None = None,
+    metrics: pl.DataFrame | None = None,
+    pool_events: pl.DataFrame | None = None,
+    capacity: float | None = None,
+    floor_window: str | timedelta | None = None,
+    best_only: bool = False,
+) -> pl.DataFrame:
+    """Connections leaked per bucket, from every kind of evidence there is, best first.
+
+    Parameters
+    ----------
+    incident
+        An :class:`~loglib.Incident`: its ``pool_events``, ``metrics``, ``pg`` and pool
+        settings (``[app] pool_size + max_overflow`` is the capacity) are used. Or pass the
+        frames themselves with ``pg=``, ``metrics=``, ``pool_events=``.
+    every
+        Bucket width (``"1h"``: leaks per hour).
+    capacity
+        The pool's capacity, for the gauge method (overrides the incident's).
+    floor_window
+        Trailing window of the gauge's floor (see :func:`gauge_leaks`).
+    best_only
+        Keep only the rows of the best method available.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``loglib.schema.LEAK_RATES``: ``ts``, ``scope``, ``leaked``, ``method``,
+        ``confidence`` (``high`` / ``medium`` / ``low`` / ``none``), ``saturated``, ``note``;
+        methods in order ``pool_events``, ``checked_out_gauge``, ``pg_sessions``. The module
+        docstring says how each is measured and how sure it is.
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> pg = ll.read_pg_log("data/sample-pg/postgresql.log")
+    >>> ll.leak_rates(pg=pg, every="1h").select("ts", "leaked", "confidence", "saturated")
+    shape: (4, 4)
+    ┌─────────────────────────┬────────┬────────────┬───────────┐
+    │ ts                      ┆ leaked ┆ confidence ┆ saturated │
+    │ ---                     ┆ ---    ┆ ---        ┆ ---       │
+    │ datetime[μs, UTC]       ┆ f64    ┆ str        ┆ bool      │
+    ╞═════════════════════════╪════════╪════════════╪═══════════╡
+    │ 2026-11-21 08:00:00 UTC ┆ 17.0   ┆ low        ┆ true      │
+    │ 2026-11-21 09:00:00 UTC ┆ 7.0    ┆ low        ┆ true      │
+    │ 2026-11-21 10:00:00 UTC ┆ 9.0    ┆ medium     ┆ false     │
+    │ 2026-11-21 11:00:00 UTC ┆ 0.0    ┆ medium     ┆ false     │
+    └─────────────────────────┴────────┴────────────┴───────────┘
+    """
+    every = _every(every)
+    restarts = None
+    if incident is not None:
+        pg = incident.pg if pg is None else pg
+        metrics = incident.metrics if metrics is None else metrics
+        if pool_events is None and incident.sources_of("pool_events"):
+            try:
+                pool_events = incident.pool_events
+            except ValueError:  # the reader is not in this loglib: skip that evidence
+                pool_events = None
+        if capacity is None:
+            capacity = incident.app_settings.capacity
+        ev = incident.events
+        restarts = ev.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
+    parts: list[pl.DataFrame] = []
+    if pool_events is not None:
+        rates = _pool_event_rates(to_polars(pool_events), every)
+        if rates is not None:
+            parts.append(rates)
+    if metrics is not None:
+        parts.append(
+            gauge_leaks(metrics, every, capacity=capacity, floor_window=floor_window, restarts=restarts)
+        )
+    if pg is not None:
+        sessions = incident.sessions if incident is not None else None
+        parts.append(session_leaks(pg, every, sessions=sessions))
+    parts = [p for p in parts if p.height]
+    if not parts:
+        return LEAK_RATES.empty()
+    out = pl.concat(parts, how="vertical_relaxed")
+    out = out.with_columns(_rank=pl.col("method").replace_strict(_METHOD_RANK, default=9)).sort(
+        "_rank", "scope", "ts"
+    )
+    if best_only:
+        out = out.filter(pl.col("_rank") == pl.col("_rank").min())
+    return out.drop("_rank")
+
+
+def summarize_leaks(rates: pl.DataFrame, every: str | timedelta = "1h") -> dict[str, Any]:
+    """Headline figures of a ``leak_rates`` frame (its best method): total, per hour while leaking, saturation.
+
+    ``leaks_per_hour`` is the total over the visible buckets from the first to the last one
+    with a leak (saturated buckets, whose leaks could not be seen, are left out).
+    """
+    if rates.height == 0:
+        return {}
+    best = rates.filter(pl.col("method") == rates["method"][0])
+    per_ts = (
+        best.group_by("ts")
+        .agg(pl.col("leaked").sum().alias("leaked"), pl.col("leaked").is_null().all().alias("hidden"))
+        .sort("ts")
+    )
+    leaking = per_ts.filter(pl.col("leaked") > 0)
+    hours = to_timedelta(_every(every), argument="every").total_seconds() / 3600
+    total = float(per_ts["leaked"].sum())
+    per_hour = 0.0
+    if leaking.height:
+        span = per_ts.filter(
+            pl.col("ts").is_between(leaking["ts"].min(), leaking["ts"].max()) & ~pl.col("hidden")
+        )
+        per_hour = total / (span.height * hours)
+    return {
+        "method": best["method"][0],
+        "leaked_total": total,
+        "leaks_per_hour": round(per_hour, 1),
+        "saturated_buckets": int(best["saturated"].sum()),
+        "confidence": (best.filter(pl.col("leaked") > 0)["confidence"].mode().sort().to_list() or ["none"])[
+            0
+        ],
+    }

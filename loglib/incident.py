@@ -1,0 +1,545 @@
+"""``Incident``: an ``incident.toml`` (or the same facts in code) -> parsed, cached, aligned frames.
+
+An incident folder names its sources (files and how to read them), the window, what is known
+about the application's pool and the database, and the human events (deploys, restarts,
+actions). :meth:`Incident.load` validates all of it with messages that name the key, the
+allowed values and what was found; the frames are read on first use and cached (also across
+``Incident.load`` calls on unchanged files, so a notebook re-run is instant).
+"""
+
+from __future__ import annotations
+
+import glob
+import inspect
+import itertools
+import os
+import tomllib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+import loglib
+from loglib.analysis.align import align
+from loglib.analysis.sessions import pg_sessions
+from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
+from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
+from loglib.core.timeparse import parse_iso
+from loglib.errors import LoglibError
+
+SOURCE_KINDS: tuple[str, ...] = ("app", "postgres", "prometheus", "pool_events", "pg_activity")
+#: the reader of each source kind, by its name in ``loglib`` (pool_events/pg_activity may be absent)
+READERS: dict[str, str] = {
+    "app": "read_app_log",
+    "postgres": "read_pg_log",
+    "prometheus": "read_prometheus",
+    "pool_events": "read_pool_events",
+    "pg_activity": "read_pg_activity",
+}
+#: options of every source, whatever its kind
+SOURCE_KEYS = ("kind", "paths", "name", "host", "clock_offset")
+#: reader options that make no sense in a file
+_NOT_IN_FILE = ("strict", "raise_if_empty", "chunk_bytes", "rules")
+TOP_KEYS = ("title", "description", "start", "end", "sources", "app", "postgres", "events", "windows")
+APP_KEYS: dict[str, type | tuple[type, ...]] = {
+    "pool_size": int,
+    "max_overflow": int,
+    "pool_timeout": (int, float),
+    "pool_recycle": (int, float),
+    "pool_pre_ping": bool,
+    "workers": int,
+    "instances": int,
+    "name": str,
+}
+POSTGRES_KEYS: dict[str, type | tuple[type, ...]] = {
+    "max_connections": int,
+    "superuser_reserved_connections": int,
+    "idle_session_timeout": (int, float),
+    "tcp_keepalives_idle": (int, float),
+}
+EVENT_KEYS = ("at", "kind", "text")
+WINDOW_KEYS = ("name", "start", "end", "text")
+_CACHE_SIZE = 16
+_CACHE: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
+
+
+class IncidentError(LoglibError, ValueError):
+    """An ``incident.toml`` (or an ``Incident`` built in code) is wrong: the message names the key."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One ``[[sources]]`` entry: which reader, which files, with which options and clock offset."""
+
+    kind: str
+    paths: tuple[str, ...]
+    name: str = ""
+    host: str | None = None
+    clock_offset: timedelta = timedelta(0)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What is known about the application's pool (``[app]``); unknown values stay None."""
+
+    pool_size: int | None = None
+    max_overflow: int | None = None
+    pool_timeout: float | None = None
+    pool_recycle: float | None = None
+    pool_pre_ping: bool | None = None
+    workers: int | None = None
+    instances: int | None = None
+    name: str | None = None
+
+    @property
+    def capacity(self) -> int | None:
+        """Connections one pool can hold: ``pool_size + max_overflow`` (SQLAlchemy's QueuePool)."""
+        if self.pool_size is None:
+            return None
+        return self.pool_size + max(0, self.max_overflow or 0)
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """What is known about the database server (``[postgres]``)."""
+
+    max_connections: int | None = None
+    superuser_reserved_connections: int | None = None
+    idle_session_timeout: float | None = None
+    tcp_keepalives_idle: float | None = None
+
+    @property
+    def app_slots(self) -> int | None:
+        """Connections open to ordinary roles: ``max_connections - superuser_reserved_connections``."""
+        if self.max_connections is None:
+            return None
+        return self.max_connections - (self.superuser_reserved_connections or 0)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A named period of the incident (``[[windows]]``), e.g. ``outage`` or ``after fix``."""
+
+    name: str
+    start: datetime
+    end: datetime
+    text: str = ""
+
+
+def _fail(where: str, problem: str) -> IncidentError:
+    return IncidentError(f"{where}: {problem}")
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    unknown = [k for k in table if k not in allowed]
+    if unknown:
+        msg = f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+        raise _fail(where, msg)
+
+
+def parse_time(value: Any, where: str) -> datetime:
+    """An RFC 3339 time (TOML datetime or text with ``Z``/offset) as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise _fail(where, f"{value.isoformat()} has no time zone; add 'Z' or an offset like '+01:00'")
+        return value.astimezone(UTC)
+    if isinstance(value, str):
+        parsed = parse_iso(pl.Series([value.strip()]))
+        if parsed[0] is not None:
+            return parsed[0].astimezone(UTC)
+        if parse_iso(pl.Series([value.strip() + "Z"]))[0] is not None:
+            raise _fail(where, f"{value!r} has no time zone; add 'Z' or an offset like '+01:00'")
+    raise _fail(where, f"{value!r} is not a time; write it like '2026-11-21T22:19:25Z'")
+
+
+def _typed(table: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]], where: str) -> dict:
+    _check_keys(table, list(types), where)
+    out = {}
+    for key, value in table.items():
+        want = types[key]
+        ok = isinstance(value, want) and not (isinstance(value, bool) and want is not bool)
+        if not ok:
+            names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
+            raise _fail(f"{where}.{key}", f"expected {names}, got {value!r}")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise _fail(f"{where}.{key}", f"must not be negative, got {value!r}")
+        out[key] = value
+    return out
+
+
+def reader(kind: str) -> Callable[..., pl.DataFrame] | None:
+    """The ``read_*`` function of a source kind, or None when that reader is not available."""
+    return getattr(loglib, READERS[kind], None)
+
+
+def _reader_options(kind: str) -> list[str] | None:
+    fn = reader(kind)
+    if fn is None:
+        return None
+    params = inspect.signature(fn).parameters.values()
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _NOT_IN_FILE]
+
+
+def _source(entry: Any, n: int, root: Path, seen: set[str]) -> SourceSpec:
+    where = f"sources[{n}]"
+    if not isinstance(entry, Mapping):
+        raise _fail(where, f"expected a table ([[sources]]), got {entry!r}")
+    kind = entry.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise _fail(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}; got {kind!r}")
+    options = _reader_options(kind)
+    allowed = [*SOURCE_KEYS, *(options or [])]
+    if options is None:  # reader not installed: its options cannot be checked yet
+        allowed += [k for k in entry if k not in SOURCE_KEYS]
+    _check_keys(entry, allowed, where)
+    paths = entry.get("paths")
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths or not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise _fail(f"{where}.paths", f"expected a list of paths relative to {root}, got {paths!r}")
+    for pattern in paths:
+        full = pattern if os.path.isabs(pattern) else str(root / pattern)
+        if not glob.glob(full):
+            raise _fail(f"{where}.paths", f"{pattern!r} matches no file in {root}")
+    name = entry.get("name") or (kind if kind not in seen else f"{kind}-{n}")
+    if not isinstance(name, str) or name in seen:
+        raise _fail(f"{where}.name", f"{name!r} is not a unique source name (taken: {sorted(seen)})")
+    seen.add(name)
+    host = entry.get("host")
+    if host is not None and not isinstance(host, str):
+        raise _fail(f"{where}.host", f"expected text, got {host!r}")
+    try:
+        offset = parse_offset(entry.get("clock_offset", 0), argument=f"{where}.clock_offset")
+    except (TypeError, ValueError) as exc:
+        raise IncidentError(str(exc)) from None
+    opts = {k: v for k, v in entry.items() if k not in SOURCE_KEYS}
+    return SourceSpec(kind, tuple(paths), name, host, offset, opts)
+
+
+def _event(entry: Any, n: int) -> dict[str, Any]:
+    where = f"events[{n}]"
+    if not isinstance(entry, Mapping):
+        raise _fail(where, f"expected a table ([[events]]), got {entry!r}")
+    _check_keys(entry, EVENT_KEYS, where)
+    if "at" not in entry:
+        raise _fail(where, "needs 'at' (when it happened)")
+    kind = entry.get("kind", "note")
+    if kind not in INCIDENT_EVENT_KINDS:
+        raise _fail(f"{where}.kind", f"must be one of {', '.join(INCIDENT_EVENT_KINDS)}; got {kind!r}")
+    text = entry.get("text", "")
+    if not isinstance(text, str):
+        raise _fail(f"{where}.text", f"expected text, got {text!r}")
+    return {"ts": parse_time(entry["at"], f"{where}.at"), "kind": kind, "text": text}
+
+
+def _windows(entries: Any, start: datetime | None, end: datetime | None) -> tuple[Window, ...]:
+    if not isinstance(entries, list):
+        raise _fail("windows", f"expected [[windows]] tables, got {entries!r}")
+    out = []
+    for n, entry in enumerate(entries):
+        where = f"windows[{n}]"
+        if not isinstance(entry, Mapping):
+            raise _fail(where, f"expected a table, got {entry!r}")
+        _check_keys(entry, WINDOW_KEYS, where)
+        for key in ("name", "start", "end"):
+            if key not in entry:
+                raise _fail(where, f"needs {key!r}")
+        w = Window(
+            str(entry["name"]),
+            parse_time(entry["start"], f"{where}.start"),
+            parse_time(entry["end"], f"{where}.end"),
+            str(entry.get("text", "")),
+        )
+        if w.start >= w.end:
+            raise _fail(where, f"start {w.start.isoformat()} is not before end {w.end.isoformat()}")
+        if (start and w.start < start) or (end and w.end > end):
+            raise _fail(where, "lies outside the incident's start..end")
+        out.append(w)
+    ordered = sorted(out, key=lambda w: w.start)
+    for first, second in itertools.pairwise(ordered):
+        if second.start < first.end:
+            raise _fail("windows", f"{first.name!r} and {second.name!r} overlap ({second.start.isoformat()})")
+    return tuple(out)
+
+
+def _signature(spec: SourceSpec, root: Path) -> tuple:
+    files = []
+    for pattern in spec.paths:
+        full = pattern if os.path.isabs(pattern) else str(root / pattern)
+        for path in sorted(glob.glob(full)):
+            st = os.stat(path)
+            files.append((os.path.realpath(path), st.st_mtime_ns, st.st_size))
+    return (spec.kind, tuple(files), tuple(sorted((k, repr(v)) for k, v in spec.options.items())))
+
+
+@dataclass
+class Incident:
+    """An incident: its sources, window, pool and database facts and human events.
+
+    Build it with :meth:`load` from a folder holding ``incident.toml``, or in code::
+
+        Incident(title="Checkout 503s", root="data/x",
+                 sources=[SourceSpec("postgres", ("pg/postgresql.log*",))])
+
+    Frames (``app``, ``pg``, ``sessions``, ``metrics``, ``events``, ``pool_events``,
+    ``pg_activity``) are read on first use, shifted by each source's ``clock_offset`` and
+    cached.
+    """
+
+    title: str
+    sources: Sequence[SourceSpec] = ()
+    root: Path | str = "."
+    start: datetime | None = None
+    end: datetime | None = None
+    description: str = ""
+    app_settings: AppSettings = field(default_factory=AppSettings)
+    postgres_settings: PostgresSettings = field(default_factory=PostgresSettings)
+    declared_events: pl.DataFrame | None = None
+    windows: tuple[Window, ...] = ()
+    _frames: dict[str, pl.DataFrame] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.sources = tuple(self.sources)
+        names = [s.name or s.kind for s in self.sources]
+        if len(set(names)) != len(names):
+            msg = f"sources: names must be unique, got {names}"
+            raise IncidentError(msg)
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            msg = f"start {self.start.isoformat()} is not before end {self.end.isoformat()}"
+            raise IncidentError(msg)
+        if self.declared_events is None:
+            self.declared_events = INCIDENT_EVENTS.empty()
+
+    # --- loading --------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Incident:
+        """Read ``incident.toml`` (a folder holding one, or the file itself) and check every key.
+
+        Raises
+        ------
+        IncidentError
+            For an unknown key, a missing file, a bad time, an unknown kind, overlapping
+            windows, … : the message names the key (``sources[1].paths: 'app/*.log' matches no
+            file in …``).
+
+        Examples
+        --------
+        >>> import loglib as ll
+        >>> inc = ll.Incident.load("data/incidents/pool-exhaustion")   # doctest: +SKIP
+        >>> inc.aligned(every="1m")                                    # doctest: +SKIP
+        """
+        p = Path(path)
+        file = p / "incident.toml" if p.is_dir() else p
+        if not file.exists():
+            msg = f"{file} does not exist (an incident folder holds an incident.toml)"
+            raise IncidentError(msg)
+        try:
+            doc = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            msg = f"{file}: not valid TOML ({exc})"
+            raise IncidentError(msg) from None
+        try:
+            return cls.from_dict(doc, root=file.parent)
+        except IncidentError as exc:
+            raise IncidentError(f"{file}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], *, root: str | os.PathLike = ".") -> Incident:
+        """The same as :meth:`load`, from the parsed TOML (a dict); paths are relative to ``root``."""
+        root = Path(root)
+        _check_keys(doc, TOP_KEYS, "incident")
+        title = doc.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise _fail("title", f"needs a non-empty title, got {title!r}")
+        start = parse_time(doc["start"], "start") if "start" in doc else None
+        end = parse_time(doc["end"], "end") if "end" in doc else None
+        if start and end and start >= end:
+            raise _fail("start", f"{start.isoformat()} is not before end {end.isoformat()}")
+        entries = doc.get("sources", [])
+        if not isinstance(entries, list) or not entries:
+            raise _fail("sources", "needs at least one [[sources]] table")
+        seen: set[str] = set()
+        sources = [_source(e, n, root, seen) for n, e in enumerate(entries)]
+        app = AppSettings(**_typed(doc.get("app", {}), APP_KEYS, "app"))
+        pg = PostgresSettings(**_typed(doc.get("postgres", {}), POSTGRES_KEYS, "postgres"))
+        events = doc.get("events", [])
+        if not isinstance(events, list):
+            raise _fail("events", f"expected [[events]] tables, got {events!r}")
+        rows = [_event(e, n) for n, e in enumerate(events)]
+        declared = _declared_frame(rows)
+        windows = _windows(doc.get("windows", []), start, end)
+        return cls(
+            title=title,
+            sources=sources,
+            root=root,
+            start=start,
+            end=end,
+            description=str(doc.get("description", "")),
+            app_settings=app,
+            postgres_settings=pg,
+            declared_events=declared,
+            windows=windows,
+        )
+
+    # --- frames ---------------------------------------------------------------------------
+    def sources_of(self, kind: str) -> list[SourceSpec]:
+        """The sources of one kind."""
+        return [s for s in self.sources if s.kind == kind]
+
+    def read(self, name: str, *, raw: bool = False) -> pl.DataFrame:
+        """The frame of one source by name: read (cached), with its ``clock_offset`` applied unless ``raw``."""
+        spec = next((s for s in self.sources if (s.name or s.kind) == name), None)
+        if spec is None:
+            msg = f"no source named {name!r}; sources: {[s.name or s.kind for s in self.sources]}"
+            raise KeyError(msg)
+        frame = self._read_raw(spec)
+        if not raw and spec.clock_offset:
+            frame = apply_offset(frame, spec.clock_offset)
+        return frame
+
+    def _read_raw(self, spec: SourceSpec) -> pl.DataFrame:
+        fn = reader(spec.kind)
+        if fn is None:
+            msg = (
+                f"source {spec.name!r} is of kind {spec.kind!r}, but loglib.{READERS[spec.kind]} is not "
+                "available in this version of loglib: install a loglib that has it, or remove the source"
+            )
+            raise IncidentError(msg)
+        key = (id(fn), _signature(spec, self.root))
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            frame = _CACHE[key]
+        else:
+            paths = [p if os.path.isabs(p) else str(self.root / p) for p in spec.paths]
+            frame = fn(paths, **spec.options)
+            _CACHE[key] = frame
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+        if spec.host and "host" in frame.columns:
+            frame = frame.with_columns(pl.col("host").fill_null(spec.host))
+        return frame
+
+    def _combined(self, kind: str) -> pl.DataFrame | None:
+        if kind in self._frames:
+            return self._frames[kind]
+        specs = self.sources_of(kind)
+        if not specs:
+            return None
+        frames = [self.read(s.name or s.kind) for s in specs]
+        frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        if "ts" in frame.columns:
+            frame = frame.sort("ts", nulls_last=True, maintain_order=True)
+        self._frames[kind] = frame
+        return frame
+
+    @property
+    def app(self) -> pl.DataFrame | None:
+        """Application events of every ``app`` source (``read_app_log``), or None without one."""
+        return self._combined("app")
+
+    @property
+    def pg(self) -> pl.DataFrame | None:
+        """PostgreSQL entries of every ``postgres`` source (``read_pg_log``), or None."""
+        return self._combined("postgres")
+
+    @property
+    def metrics(self) -> pl.DataFrame | None:
+        """Metric samples of every ``prometheus`` source (``read_prometheus``), or None."""
+        return self._combined("prometheus")
+
+    @property
+    def pool_events(self) -> pl.DataFrame | None:
+        """Pool event logs (``read_pool_events``), or None; raises when the reader is missing."""
+        return self._combined("pool_events")
+
+    @property
+    def pg_activity(self) -> pl.DataFrame | None:
+        """``pg_stat_activity`` samples (``read_pg_activity``), or None; raises when the reader is missing."""
+        return self._combined("pg_activity")
+
+    @property
+    def sessions(self) -> pl.DataFrame | None:
+        """``pg_sessions(pg)``, cached, or None without PostgreSQL logs."""
+        if "sessions" not in self._frames:
+            pg = self.pg
+            if pg is None:
+                return None
+            self._frames["sessions"] = pg_sessions(pg)
+        return self._frames["sessions"]
+
+    @property
+    def events(self) -> pl.DataFrame:
+        """Declared events plus those detected in the logs (app start lines, PostgreSQL restarts)."""
+        if "events" not in self._frames:
+            from loglib.analysis.detect_deploy import detect_events
+
+            detected = detect_events(app=self.app, pg=self.pg)
+            frame = pl.concat([conform(self.declared_events, INCIDENT_EVENTS), detected]).sort("ts")
+            self._frames["events"] = frame
+        return self._frames["events"]
+
+    def window(self) -> tuple[datetime, datetime]:
+        """``(start, end)``: as declared, else from the earliest to the latest timestamp of the evidence."""
+        start, end = self.start, self.end
+        if start is None or end is None:
+            lows, highs = [], []
+            for frame in (self.app, self.pg, self.metrics):
+                if frame is not None and frame.height and "ts" in frame.columns:
+                    ts = frame["ts"].drop_nulls()
+                    if ts.len():
+                        lows.append(ts.min())
+                        highs.append(ts.max())
+            if not lows:
+                msg = f"incident {self.title!r}: no timestamps in any source and no start/end declared"
+                raise IncidentError(msg)
+            start = start or min(lows)
+            end = end or max(highs)
+        return start, end  # type: ignore[return-value]
+
+    def aligned(self, every: str | timedelta = "1m", *, staleness: str | timedelta = "5m") -> pl.DataFrame:
+        """Every source on one UTC grid over the window (see :func:`loglib.align` for columns and fill rules)."""
+        key = f"aligned:{every}:{staleness}"
+        if key not in self._frames:
+            start, end = self.window()
+            self._frames[key] = align(
+                app=self.app,
+                pg=self.pg,
+                metrics=self.metrics,
+                events=self.events,
+                every=every,
+                start=start,
+                end=end,
+                staleness=staleness,
+            )
+        return self._frames[key]
+
+    def with_offset(self, name: str, offset: str | float | timedelta | SkewEstimate) -> Incident:
+        """A copy in which source ``name`` has ``clock_offset = offset`` (how far its clock runs ahead)."""
+        specs = []
+        found = False
+        for spec in self.sources:
+            if (spec.name or spec.kind) == name:
+                spec = replace(spec, clock_offset=parse_offset(offset))
+                found = True
+            specs.append(spec)
+        if not found:
+            msg = f"no source named {name!r}; sources: {[s.name or s.kind for s in self.sources]}"
+            raise KeyError(msg)
+        return replace(self, sources=specs)
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{s.name or s.kind} ({s.kind})" for s in self.sources)
+        return f"Incident({self.title!r}, sources: {kinds})"
+
+
+def _declared_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    if not rows:
+        return INCIDENT_EVENTS.empty()
+    frame = pl.DataFrame(rows, schema={"ts": UTC_TS, "kind": pl.String, "text": pl.String})
+    return conform(frame.with_columns(origin=pl.lit("declared")), INCIDENT_EVENTS).sort("ts")  # type: ignore[return-value]
