@@ -47,6 +47,16 @@ from loglib.formats.log_pattern import compile_log_pattern
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
 from loglib.incident import AppSettings, Incident, IncidentError, PostgresSettings, SourceSpec
+from loglib.present import charts, export
+from loglib.present.export import (
+    BrowserNotFoundError,
+    export_bundle,
+    export_figure,
+    export_figures,
+    export_table,
+)
+from loglib.present.redact import Redactor, redact_figure, redact_frame, redact_text
+from loglib.present.timeline import timeline
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
@@ -61,6 +71,7 @@ __all__ = [
     "PG_EVENT_KINDS",
     "SESSION_END_REASONS",
     "AppSettings",
+    "BrowserNotFoundError",
     "Correlation",
     "ErrorRule",
     "Finding",
@@ -74,6 +85,7 @@ __all__ = [
     "ParseError",
     "PostgresSettings",
     "ReadReport",
+    "Redactor",
     "RejectedLinesWarning",
     "SkewEstimate",
     "SourceSpec",
@@ -81,6 +93,7 @@ __all__ = [
     "add_error_rule",
     "align",
     "apply_offset",
+    "charts",
     "classify_error",
     "classify_pg_message",
     "compile_log_pattern",
@@ -90,6 +103,11 @@ __all__ = [
     "error_class_expr",
     "error_rules",
     "estimate_skew",
+    "export",
+    "export_bundle",
+    "export_figure",
+    "export_figures",
+    "export_table",
     "findings",
     "findings_frame",
     "leak_rates",
@@ -102,10 +120,14 @@ __all__ = [
     "read_pg_log",
     "read_prometheus",
     "read_report",
+    "redact_figure",
+    "redact_frame",
+    "redact_text",
     "rejects",
     "replay_alert",
     "reset_error_rules",
     "scan_app_log",
     "scan_pg_log",
     "schema",
+    "timeline",
 ]

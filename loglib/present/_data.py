@@ -17,7 +17,24 @@ from loglib.analysis.leaks import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
 from loglib.analysis.metrics import to_timedelta
 
 #: bucket widths tried, smallest first, to get at most ``_MAX_BUCKETS`` buckets over a window
-_STEPS = ("1s", "2s", "5s", "10s", "15s", "30s", "1m", "2m", "5m", "10m", "15m", "30m", "1h", "2h", "6h", "1d")
+_STEPS = (
+    "1s",
+    "2s",
+    "5s",
+    "10s",
+    "15s",
+    "30s",
+    "1m",
+    "2m",
+    "5m",
+    "10m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "6h",
+    "1d",
+)
 _MAX_BUCKETS = 90
 REFUSAL_EVENTS = ("too_many_clients", "reserved_slots")
 OVERFLOW_PATTERN = r"(?i)max_?overflow"
@@ -225,12 +242,16 @@ def _instance_name(series: str) -> str:
     return series
 
 
-def pool_series(metrics: pl.DataFrame | None, *, pool_size: float | None, max_overflow: float | None) -> list[PoolSeries]:
+def pool_series(
+    metrics: pl.DataFrame | None, *, pool_size: float | None, max_overflow: float | None
+) -> list[PoolSeries]:
     """The pool gauges in a long metrics frame, each paired with its size and overflow."""
     if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
         return []
     names = metrics["metric"].unique().to_list()
-    gauges = [m for m in names if re.search(CHECKED_OUT_PATTERN, m) and m != "ALERTS" and not m.startswith("pg_")]
+    gauges = [
+        m for m in names if re.search(CHECKED_OUT_PATTERN, m) and m != "ALERTS" and not m.startswith("pg_")
+    ]
     sizes = [m for m in names if re.search(POOL_SIZE_PATTERN, m) and not re.search(OVERFLOW_PATTERN, m)]
     overflows = [m for m in names if re.search(OVERFLOW_PATTERN, m)]
     out = []
@@ -239,12 +260,16 @@ def pool_series(metrics: pl.DataFrame | None, *, pool_size: float | None, max_ov
         cand = metrics.filter(pl.col("metric").is_in(metric_names))
         if cand.height == 0:
             return None
-        same = cand.filter(pl.col("series").map_elements(lambda s: s.endswith(labels), return_dtype=pl.Boolean))
+        same = cand.filter(
+            pl.col("series").map_elements(lambda s: s.endswith(labels), return_dtype=pl.Boolean)
+        )
         pick = same if same.height else cand
         return float(pick["value"].max())
 
     for metric in sorted(gauges):
-        for (series,), group in metrics.filter(pl.col("metric") == metric).group_by(["series"], maintain_order=True):
+        for (series,), group in metrics.filter(pl.col("metric") == metric).group_by(
+            ["series"], maintain_order=True
+        ):
             labels = _label_part(series, metric)
             size = pool_size if pool_size is not None else constant(sizes, labels)
             over = max_overflow if max_overflow is not None else constant(overflows, labels)

@@ -18,12 +18,22 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from loglib.analysis.connections import pg_connections
 from loglib.analysis.metrics import to_timedelta
 from loglib.analysis.sessions import pg_sessions
 from loglib.present import _data as d
 from loglib.present import theme
-from loglib.present.theme import ALERT_FILL, EVENT_STYLE, GREY, OKABE_ITO, THRESHOLD_COLOR, TIME_AXIS_TITLE
+from loglib.present.theme import (
+    ALERT_FILL,
+    DB_COLOR,
+    ERROR_COLORS,
+    EVENT_STYLE,
+    GREY,
+    OKABE_ITO,
+    POOL_COLOR,
+    REFUSED_COLOR,
+    THRESHOLD_COLOR,
+    TIME_AXIS_TITLE,
+)
 
 __all__ = [
     "before_after",
@@ -39,13 +49,13 @@ __all__ = [
 _TIME_HOVER = "%{x|%Y-%m-%d %H:%M:%S} UTC"
 #: how sessions end, grouped for the duration histogram (label, colour)
 _OUTCOMES: dict[str, tuple[str, str]] = {
-    "disconnection": ("clean disconnect", OKABE_ITO["blue"]),
+    "disconnection": ("clean disconnect", DB_COLOR),
     "client_reset": ("reset / lost by client", OKABE_ITO["vermillion"]),
     "idle_timeout": ("idle timeout", OKABE_ITO["orange"]),
     "admin_termination": ("terminated by admin", OKABE_ITO["purple"]),
     "server_shutdown": ("server shutdown", OKABE_ITO["purple"]),
     "unknown": ("unknown end", GREY),
-    "open": ("still open at end of log", OKABE_ITO["green"]),
+    "open": ("still open at end of log", OKABE_ITO["sky"]),
 }
 
 
@@ -58,12 +68,18 @@ def _new_figure(title: str | None, **layout: Any) -> go.Figure:
     return fig
 
 
-def _add_threshold(fig: go.Figure, y: float, text: str, *, row: int | None = None, dash: str = "dash") -> None:
+def _add_threshold(
+    fig: go.Figure, y: float, text: str, *, row: int | None = None, dash: str = "dash"
+) -> None:
     kw = {"row": row, "col": 1} if row else {}
     fig.add_hline(
         y=y,
         line={"color": THRESHOLD_COLOR, "dash": dash, "width": 1.5},
-        annotation={"text": text, "font": {"size": 12, "color": THRESHOLD_COLOR}, "bgcolor": "rgba(255,255,255,0.8)"},
+        annotation={
+            "text": text,
+            "font": {"size": 12, "color": THRESHOLD_COLOR},
+            "bgcolor": "rgba(255,255,255,0.8)",
+        },
         annotation_position="top left",
         **kw,
     )
@@ -111,7 +127,9 @@ def _add_event_lines(fig: go.Figure, ev: pl.DataFrame | None, *, notes: bool = F
         )
 
 
-def _event_legend(fig: go.Figure, ev: pl.DataFrame | None, *, notes: bool = False, row: int | None = None) -> None:
+def _event_legend(
+    fig: go.Figure, ev: pl.DataFrame | None, *, notes: bool = False, row: int | None = None
+) -> None:
     """One hoverable marker per event at the top of a panel, and a legend entry per kind."""
     if ev is None:
         return
@@ -124,7 +142,12 @@ def _event_legend(fig: go.Figure, ev: pl.DataFrame | None, *, notes: bool = Fals
             x=[r["ts"] for r in mine],
             y=[1.0] * len(mine),
             mode="markers",
-            marker={"symbol": style["symbol"], "size": 11, "color": style["color"], "line": {"width": 1, "color": "white"}},
+            marker={
+                "symbol": style["symbol"],
+                "size": 11,
+                "color": style["color"],
+                "line": {"width": 1, "color": "white"},
+            },
             line={"dash": style["dash"]},
             name=kind,
             legendgroup=f"event:{kind}",
@@ -149,24 +172,57 @@ def _add_alert_spans(fig: go.Figure, spans: list[d.Span], end: datetime | None) 
     for s in spans:
         fig.add_vrect(x0=s.start, x1=s.end or end, fillcolor=ALERT_FILL, line_width=0, layer="below")
     names = sorted({s.name for s in spans})
+    fig.add_trace(_alert_legend_trace("alert firing" if len(names) != 1 else f"alert firing: {names[0]}"))
+    # hover targets: invisible markers along the middle of each span
+    xs, data = [], []
+    for s in spans:
+        stop = s.end or end or s.start
+        for k in range(5):
+            xs.append(s.start + (stop - s.start) * (k / 4))
+            data.append([s.name, s.start, stop, s.evidence])
     fig.add_trace(
         go.Scatter(
-            x=[s.start for s in spans],
-            y=[0.0] * len(spans),
+            x=xs,
+            y=[0.5] * len(xs),
             yaxis="y9",
             mode="markers",
-            marker={"symbol": "square", "size": 14, "color": ALERT_FILL, "line": {"width": 1, "color": OKABE_ITO["vermillion"]}},
-            name="alert firing" if len(names) != 1 else f"alert firing: {names[0]}",
-            customdata=[[s.name, (s.end or end), s.evidence] for s in spans],
+            marker={"size": 16, "opacity": 0},
+            showlegend=False,
+            name="alert firing",
+            customdata=data,
             hovertemplate=(
-                "<b>alert firing</b>: %{customdata[0]}<br>from %{x|%H:%M:%S} to %{customdata[1]|%H:%M:%S} UTC"
-                "<br>evidence: %{customdata[2]}<extra></extra>"
+                "<b>alert firing</b>: %{customdata[0]}<br>from %{customdata[1]|%H:%M:%S} to %{customdata[2]|%H:%M:%S} UTC"
+                "<br>evidence: %{customdata[3]}<extra></extra>"
             ),
-            cliponaxis=False,
-            showlegend=True,
         )
     )
     fig.update_layout(yaxis9={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
+
+
+def _alert_legend_trace(name: str) -> go.Scatter:
+    """A legend entry for alert-firing bands (the bands themselves are shapes)."""
+    return go.Scatter(
+        x=[None],
+        y=[None],
+        mode="markers",
+        marker={
+            "symbol": "square",
+            "size": 14,
+            "color": ALERT_FILL,
+            "line": {"width": 1, "color": REFUSED_COLOR},
+        },
+        name=name,
+        hoverinfo="skip",
+    )
+
+
+def _count_axis(fig: go.Figure, top: float, *, row: int | None = None) -> None:
+    """Whole-number ticks on an axis of counts (never 0.2, 0.4 … of a connection)."""
+    kw = {"row": row, "col": 1} if row else {}
+    if top <= 6:
+        fig.update_yaxes(tick0=0, dtick=1, **kw)
+    else:
+        fig.update_yaxes(tickformat=",d", **kw)
 
 
 def _time_range(fig: go.Figure, span: tuple[datetime, datetime] | None) -> None:
@@ -193,7 +249,10 @@ def _error_buckets(app: pl.DataFrame, every: str) -> pl.DataFrame:
     cls = pl.col("error_class") if "error_class" in err.columns else pl.lit(None, pl.String)
     level = pl.col("level") if "level" in err.columns else pl.lit(None, pl.String)
     err = err.with_columns(
-        _class=pl.when(cls.is_not_null()).then(cls).when(level.is_in(["error", "critical"])).then(pl.lit("other error"))
+        _class=pl.when(cls.is_not_null())
+        .then(cls)
+        .when(level.is_in(["error", "critical"]))
+        .then(pl.lit("other error"))
     ).filter(pl.col("_class").is_not_null())
     if "file" not in err.columns:
         err = err.with_columns(file=pl.lit(None, pl.String), line=pl.lit(None, pl.Int64))
@@ -265,7 +324,7 @@ def error_rate(
     fig = _new_figure(title or "Connection errors by class", barmode="stack")
     order = buckets.group_by("_class").agg(pl.col("n").sum()).sort("n", descending=True)["_class"].to_list()
     half = to_timedelta(step, argument="every") / 2
-    for cls in order:
+    for k, cls in enumerate(order):
         b = buckets.filter(pl.col("_class") == cls)
         fig.add_trace(
             go.Bar(
@@ -273,6 +332,7 @@ def error_rate(
                 y=b["n"].to_list(),
                 width=to_timedelta(step, argument="every").total_seconds() * 1000 * 0.9,
                 name=cls,
+                marker={"color": ERROR_COLORS[k % len(ERROR_COLORS)]},
                 customdata=list(zip(b["bucket"].to_list(), b["evidence"].to_list(), strict=True)),
                 hovertemplate=(
                     f"<b>{cls}</b>: %{{y}} in {unit} from %{{customdata[0]|%H:%M:%S}} UTC"
@@ -288,14 +348,25 @@ def error_rate(
     _add_event_lines(fig, ev)
     _event_legend(fig, ev)
     fig.update_yaxes(title={"text": f"errors per {unit}"}, rangemode="tozero")
+    totals = buckets.group_by("bucket").agg(pl.col("n").sum())["n"]
+    _count_axis(fig, max(float(totals.max() or 0), float(threshold or 0)))
     if buckets.height == 0:
-        fig.add_annotation(text="no connection errors in the application log", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.add_annotation(
+            text="no connection errors in the application log",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
     _time_range(fig, span)
     _time_ticks(fig, span)
     return fig
 
 
-def _spans(alerts: Any, metrics: Any, buckets: pl.DataFrame, step: str, threshold: float | None, alert_for: Any) -> list[d.Span]:
+def _spans(
+    alerts: Any, metrics: Any, buckets: pl.DataFrame, step: str, threshold: float | None, alert_for: Any
+) -> list[d.Span]:
     if alerts is not None:
         return d.spans_from_transitions(d.frame_or_none(alerts))
     from_metrics = d.spans_from_metrics(metrics)
@@ -304,11 +375,24 @@ def _spans(alerts: Any, metrics: Any, buckets: pl.DataFrame, step: str, threshol
     from loglib.analysis.alerts import replay_alert
 
     totals = buckets.group_by("bucket").agg(pl.col("n").sum()).sort("bucket")
-    grid = pl.DataFrame({"ts": pl.datetime_range(totals["bucket"].min(), totals["bucket"].max(), step, eager=True, time_zone="UTC")})
+    grid = pl.DataFrame(
+        {
+            "ts": pl.datetime_range(
+                totals["bucket"].min(), totals["bucket"].max(), step, eager=True, time_zone="UTC"
+            )
+        }
+    )
     series = grid.join(totals.rename({"bucket": "ts"}), on="ts", how="left").with_columns(
         pl.col("n").fill_null(0).cast(pl.Float64).alias("value"), series=pl.lit("errors")
     )
-    rule = replay_alert(series.select("ts", "series", "value"), "errors", ">", threshold, alert_for, name=f"errors > {threshold:g} per {d.human_duration(step)}")
+    rule = replay_alert(
+        series.select("ts", "series", "value"),
+        "errors",
+        ">",
+        threshold,
+        alert_for,
+        name=f"errors > {threshold:g} per {d.human_duration(step)}",
+    )
     return d.spans_from_transitions(rule)
 
 
@@ -358,7 +442,13 @@ def pool_utilisation(
     fig = _new_figure(title or "Connection pool utilisation")
     _pool_traces(fig, pools, row=None)
     ev = _events_frame(f.get("events"), span)
-    _add_alert_spans(fig, d.spans_from_transitions(d.frame_or_none(alerts)) if alerts is not None else d.spans_from_metrics(f["metrics"]), span[1] if span else None)
+    _add_alert_spans(
+        fig,
+        d.spans_from_transitions(d.frame_or_none(alerts))
+        if alerts is not None
+        else d.spans_from_metrics(f["metrics"]),
+        span[1] if span else None,
+    )
     _add_event_lines(fig, ev)
     _event_legend(fig, ev)
     _time_range(fig, span)
@@ -380,7 +470,11 @@ def _pool_traces(fig: go.Figure, pools: list[d.PoolSeries], *, row: int | None) 
                 x=p.frame["ts"].to_list(),
                 y=y.to_list(),
                 mode="lines",
-                line={"shape": "hv", "width": 2, "color": theme.COLORWAY[i % len(theme.COLORWAY)]},
+                line={
+                    "shape": "hv",
+                    "width": 2,
+                    "color": POOL_COLOR if i == 0 else theme.COLORWAY[(i + 2) % len(theme.COLORWAY)],
+                },
                 name=f"checked out: {p.name}" if len(pools) > 1 else "checked out",
                 customdata=[[c, p.series] for c in v.to_list()],
                 hovertemplate=(
@@ -398,10 +492,16 @@ def _pool_traces(fig: go.Figure, pools: list[d.PoolSeries], *, row: int | None) 
         _add_threshold(fig, 80, "80% of pool_size", row=row, dash="dot")
         _add_threshold(fig, 100, f"pool_size = {size:g}", row=row)
         if over > 0:
-            fig.add_hrect(y0=100, y1=cap_pct, fillcolor="rgba(230,159,0,0.10)", line_width=0, layer="below", **kw)
-            _add_threshold(fig, cap_pct, f"capacity {size:g}+{over:g} overflow = {size + over:g}", row=row, dash="solid")
+            fig.add_hrect(
+                y0=100, y1=cap_pct, fillcolor="rgba(230,159,0,0.10)", line_width=0, layer="below", **kw
+            )
+            _add_threshold(
+                fig, cap_pct, f"capacity {size:g}+{over:g} overflow = {size + over:g}", row=row, dash="solid"
+            )
         upper = max(cap_pct, top) * 1.12
-        fig.update_yaxes(title={"text": "checked out, % of pool_size"}, range=[0, upper], ticksuffix="%", **kw)
+        fig.update_yaxes(
+            title={"text": "checked out, % of pool_size"}, range=[0, upper], ticksuffix="%", **kw
+        )
     else:
         fig.update_yaxes(title={"text": "connections checked out"}, rangemode="tozero", **kw)
 
@@ -443,22 +543,42 @@ def db_connections(
     f = d.unpack(data, "pg", pg=pg, metrics=metrics, events=events)
     pg_f, inc = f["pg"], f["incident"]
     if pg_f is None:
-        msg = "db_connections needs a PostgreSQL log frame (read_pg_log) or an Incident with a postgres source"
+        msg = (
+            "db_connections needs a PostgreSQL log frame (read_pg_log) or an Incident with a postgres source"
+        )
         raise ValueError(msg)
     span = d.window(inc, pg_f)
     step = d.auto_every(span, every)
     unit = d.human_duration(step)
-    maxc = max_connections or d.setting(inc, "postgres_settings", "max_connections") or d.max_connections(f["metrics"])
-    res = reserved if reserved is not None else d.setting(inc, "postgres_settings", "superuser_reserved_connections")
+    maxc = (
+        max_connections
+        or d.setting(inc, "postgres_settings", "max_connections")
+        or d.max_connections(f["metrics"])
+    )
+    res = (
+        reserved
+        if reserved is not None
+        else d.setting(inc, "postgres_settings", "superuser_reserved_connections")
+    )
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
-    fig.update_layout(template="loglib", title={"text": title or "PostgreSQL connections"}, barmode="stack", height=620)
+    fig.update_layout(
+        template="loglib", title={"text": title or "PostgreSQL connections"}, barmode="stack", height=620,
+        legend={"traceorder": "normal"},
+    )  # fmt: skip
     top = _db_open_traces(fig, pg_f, step, row=1)
     if maxc:
         _add_threshold(fig, float(maxc), f"max_connections = {maxc:g}", row=1)
         if res:
-            _add_threshold(fig, float(maxc - res), f"open to ordinary roles = {maxc - res:g} (reserved {res:g})", row=1, dash="dot")
+            _add_threshold(
+                fig,
+                float(maxc - res),
+                f"open to ordinary roles = {maxc - res:g} (reserved {res:g})",
+                row=1,
+                dash="dot",
+            )
         top = max(top, float(maxc))
     fig.update_yaxes(title={"text": "connections open"}, range=[0, top * 1.15 or 1], row=1, col=1)
+    _count_axis(fig, top, row=1)
     _db_new_traces(fig, pg_f, step, row=2)
     fig.update_yaxes(title={"text": f"new per {unit}"}, rangemode="tozero", row=2, col=1)
     fig.update_xaxes(title={"text": ""}, row=1, col=1)
@@ -468,39 +588,131 @@ def db_connections(
     _event_legend(fig, ev)
     _time_range(fig, span)
     _time_ticks(fig, span)
-    fig.update_xaxes(showticklabels=True, row=1, col=1, tickformat=fig.layout.xaxis.tickformat.split("\n")[0] if fig.layout.xaxis.tickformat else None)
+    fig.update_xaxes(
+        showticklabels=True,
+        row=1,
+        col=1,
+        tickformat=fig.layout.xaxis.tickformat.split("\n")[0] if fig.layout.xaxis.tickformat else None,
+    )
     return fig
 
 
+def open_connections(pg_f: pl.DataFrame) -> pl.DataFrame:
+    """Connections open after every session start and end: ``ts``, ``open``, ``change``, ``file``, ``line``.
+
+    Counted from :func:`loglib.pg_sessions` (refused attempts are not sessions); a session
+    still open at the end of the log stays counted.
+    """
+    ss = pg_sessions(pg_f)
+    if "end_reason" in ss.columns:
+        ss = ss.filter(pl.col("end_reason").fill_null("") != "rejected")
+    ss = ss.filter(pl.col("start").is_not_null())
+    starts = ss.select(ts=pl.col("start"), change=pl.lit(1, pl.Int32), file="file", line="line")
+    ends = ss.filter(pl.col("end").is_not_null()).select(
+        ts=pl.col("end"), change=pl.lit(-1, pl.Int32), file="file", line="line"
+    )
+    ev = pl.concat([starts, ends]).sort("ts", "change", descending=[False, True])
+    return ev.with_columns(open=pl.col("change").cum_sum())
+
+
+def _fine_step(exact: pl.DataFrame) -> timedelta:
+    span = exact["ts"].max() - exact["ts"].min()
+    us = max(int(span.total_seconds() * 1e6 / 600), 1000)
+    for nice in (
+        1000,
+        10_000,
+        50_000,
+        100_000,
+        500_000,
+        1e6,
+        2e6,
+        5e6,
+        10e6,
+        15e6,
+        30e6,
+        60e6,
+        120e6,
+        300e6,
+        600e6,
+        900e6,
+        1800e6,
+        3600e6,
+    ):
+        if nice >= us:
+            return timedelta(microseconds=nice)
+    return timedelta(hours=1)
+
+
 def _db_open_traces(fig: go.Figure, pg_f: pl.DataFrame, step: str, *, row: int) -> float:
-    conns = pg_connections(pg_f, every=step)
-    if conns.height == 0:
+    """Connections open: the range (lowest to highest) in fine buckets, from every session start and end.
+
+    Short sessions come and go within a bucket (the band's top); leaked ones stay (its floor).
+    """
+    exact = open_connections(pg_f)
+    if exact.height == 0:
         return 1.0
+    fine = _fine_step(exact)
+    every = f"{int(fine.total_seconds() * 1e6)}us"
+    b = (
+        exact.with_columns(before=pl.col("open") - pl.col("change"))
+        .group_by(pl.col("ts").dt.truncate(every).alias("bucket"))
+        .agg(
+            hi=pl.max_horizontal(pl.col("open").max(), pl.col("before").max()),
+            lo=pl.min_horizontal(pl.col("open").min(), pl.col("before").min()),
+            last=pl.col("open").last(),
+            evidence=d.evidence_expr().first(),
+        )
+        .sort("bucket")
+    )
+    grid = pl.DataFrame(
+        {
+            "bucket": pl.datetime_range(
+                b["bucket"].min(), b["bucket"].max(), every, eager=True, time_zone="UTC"
+            )
+        }
+    )
+    b = grid.join(b, on="bucket", how="left").with_columns(carry=pl.col("last").forward_fill())
+    b = b.with_columns(
+        hi=pl.col("hi").fill_null(pl.col("carry")), lo=pl.col("lo").fill_null(pl.col("carry")),
+        evidence=pl.col("evidence").fill_null(""),
+    )  # fmt: skip
+    width = d.format_seconds(fine.total_seconds())
     fig.add_trace(
         go.Scatter(
-            x=conns["ts"].to_list(),
-            y=conns["open_max"].to_list(),
+            x=b["bucket"].to_list(), y=b["lo"].to_list(), mode="lines", line={"shape": "hv", "width": 0.8, "color": DB_COLOR},
+            showlegend=False, hoverinfo="skip", name="connections open (lowest)",
+        ),
+        row=row, col=1,
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=b["bucket"].to_list(),
+            y=b["hi"].to_list(),
             mode="lines",
-            line={"shape": "hv", "width": 2, "color": OKABE_ITO["blue"]},
-            name="open (max per bucket)",
-            customdata=conns["open_end"].to_list(),
+            line={"shape": "hv", "width": 2, "color": DB_COLOR},
+            fill="tonexty",
+            fillcolor="rgba(0, 158, 115, 0.25)",
+            name="connections open",
+            customdata=list(zip(b["lo"].to_list(), b["evidence"].to_list(), strict=True)),
             hovertemplate=(
-                f"<b>%{{y}}</b> open at most, %{{customdata}} at the end of the bucket<br>{_TIME_HOVER}"
-                "<br>series: pg_connections(open_max)<extra></extra>"
+                f"<b>%{{customdata[0]}}–%{{y}}</b> open in the {width} from {_TIME_HOVER}"
+                "<br>first session event: %{customdata[1]}<br>series: pg_sessions start/end<extra></extra>"
             ),
         ),
         row=row,
         col=1,
     )
-    return float(conns["open_max"].max() or 1)
+    return float(b["hi"].max() or 1)
 
 
 def _db_new_traces(fig: go.Figure, pg_f: pl.DataFrame, step: str, *, row: int) -> None:
     ev = pg_f.filter(pl.col("ts").is_not_null())
     has_received = (ev["event"] == "connection_received").any()
-    new_event = "connection_authorized" if (ev["event"] == "connection_authorized").any() else "connection_received"
+    new_event = (
+        "connection_authorized" if (ev["event"] == "connection_authorized").any() else "connection_received"
+    )
     kinds = {"accepted": [new_event], "refused": list(d.REFUSAL_EVENTS)}
-    colours = {"accepted": OKABE_ITO["blue"], "refused": OKABE_ITO["vermillion"]}
+    colours = {"accepted": DB_COLOR, "refused": REFUSED_COLOR}
     width = to_timedelta(step, argument="every")
     for label, events in kinds.items():
         b = (
@@ -619,8 +831,28 @@ def leak_rate(
                 y=b["leaked"].to_list(),
                 width=step.total_seconds() * 1000 * 0.85,
                 name=name,
-                marker={"color": OKABE_ITO["vermillion"], "pattern": {"shape": pattern, "fgcolor": "white", "solidity": 0.35}},
-                customdata=list(zip(b["ts"].to_list(), b["confidence"].to_list(), b["note"].to_list(), b["scope"].to_list(), strict=True)),
+                marker={
+                    "color": "rgba(213, 94, 0, 0.30)" if sat else REFUSED_COLOR,
+                    "line": {"color": REFUSED_COLOR, "width": 1.5},
+                    "pattern": {
+                        "shape": pattern,
+                        "fgcolor": REFUSED_COLOR,
+                        "fillmode": "overlay",
+                        "solidity": 0.3,
+                    },
+                },
+                text=[f"{v:g}" + ("+" if sat else "") for v in b["leaked"].to_list()],
+                textposition="outside",
+                cliponaxis=False,
+                customdata=list(
+                    zip(
+                        b["ts"].to_list(),
+                        b["confidence"].to_list(),
+                        b["note"].to_list(),
+                        b["scope"].to_list(),
+                        strict=True,
+                    )
+                ),
                 hovertemplate=(
                     f"<b>%{{y:g}}</b> leaked in the {unit} from %{{customdata[0]|%H:%M}} UTC"
                     f"<br>method: {method}, confidence %{{customdata[1]}}<br>%{{customdata[2]}}"
@@ -632,8 +864,9 @@ def leak_rate(
     if blind.height:
         fig.add_trace(
             go.Scatter(
-                x=(blind["ts"] + half).to_list(), y=[0] * blind.height, mode="markers",
+                x=(blind["ts"] + half).to_list(), y=[0] * blind.height, mode="markers+text",
                 marker={"symbol": "x-thin-open", "size": 12, "color": GREY, "line": {"width": 2}},
+                text=["?"] * blind.height, textposition="top center",
                 name="not visible (pool/server full)",
                 customdata=list(zip(blind["note"].to_list(), blind["scope"].to_list(), strict=True)),
                 hovertemplate="not visible: %{customdata[0]}<br>series: %{customdata[1]}<extra></extra>",
@@ -641,15 +874,35 @@ def leak_rate(
             )
         )  # fmt: skip
     span = (agg["ts"].min(), agg["ts"].max() + step)
+    evidence_end = _evidence_end(inc, pg, metrics, data)
+    if evidence_end is not None and span[0] < evidence_end < span[1]:
+        span = (span[0], evidence_end)
     ev = _events_frame(d.frame_or_none(events) if d.is_frame(events) else None, span)
     _add_event_lines(fig, ev)
     _event_legend(fig, ev)
     top = float(seen["leaked"].max() or 1) if seen.height else 1.0
-    fig.update_yaxes(title={"text": f"connections leaked per {unit}"}, range=[0, d.nice_ceiling(top * 1.1)])
+    fig.update_yaxes(title={"text": f"connections leaked per {unit}"}, range=[0, d.nice_ceiling(top * 1.15)])
+    fig.update_layout(legend={"traceorder": "normal"})
     fig.update_layout(margin={"t": 110})
     _time_range(fig, span)
     _time_ticks(fig, span)
     return fig
+
+
+def _evidence_end(inc: Any, *frames: Any) -> datetime | None:
+    """Where the evidence ends: the incident's window end, else the latest ``ts`` of the frames."""
+    win = d.window(
+        inc,
+        *[
+            d.frame_or_none(f)
+            for f in frames
+            if f is not None
+            and d.is_frame(f)
+            and "ts" in d.frame_or_none(f).columns
+            and "leaked" not in d.frame_or_none(f).columns
+        ],
+    )
+    return win[1] if win else None
 
 
 def _infer_step(ts: pl.Series) -> timedelta | None:
@@ -662,6 +915,12 @@ def _infer_step(ts: pl.Series) -> timedelta | None:
 _TICKS = [
     (0.001, "1 ms"), (0.01, "10 ms"), (0.1, "100 ms"), (1, "1 s"), (10, "10 s"), (60, "1 min"),
     (600, "10 min"), (3600, "1 h"), (6 * 3600, "6 h"), (86400, "1 d"), (7 * 86400, "1 wk"),
+]  # fmt: skip
+#: extra ticks for a narrow range (less than two decades)
+_FINE_TICKS = [
+    (0.002, "2 ms"), (0.005, "5 ms"), (0.02, "20 ms"), (0.05, "50 ms"), (0.2, "200 ms"), (0.5, "500 ms"),
+    (2, "2 s"), (5, "5 s"), (20, "20 s"), (30, "30 s"), (120, "2 min"), (300, "5 min"), (1200, "20 min"),
+    (1800, "30 min"), (2 * 3600, "2 h"), (12 * 3600, "12 h"),
 ]  # fmt: skip
 
 
@@ -718,7 +977,17 @@ def session_durations(
         s = s.with_columns(file=pl.lit(None, pl.String), line=pl.lit(None, pl.Int64))
     sub = f"{s.height} sessions" + (f"; {rejected} refused connection attempts not shown" if rejected else "")
     fig = _new_figure(title or "How long PostgreSQL sessions lasted", barmode="stack")
-    fig.add_annotation(text=sub, xref="paper", yref="paper", x=0, y=1.0, yanchor="bottom", yshift=28, showarrow=False, font={"size": 13, "color": GREY})
+    fig.add_annotation(
+        text=sub,
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=1.0,
+        yanchor="bottom",
+        yshift=28,
+        showarrow=False,
+        font={"size": 13, "color": GREY},
+    )
     if s.height == 0:
         return fig
     lo = math.floor(math.log10(s["secs"].min()) * bins_per_decade) / bins_per_decade
@@ -729,7 +998,13 @@ def session_durations(
     present = s["outcome"].unique().to_list()
     order = [k for k in _OUTCOMES if k in present] + sorted(k for k in present if k not in _OUTCOMES)
     width = 1 / bins_per_decade
-    for outcome in order:
+    # counts span orders of magnitude (hundreds of short sessions, a handful of leaked ones): then a
+    # log count axis keeps the few long sessions visible, and bars stand side by side in their bin
+    # (stacked bars on a log axis would misstate the upper segments)
+    peak = int(s.group_by("bin", "outcome").len()["len"].max())
+    log_y = peak >= 30
+    slot = width * 0.92 / (len(order) if log_y else 1)
+    for k, outcome in enumerate(order):
         b = (
             s.filter(pl.col("outcome") == outcome)
             .sort("secs")
@@ -743,32 +1018,65 @@ def session_durations(
             go.Bar(
                 x=(left + width / 2).to_list(),
                 y=b["n"].to_list(),
-                width=width * 0.92,
+                width=slot,
+                offset=(-width * 0.46 + k * slot) if log_y else None,
                 name=label,
                 marker={"color": colour},
-                customdata=[[d.format_seconds(10**a), d.format_seconds(10 ** (a + width)), e] for a, e in zip(left.to_list(), b["evidence"].to_list(), strict=True)],
+                showlegend=True,
+                customdata=[
+                    [d.format_seconds(10**a), d.format_seconds(10 ** (a + width)), e]
+                    for a, e in zip(left.to_list(), b["evidence"].to_list(), strict=True)
+                ],
                 hovertemplate=f"<b>%{{y}}</b> {label}, lasting %{{customdata[0]}} – %{{customdata[1]}}<br>e.g. %{{customdata[2]}}<extra></extra>",
             )
         )
-    ticks = [(math.log10(v), t) for v, t in _TICKS if lo - 0.5 <= math.log10(v) <= hi + 0.5]
+    xlo, xhi = lo - width, hi + width
+    if idle_timeout is not None:
+        secs = idle_timeout.total_seconds() if isinstance(idle_timeout, timedelta) else float(idle_timeout)
+        if secs > 0:
+            xlo, xhi = min(xlo, math.log10(secs) - width), max(xhi, math.log10(secs) + width)
+    pool = _TICKS + (_FINE_TICKS if xhi - xlo < 2.5 else [])
+    ticks = sorted((math.log10(v), t) for v, t in pool if xlo <= math.log10(v) <= xhi)
     fig.update_xaxes(
         title={"text": "session duration (log scale)"},
         tickvals=[t[0] for t in ticks],
         ticktext=[t[1] for t in ticks],
-        range=[lo - width, hi + width],
+        range=[xlo, xhi],
     )
-    fig.update_yaxes(title={"text": "sessions"}, rangemode="tozero")
+    # counts span orders of magnitude (hundreds of short sessions, a handful of leaked ones):
+    # a log count axis keeps the few long sessions visible
+    if log_y:
+        vals = [
+            m * 10**e for e in range(int(math.log10(peak)) + 2) for m in (1, 2, 5) if m * 10**e <= peak * 1.6
+        ]
+        fig.update_yaxes(
+            type="log", range=[math.log10(0.7), math.log10(peak * 1.6)], title={"text": "sessions (log scale)"},
+            tickvals=vals, ticktext=[f"{v:g}" for v in vals],
+        )  # fmt: skip
+        fig.update_layout(barmode="overlay")
+    else:
+        fig.update_yaxes(title={"text": "sessions"}, rangemode="tozero")
+        _count_axis(fig, peak)
+    fig.update_layout(legend={"traceorder": "normal"})
     if idle_timeout is not None:
         secs = idle_timeout.total_seconds() if isinstance(idle_timeout, timedelta) else float(idle_timeout)
         if secs > 0:
             x = math.log10(secs)
-            fig.add_vline(x=x, line={"color": THRESHOLD_COLOR, "dash": "dash", "width": 1.5})
+            fig.add_shape(
+                type="line",
+                x0=x,
+                x1=x,
+                y0=0,
+                y1=1,
+                xref="x",
+                yref="paper",
+                line={"color": THRESHOLD_COLOR, "dash": "dash", "width": 1.5},
+            )
             fig.add_annotation(
                 x=x, y=1, xref="x", yref="paper", yanchor="top", xanchor="left", showarrow=False,
                 text=f"idle timeout ≈ {d.format_seconds(secs)} ({how})", font={"size": 12}, bgcolor="rgba(255,255,255,0.85)",
                 xshift=4,
             )  # fmt: skip
-            fig.update_xaxes(range=[min(lo, x) - width, max(hi, x) + width])
     return fig
 
 
@@ -791,7 +1099,9 @@ def _inferred_idle_timeout(inc: Any) -> tuple[float | None, str | None]:
 # --- overview -------------------------------------------------------------------------------------
 
 
-def overview(data: Any, *, every: str | timedelta | None = None, alerts: Any = None, title: str | None = None) -> go.Figure:
+def overview(
+    data: Any, *, every: str | timedelta | None = None, alerts: Any = None, title: str | None = None
+) -> go.Figure:
     """The chart a postmortem leads with: errors, pool, database connections and events on one time axis.
 
     Parameters
@@ -839,18 +1149,24 @@ def overview(data: Any, *, every: str | timedelta | None = None, alerts: Any = N
         barmode="stack",
         height=int(190 * sum(heights[p] for p in panels) + 170),
         legend={"y": 1.0, "yanchor": "bottom"},
-        margin={"t": 120},
+        margin={"t": 100},
     )
     for i, panel in enumerate(panels, start=1):
         if panel == "errors":
             buckets = _error_buckets(app_f, step)
             half = to_timedelta(step, argument="every") / 2
-            order = buckets.group_by("_class").agg(pl.col("n").sum()).sort("n", descending=True)["_class"].to_list()
-            for cls in order:
+            order = (
+                buckets.group_by("_class")
+                .agg(pl.col("n").sum())
+                .sort("n", descending=True)["_class"]
+                .to_list()
+            )
+            for k, cls in enumerate(order):
                 b = buckets.filter(pl.col("_class") == cls)
                 fig.add_trace(
                     go.Bar(
                         x=(b["bucket"] + half).to_list(), y=b["n"].to_list(), name=cls,
+                        marker={"color": ERROR_COLORS[k % len(ERROR_COLORS)]},
                         width=to_timedelta(step, argument="every").total_seconds() * 1000 * 0.9,
                         customdata=list(zip(b["bucket"].to_list(), b["evidence"].to_list(), strict=True)),
                         hovertemplate=f"<b>{cls}</b>: %{{y}} in {unit} from %{{customdata[0]|%H:%M:%S}} UTC<br>first: %{{customdata[1]}}<extra></extra>",
@@ -858,6 +1174,7 @@ def overview(data: Any, *, every: str | timedelta | None = None, alerts: Any = N
                     row=i, col=1,
                 )  # fmt: skip
             fig.update_yaxes(title={"text": f"errors / {unit}"}, rangemode="tozero", row=i, col=1)
+            _count_axis(fig, float(buckets.group_by("bucket").agg(pl.col("n").sum())["n"].max() or 0), row=i)
             if buckets.height == 0:
                 fig.update_yaxes(range=[0, 1], row=i, col=1)
         elif panel == "pool":
@@ -871,7 +1188,12 @@ def overview(data: Any, *, every: str | timedelta | None = None, alerts: Any = N
                 top = max(top, float(maxc))
             refused = pg_f.filter(pl.col("event").is_in(d.REFUSAL_EVENTS))
             if refused.height:
-                r = refused.sort("ts").group_by(pl.col("ts").dt.truncate(step).alias("bucket")).agg(n=pl.len(), evidence=d.evidence_expr().first()).sort("bucket")
+                r = (
+                    refused.sort("ts")
+                    .group_by(pl.col("ts").dt.truncate(step).alias("bucket"))
+                    .agg(n=pl.len(), evidence=d.evidence_expr().first())
+                    .sort("bucket")
+                )
                 fig.add_trace(
                     go.Scatter(
                         x=(r["bucket"] + to_timedelta(step, argument="every") / 2).to_list(), y=[top * 1.08] * r.height,
@@ -882,23 +1204,30 @@ def overview(data: Any, *, every: str | timedelta | None = None, alerts: Any = N
                     row=i, col=1,
                 )  # fmt: skip
             fig.update_yaxes(title={"text": "DB connections"}, range=[0, top * 1.18], row=i, col=1)
+            _count_axis(fig, top, row=i)
         elif panel == "events":
             _events_panel(fig, ev, row=i, span=span)
-    spans = d.spans_from_transitions(d.frame_or_none(alerts)) if alerts is not None else d.spans_from_metrics(met)
+    spans = (
+        d.spans_from_transitions(d.frame_or_none(alerts)) if alerts is not None else d.spans_from_metrics(met)
+    )
     for s in spans:
-        fig.add_vrect(x0=s.start, x1=s.end or (span[1] if span else None), fillcolor=ALERT_FILL, line_width=0, layer="below")
+        fig.add_vrect(
+            x0=s.start,
+            x1=s.end or (span[1] if span else None),
+            fillcolor=ALERT_FILL,
+            line_width=0,
+            layer="below",
+        )
     if spans:
-        fig.add_trace(
-            go.Scatter(x=[None], y=[None], mode="markers", marker={"symbol": "square", "size": 14, "color": ALERT_FILL,
-                       "line": {"width": 1, "color": OKABE_ITO["vermillion"]}}, name="alert firing", hoverinfo="skip"),
-            row=len(panels), col=1,
-        )  # fmt: skip
+        fig.add_trace(_alert_legend_trace("alert firing"), row=len(panels), col=1)
     for r in _event_rows(ev) if ev is not None else []:
         if r["kind"] == "note":
             continue
         style = EVENT_STYLE.get(r["kind"], EVENT_STYLE["note"])
         for i in range(1, len(panels) + 1):
-            fig.add_vline(x=r["ts"], line={"color": style["color"], "dash": style["dash"], "width": 1.3}, row=i, col=1)
+            fig.add_vline(
+                x=r["ts"], line={"color": style["color"], "dash": style["dash"], "width": 1.3}, row=i, col=1
+            )
     for i in range(1, len(panels)):
         fig.update_xaxes(title={"text": ""}, row=i, col=1)
     fig.update_xaxes(title={"text": TIME_AXIS_TITLE}, row=len(panels), col=1)
@@ -907,7 +1236,9 @@ def overview(data: Any, *, every: str | timedelta | None = None, alerts: Any = N
     return fig
 
 
-def _events_panel(fig: go.Figure, ev: pl.DataFrame | None, *, row: int, span: tuple[datetime, datetime] | None) -> None:
+def _events_panel(
+    fig: go.Figure, ev: pl.DataFrame | None, *, row: int, span: tuple[datetime, datetime] | None
+) -> None:
     """Events as labelled markers on staggered lanes, so close labels never overlap."""
     fig.update_yaxes(visible=False, range=[-0.6, 3.4], fixedrange=True, row=row, col=1)
     if ev is None:
@@ -1061,14 +1392,35 @@ def before_after_table(
         return n / max((e - s).total_seconds() / 60, 1e-9)
 
     if app_f is not None:
-        cond = pl.col("error_class").is_not_null() if "error_class" in app_f.columns else pl.col("level").is_in(["error", "critical"])
-        rows.append(("error rate", "errors/min", per_minute(app_f, cond, b0, b1), per_minute(app_f, cond, a0, a1), "app log: rows with an error_class"))
+        cond = (
+            pl.col("error_class").is_not_null()
+            if "error_class" in app_f.columns
+            else pl.col("level").is_in(["error", "critical"])
+        )
+        rows.append(
+            (
+                "error rate",
+                "errors/min",
+                per_minute(app_f, cond, b0, b1),
+                per_minute(app_f, cond, a0, a1),
+                "app log: rows with an error_class",
+            )
+        )
     p_b, name = _histogram_p95(met, b0, b1)
     p_a, _ = _histogram_p95(met, a0, a1)
-    rows.append(("p95 wait", "s", p_b, p_a, f"histogram {name}" if name else "no latency/wait histogram in the metrics"))
+    rows.append(
+        (
+            "p95 wait",
+            "s",
+            p_b,
+            p_a,
+            f"histogram {name}" if name else "no latency/wait histogram in the metrics",
+        )
+    )
     size = d.setting(inc, "app_settings", "pool_size")
     pools = d.pool_series(met, pool_size=size, max_overflow=d.setting(inc, "app_settings", "max_overflow"))
     if pools:
+
         def util(s: datetime, e: datetime, fn: str) -> float | None:
             vals = []
             for p in pools:
@@ -1077,12 +1429,46 @@ def before_after_table(
                     vals.append(getattr(w["value"] / p.size * 100, fn)())
             return max(vals) if vals else None
 
-        rows.append(("pool utilisation, mean", "% of pool_size", util(b0, b1, "mean"), util(a0, a1, "mean"), f"series {pools[0].series}"))
-        rows.append(("pool utilisation, peak", "% of pool_size", util(b0, b1, "max"), util(a0, a1, "max"), f"series {pools[0].series}"))
+        rows.append(
+            (
+                "pool utilisation, mean",
+                "% of pool_size",
+                util(b0, b1, "mean"),
+                util(a0, a1, "mean"),
+                f"series {pools[0].series}",
+            )
+        )
+        rows.append(
+            (
+                "pool utilisation, peak",
+                "% of pool_size",
+                util(b0, b1, "max"),
+                util(a0, a1, "max"),
+                f"series {pools[0].series}",
+            )
+        )
     if pg_f is not None:
         cond = pl.col("event").is_in(d.REFUSAL_EVENTS)
-        rows.append(("connections refused by PostgreSQL", "per min", per_minute(pg_f, cond, b0, b1), per_minute(pg_f, cond, a0, a1), "PostgreSQL log: too_many_clients / reserved_slots"))
-    out = pl.DataFrame(rows, schema={"measure": pl.String, "unit": pl.String, "before": pl.Float64, "after": pl.Float64, "evidence": pl.String}, orient="row")
+        rows.append(
+            (
+                "connections refused by PostgreSQL",
+                "per min",
+                per_minute(pg_f, cond, b0, b1),
+                per_minute(pg_f, cond, a0, a1),
+                "PostgreSQL log: too_many_clients / reserved_slots",
+            )
+        )
+    out = pl.DataFrame(
+        rows,
+        schema={
+            "measure": pl.String,
+            "unit": pl.String,
+            "before": pl.Float64,
+            "after": pl.Float64,
+            "evidence": pl.String,
+        },
+        orient="row",
+    )
     change = (
         pl.when(pl.col("before").is_null() | pl.col("after").is_null()).then(pl.lit("n/a"))
         .when(pl.col("before") == 0).then(pl.when(pl.col("after") == 0).then(pl.lit("0%")).otherwise(pl.lit("new")))
@@ -1106,16 +1492,23 @@ def before_after(data: Any, *, title: str | None = None, **windows: Any) -> go.F
         ``before``, ``after``, ``at``, ``app``, ``pg``, ``metrics``: see :func:`before_after_table`.
     """
     table = before_after_table(data, **windows)
+    split = table["split"][0] if table.height else ""
+    # a measure with no data, or zero on both sides, says nothing in a chart (the table keeps it)
     table = table.filter(pl.col("before").is_not_null() | pl.col("after").is_not_null())
+    table = table.filter(~((pl.col("before").fill_null(0) == 0) & (pl.col("after").fill_null(0) == 0)))
     n = max(table.height, 1)
-    titles = [f"{m}<br><span style='font-size:12px;color:{GREY}'>{u}</span>" for m, u in zip(table["measure"], table["unit"], strict=True)]
+    titles = [
+        f"{m}<br><span style='font-size:12px;color:{GREY}'>{u}</span>"
+        for m, u in zip(table["measure"], table["unit"], strict=True)
+    ]
     fig = make_subplots(rows=1, cols=n, subplot_titles=titles or [""], horizontal_spacing=0.07)
     wb = table["window_before"][0] if table.height else ""
     wa = table["window_after"][0] if table.height else ""
     fig.update_layout(
         template="loglib",
         title={"text": title or "Before and after the fix"},
-        showlegend=True, height=440, bargap=0.25, margin={"t": 130},
+        showlegend=True, height=460, bargap=0.25, margin={"t": 110, "b": 90},
+        legend={"orientation": "h", "y": -0.12, "yanchor": "top", "x": 0.5, "xanchor": "center"},
     )  # fmt: skip
     for i, r in enumerate(table.iter_rows(named=True), start=1):
         for which, colour, window in (("before", GREY, wb), ("after", OKABE_ITO["blue"], wa)):
@@ -1131,10 +1524,25 @@ def before_after(data: Any, *, title: str | None = None, **windows: Any) -> go.F
                 row=1, col=i,
             )  # fmt: skip
         top = max(v for v in (r["before"], r["after"], 0) if v is not None)
-        fig.update_yaxes(range=[0, d.nice_ceiling(top * 1.25) if top else 1], row=1, col=i, title={"text": ""})
+        fig.update_yaxes(
+            range=[0, d.nice_ceiling(top * 1.25) if top else 1], row=1, col=i, title={"text": ""}
+        )
         fig.update_xaxes(title={"text": ""}, row=1, col=i)
     for ann in fig.layout.annotations:
         ann.update(font={"size": 14})
+    fig.add_annotation(
+        text=f"split at {split}" if split != "given" else "windows as given", xref="paper", yref="paper", x=0, y=1,
+        yanchor="bottom", yshift=62, showarrow=False, font={"size": 13, "color": GREY}, align="left",
+    )  # fmt: skip
+    if table.height == 0:
+        fig.add_annotation(
+            text="no measure differs: no errors, refusals or pool data in either window",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
     return fig
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import html
 import os
 import shutil
@@ -155,14 +156,25 @@ class BrowserSession:
             future.cancel()
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
-            kind = "did not start within {START_TIMEOUT:g} s" if isinstance(exc, TimeoutError) else f"failed to start ({exc})"
+            kind = (
+                "did not start within {START_TIMEOUT:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"failed to start ({exc})"
+            )
             msg = f"the browser {self.browser!r} {kind.format(START_TIMEOUT=START_TIMEOUT)}; {INSTALL_HINT}"
             raise ExportError(msg) from exc
         self._loop, self._thread = loop, thread
         BrowserSession.starts += 1
         return self
 
-    def write(self, jobs: Sequence[tuple[Any, str | os.PathLike, str]], *, scale: float = 2, width: int | None = None, height: int | None = None) -> None:
+    def write(
+        self,
+        jobs: Sequence[tuple[Any, str | os.PathLike, str]],
+        *,
+        scale: float = 2,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> None:
         """Draw ``(figure, path, format)`` jobs in this one browser (PNG at ``scale``, SVG/PDF at 1)."""
         self.open()
         objs = []
@@ -173,7 +185,9 @@ class BrowserSession:
             opts = {"format": fmt, "scale": scale if fmt == "png" else 1, "width": w, "height": h}
             objs.append({"fig": fig, "path": str(path), "opts": opts})
         with self._lock:
-            future = asyncio.run_coroutine_threadsafe(self._kaleido.write_fig_from_object(objs, cancel_on_error=True), self._loop)
+            future = asyncio.run_coroutine_threadsafe(
+                self._kaleido.write_fig_from_object(objs, cancel_on_error=True), self._loop
+            )
             try:
                 future.result(timeout=self.timeout * max(1, len(objs)) + 10)
             except TimeoutError as exc:
@@ -190,10 +204,8 @@ class BrowserSession:
             return
         loop, k = self._loop, self._kaleido
         self._kaleido = None
-        try:
+        with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(k.close(), loop).result(timeout=15)
-        except Exception:
-            pass
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -231,7 +243,9 @@ def close_browser() -> None:
 # --- figures -------------------------------------------------------------------------------------
 
 
-def _format_of(path: Path, fmt: str | None, allowed: Sequence[str], aliases: Mapping[str, str], default: str) -> tuple[Path, str]:
+def _format_of(
+    path: Path, fmt: str | None, allowed: Sequence[str], aliases: Mapping[str, str], default: str
+) -> tuple[Path, str]:
     """Check an export target: the format from ``fmt`` or the suffix; a default suffix when none."""
     if fmt is not None:
         f = aliases.get(fmt.lower().lstrip("."), fmt.lower().lstrip("."))
@@ -303,7 +317,17 @@ def export_figure(
     pathlib.Path
         The file written.
     """
-    return export_figures({Path(path).stem: fig}, Path(path).parent, formats=None, scale=scale, redact=redact, hosts=hosts, redactor=redactor, paths=[Path(path)], format=format)[0]
+    return export_figures(
+        {Path(path).stem: fig},
+        Path(path).parent,
+        formats=None,
+        scale=scale,
+        redact=redact,
+        hosts=hosts,
+        redactor=redactor,
+        paths=[Path(path)],
+        format=format,
+    )[0]
 
 
 def export_figures(
@@ -334,7 +358,11 @@ def export_figures(
     list of pathlib.Path
         The files written, in order.
     """
-    named = dict(figs) if isinstance(figs, Mapping) else {f"figure-{i}": fig for i, fig in enumerate(figs, start=1)}
+    named = (
+        dict(figs)
+        if isinstance(figs, Mapping)
+        else {f"figure-{i}": fig for i, fig in enumerate(figs, start=1)}
+    )
     out = Path(out_dir)
     targets: list[tuple[Any, Path, str]] = []
     red = redactor or (Redactor(hosts=hosts) if redact else None)
@@ -438,7 +466,12 @@ def to_html_table(frame: Any, *, title: str | None = None) -> str:
     shown = display_frame(df)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
     body = "\n".join(
-        "<tr>" + "".join(f'<td class="{"num" if n else "txt"}">{html.escape(v or "")}</td>' for v, n in zip(row, numeric, strict=True)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if n else "txt"}">{html.escape(v or "")}</td>'
+            for v, n in zip(row, numeric, strict=True)
+        )
+        + "</tr>"
         for row in shown.iter_rows()
     )
     style = (
@@ -615,7 +648,9 @@ def export_bundle(
     for name in figs:
         bundle.charts[name] = [p for p in written if p.stem == name]
     tl = timeline(incident, tz=tz)
-    bundle.documents["timeline.md"] = _write_doc(out / "timeline.md", "Timeline", tl, red, note=_timeline_note(tz))
+    bundle.documents["timeline.md"] = _write_doc(
+        out / "timeline.md", "Timeline", tl, red, note=_timeline_note(tz)
+    )
     bundle.documents["timeline.csv"] = export_table(tl, out / "timeline.csv", redact=redact, redactor=red)
     found = _findings(incident)
     bundle.documents["findings.md"] = _write_findings(out / "findings.md", found, red)
@@ -624,13 +659,19 @@ def export_bundle(
         from loglib.present.charts import before_after_table
 
         ba = before_after_table(incident)
-        bundle.documents["before_after.md"] = _write_doc(out / "before_after.md", "Before and after the fix", ba, red)
+        bundle.documents["before_after.md"] = _write_doc(
+            out / "before_after.md", "Before and after the fix", ba, red
+        )
     bundle.documents["summary.md"] = _write_summary(out / "summary.md", incident, bundle, found, tl, ba, red)
     return bundle
 
 
 def _timeline_note(tz: str | None) -> str:
-    return "Times in UTC" + (f" and {tz}" if tz else "") + ". Bursts of the same event are one row; `evidence` is file:line."
+    return (
+        "Times in UTC"
+        + (f" and {tz}" if tz else "")
+        + ". Bursts of the same event are one row; `evidence` is file:line."
+    )
 
 
 def _write_doc(path: Path, title: str, frame: pl.DataFrame, red: Redactor | None, *, note: str = "") -> Path:
@@ -653,9 +694,16 @@ def _write_findings(path: Path, found: list[Any], red: Redactor | None) -> Path:
     clean = red.text if red else (lambda s: s)
     lines = ["# Findings", ""]
     if not found:
-        lines.append("No known incident shape (pool exhaustion, post-deploy errors, idle drops) was found in the evidence.")
+        lines.append(
+            "No known incident shape (pool exhaustion, post-deploy errors, idle drops) was found in the evidence."
+        )
     for n, f in enumerate(found, start=1):
-        lines += [f"## {n}. {f.kind.replace('_', ' ')} ({f.confidence} confidence)", "", clean(f.statement), ""]
+        lines += [
+            f"## {n}. {f.kind.replace('_', ' ')} ({f.confidence} confidence)",
+            "",
+            clean(f.statement),
+            "",
+        ]
         if f.numbers:
             rows = pl.DataFrame({"figure": list(f.numbers), "value": [_cell(v) for v in f.numbers.values()]})
             lines += [to_markdown(red.frame(rows) if red else rows), ""]
@@ -663,12 +711,25 @@ def _write_findings(path: Path, found: list[Any], red: Redactor | None) -> Path:
         if ev is not None and ev.height:
             keep = [c for c in ("ts", "source", "what", "file", "line") if c in ev.columns]
             head = ev.select(keep).head(10)
-            lines += [f"Evidence ({ev.height} rows{', first 10' if ev.height > 10 else ''}):", "", to_markdown(red.frame(head) if red else head), ""]
+            lines += [
+                f"Evidence ({ev.height} rows{', first 10' if ev.height > 10 else ''}):",
+                "",
+                to_markdown(red.frame(head) if red else head),
+                "",
+            ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-def _write_summary(path: Path, incident: Any, bundle: Bundle, found: list[Any], tl: pl.DataFrame, ba: pl.DataFrame | None, red: Redactor | None) -> Path:
+def _write_summary(
+    path: Path,
+    incident: Any,
+    bundle: Bundle,
+    found: list[Any],
+    tl: pl.DataFrame,
+    ba: pl.DataFrame | None,
+    red: Redactor | None,
+) -> Path:
     clean = red.text if red else (lambda s: s)
     title = clean(getattr(incident, "title", "Incident"))
     lines = [f"# {title}", ""]
@@ -681,7 +742,9 @@ def _write_summary(path: Path, incident: Any, bundle: Bundle, found: list[Any], 
     if desc:
         lines += [clean(desc), ""]
     lines += ["## What happened", ""]
-    lines += [f"- {clean(f.statement)}" for f in found] or ["- No known incident shape was found; see the timeline."]
+    lines += [f"- {clean(f.statement)}" for f in found] or [
+        "- No known incident shape was found; see the timeline."
+    ]
     lines += ["", "Details: [findings.md](findings.md) · full timeline: [timeline.md](timeline.md)", ""]
     if "overview" in bundle.charts:
         lines += ["![Incident overview](charts/overview.png)", ""]
@@ -697,7 +760,11 @@ def _write_summary(path: Path, incident: Any, bundle: Bundle, found: list[Any], 
         label = _CHART_TITLES.get(name, name)
         lines += [f"### {label}", ""] + ([f"![{label}](charts/{png.name})", ""] if png else []) + [others, ""]
     if bundle.skipped:
-        lines += ["Not drawn (no evidence for them): " + "; ".join(f"{k} ({clean(v)})" for k, v in bundle.skipped.items()), ""]
+        lines += [
+            "Not drawn (no evidence for them): "
+            + "; ".join(f"{k} ({clean(v)})" for k, v in bundle.skipped.items()),
+            "",
+        ]
     lines += ["", f"_Generated by loglib; secrets {'redacted' if red else 'NOT redacted (redact=False)'}._"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -35,7 +35,9 @@ _KV = re.compile(
 )
 # scheme://user:password@host
 _URL_PASSWORD = re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)(?P<at>@)")
-_AUTH_HEADER = re.compile(r"(?i)\b(?P<kind>bearer|basic|token|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=-]{8,})")
+_AUTH_HEADER = re.compile(
+    r"(?i)\b(?P<kind>bearer|basic|token|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=-]{8,})"
+)
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S)
 _TOKENS = re.compile(
     r"""(?x)
@@ -77,7 +79,12 @@ _DB_HOST = re.compile(
 )
 _IP = re.compile(f"{_IPV4}|{_IPV6}")
 #: columns whose whole value is a host (pseudonymised as a whole with hosts=True)
-HOST_COLUMNS: dict[str, str] = {"client_host": "client", "host": "host", "instance": "host", "hostname": "host"}
+HOST_COLUMNS: dict[str, str] = {
+    "client_host": "client",
+    "host": "host",
+    "instance": "host",
+    "hostname": "host",
+}
 _NOT_HOSTS = frozenset({"localhost", "unknown", "[unknown]", "[local]", "local"})
 
 
@@ -231,7 +238,11 @@ class Redactor:
             return {k: self._walk(v, k) for k, v in obj.items()}
         if isinstance(obj, list | tuple):
             return [self._walk(v, key) for v in obj]
-        if type(obj).__module__ == "numpy" and getattr(obj, "dtype", None) is not None and obj.dtype.kind in "OUS":
+        if (
+            type(obj).__module__ == "numpy"
+            and getattr(obj, "dtype", None) is not None
+            and obj.dtype.kind in "OUS"
+        ):
             return [self._walk(v, key) for v in obj.tolist()]
         return obj
 

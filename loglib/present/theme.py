@@ -23,7 +23,17 @@ OKABE_ITO: dict[str, str] = {
     "black": "#000000",
 }
 #: trace colours in order (yellow last: weak on white paper)
-COLORWAY: tuple[str, ...] = tuple(OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "black", "yellow"))
+COLORWAY: tuple[str, ...] = tuple(
+    OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "black", "yellow")
+)
+#: colours of error classes (blue is kept for the pool, green for database connections)
+ERROR_COLORS: tuple[str, ...] = tuple(
+    OKABE_ITO[k] for k in ("vermillion", "orange", "purple", "sky", "black", "yellow")
+)
+#: fixed meanings, the same in every chart
+POOL_COLOR = OKABE_ITO["blue"]
+DB_COLOR = OKABE_ITO["green"]
+REFUSED_COLOR = OKABE_ITO["vermillion"]
 GREY = "#6E6E6E"
 LIGHT_GREY = "#E5E5E5"
 FONT = "Inter, 'Source Sans 3', 'Helvetica Neue', Arial, 'Liberation Sans', 'DejaVu Sans', sans-serif"

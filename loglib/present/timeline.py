@@ -41,7 +41,17 @@ def _hms(t: datetime) -> str:
 def _bursts(frame: pl.DataFrame, key: str, gap: timedelta) -> pl.DataFrame:
     """One row per burst of the same ``key``: rows closer than ``gap`` to the previous one join it."""
     if frame.height == 0:
-        return pl.DataFrame(schema={key: pl.String, "time": UTC_TS, "end": UTC_TS, "count": pl.UInt32, "evidence": pl.String, "sample": pl.String, "burst": pl.UInt32})
+        return pl.DataFrame(
+            schema={
+                key: pl.String,
+                "time": UTC_TS,
+                "end": UTC_TS,
+                "count": pl.UInt32,
+                "evidence": pl.String,
+                "sample": pl.String,
+                "burst": pl.UInt32,
+            }
+        )
     if "file" not in frame.columns:
         frame = frame.with_columns(file=pl.lit(None, pl.String), line=pl.lit(None, pl.Int64))
     sample = pl.col("message") if "message" in frame.columns else pl.lit(None, pl.String)
@@ -68,15 +78,28 @@ def _bursts(frame: pl.DataFrame, key: str, gap: timedelta) -> pl.DataFrame:
 
 
 def _burst_detail(count: int, label: str, start: datetime, end: datetime, sample: str | None) -> str:
-    if count > 1:
-        head = f"{count} × {label}, {_hms(start)}–{_hms(end)}"
-    else:
-        head = f"{label} at {_hms(start)}"
+    head = f"{count} × {label}, {_hms(start)}–{_hms(end)}" if count > 1 else f"{label} at {_hms(start)}"
     return head + (f': "{sample}"' if sample else "")
 
 
-def _row(time: datetime, source: str, event: str, detail: str, count: int = 1, evidence: str = "", end: datetime | None = None) -> dict[str, Any]:
-    return {"time": time, "end": end or time, "source": source, "event": event, "detail": detail, "count": count, "evidence": evidence}
+def _row(
+    time: datetime,
+    source: str,
+    event: str,
+    detail: str,
+    count: int = 1,
+    evidence: str = "",
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "time": time,
+        "end": end or time,
+        "source": source,
+        "event": event,
+        "detail": detail,
+        "count": count,
+        "evidence": evidence,
+    }
 
 
 def _app_rows(app: pl.DataFrame, gap: timedelta) -> list[dict[str, Any]]:
@@ -89,14 +112,33 @@ def _app_rows(app: pl.DataFrame, gap: timedelta) -> list[dict[str, Any]]:
         cls = r["error_class"]
         event = f"first {cls}" if cls not in firsts else cls
         firsts.add(cls)
-        rows.append(_row(r["time"], "app", event, _burst_detail(r["count"], cls, r["time"], r["end"], r["sample"]), r["count"], r["evidence"], r["end"]))
+        rows.append(
+            _row(
+                r["time"],
+                "app",
+                event,
+                _burst_detail(r["count"], cls, r["time"], r["end"], r["sample"]),
+                r["count"],
+                r["evidence"],
+                r["end"],
+            )
+        )
     if err.height:
         last = err.sort("ts").row(-1, named=True)
         end_of_app = app["ts"].max()
         if end_of_app is not None and end_of_app - last["ts"] > gap:
             quiet = d.format_seconds((end_of_app - last["ts"]).total_seconds())
             ev = d.evidence(last.get("file"), last.get("line"))
-            rows.append(_row(last["ts"], "app", "recovery", f"last connection error ({last['error_class']}); none in the {quiet} after it", 1, ev))
+            rows.append(
+                _row(
+                    last["ts"],
+                    "app",
+                    "recovery",
+                    f"last connection error ({last['error_class']}); none in the {quiet} after it",
+                    1,
+                    ev,
+                )
+            )
     return rows
 
 
@@ -105,7 +147,17 @@ def _pg_rows(pg: pl.DataFrame, gap: timedelta) -> list[dict[str, Any]]:
     rows = []
     for r in _bursts(ev, "event", gap).iter_rows(named=True):
         label = _PG_BURSTS[r["event"]]
-        rows.append(_row(r["time"], "postgres", r["event"], _burst_detail(r["count"], label, r["time"], r["end"], None), r["count"], r["evidence"], r["end"]))
+        rows.append(
+            _row(
+                r["time"],
+                "postgres",
+                r["event"],
+                _burst_detail(r["count"], label, r["time"], r["end"], None),
+                r["count"],
+                r["evidence"],
+                r["end"],
+            )
+        )
     return rows
 
 
@@ -126,7 +178,9 @@ def _alert_rows(alerts: pl.DataFrame | None, metrics: pl.DataFrame | None) -> li
         rows.append(_row(s.start, "alert", "alert fired", f"{s.name} firing", 1, s.evidence))
         if s.end is not None:
             took = d.format_seconds((s.end - s.start).total_seconds())
-            rows.append(_row(s.end, "alert", "alert resolved", f"{s.name} resolved after {took}", 1, s.evidence))
+            rows.append(
+                _row(s.end, "alert", "alert resolved", f"{s.name} resolved after {took}", 1, s.evidence)
+            )
     return rows
 
 
@@ -138,17 +192,35 @@ def _pool_rows(metrics: pl.DataFrame | None, pool_size: Any, max_overflow: Any) 
         cap = p.size + (p.overflow or 0)
         f = p.frame.with_columns(full=pl.col("value") >= cap)
         f = f.with_columns(run=(pl.col("full") != pl.col("full").shift(1)).fill_null(True).cum_sum())
-        runs = f.group_by("run", maintain_order=True).agg(pl.col("full").first(), start=pl.col("ts").first(), until=pl.col("ts").last(), file=pl.col("file").first())
+        runs = f.group_by("run", maintain_order=True).agg(
+            pl.col("full").first(),
+            start=pl.col("ts").first(),
+            until=pl.col("ts").last(),
+            file=pl.col("file").first(),
+        )
         nxt = runs["start"].shift(-1)
         for r, after in zip(runs.iter_rows(named=True), nxt.to_list(), strict=True):
             if not r["full"]:
                 continue
             stop = after or r["until"]
             held = d.format_seconds((stop - r["start"]).total_seconds())
-            detail = f"{p.name}: {cap:g} of {p.size:g}+{(p.overflow or 0):g} connections checked out for {held}"
-            rows.append(_row(r["start"], "prometheus", "pool reached capacity", detail, 1, f"series {p.series}", stop))
+            detail = (
+                f"{p.name}: {cap:g} of {p.size:g}+{(p.overflow or 0):g} connections checked out for {held}"
+            )
+            rows.append(
+                _row(r["start"], "prometheus", "pool reached capacity", detail, 1, f"series {p.series}", stop)
+            )
             if after is not None:
-                rows.append(_row(after, "prometheus", "pool below capacity", f"{p.name}: connections free again", 1, f"series {p.series}"))
+                rows.append(
+                    _row(
+                        after,
+                        "prometheus",
+                        "pool below capacity",
+                        f"{p.name}: connections free again",
+                        1,
+                        f"series {p.series}",
+                    )
+                )
     return rows
 
 
@@ -222,7 +294,11 @@ def timeline(
     rows += _pool_rows(f["metrics"], size, over)
     out = pl.DataFrame(rows, schema=TIMELINE_SCHEMA) if rows else pl.DataFrame(schema=TIMELINE_SCHEMA)
     order = {"incident.toml": 0, "alert": 1, "prometheus": 2, "postgres": 3, "app": 4}
-    out = out.sort(pl.col("time"), pl.col("source").replace_strict(order, default=5, return_dtype=pl.Int8), maintain_order=True)
+    out = out.sort(
+        pl.col("time"),
+        pl.col("source").replace_strict(order, default=5, return_dtype=pl.Int8),
+        maintain_order=True,
+    )
     if tz is not None:
         try:
             ZoneInfo(tz)
