@@ -65,6 +65,7 @@ _OUTCOMES: dict[str, tuple[str, str]] = {
 def _new_figure(title: str | None, **layout: Any) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(template="loglib", title={"text": title or ""}, **layout)
+    fig.update_xaxes(title={"text": TIME_AXIS_TITLE})
     return fig
 
 
