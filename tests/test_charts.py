@@ -47,7 +47,9 @@ def metrics_frame() -> pl.DataFrame:
     over = 'db_pool_max_overflow{instance="api-1"}'
     values = [1, 2, 3, 4, 5, 5, 5, 2, 1, 1]
     rows = [(t, "db_pool_checked_out", gauge, float(v)) for t, v in zip(ts, values, strict=True)]
-    rows += [(t, "db_pool_size", size, 4.0) for t in ts] + [(t, "db_pool_max_overflow", over, 1.0) for t in ts]
+    rows += [(t, "db_pool_size", size, 4.0) for t in ts] + [
+        (t, "db_pool_max_overflow", over, 1.0) for t in ts
+    ]
     return pl.DataFrame(rows, schema=["ts", "metric", "series", "value"], orient="row").with_columns(
         file=pl.lit("prom/pool.json")
     )
@@ -220,7 +222,9 @@ class TestIncidentCharts:
     def test_before_after_windows(self):
         """Explicit windows are used as given."""
         table = charts.before_after_table(
-            app_frame(), before=(T0, T0 + timedelta(seconds=30)), after=(T0 + timedelta(seconds=30), T0 + timedelta(seconds=120))
+            app_frame(),
+            before=(T0, T0 + timedelta(seconds=30)),
+            after=(T0 + timedelta(seconds=30), T0 + timedelta(seconds=120)),
         )
         row = table.row(0, named=True)
         assert row["before"] == pytest.approx(10.0) and row["after"] == pytest.approx(1 / 1.5, abs=1e-3)
@@ -236,4 +240,6 @@ class TestPandasParity:
         """polars and pandas input give the same traces."""
         a = charts.error_rate(app_frame(), every="10s")
         b = charts.error_rate(app_frame().to_pandas(), every="10s")
-        assert [list(t.y) for t in a.data if t.type == "bar"] == [list(t.y) for t in b.data if t.type == "bar"]
+        assert [list(t.y) for t in a.data if t.type == "bar"] == [
+            list(t.y) for t in b.data if t.type == "bar"
+        ]

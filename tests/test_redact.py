@@ -57,7 +57,9 @@ class TestRedactText:
 
     def test_private_key_block(self):
         """A PEM private key is removed whole."""
-        pem = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----\nok"
+        pem = (
+            "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----\nok"
+        )
         out = redact_text(pem)
         assert "MIIEow" not in out and out.endswith("ok")
 
@@ -65,7 +67,10 @@ class TestRedactText:
         """Error text with dotted names, versions and times is left alone."""
         text = "sqlalchemy.exc.TimeoutError: QueuePool limit of size 5 overflow 10 reached at 09:30:12 (PostgreSQL 15.18)"
         assert redact_text(text) == text
-        assert redact_text("checkout@shop LOG:  connection authorized") == "checkout@shop LOG:  connection authorized"
+        assert (
+            redact_text("checkout@shop LOG:  connection authorized")
+            == "checkout@shop LOG:  connection authorized"
+        )
 
     def test_none_stays_none(self):
         """Null cells stay null."""
@@ -81,7 +86,9 @@ class TestPseudonyms:
         """The same host gets the same pseudonym everywhere; servers are db-N, other addresses client-N."""
         r = Redactor(hosts=True)
         a = r.text(LINES["url"])
-        b = r.text("connection to server at \"db-prod.internal\" (10.9.8.7), port 5432 failed from 192.168.1.20")
+        b = r.text(
+            'connection to server at "db-prod.internal" (10.9.8.7), port 5432 failed from 192.168.1.20'
+        )
         c = r.text("retrying 192.168.1.20")
         assert "db-1" in a and "db-1" in b
         assert "192.168.1.20" not in b + c
@@ -95,7 +102,9 @@ class TestPseudonyms:
 
     def test_host_columns_whole_value(self):
         """A host column's value (with a port) is replaced as a whole."""
-        df = pl.DataFrame({"client_host": ["10.1.1.1", "10.1.1.1", None], "instance": ["api-7.prod:9100", None, None]})
+        df = pl.DataFrame(
+            {"client_host": ["10.1.1.1", "10.1.1.1", None], "instance": ["api-7.prod:9100", None, None]}
+        )
         out = redact_frame(df, hosts=True)
         assert out["client_host"].to_list() == ["client-1", "client-1", None]
         assert out["instance"][0] == "host-1:9100"

@@ -179,9 +179,8 @@ class BrowserSession:
         self.open()
         objs = []
         for fig, path, fmt in jobs:
-            layout = getattr(fig, "layout", None)
-            w = width or (layout.width if layout is not None and layout.width else 1000)
-            h = height or (layout.height if layout is not None and layout.height else 520)
+            w = width or _layout_size(fig, "width", 1000)
+            h = height or _layout_size(fig, "height", 520)
             opts = {"format": fmt, "scale": scale if fmt == "png" else 1, "width": w, "height": h}
             objs.append({"fig": fig, "path": str(path), "opts": opts})
         with self._lock:
@@ -215,6 +214,19 @@ class BrowserSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _layout_size(fig: Any, key: str, default: int) -> int:
+    """The figure's own width/height, else its template's, else ``default``."""
+    layout = getattr(fig, "layout", None)
+    if layout is None:
+        return default
+    own = getattr(layout, key, None)
+    if own:
+        return int(own)
+    template = getattr(layout, "template", None)
+    value = getattr(getattr(template, "layout", None), key, None) if template is not None else None
+    return int(value) if value else default
 
 
 _SHARED: BrowserSession | None = None
