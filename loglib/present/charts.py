@@ -65,7 +65,7 @@ _OUTCOMES: dict[str, tuple[str, str]] = {
 def _new_figure(title: str | None, **layout: Any) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(template="loglib", title={"text": title or ""}, **layout)
-    fig.update_xaxes(title={"text": TIME_AXIS_TITLE})
+    fig.update_xaxes(title={"text": TIME_AXIS_TITLE}, type="date")
     return fig
 
 
@@ -233,6 +233,7 @@ def _time_range(fig: go.Figure, span: tuple[datetime, datetime] | None) -> None:
 
 def _time_ticks(fig: go.Figure, span: tuple[datetime, datetime] | None) -> None:
     """Tick labels that fit the window: seconds only when the window is short, the date once."""
+    fig.update_xaxes(type="date")
     if span is None:
         return
     seconds = (span[1] - span[0]).total_seconds()
@@ -883,6 +884,12 @@ def leak_rate(
     _event_legend(fig, ev)
     top = float(seen["leaked"].max() or 1) if seen.height else 1.0
     fig.update_yaxes(title={"text": f"connections leaked per {unit}"}, range=[0, d.nice_ceiling(top * 1.15)])
+    _count_axis(fig, d.nice_ceiling(top * 1.15))
+    if seen.height and not (seen["leaked"] > 0).any():
+        fig.add_annotation(
+            text=f"no leaked connections seen ({method})", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+            font={"size": 15},
+        )  # fmt: skip
     fig.update_layout(legend={"traceorder": "normal"})
     fig.update_layout(margin={"t": 110})
     _time_range(fig, span)
@@ -1040,6 +1047,7 @@ def session_durations(
     ticks = sorted((math.log10(v), t) for v, t in pool if xlo <= math.log10(v) <= xhi)
     fig.update_xaxes(
         title={"text": "session duration (log scale)"},
+        type="linear",
         tickvals=[t[0] for t in ticks],
         ticktext=[t[1] for t in ticks],
         range=[xlo, xhi],
@@ -1536,6 +1544,8 @@ def before_after(data: Any, *, title: str | None = None, **windows: Any) -> go.F
         yanchor="bottom", yshift=62, showarrow=False, font={"size": 13, "color": GREY}, align="left",
     )  # fmt: skip
     if table.height == 0:
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
         fig.add_annotation(
             text="no measure differs: no errors, refusals or pool data in either window",
             showarrow=False,

@@ -584,9 +584,14 @@ def incident_charts(incident: Any, *, every: str | None = None) -> tuple[dict[st
     figs, skipped = {}, {}
     for name, make in makers.items():
         try:
-            figs[name] = make()
+            fig = make()
         except (ValueError, TypeError, KeyError) as exc:
             skipped[name] = str(exc).splitlines()[0]
+            continue
+        if name == "before_after" and not any(t.type == "bar" for t in fig.data):
+            skipped[name] = "no measure differs between the windows before and after the fix"
+            continue
+        figs[name] = fig
     return figs, skipped
 
 
