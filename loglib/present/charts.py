@@ -1385,7 +1385,7 @@ def before_after_table(
     ...                     "file": "app.log", "line": [1, 2, 3, 4]})
     >>> tbl = ll.charts.before_after_table(app, at=t0 + timedelta(minutes=1))
     >>> tbl.select("measure", "before", "after", "change").row(0)
-    ('error rate', 3.0, 1.0, '-67%')
+    ('error rate', 3.0, 0.0, '-100%')
     """
     f = d.unpack(data, "app", app=app, pg=pg, metrics=metrics)
     inc = f["incident"]

@@ -26,9 +26,9 @@ OKABE_ITO: dict[str, str] = {
 COLORWAY: tuple[str, ...] = tuple(
     OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "black", "yellow")
 )
-#: colours of error classes (blue is kept for the pool, green for database connections)
+#: colours of error classes (blue is kept for the pool, green for database connections, purple for restarts)
 ERROR_COLORS: tuple[str, ...] = tuple(
-    OKABE_ITO[k] for k in ("vermillion", "orange", "purple", "sky", "black", "yellow")
+    OKABE_ITO[k] for k in ("vermillion", "orange", "sky", "black", "yellow", "purple")
 )
 #: fixed meanings, the same in every chart
 POOL_COLOR = OKABE_ITO["blue"]
@@ -42,7 +42,7 @@ TIME_AXIS_TITLE = "time (UTC)"
 #: how each kind of incident event is drawn: colour, line dash, short label
 EVENT_STYLE: dict[str, dict[str, str]] = {
     "deploy": {"color": OKABE_ITO["blue"], "dash": "dash", "symbol": "triangle-up"},
-    "restart": {"color": OKABE_ITO["vermillion"], "dash": "dot", "symbol": "circle"},
+    "restart": {"color": OKABE_ITO["purple"], "dash": "dot", "symbol": "circle"},
     "action": {"color": OKABE_ITO["green"], "dash": "dashdot", "symbol": "diamond"},
     "alert": {"color": OKABE_ITO["orange"], "dash": "dot", "symbol": "square"},
     "note": {"color": GREY, "dash": "dot", "symbol": "circle-open"},
