@@ -8,6 +8,7 @@ frames, then ask the questions a postmortem asks.
 >>> ll.pg_connections(pg, every="1h")                   # doctest: +SKIP
 """
 
+from loglib.analysis.activity import pg_activity_states, pg_idle_in_transaction, pg_oldest_xact
 from loglib.analysis.alerts import replay_alert
 from loglib.analysis.align import align
 from loglib.analysis.connections import pg_connections
@@ -16,11 +17,13 @@ from loglib.analysis.detect_deploy import detect_events
 from loglib.analysis.findings import Finding, findings, findings_frame
 from loglib.analysis.leaks import leak_rates
 from loglib.analysis.metrics import metrics_wide
+from loglib.analysis.pool import pool_leak_rates, pool_leak_sites, pool_leaks
 from loglib.analysis.sessions import pg_sessions
 from loglib.analysis.skew import SkewEstimate, apply_offset, estimate_skew
+from loglib.capture import capture_pg_activity
 from loglib.core import schema
 from loglib.core.rejects import ReadReport, read_report, rejects
-from loglib.core.schema import ALERT_STATES, SESSION_END_REASONS
+from loglib.core.schema import ALERT_STATES, POOL_EVENT_KINDS, SESSION_END_REASONS
 from loglib.errors import (
     FormatError,
     LoglibError,
@@ -58,8 +61,11 @@ from loglib.present.export import (
 from loglib.present.redact import Redactor, redact_figure, redact_frame, redact_text
 from loglib.present.timeline import timeline
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
+from loglib.sources.pg_activity import read_pg_activity, read_pg_activity_gaps
+from loglib.sources.pool_events import read_pool_events
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
+from loglib.store import read_sql, sql_incidents, to_sql
 
 __version__ = "0.1.0"
 
@@ -69,6 +75,7 @@ __all__ = [
     "ERROR_CLASSES",
     "ERROR_RULES",
     "PG_EVENT_KINDS",
+    "POOL_EVENT_KINDS",
     "SESSION_END_REASONS",
     "AppSettings",
     "BrowserNotFoundError",
@@ -93,6 +100,7 @@ __all__ = [
     "add_error_rule",
     "align",
     "apply_offset",
+    "capture_pg_activity",
     "charts",
     "classify_error",
     "classify_pg_message",
@@ -114,12 +122,22 @@ __all__ = [
     "message_template",
     "message_template_expr",
     "metrics_wide",
+    "pg_activity_states",
     "pg_connections",
+    "pg_idle_in_transaction",
+    "pg_oldest_xact",
     "pg_sessions",
+    "pool_leak_rates",
+    "pool_leak_sites",
+    "pool_leaks",
     "read_app_log",
+    "read_pg_activity",
+    "read_pg_activity_gaps",
     "read_pg_log",
+    "read_pool_events",
     "read_prometheus",
     "read_report",
+    "read_sql",
     "redact_figure",
     "redact_frame",
     "redact_text",
@@ -129,5 +147,7 @@ __all__ = [
     "scan_app_log",
     "scan_pg_log",
     "schema",
+    "sql_incidents",
     "timeline",
+    "to_sql",
 ]

@@ -48,6 +48,42 @@ def _connections(args: argparse.Namespace) -> int:
     return 0
 
 
+def _capture_pg_activity(args: argparse.Namespace) -> int:
+    import logging
+
+    from loglib.capture import capture_pg_activity
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        summary = capture_pg_activity(
+            args.url, args.out, every=args.every, duration=args.duration, query=args.query,
+            max_backoff=args.max_backoff,
+        )  # fmt: skip
+    except ValueError as exc:  # bad --every/--for or not a PostgreSQL URL (messages hide the password)
+        print(f"loglib: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary)
+    return 0
+
+
+def _add_capture(sub: argparse._SubParsersAction) -> None:
+    capture = sub.add_parser("capture", help="sample live evidence during an incident")
+    what = capture.add_subparsers(dest="what", required=True)
+    act = what.add_parser(
+        "pg-activity",
+        help="sample pg_stat_activity into Parquet (read back with loglib.read_pg_activity)",
+        description="The URL's password is never written; prefer PGPASSWORD or ~/.pgpass to keep it "
+        "off the command line. Ctrl-C stops cleanly (at most the sample being taken is lost).",
+    )
+    act.add_argument("url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/db")
+    act.add_argument("--every", default="5s", help="time between samples (default 5s)")
+    act.add_argument("--for", dest="duration", default="30m", help="how long to capture (default 30m)")
+    act.add_argument("--out", required=True, help="output directory")
+    act.add_argument("--query", action="store_true", help="also keep query texts (may hold personal data)")
+    act.add_argument("--max-backoff", default="30s", help="longest wait between reconnection attempts")
+    act.set_defaults(func=_capture_pg_activity)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="loglib", description="Incident analysis for database-connection incidents."
@@ -79,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     )
+    _add_capture(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -23,22 +23,36 @@ from typing import Any
 
 import polars as pl
 
-import loglib
 from loglib.analysis.align import align
 from loglib.analysis.sessions import pg_sessions
 from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
 from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import parse_iso
 from loglib.errors import LoglibError
+from loglib.sources.app import read_app_log
+from loglib.sources.pg_activity import read_pg_activity
+from loglib.sources.pool_events import read_pool_events
+from loglib.sources.postgres import read_pg_log
+from loglib.sources.prometheus import read_prometheus
 
 SOURCE_KINDS: tuple[str, ...] = ("app", "postgres", "prometheus", "pool_events", "pg_activity")
-#: the reader of each source kind, by its name in ``loglib`` (pool_events/pg_activity may be absent)
-READERS: dict[str, str] = {
-    "app": "read_app_log",
-    "postgres": "read_pg_log",
-    "prometheus": "read_prometheus",
-    "pool_events": "read_pool_events",
-    "pg_activity": "read_pg_activity",
+#: the reader of each source kind
+READERS: dict[str, Callable[..., pl.DataFrame]] = {
+    "app": read_app_log,
+    "postgres": read_pg_log,
+    "prometheus": read_prometheus,
+    "pool_events": read_pool_events,
+    "pg_activity": read_pg_activity,
+}
+#: frame attribute -> the key it is cached under (the source kind, or its own name)
+_FRAME_KINDS: dict[str, str] = {
+    "app": "app",
+    "pg": "postgres",
+    "sessions": "sessions",
+    "metrics": "prometheus",
+    "events": "events",
+    "pool_events": "pool_events",
+    "pg_activity": "pg_activity",
 }
 #: options of every source, whatever its kind
 SOURCE_KEYS = ("kind", "paths", "name", "host", "clock_offset")
@@ -172,16 +186,13 @@ def _typed(table: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]
     return out
 
 
-def reader(kind: str) -> Callable[..., pl.DataFrame] | None:
-    """The ``read_*`` function of a source kind, or None when that reader is not available."""
-    return getattr(loglib, READERS[kind], None)
+def reader(kind: str) -> Callable[..., pl.DataFrame]:
+    """The ``read_*`` function of a source kind."""
+    return READERS[kind]
 
 
-def _reader_options(kind: str) -> list[str] | None:
-    fn = reader(kind)
-    if fn is None:
-        return None
-    params = inspect.signature(fn).parameters.values()
+def _reader_options(kind: str) -> list[str]:
+    params = inspect.signature(reader(kind)).parameters.values()
     return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _NOT_IN_FILE]
 
 
@@ -192,10 +203,7 @@ def _source(entry: Any, n: int, root: Path, seen: set[str]) -> SourceSpec:
     kind = entry.get("kind")
     if kind not in SOURCE_KINDS:
         raise _fail(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}; got {kind!r}")
-    options = _reader_options(kind)
-    allowed = [*SOURCE_KEYS, *(options or [])]
-    if options is None:  # reader not installed: its options cannot be checked yet
-        allowed += [k for k in entry if k not in SOURCE_KEYS]
+    allowed = [*SOURCE_KEYS, *_reader_options(kind)]
     _check_keys(entry, allowed, where)
     paths = entry.get("paths")
     if isinstance(paths, str):
@@ -405,12 +413,6 @@ class Incident:
 
     def _read_raw(self, spec: SourceSpec) -> pl.DataFrame:
         fn = reader(spec.kind)
-        if fn is None:
-            msg = (
-                f"source {spec.name!r} is of kind {spec.kind!r}, but loglib.{READERS[spec.kind]} is not "
-                "available in this version of loglib: install a loglib that has it, or remove the source"
-            )
-            raise IncidentError(msg)
         key = (id(fn), _signature(spec, self.root))
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -483,6 +485,58 @@ class Incident:
             frame = pl.concat([conform(self.declared_events, INCIDENT_EVENTS), detected]).sort("ts")
             self._frames["events"] = frame
         return self._frames["events"]
+
+    def frames(self, *, findings: bool = True) -> dict[str, pl.DataFrame]:
+        """Every frame this incident has, by attribute name (``app``, ``pg``, ``sessions``,
+        ``metrics``, ``events``, ``pool_events``, ``pg_activity``, and ``findings`` as a frame)."""
+        out = {name: getattr(self, name) for name in _FRAME_KINDS}
+        if findings:
+            from loglib.analysis.findings import findings as find
+            from loglib.analysis.findings import findings_frame
+
+            out["findings"] = self._frames.get("findings")
+            if out["findings"] is None:
+                out["findings"] = findings_frame(find(self))
+        return {name: frame for name, frame in out.items() if frame is not None}
+
+    def to_sql(self, url: Any = "sqlite:///incident.db", *, incident_id: str | None = None) -> dict[str, int]:
+        """Write every frame to an SQL database (:func:`loglib.to_sql`); rerun-safe.
+
+        Examples
+        --------
+        >>> inc.to_sql("sqlite:///incident.db")  # doctest: +SKIP
+        """
+        from loglib.store import to_sql
+
+        return to_sql(self.frames(), url, incident_id=incident_id or self.title, title=self.title)
+
+    @classmethod
+    def from_sql(cls, url: Any = "sqlite:///incident.db", *, incident_id: str | None = None) -> Incident:
+        """An incident whose frames come back from a database written by :meth:`to_sql`.
+
+        The frames are exactly those stored (dtypes and time zones included); there are no
+        sources to re-read, and pool/database settings are not stored.
+
+        Examples
+        --------
+        >>> inc = ll.Incident.from_sql("sqlite:///incident.db", incident_id="Checkout 503s")  # doctest: +SKIP
+        """
+        from loglib.store import read_sql, sql_incidents
+
+        known = sql_incidents(url)
+        if incident_id is None:
+            if known.height != 1:
+                msg = f"{known.height} incidents in the database; pass incident_id= (one of {known['incident_id'].to_list()})"
+                raise IncidentError(msg)
+            incident_id = known["incident_id"][0]
+        row = known.filter(pl.col("incident_id") == incident_id)
+        if row.height == 0:
+            msg = f"no incident {incident_id!r} in the database; there are {known['incident_id'].to_list()}"
+            raise IncidentError(msg)
+        inc = cls(title=row["title"][0] or incident_id)
+        for name, frame in read_sql(url, incident_id=incident_id).items():
+            inc._frames[_FRAME_KINDS.get(name, name)] = frame
+        return inc
 
     def window(self) -> tuple[datetime, datetime]:
         """``(start, end)``: as declared, else from the earliest to the latest timestamp of the evidence."""

@@ -378,7 +378,9 @@ def idle_drops(out: Path, *, idle: float = 1.5) -> dict:
                 app.one(rng)
             time.sleep(rng.uniform(0.2, 3.5))
         engine.dispose()
-        truth.update(start=iso(t0), end=iso(time.time()), errors=app.errors, drops=[iso(t) for t in proxy.drops])
+        truth.update(
+            start=iso(t0), end=iso(time.time()), errors=app.errors, drops=[iso(t) for t in proxy.drops]
+        )
         copy_pg_log(server, out)
     finally:
         proxy.close()
@@ -411,7 +413,9 @@ def healthy(out: Path) -> dict:
         handler.close()
         server.stop("immediate")
         shutil.rmtree(server.root, ignore_errors=True)
-    write_toml(out, "A quiet day", "\n[app]\npool_size = 3\nmax_overflow = 1\n\n[postgres]\nmax_connections = 20\n")
+    write_toml(
+        out, "A quiet day", "\n[app]\npool_size = 3\nmax_overflow = 1\n\n[postgres]\nmax_connections = 20\n"
+    )
     return truth
 
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import polars as pl
 
-from loglib.analysis.metrics import metrics_wide, resample, to_timedelta
+from loglib.analysis.metrics import metrics_wide, resample
 from loglib.core.schema import ALERT_TRANSITIONS, UTC_TS, conform
+from loglib.core.timeparse import to_timedelta
 
 OPERATORS: dict[str, Callable[[pl.Expr, float], pl.Expr]] = {
     ">": lambda v, t: v > t,

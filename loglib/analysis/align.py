@@ -32,8 +32,8 @@ import polars as pl
 
 from loglib._compat import to_polars
 from loglib.analysis.connections import pg_connections
-from loglib.analysis.metrics import to_timedelta
 from loglib.core.schema import UTC_TS
+from loglib.core.timeparse import to_timedelta
 
 #: PostgreSQL events that pg:new / pg:closed already count
 _PG_CONNECTION_LINES = (

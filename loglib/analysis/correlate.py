@@ -9,8 +9,8 @@ from datetime import timedelta
 import polars as pl
 
 from loglib._compat import to_polars
-from loglib.analysis.metrics import to_timedelta
 from loglib.core.schema import CORRELATION_PAIRS, UTC_TS
+from loglib.core.timeparse import to_timedelta
 
 DIRECTIONS = ("nearest", "forward", "backward")
 

@@ -50,18 +50,17 @@ def findings_frame(found: list[Finding]) -> pl.DataFrame:
     Examples
     --------
     >>> import loglib as ll
-    >>> ll.findings_frame([ll.Finding("idle_drops", "Resets after 300 s idle.", {"idle_timeout_s": 300})])
-    shape: (1, 7)
-    ┌────────────┬──────────────────────────┬───────┬──────┬────────────┬─────────────────────────┬───────────────┐
-    │ kind       ┆ statement                ┆ start ┆ end  ┆ confidence ┆ numbers                 ┆ evidence_rows │
-    │ ---        ┆ ---                      ┆ ---   ┆ ---  ┆ ---        ┆ ---                     ┆ ---           │
-    │ str        ┆ str                      ┆ datet ┆ date ┆ str        ┆ str                     ┆ u32           │
-    │            ┆                          ┆ ime[μ ┆ time ┆            ┆                         ┆               │
-    │            ┆                          ┆ s,    ┆ [μs, ┆            ┆                         ┆               │
-    │            ┆                          ┆ UTC]  ┆ UTC] ┆            ┆                         ┆               │
-    ╞════════════╪══════════════════════════╪═══════╪══════╪════════════╪═════════════════════════╪═══════════════╡
-    │ idle_drops ┆ Resets after 300 s idle. ┆ null  ┆ null ┆ medium     ┆ {"idle_timeout_s": 300} ┆ 0             │
-    └────────────┴──────────────────────────┴───────┴──────┴────────────┴─────────────────────────┴───────────────┘
+    >>> ll.findings_frame([ll.Finding("idle_drops", "Resets after 300 s idle.", {"idle_timeout_s": 300})]).select(
+    ...     "kind", "numbers", "evidence_rows"
+    ... )
+    shape: (1, 3)
+    ┌────────────┬─────────────────────────┬───────────────┐
+    │ kind       ┆ numbers                 ┆ evidence_rows │
+    │ ---        ┆ ---                     ┆ ---           │
+    │ str        ┆ str                     ┆ u32           │
+    ╞════════════╪═════════════════════════╪═══════════════╡
+    │ idle_drops ┆ {"idle_timeout_s": 300} ┆ 0             │
+    └────────────┴─────────────────────────┴───────────────┘
     """
     rows = [
         {

@@ -31,8 +31,8 @@ import polars as pl
 
 from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
-from loglib.analysis.metrics import to_timedelta
 from loglib.core.schema import LEAK_RATES, UTC_TS, conform
+from loglib.core.timeparse import to_timedelta
 
 if TYPE_CHECKING:
     from loglib.incident import Incident
@@ -258,22 +258,23 @@ def _refusal_share(refused: pl.DataFrame, every: str) -> pl.DataFrame:
 
 
 def _pool_event_rates(frame: pl.DataFrame, every: str) -> pl.DataFrame | None:
-    import loglib
+    from loglib.analysis.pool import pool_leak_rates
 
-    fn = getattr(loglib, "pool_leak_rates", None)
-    if fn is None:
+    out = pool_leak_rates(frame, every=every)
+    if out.height == 0:
         return None
-    out = to_polars(fn(frame, every=every))
-    if "scope" not in out.columns:
-        key = next((c for c in ("pool", "instance", "service", "host") if c in out.columns), None)
-        out = out.with_columns(scope=pl.col(key).cast(pl.String) if key else pl.lit("pool"))
-    if "saturated" not in out.columns:
-        out = out.with_columns(saturated=pl.lit(False))
+    exact = pl.col("exact").fill_null(False)
     return conform(
         out.with_columns(
+            scope=pl.lit("pool"),
+            saturated=pl.lit(False),
+            # a sampled log (sample < 1) gives an estimate, scaled back from the sampled checkouts
+            leaked=pl.when(exact).then(pl.col("leaked")).otherwise(pl.col("leaked_estimate")),
             method=pl.lit("pool_events"),
-            confidence=pl.lit("high"),
-            note=pl.lit("checkouts never checked in, from the pool's own event log"),
+            confidence=pl.when(exact).then(pl.lit("high")).otherwise(pl.lit("medium")),
+            note=pl.when(exact)
+            .then(pl.lit("checkouts never checked in, from the pool's own event log"))
+            .otherwise(pl.lit("estimated from a sampled pool event log")),
         ),
         LEAK_RATES,
     )  # type: ignore[return-value]
@@ -327,8 +328,8 @@ def leak_rates(
     │ datetime[μs, UTC]       ┆ f64    ┆ str        ┆ bool      │
     ╞═════════════════════════╪════════╪════════════╪═══════════╡
     │ 2026-11-21 08:00:00 UTC ┆ 17.0   ┆ low        ┆ true      │
-    │ 2026-11-21 09:00:00 UTC ┆ 7.0    ┆ low        ┆ true      │
-    │ 2026-11-21 10:00:00 UTC ┆ 9.0    ┆ medium     ┆ false     │
+    │ 2026-11-21 09:00:00 UTC ┆ 8.0    ┆ low        ┆ true      │
+    │ 2026-11-21 10:00:00 UTC ┆ 8.0    ┆ medium     ┆ false     │
     │ 2026-11-21 11:00:00 UTC ┆ 0.0    ┆ medium     ┆ false     │
     └─────────────────────────┴────────┴────────────┴───────────┘
     """

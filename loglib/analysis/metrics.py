@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import polars as pl
 
 from loglib.core.schema import UTC_TS
 
 AGGREGATIONS = ("last", "mean", "min", "max", "rate")
-_EPOCH = datetime(2000, 1, 1)
-
-
-def to_timedelta(value: str | timedelta, *, argument: str) -> timedelta:
-    """A duration written as polars and Prometheus write them (``"5m"``, ``"1h30m"``, ``"30s"``).
-
-    Examples
-    --------
-    >>> to_timedelta("1h30m", argument="for_")
-    datetime.timedelta(seconds=5400)
-    """
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        try:
-            end = pl.select(pl.lit(_EPOCH).dt.offset_by(value.strip())).item()
-        except (pl.exceptions.PolarsError, ValueError):
-            end = None
-        if end is not None:
-            return end - _EPOCH
-    msg = f"{argument}={value!r} is not a duration; write it like '30s', '5m', '1h30m' or pass a datetime.timedelta"
-    raise ValueError(msg)
 
 
 def _check_long(frame: pl.DataFrame) -> pl.DataFrame:

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from loglib._compat import to_polars
-from loglib.analysis.metrics import to_timedelta
+from loglib.core.timeparse import to_timedelta
 
 #: application ``error_class`` -> PostgreSQL ``event`` kinds logged at the same instant by the
 #: other side of the same connection (the pairs :func:`estimate_skew` uses by default)
@@ -219,9 +219,11 @@ def estimate_skew(
 
     Method: every difference ``a.ts - b.ts`` of candidate pairs no more than ``max_offset``
     apart is collected; the densest ``tolerance``-wide window of differences is the offset's
-    neighbourhood (unrelated events spread evenly, paired ones pile up). Each ``a`` event is
+    neighbourhood (unrelated events spread evenly, paired ones pile up), narrowed by halving
+    the window down to 4 ms. Each ``a`` event is
     then paired with the one ``b`` event nearest to it after that shift (each ``b`` used once,
-    only within ``tolerance``), and the offset is the **median** of the paired differences, with
+    only within ``tolerance``; pairs more than max(10 ms, 5 MAD) from the bulk are dropped as
+    chance neighbours), and the offset is the **median** of the paired differences, with
     the distribution-free 95% interval of a median (order statistics). When a second, distant
     window is nearly as dense (periodic events), the estimate is flagged ``ambiguous``.
 
@@ -279,7 +281,20 @@ def estimate_skew(
             None, None, None, 0, note="no events of a and b fall within max_offset of each other"
         )
     centre, best, runner = _peak(alld, 2 * tol)
+    # narrow down: the densest half-width window inside the last one, down to a few ms
+    width = 2 * tol
+    near = alld
+    while width > 4000:
+        near = near[np.abs(near - centre) <= width]
+        width //= 2
+        if near.size == 0:
+            break
+        centre = _peak(near, width)[0]
     kept = np.concatenate([_nearest_pairs(at, bt, centre, tol) for _, at, bt in groups])
+    if kept.size:  # drop pairs far from the bulk (neighbours paired by chance)
+        resid = np.abs(kept - np.median(kept))
+        cut = max(10_000, 5 * float(np.median(resid)))
+        kept = kept[resid <= min(cut, tol)]
     if kept.size < min_pairs:
         return SkewEstimate(
             None, None, None, int(kept.size), note=f"only {kept.size} pair(s) (min_pairs={min_pairs})"

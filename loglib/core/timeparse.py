@@ -191,3 +191,27 @@ def parse_iso(text: pl.Series) -> pl.Series:
 def format_offset(delta: timedelta) -> str:
     """``+02:00`` style text for a timedelta (for messages)."""
     return _fmt_offset(int(delta.total_seconds()))
+
+
+_EPOCH = datetime(2000, 1, 1)
+
+
+def to_timedelta(value: str | timedelta, *, argument: str) -> timedelta:
+    """A duration written as polars and Prometheus write them (``"5m"``, ``"1h30m"``, ``"30s"``).
+
+    Examples
+    --------
+    >>> to_timedelta("1h30m", argument="for_")
+    datetime.timedelta(seconds=5400)
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        try:
+            end = pl.select(pl.lit(_EPOCH).dt.offset_by(value.strip())).item()
+        except (pl.exceptions.PolarsError, ValueError):
+            end = None
+        if end is not None:
+            return end - _EPOCH
+    msg = f"{argument}={value!r} is not a duration; write it like '30s', '5m', '1h30m' or pass a datetime.timedelta"
+    raise ValueError(msg)

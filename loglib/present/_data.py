@@ -14,7 +14,7 @@ import polars as pl
 
 from loglib._compat import to_polars
 from loglib.analysis.leaks import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
-from loglib.analysis.metrics import to_timedelta
+from loglib.core.timeparse import to_timedelta
 
 #: bucket widths tried, smallest first, to get at most ``_MAX_BUCKETS`` buckets over a window
 _STEPS = (

@@ -18,8 +18,8 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from loglib.analysis.metrics import to_timedelta
 from loglib.analysis.sessions import pg_sessions
+from loglib.core.timeparse import to_timedelta
 from loglib.present import _data as d
 from loglib.present import theme
 from loglib.present.theme import (

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from loglib.analysis.metrics import to_timedelta
 from loglib.core.schema import UTC_TS
+from loglib.core.timeparse import to_timedelta
 from loglib.present import _data as d
 
 TIMELINE_SCHEMA: dict[str, pl.DataType] = {

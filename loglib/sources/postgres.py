@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -267,8 +269,23 @@ def _continuation(text: pl.Expr) -> pl.Expr:
     return text.str.contains(r"^(?:[\t ]|$)")
 
 
+@dataclass
+class _ChunkWork:
+    """One chunk parsed in a worker: entries whose lines are all inside it are finished; the
+    lines before its first entry (``lead``) and its last entry (``tail``) wait for the
+    neighbouring chunks, because an entry's continuation lines may cross the boundary."""
+
+    chunk: LineChunk
+    lead: pl.DataFrame
+    tail: pl.DataFrame | None
+    finished: pl.DataFrame | None
+    rejected: pl.DataFrame | None
+    core_lines: int
+
+
 class _LineParser:
-    """Parses one line-based source chunk by chunk, carrying unfinished entries over."""
+    """Parses one line-based source: two chunks at a time in worker threads (polars releases
+    the GIL), then stitches the entries that cross chunk boundaries, in file order."""
 
     def __init__(self, source: Source, fmt: str, prefix: str, opts: _Options) -> None:
         self.source = source
@@ -276,69 +293,97 @@ class _LineParser:
         self.prefix = prefix
         self.compiled = compile_prefix(prefix)
         self.opts = opts
-        self.syslog_regex = None
-
-    def lines(self) -> Iterator[tuple[pl.DataFrame, bool, LineChunk]]:
-        chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes))
-        current = next(chunks, None)
-        while current is not None:
-            following = next(chunks, None)
-            n = current.lines.len()
-            frame = pl.DataFrame(
-                {
-                    "line": pl.int_range(
-                        current.first_line, current.first_line + n, eager=True, dtype=pl.Int64
-                    ),
-                    "text": current.lines,
-                }
-            )
-            yield frame, following is None, current
-            current = following
 
     def parse_chunk(self, frame: pl.DataFrame) -> pl.DataFrame:
         frame = _parse_prefixed(frame, self.compiled, self.fmt)
         return frame.with_columns(is_cont=pl.col("severity").is_null() & _continuation(pl.col("text")))
 
+    def _work(self, chunk: LineChunk) -> _ChunkWork:
+        n = chunk.lines.len()
+        frame = pl.DataFrame(
+            {
+                "line": pl.int_range(chunk.first_line, chunk.first_line + n, eager=True, dtype=pl.Int64),
+                "text": chunk.lines,
+            }
+        )
+        parsed = self.parse_chunk(frame)
+        starts = parsed.select(
+            (pl.col("severity").is_not_null() & ~pl.col("severity").is_in(list(SECONDARY))).arg_true()
+        ).to_series()
+        if starts.len() == 0:  # no entry starts here: all of it continues the open one
+            return _ChunkWork(chunk, parsed, None, None, None, 0)
+        first, last = int(starts[0]), int(starts[-1])
+        core = parsed.slice(first, last - first)
+        finished, rejected = self._fold_finish(core)
+        return _ChunkWork(chunk, parsed.slice(0, first), parsed.slice(last), finished, rejected, core.height)
+
+    def _fold_finish(self, rows: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+        entries, rejected = _entries_from_matched(rows)
+        finished = _finish(self.to_raw(entries), self.opts, self.source.name) if entries.height else None
+        return finished, rejected
+
+    def _account(self, report: ReadReport, rows: int, rejected: pl.DataFrame) -> None:
+        report.lines_parsed += rows - rejected.height
+        if rejected.height:
+            reasons = _reject_reasons(rejected, self.prefix, self.fmt)
+            report.rejects = pl.concat(
+                [
+                    report.rejects,
+                    rejects_frame(
+                        self.source.name,
+                        reasons["line"].to_list(),
+                        reasons["reason"].to_list(),
+                        reasons["text"].to_list(),
+                    ),
+                ]
+            )
+
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
-        carry: pl.DataFrame | None = None
-        for frame, last, chunk in self.lines():
-            report.lines_read += frame.height
-            if chunk.fallback_decoded:
-                report.notes.append(
-                    f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
+        chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes))
+        open_entry: pl.DataFrame | None = None  # the last entry seen, maybe still growing
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="loglib-pg") as pool:
+            pending: deque[Future[_ChunkWork]] = deque()
+            exhausted = False
+            while pending or not exhausted:
+                while not exhausted and len(pending) < 2:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        exhausted = True
+                    else:
+                        pending.append(pool.submit(self._work, chunk))
+                if not pending:
+                    break
+                work = pending.popleft().result()
+                chunk = work.chunk
+                report.lines_read += chunk.lines.len()
+                if chunk.fallback_decoded:
+                    report.notes.append(
+                        f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
+                    )
+                joined = (
+                    work.lead if open_entry is None else pl.concat([open_entry, work.lead], rechunk=False)
                 )
-            if carry is not None:
-                # the unfinished entry of the previous chunk is parsed again with this one (a few lines)
-                frame = pl.concat([carry, frame], rechunk=False)
-                carry = None
-            parsed = self.parse_chunk(frame)
-            if not last:
-                starts = parsed.select(
-                    (pl.col("severity").is_not_null() & ~pl.col("severity").is_in(list(SECONDARY))).arg_true()
-                ).to_series()
-                if starts.len():
-                    cut = int(starts[-1])
-                    carry = frame.slice(cut)
-                    parsed = parsed.slice(0, cut)
-            entries, rejected = _entries_from_matched(parsed)
-            report.lines_parsed += parsed.height - rejected.height
-            if rejected.height:
-                reasons = _reject_reasons(rejected, self.prefix, self.fmt)
-                report.rejects = pl.concat(
-                    [
-                        report.rejects,
-                        rejects_frame(
-                            self.source.name,
-                            reasons["line"].to_list(),
-                            reasons["reason"].to_list(),
-                            reasons["text"].to_list(),
-                        ),
-                    ]
-                )
-            if chunk.damage:
-                _record_damage(report, self.source.name, frame, chunk.damage)
-            if entries.height:
-                yield self.to_raw(entries)
+                if work.tail is None:
+                    open_entry = joined
+                else:
+                    if joined.height:
+                        finished, rejected = self._fold_finish(joined)
+                        self._account(report, joined.height, rejected)
+                        if finished is not None:
+                            yield finished
+                    self._account(report, work.core_lines, work.rejected)
+                    if work.finished is not None:
+                        yield work.finished
+                    open_entry = work.tail
+                if chunk.damage:
+                    _record_damage(
+                        report, self.source.name, chunk.first_line + chunk.lines.len() - 1, chunk.damage
+                    )
+        if open_entry is not None and open_entry.height:
+            finished, rejected = self._fold_finish(open_entry)
+            self._account(report, open_entry.height, rejected)
+            if finished is not None:
+                yield finished
 
     def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
         """Map prefix groups onto the intermediate columns."""
@@ -358,8 +403,8 @@ class _LineParser:
         return out
 
 
-def _record_damage(report: ReadReport, name: str, frame: pl.DataFrame, damage: str) -> None:
-    last_line = int(frame["line"].max() or 0) if frame.height else 0
+def _record_damage(report: ReadReport, name: str, last_line: int, damage: str) -> None:
+    """A truncated compressed file: one reject after its last readable line, counted as read."""
     report.lines_read += 1
     report.rejects = pl.concat([report.rejects, rejects_frame(name, [last_line + 1], [damage], [""])])
 
@@ -540,7 +585,7 @@ class _CsvParser:
             values = dict(zip(_CSV_COLUMNS, row, strict=False))
             _append_record(rec, start, lambda k, v=values: v.get(k) or None)
             if len(rec["line"]) >= 200_000:
-                yield _records_to_frame(rec, name)
+                yield _finish(_records_to_frame(rec, name), self.opts, name)
                 rec = _new_records()
         if bad_lines:
             report.rejects = pl.concat(
@@ -552,7 +597,7 @@ class _CsvParser:
                 [report.rejects, rejects_frame(name, [state["line"] + 1], [state["damage"]], [""])]
             )
         if rec["line"]:
-            yield _records_to_frame(rec, name)
+            yield _finish(_records_to_frame(rec, name), self.opts, name)
 
 
 _JSONLOG_KEYS = {
@@ -605,11 +650,11 @@ class _JsonParser:
                     [report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)]
                 )
             if chunk.damage:
-                _record_damage(report, name, pl.DataFrame({"line": [chunk.first_line + chunk.lines.len() - 1]}),
-                               chunk.damage)  # fmt: skip
+                _record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
             del noise
             if rec["line"]:
-                yield _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
+                raw = _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
+                yield _finish(raw, self.opts, name)
 
     def _decode(self, text: str) -> tuple[str | None, dict]:
         if not text.strip():
@@ -796,8 +841,8 @@ def _batches(sources: list[Source], opts: _Options, report: ReadReport) -> Itera
                 report.notes.append(f"{source.name} is empty")
             continue
         parser = _parser_for(source, opts, report)
-        for raw in parser.run(report):
-            yield _finish(raw, opts, source.name)
+        # every parser yields finished, canonical rows
+        yield from parser.run(report)
 
 
 def scan_pg_log(
