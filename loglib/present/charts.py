@@ -334,6 +334,7 @@ def error_rate(
                 y=b["n"].to_list(),
                 width=to_timedelta(step, argument="every").total_seconds() * 1000 * 0.9,
                 name=cls,
+                showlegend=True,
                 marker={"color": ERROR_COLORS[k % len(ERROR_COLORS)]},
                 customdata=list(zip(b["bucket"].to_list(), b["evidence"].to_list(), strict=True)),
                 hovertemplate=(
@@ -800,7 +801,8 @@ def leak_rate(
     methods = rates["method"].unique(maintain_order=True).to_list()
     method = methods[0]
     rates = rates.filter(pl.col("method") == method).sort("ts")
-    conf = rates["confidence"].drop_nulls().mode().to_list()
+    visible = rates.filter(pl.col("leaked").is_not_null()) if "leaked" in rates.columns else rates
+    conf = sorted(set((visible if visible.height else rates)["confidence"].drop_nulls().to_list()))
     unit = d.human_duration(every) if not isinstance(rates["ts"].dtype, pl.Null) else "hour"
     step = _infer_step(rates["ts"]) or to_timedelta(every, argument="every")
     unit = d.human_duration(step)
@@ -1064,7 +1066,8 @@ def session_durations(
         )  # fmt: skip
         fig.update_layout(barmode="overlay")
     else:
-        fig.update_yaxes(title={"text": "sessions"}, rangemode="tozero")
+        stacked = int(s.group_by("bin").len()["len"].max())
+        fig.update_yaxes(title={"text": "sessions"}, range=[0, stacked * 1.2])  # room for the timeout label
         _count_axis(fig, peak)
     fig.update_layout(legend={"traceorder": "normal"})
     if idle_timeout is not None:
@@ -1174,7 +1177,7 @@ def overview(
                 b = buckets.filter(pl.col("_class") == cls)
                 fig.add_trace(
                     go.Bar(
-                        x=(b["bucket"] + half).to_list(), y=b["n"].to_list(), name=cls,
+                        x=(b["bucket"] + half).to_list(), y=b["n"].to_list(), name=cls, showlegend=True,
                         marker={"color": ERROR_COLORS[k % len(ERROR_COLORS)]},
                         width=to_timedelta(step, argument="every").total_seconds() * 1000 * 0.9,
                         customdata=list(zip(b["bucket"].to_list(), b["evidence"].to_list(), strict=True)),
@@ -1185,7 +1188,17 @@ def overview(
             fig.update_yaxes(title={"text": f"errors / {unit}"}, rangemode="tozero", row=i, col=1)
             _count_axis(fig, float(buckets.group_by("bucket").agg(pl.col("n").sum())["n"].max() or 0), row=i)
             if buckets.height == 0:
+                # an empty panel still shows its axes and says why it is empty
+                fig.add_trace(
+                    go.Scatter(x=[span[0], span[1]] if span else [], y=[0, 0], mode="lines", line={"width": 0},
+                               showlegend=False, hoverinfo="skip"),
+                    row=i, col=1,
+                )  # fmt: skip
                 fig.update_yaxes(range=[0, 1], row=i, col=1)
+                fig.add_annotation(
+                    text="no connection errors in the application log", showarrow=False, x=0.5, y=0.5,
+                    xref="x domain" if i == 1 else f"x{i} domain", yref="y domain" if i == 1 else f"y{i} domain",
+                )  # fmt: skip
         elif panel == "pool":
             _pool_traces(fig, pools, row=i)
             fig.update_yaxes(title={"text": "pool use"}, row=i, col=1)
