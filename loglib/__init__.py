@@ -50,6 +50,16 @@ from loglib.formats.log_pattern import compile_log_pattern
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
 from loglib.incident import AppSettings, Incident, IncidentError, PostgresSettings, SourceSpec
+from loglib.present import charts, export
+from loglib.present.export import (
+    BrowserNotFoundError,
+    export_bundle,
+    export_figure,
+    export_figures,
+    export_table,
+)
+from loglib.present.redact import Redactor, redact_figure, redact_frame, redact_text
+from loglib.present.timeline import timeline
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
 from loglib.sources.pg_activity import read_pg_activity, read_pg_activity_gaps
 from loglib.sources.pool_events import read_pool_events
@@ -68,6 +78,7 @@ __all__ = [
     "POOL_EVENT_KINDS",
     "SESSION_END_REASONS",
     "AppSettings",
+    "BrowserNotFoundError",
     "Correlation",
     "ErrorRule",
     "Finding",
@@ -81,6 +92,7 @@ __all__ = [
     "ParseError",
     "PostgresSettings",
     "ReadReport",
+    "Redactor",
     "RejectedLinesWarning",
     "SkewEstimate",
     "SourceSpec",
@@ -89,6 +101,7 @@ __all__ = [
     "align",
     "apply_offset",
     "capture_pg_activity",
+    "charts",
     "classify_error",
     "classify_pg_message",
     "compile_log_pattern",
@@ -98,6 +111,11 @@ __all__ = [
     "error_class_expr",
     "error_rules",
     "estimate_skew",
+    "export",
+    "export_bundle",
+    "export_figure",
+    "export_figures",
+    "export_table",
     "findings",
     "findings_frame",
     "leak_rates",
@@ -120,6 +138,9 @@ __all__ = [
     "read_prometheus",
     "read_report",
     "read_sql",
+    "redact_figure",
+    "redact_frame",
+    "redact_text",
     "rejects",
     "replay_alert",
     "reset_error_rules",
@@ -127,5 +148,6 @@ __all__ = [
     "scan_pg_log",
     "schema",
     "sql_incidents",
+    "timeline",
     "to_sql",
 ]

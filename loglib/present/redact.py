@@ -1,0 +1,305 @@
+"""Redaction of secrets (and, on request, hosts) in text, frames and figures before they leave loglib.
+
+Always removed: passwords in connection URLs and DSNs, ``password=``-like fields, bearer and
+basic credentials, API keys and tokens of well-known shapes, cloud credentials, private keys
+and e-mail addresses. With ``hosts=True`` IP addresses and host names are replaced by stable
+pseudonyms (``db-1`` for a database server, ``client-7`` for a client address, ``host-2`` for
+other hosts): the same value always gets the same pseudonym, so correlations still read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import polars as pl
+
+from loglib._compat import to_polars
+
+SECRET = "[REDACTED]"
+EMAIL = "[EMAIL]"
+
+_KEYS = (
+    r"password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|auth_token|api_?key"
+    r"|apikey|x-api-key|access_key|secret_key|aws_secret_access_key|aws_session_token|private_key"
+    r"|accountkey|sharedaccesskey|sig|signature|credentials?"
+)
+# name=value / name: value / "name": "value" (JSON), value unquoted or quoted
+_KV = re.compile(
+    rf"""(?ix)
+    (?P<key>["']?\b(?:[\w-]*[_-])?(?:{_KEYS})\b["']?)
+    (?P<sep>\s*[=:]\s*)
+    (?P<value>"[^"]*"|'[^']*'|[^\s"',;&)}}\]]+)
+    """
+)
+# scheme://user:password@host
+_URL_PASSWORD = re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)(?P<at>@)")
+_AUTH_HEADER = re.compile(
+    r"(?i)\b(?P<kind>bearer|basic|token|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=-]{8,})"
+)
+_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S)
+_TOKENS = re.compile(
+    r"""(?x)
+    \beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}   # JWT
+    | \b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b                      # AWS access key id
+    | \bAIza[0-9A-Za-z_-]{35}\b                                          # Google API key
+    | \bya29\.[0-9A-Za-z_-]{20,}                                         # Google OAuth token
+    | \b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}\b                    # Stripe
+    | \bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}                             # OpenAI / Anthropic style
+    | \bgh[pousr]_[A-Za-z0-9]{30,}\b | \bgithub_pat_[A-Za-z0-9_]{40,}\b  # GitHub
+    | \bglpat-[A-Za-z0-9_-]{20,}                                         # GitLab
+    | \bxox[abposr]-[A-Za-z0-9-]{10,}                                    # Slack
+    | \bnpm_[A-Za-z0-9]{36}\b                                            # npm
+    """
+)
+_EMAIL = re.compile(r"(?<![\w.+/:-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+
+# hosts (only with hosts=True)
+_IPV4 = r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"
+_H4 = r"[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    rf"(?<![\w:])(?:(?:{_H4}:){{7}}{_H4}"  # full form
+    rf"|(?:{_H4}(?::{_H4})*)?::{_H4}(?::{_H4})*"  # compressed, ends with a group (fe80::1, ::1)
+    rf"|{_H4}(?::{_H4})*::)(?![\w:])"  # compressed, ends with :: (fe80::)
+)
+_HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*"
+_DB_SCHEMES = (
+    r"(?:jdbc:)?(?:postgres(?:ql)?|pgsql|mysql|mariadb|redis|rediss|mongodb(?:\+srv)?|amqps?|mssql|sqlserver"
+    r"|oracle|cockroachdb|timescaledb)(?:\+[a-z0-9]+)?"
+)
+# host positions that name a database server
+_DB_HOST = re.compile(
+    rf"""(?ix)
+    (?P<pre>\b{_DB_SCHEMES}://(?:[^\s/@]*@)?) (?P<host>{_HOSTNAME})                   # URL host
+    | (?P<pre2>\bhost(?:name|addr)?\s*=\s*["']?) (?P<host2>{_HOSTNAME})              # DSN host=
+    | (?P<pre3>\bconnection\ to\ server\ at\ ["']) (?P<host3>{_HOSTNAME})            # libpq message
+    | (?P<pre4>\btranslate\ host\ name\ ["']) (?P<host4>{_HOSTNAME})
+    """
+)
+_IP = re.compile(f"{_IPV4}|{_IPV6}")
+#: columns whose whole value is a host (pseudonymised as a whole with hosts=True)
+HOST_COLUMNS: dict[str, str] = {
+    "client_host": "client",
+    "host": "host",
+    "instance": "host",
+    "hostname": "host",
+}
+_NOT_HOSTS = frozenset({"localhost", "unknown", "[unknown]", "[local]", "local"})
+
+
+class Redactor:
+    """Removes secrets from text, frames and figures; optionally pseudonymises hosts and IPs.
+
+    One ``Redactor`` keeps its pseudonyms, so the same host reads the same in every table and
+    chart it redacts (``10.0.3.7`` is ``client-1`` everywhere).
+
+    Parameters
+    ----------
+    hosts
+        Replace IP addresses and host names by stable pseudonyms (``db-1``, ``client-7``,
+        ``host-2``). Off by default: hosts are usually not secret, and they help a reader.
+    extra
+        More regular expressions whose matches become ``[REDACTED]`` (e.g. customer ids).
+
+    Examples
+    --------
+    >>> from loglib.present.redact import Redactor
+    >>> r = Redactor(hosts=True)
+    >>> r.text("postgresql://app:hunter2@db.internal:5432/shop from 10.1.2.3")
+    'postgresql://app:[REDACTED]@db-1:5432/shop from client-1'
+    >>> r.text("retry from 10.1.2.3; mail ops@example.com")
+    'retry from client-1; mail [EMAIL]'
+    """
+
+    def __init__(self, *, hosts: bool = False, extra: Iterable[str | re.Pattern[str]] = ()) -> None:
+        self.hosts = bool(hosts)
+        self.extra = tuple(re.compile(p) if isinstance(p, str) else p for p in extra)
+        self.pseudonyms: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+        self._cache: dict[str, str] = {}
+
+    # --- pseudonyms ------------------------------------------------------------------------
+    def pseudonym(self, value: str, kind: str = "host") -> str:
+        """The stable pseudonym of a host or address (``kind`` names new ones: db, client, host)."""
+        key = value.lower()
+        if key not in self.pseudonyms:
+            n = self._counts.get(kind, 0) + 1
+            self._counts[kind] = n
+            self.pseudonyms[key] = f"{kind}-{n}"
+        return self.pseudonyms[key]
+
+    def _hosts(self, text: str) -> str:
+        def db(m: re.Match[str]) -> str:
+            for i in ("", "2", "3", "4"):
+                host = m.group(f"host{i}")
+                if host is not None:
+                    if host.lower() in _NOT_HOSTS or re.fullmatch(r"\d+", host):
+                        return m.group(0)
+                    return m.group(f"pre{i}") + self.pseudonym(host, "db")
+            return m.group(0)
+
+        text = _DB_HOST.sub(db, text)
+        return _IP.sub(lambda m: self.pseudonym(m.group(0), "client"), text)
+
+    # --- text ------------------------------------------------------------------------------
+    def text(self, value: str | None) -> str | None:
+        """``value`` with secrets removed (and hosts pseudonymised when asked); None stays None."""
+        if value is None or not isinstance(value, str):
+            return value
+        hit = self._cache.get(value)
+        if hit is not None:
+            return hit
+        out = _PEM.sub(SECRET, value)
+        out = _URL_PASSWORD.sub(lambda m: m.group("head") + SECRET + m.group("at"), out)
+        out = _AUTH_HEADER.sub(lambda m: m.group("kind") + m.group("sp") + SECRET, out)
+        out = _KV.sub(_kv_sub, out)
+        out = _TOKENS.sub(SECRET, out)
+        for pattern in self.extra:
+            out = pattern.sub(SECRET, out)
+        out = _EMAIL.sub(EMAIL, out)
+        if self.hosts:
+            out = self._hosts(out)
+        if len(self._cache) < 200_000:
+            self._cache[value] = out
+        return out
+
+    def value(self, value: str | None, column: str | None = None) -> str | None:
+        """A cell: a whole host value of a host column becomes its pseudonym, else :meth:`text`."""
+        if value is None:
+            return None
+        if self.hosts and column is not None:
+            kind = HOST_COLUMNS.get(column.lower())
+            if kind and value.strip() and value.lower() not in _NOT_HOSTS:
+                host, sep, port = value.rpartition(":") if _has_port(value) else (value, "", "")
+                return self.pseudonym(host, kind) + sep + port
+        return self.text(value)
+
+    # --- frames ----------------------------------------------------------------------------
+    def frame(self, frame: Any, *, columns: Iterable[str] | None = None) -> pl.DataFrame:
+        """Every text in ``frame`` redacted: string columns, lists of strings, struct fields (labels).
+
+        Parameters
+        ----------
+        frame
+            A polars or pandas frame.
+        columns
+            Only these columns (default: every column that can carry text).
+        """
+        df = to_polars(frame)
+        chosen = set(columns) if columns is not None else None
+        exprs = []
+        for name, dtype in df.schema.items():
+            if chosen is not None and name not in chosen:
+                continue
+            if _has_text(dtype):
+                exprs.append(self._expr(pl.col(name), dtype, name))
+        return df.with_columns(exprs) if exprs else df
+
+    def _expr(self, expr: pl.Expr, dtype: pl.DataType, column: str) -> pl.Expr:
+        if dtype == pl.String or dtype == pl.Categorical or isinstance(dtype, pl.Enum):
+            fn = self._mapper(column)
+            return expr.cast(pl.String).map_batches(fn, return_dtype=pl.String)
+        if isinstance(dtype, pl.List):
+            return expr.list.eval(self._expr(pl.element(), dtype.inner, column))
+        if isinstance(dtype, pl.Struct):
+            fields = [
+                self._expr(expr.struct.field(f.name), f.dtype, f.name).alias(f.name)
+                if _has_text(f.dtype)
+                else expr.struct.field(f.name)
+                for f in dtype.fields
+            ]
+            return pl.when(expr.is_null()).then(None).otherwise(pl.struct(fields)).alias(column)
+        return expr
+
+    def _mapper(self, column: str) -> Callable[[pl.Series], pl.Series]:
+        def apply(s: pl.Series) -> pl.Series:
+            uniq = s.drop_nulls().unique()
+            if uniq.len() == 0:
+                return s.cast(pl.String)
+            mapping = {v: self.value(v, column) for v in uniq.to_list()}
+            return s.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+        return apply
+
+    # --- figures ---------------------------------------------------------------------------
+    def figure(self, fig: Any) -> Any:
+        """A copy of a plotly figure whose every text (titles, labels, legend, hover) is redacted."""
+        import plotly.graph_objects as go
+
+        spec = fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else dict(fig)
+        clean = self._walk(spec, None)
+        return go.Figure(clean, skip_invalid=True)
+
+    def _walk(self, obj: Any, key: str | None) -> Any:
+        if isinstance(obj, str):
+            return obj if key in _FIGURE_CODE_KEYS else self.text(obj)
+        if isinstance(obj, dict):
+            return {k: self._walk(v, k) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self._walk(v, key) for v in obj]
+        if (
+            type(obj).__module__ == "numpy"
+            and getattr(obj, "dtype", None) is not None
+            and obj.dtype.kind in "OUS"
+        ):
+            return [self._walk(v, key) for v in obj.tolist()]
+        return obj
+
+
+#: figure keys whose strings are code, colours or enums, never evidence text
+_FIGURE_CODE_KEYS = frozenset(
+    {"color", "bgcolor", "bordercolor", "fillcolor", "linecolor", "gridcolor", "tickcolor", "type", "mode",
+     "xref", "yref", "xanchor", "yanchor", "axref", "ayref", "dash", "shape", "symbol", "family",
+     "tickformat", "hoverformat", "fill", "orientation", "hovermode", "barmode", "layer", "xaxis", "yaxis",
+     "anchor", "overlaying", "matches", "side", "textposition", "ticks", "rangemode"}
+)  # fmt: skip
+
+
+def _kv_sub(m: re.Match[str]) -> str:
+    value = m.group("value")
+    if value.startswith(("'", '"')):
+        return m.group("key") + m.group("sep") + value[0] + SECRET + value[0]
+    if value == SECRET or value.startswith("[REDACTED"):
+        return m.group(0)
+    return m.group("key") + m.group("sep") + SECRET
+
+
+def _has_port(value: str) -> bool:
+    return value.count(":") == 1 and value.rpartition(":")[2].isdigit()
+
+
+def _has_text(dtype: pl.DataType) -> bool:
+    if dtype == pl.String or dtype == pl.Categorical or isinstance(dtype, pl.Enum):
+        return True
+    if isinstance(dtype, pl.List | pl.Array):
+        return _has_text(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_has_text(f.dtype) for f in dtype.fields)
+    return False
+
+
+def redact_text(text: str | None, *, hosts: bool = False, redactor: Redactor | None = None) -> str | None:
+    """``text`` with secrets (and, with ``hosts=True``, hosts) removed. See :class:`Redactor`.
+
+    Examples
+    --------
+    >>> from loglib.present.redact import redact_text
+    >>> redact_text("host=db1 user=app password=s3cr3t dbname=shop")
+    'host=db1 user=app password=[REDACTED] dbname=shop'
+    >>> redact_text("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl")
+    'Authorization: Bearer [REDACTED]'
+    """
+    return (redactor or Redactor(hosts=hosts)).text(text)
+
+
+def redact_frame(
+    frame: Any, *, hosts: bool = False, columns: Iterable[str] | None = None, redactor: Redactor | None = None
+) -> pl.DataFrame:
+    """Every text cell of ``frame`` redacted (strings, lists, struct fields such as metric labels)."""
+    return (redactor or Redactor(hosts=hosts)).frame(frame, columns=columns)
+
+
+def redact_figure(fig: Any, *, hosts: bool = False, redactor: Redactor | None = None) -> Any:
+    """A copy of a plotly figure with titles, trace names, labels and hover text redacted."""
+    return (redactor or Redactor(hosts=hosts)).figure(fig)
