@@ -126,6 +126,21 @@ def rejects_frame(file: str, lines: list[int], reasons: list[str], texts: list[s
     )
 
 
+def add_rejects(
+    report: ReadReport, file: str, lines: list[int], reasons: list[str], texts: list[str]
+) -> None:
+    """Append rejected lines of ``file`` to the report (the caller counts them as read)."""
+    if lines:
+        report.rejects = pl.concat([report.rejects, rejects_frame(file, lines, reasons, texts)])
+
+
+def record_damage(report: ReadReport, name: str, last_line: int, damage: str) -> None:
+    """A truncated or corrupt compressed file: one reject after its last readable line, counted
+    as read, so that ``lines_read == lines_parsed + lines_rejected`` still holds."""
+    report.lines_read += 1
+    add_rejects(report, name, [last_line + 1], [damage], [""])
+
+
 def finish_read(
     frame: pl.DataFrame, report: ReadReport, *, strict: bool, stacklevel: int = 3
 ) -> pl.DataFrame:

@@ -13,7 +13,7 @@ import re
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport, rejects_frame
+from loglib.core.rejects import ReadReport, add_rejects
 from loglib.core.schema import METRICS, UTC_TS
 from loglib.sources.files import Source
 
@@ -226,11 +226,3 @@ def split_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-
-
-def add_rejects(
-    report: ReadReport, file: str, lines: list[int], reasons: list[str], texts: list[str]
-) -> None:
-    """Append rejected lines of ``file`` to the report (the caller counts them as read)."""
-    if lines:
-        report.rejects = pl.concat([report.rejects, rejects_frame(file, lines, reasons, texts)])

@@ -13,15 +13,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport, finish_read, rejects_frame
+from loglib.core.rejects import ReadReport, finish_read, record_damage, rejects_frame
 from loglib.core.schema import APP_EVENTS, APP_EXTRA, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_naive
 from loglib.errors import FormatError, LoglibWarning
@@ -52,6 +50,7 @@ from loglib.sources.files import (
     Source,
     expand_sources,
     iter_line_chunks,
+    map_ordered,
 )
 
 _LEVEL_WORD = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|FATAL|PANIC)"
@@ -711,45 +710,27 @@ class _Parser:
         """Parse the chunks two at a time and stitch events that cross chunk boundaries."""
         tail: pl.DataFrame | None = None
         chunks = iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            pending: deque[Future[_ChunkResult]] = deque()
-            exhausted = False
-            while pending or not exhausted:
-                while not exhausted and len(pending) < 2:
-                    chunk = next(chunks, None)
-                    if chunk is None:
-                        exhausted = True
-                    else:
-                        pending.append(pool.submit(self._work, chunk))
-                if not pending:
-                    break
-                res = pending.popleft().result()
-                chunk = res.chunk
-                report.lines_read += chunk.n_lines
-                if chunk.fallback_decoded:
-                    report.notes.append(
-                        f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
-                    )
-                if res.tail is None:  # no entry starts in this chunk: it all continues the open event
-                    tail = res.lead if tail is None else pl.concat([tail, res.lead], how="vertical_relaxed")
-                else:
-                    stitched = (
-                        res.lead if tail is None else pl.concat([tail, res.lead], how="vertical_relaxed")
-                    )
-                    yield from self._fold_finish(stitched, report)
-                    if res.rejected is not None:
-                        report.lines_parsed += res.core_rows - res.rejected.height
-                        if res.rejected.height:
-                            report.rejects = pl.concat([report.rejects, self._rejects(res.rejected)])
-                    if res.events is not None:
-                        yield res.events
-                    tail = res.tail
-                if chunk.damage:
-                    last = chunk.first_line + chunk.n_lines - 1
-                    report.lines_read += 1
-                    report.rejects = pl.concat(
-                        [report.rejects, rejects_frame(self.source.name, [last + 1], [chunk.damage], [""])]
-                    )
+        for res in map_ordered(self._work, chunks):
+            chunk = res.chunk
+            report.lines_read += chunk.n_lines
+            if chunk.fallback_decoded:
+                report.notes.append(
+                    f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
+                )
+            stitched = res.lead if tail is None else pl.concat([tail, res.lead], how="vertical_relaxed")
+            if res.tail is None:  # no entry starts in this chunk: it all continues the open event
+                tail = stitched
+            else:
+                yield from self._fold_finish(stitched, report)
+                if res.rejected is not None:
+                    report.lines_parsed += res.core_rows - res.rejected.height
+                    if res.rejected.height:
+                        report.rejects = pl.concat([report.rejects, self._rejects(res.rejected)])
+                if res.events is not None:
+                    yield res.events
+                tail = res.tail
+            if chunk.damage:
+                record_damage(report, self.source.name, chunk.first_line + chunk.n_lines - 1, chunk.damage)
         if tail is not None:
             yield from self._fold_finish(tail, report)
 

@@ -15,7 +15,9 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from loglib.errors import NoDataError
 PathsLike = str | os.PathLike | bytes | Iterable[str | os.PathLike]
 
 T = TypeVar("T")
+R = TypeVar("R")
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _ROTATION = re.compile(r"^(?P<base>.*?)\.(?P<n>\d{1,4})$")
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
@@ -206,6 +209,23 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                 q.get_nowait()
             except queue.Empty:
                 worker.join(0.01)
+
+
+def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 2) -> Iterator[R]:
+    """``fn(item)`` for every item in ``workers`` threads, yielded in input order.
+
+    At most ``workers`` items are in flight, so memory stays bounded; polars releases the GIL,
+    so parsing two chunks at once uses both cores. Exceptions surface in input order.
+    """
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loglib-parse") as pool:
+        pending: deque[Future[R]] = deque()
+        for item in source:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[LineChunk]:

@@ -23,10 +23,10 @@ import csv
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport
+from loglib.core.rejects import ReadReport, add_rejects
 from loglib.core.timeparse import localize, parse_iso
 from loglib.errors import TimezoneError
-from loglib.sources._series import SeriesTable, add_rejects, parse_selector, samples_frame
+from loglib.sources._series import SeriesTable, parse_selector, samples_frame
 from loglib.sources.files import Source, iter_line_chunks
 
 _TIME_HEADERS = frozenset({"time", "timestamp", "date", "datetime", "_time"})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport, finish_read, rejects_frame
+from loglib.core.rejects import ReadReport, add_rejects, finish_read
 from loglib.core.schema import PG_ACTIVITY, PG_ACTIVITY_GAPS, conform
 from loglib.errors import NoDataError
 from loglib.sources.files import PathsLike, Source, expand_sources
@@ -47,7 +47,7 @@ def _read_files(paths: PathsLike, part: str, reader: str) -> tuple[list[pl.DataF
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
             report.lines_read += 1
             reason = f"not a readable Parquet file ({type(exc).__name__}: {str(exc)[:150]})"
-            report.rejects = pl.concat([report.rejects, rejects_frame(source.name, [1], [reason], [""])])
+            add_rejects(report, source.name, [1], [reason], [""])
             continue
         report.lines_read += frame.height
         report.lines_parsed += frame.height

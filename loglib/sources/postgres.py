@@ -11,14 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport, finish_read, rejects_frame
+from loglib.core.rejects import ReadReport, add_rejects, finish_read, record_damage
 from loglib.core.schema import PG_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
 from loglib.errors import FormatError
@@ -32,6 +30,7 @@ from loglib.sources.files import (
     Source,
     expand_sources,
     iter_line_chunks,
+    map_ordered,
     prefetch,
 )
 
@@ -326,59 +325,38 @@ class _LineParser:
         report.lines_parsed += rows - rejected.height
         if rejected.height:
             reasons = _reject_reasons(rejected, self.prefix, self.fmt)
-            report.rejects = pl.concat(
-                [
-                    report.rejects,
-                    rejects_frame(
-                        self.source.name,
-                        reasons["line"].to_list(),
-                        reasons["reason"].to_list(),
-                        reasons["text"].to_list(),
-                    ),
-                ]
-            )
+            add_rejects(
+                report, self.source.name, reasons["line"].to_list(), reasons["reason"].to_list(),
+                reasons["text"].to_list(),
+            )  # fmt: skip
 
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
         chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes))
         open_entry: pl.DataFrame | None = None  # the last entry seen, maybe still growing
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="loglib-pg") as pool:
-            pending: deque[Future[_ChunkWork]] = deque()
-            exhausted = False
-            while pending or not exhausted:
-                while not exhausted and len(pending) < 2:
-                    chunk = next(chunks, None)
-                    if chunk is None:
-                        exhausted = True
-                    else:
-                        pending.append(pool.submit(self._work, chunk))
-                if not pending:
-                    break
-                work = pending.popleft().result()
-                chunk = work.chunk
-                report.lines_read += chunk.lines.len()
-                if chunk.fallback_decoded:
-                    report.notes.append(
-                        f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
-                    )
-                joined = (
-                    work.lead if open_entry is None else pl.concat([open_entry, work.lead], rechunk=False)
+        for work in map_ordered(self._work, chunks):
+            chunk = work.chunk
+            report.lines_read += chunk.lines.len()
+            if chunk.fallback_decoded:
+                report.notes.append(
+                    f"{self.source.name}: {chunk.fallback_decoded} line(s) were not UTF-8 and were read as Latin-1"
                 )
-                if work.tail is None:
-                    open_entry = joined
-                else:
-                    if joined.height:
-                        finished, rejected = self._fold_finish(joined)
-                        self._account(report, joined.height, rejected)
-                        if finished is not None:
-                            yield finished
-                    self._account(report, work.core_lines, work.rejected)
-                    if work.finished is not None:
-                        yield work.finished
-                    open_entry = work.tail
-                if chunk.damage:
-                    _record_damage(
-                        report, self.source.name, chunk.first_line + chunk.lines.len() - 1, chunk.damage
-                    )
+            joined = work.lead if open_entry is None else pl.concat([open_entry, work.lead], rechunk=False)
+            if work.tail is None:
+                open_entry = joined
+            else:
+                if joined.height:
+                    finished, rejected = self._fold_finish(joined)
+                    self._account(report, joined.height, rejected)
+                    if finished is not None:
+                        yield finished
+                self._account(report, work.core_lines, work.rejected)
+                if work.finished is not None:
+                    yield work.finished
+                open_entry = work.tail
+            if chunk.damage:
+                record_damage(
+                    report, self.source.name, chunk.first_line + chunk.lines.len() - 1, chunk.damage
+                )
         if open_entry is not None and open_entry.height:
             finished, rejected = self._fold_finish(open_entry)
             self._account(report, open_entry.height, rejected)
@@ -401,12 +379,6 @@ class _LineParser:
             exprs.append(pl.col("ts_n").cast(pl.Float64, strict=False).alias("epoch"))
         out = entries.with_columns(exprs).with_columns(pl.lit(self.source.name).alias("file"))
         return out
-
-
-def _record_damage(report: ReadReport, name: str, last_line: int, damage: str) -> None:
-    """A truncated compressed file: one reject after its last readable line, counted as read."""
-    report.lines_read += 1
-    report.rejects = pl.concat([report.rejects, rejects_frame(name, [last_line + 1], [damage], [""])])
 
 
 class _SyslogParser(_LineParser):
@@ -588,14 +560,9 @@ class _CsvParser:
                 yield _finish(_records_to_frame(rec, name), self.opts, name)
                 rec = _new_records()
         if bad_lines:
-            report.rejects = pl.concat(
-                [report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)]
-            )
+            add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
         if state["damage"]:
-            report.lines_read += 1
-            report.rejects = pl.concat(
-                [report.rejects, rejects_frame(name, [state["line"] + 1], [state["damage"]], [""])]
-            )
+            record_damage(report, name, state["line"], state["damage"])
         if rec["line"]:
             yield _finish(_records_to_frame(rec, name), self.opts, name)
 
@@ -646,11 +613,9 @@ class _JsonParser:
                     rec["client_host"][-1] = _str(obj.get("remote_host"))
                     rec["client_port"][-1] = _str(obj.get("remote_port"))
             if bad_lines:
-                report.rejects = pl.concat(
-                    [report.rejects, rejects_frame(name, bad_lines, bad_reasons, bad_texts)]
-                )
+                add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
             if chunk.damage:
-                _record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
+                record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
             del noise
             if rec["line"]:
                 raw = _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
@@ -835,8 +800,7 @@ def _batches(sources: list[Source], opts: _Options, report: ReadReport) -> Itera
         if not source.head(1):
             damage = next((c.damage for c in iter_line_chunks(source) if c.damage), None)
             if damage:  # a compressed file that yields nothing at all
-                report.lines_read += 1
-                report.rejects = pl.concat([report.rejects, rejects_frame(source.name, [1], [damage], [""])])
+                record_damage(report, source.name, 0, damage)
             else:
                 report.notes.append(f"{source.name} is empty")
             continue
