@@ -7,6 +7,7 @@ output (``tests/conftest.py`` exposes it as the ``pg_server`` fixture).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -35,6 +36,27 @@ DEFAULT_SETTINGS = {
     "shared_buffers": "16MB",
     "lc_messages": "'C'",
 }
+
+
+def reset_close(conn) -> None:
+    """Drop a client connection with a TCP RST, as a killed client on a busy host does (SO_LINGER 0).
+
+    The socket's own descriptor is pointed at /dev/null first, so libpq's goodbye goes nowhere
+    and the last close of the socket (our duplicate) sends the reset. PostgreSQL then logs
+    "could not receive data from client: Connection reset by peer".
+    """
+    import socket
+    import struct
+
+    fd = conn.fileno()
+    sock = socket.socket(fileno=os.dup(fd))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    sock.close()
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 def find_pg_bin() -> Path | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import struct
 import time
 
 import polars as pl
@@ -14,25 +13,9 @@ import psycopg
 import pytest
 
 import loglib as ll
+from tests.pgserver import reset_close
 
 pytestmark = pytest.mark.postgres
-
-
-def _reset_close(conn: psycopg.Connection) -> None:
-    """Drop the connection with a TCP RST, as a killed client on a busy host does (SO_LINGER 0).
-
-    The socket's own descriptor is pointed at /dev/null first, so libpq's goodbye goes nowhere
-    and the last close of the socket (our duplicate) sends the reset.
-    """
-    fd = conn.fileno()
-    sock = socket.socket(fileno=os.dup(fd))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
-    sock.close()
-    with contextlib.suppress(psycopg.Error):
-        conn.close()
 
 
 def _port(conn: psycopg.Connection) -> int:
@@ -55,7 +38,7 @@ def story(pg_server):
     admin.execute("select pg_terminate_backend(%s)", (victim.info.backend_pid,))
     resetter = psycopg.connect(app_dsn)
     truth["reset"].append(_port(resetter))
-    _reset_close(resetter)
+    reset_close(resetter)
     idle_tx = psycopg.connect(app_dsn)
     truth["idle_tx"].append(_port(idle_tx))
     idle_tx.execute("set idle_in_transaction_session_timeout = '300ms'")

@@ -23,8 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.pgserver import PgServer, find_pg_bin, free_port  # noqa: E402
+from tests.pgserver import PgServer, find_pg_bin, free_port, reset_close  # noqa: E402
 
 OUT = ROOT / "data" / "sample-pg"
 SPEED = 60  # server seconds per real second
@@ -42,23 +40,6 @@ START = "2026-11-21 08:00:00"
 REQUESTS_PER_SECOND = 4  # real time: 4 requests per server minute
 LEAK_EVERY = 12  # one request in 12 leaks its connection: ~20 leaks per server hour
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
-
-
-def reset_close(conn: psycopg.Connection) -> None:
-    """Drop the connection with a TCP RST, as a killed client on a busy host does (SO_LINGER 0).
-
-    The socket's own descriptor is pointed at /dev/null first, so libpq's goodbye goes nowhere
-    and the last close of the socket (our duplicate) sends the reset.
-    """
-    fd = conn.fileno()
-    sock = socket.socket(fileno=os.dup(fd))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
-    sock.close()
-    with contextlib.suppress(psycopg.Error):
-        conn.close()
 
 
 def drop_real_clock_lines(path: Path, first: str, last: str) -> int:
