@@ -25,9 +25,8 @@ SETUP = """import polars as pl
 
 import loglib as ll
 
-pl.Config.set_tbl_rows(40)
-pl.Config.set_fmt_str_lengths(100)
-pl.Config.set_tbl_hide_dataframe_shape(True);"""
+# tables: more rows, whole sentences, no dtype row
+pl.Config(tbl_rows=40, fmt_str_lengths=300, tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True)"""
 
 
 def md(text: str) -> tuple[str, str, list[str]]:

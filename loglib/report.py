@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import subprocess
 import time
 import warnings
@@ -207,11 +208,36 @@ def _one_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+_EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>", re.IGNORECASE)
+
+
+def offline_outputs(nb: Any) -> int:
+    """Remove ``<script src="http…">`` tags from the notebook's HTML outputs, in place; return how many.
+
+    plotly's notebook renderer always adds MathJax from a CDN to each figure (for LaTeX labels,
+    which loglib's charts do not use); offline it would only fail to load.
+    """
+    removed = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            html = data.get("text/html")
+            if not html:
+                continue
+            text = "".join(html) if isinstance(html, list) else html
+            clean, n = _EXTERNAL_SCRIPT.subn("", text)
+            if n:
+                data["text/html"] = clean
+                removed += n
+    return removed
+
+
 def notebook_html(nb: Any, *, title: str | None = None) -> str:
     """The executed notebook as one self-contained HTML page that works offline.
 
     JupyterLab's look (nbconvert ``lab`` template) without its CDN scripts; plotly figures
-    rendered by the inlined plotly.js of the ``plotly_mimetype+notebook`` renderer.
+    rendered by the inlined plotly.js of the ``plotly_mimetype+notebook`` renderer. External
+    scripts in the outputs are dropped first (:func:`offline_outputs`).
     """
     import jinja2
     from nbconvert import HTMLExporter
@@ -221,9 +247,9 @@ def notebook_html(nb: Any, *, title: str | None = None) -> str:
         extra_loaders=[jinja2.DictLoader({"loglib_offline.html.j2": _OFFLINE_TEMPLATE})],
         template_file="loglib_offline.html.j2",
     )
+    nb = copy.deepcopy(nb)
+    offline_outputs(nb)
     if title:
-        nb = copy.copy(nb)
-        nb.metadata = copy.deepcopy(nb.metadata)
         nb.metadata["title"] = title
     body, _ = exporter.from_notebook_node(nb)
     return body
@@ -370,6 +396,7 @@ def build_report(
     say("writing report.html")
     import nbformat
 
+    offline_outputs(nb)
     nbformat.write(nb, str(out / "report.ipynb"))
     html_path = out / "report.html"
     html_path.write_text(notebook_html(nb, title=title), encoding="utf-8")
@@ -458,7 +485,7 @@ def impact(incident: Any) -> pl.DataFrame:
             ):
                 n = pg.filter(pl.col("event") == event).height
                 if n:
-                    rows.append({"measure": label, "value": f"{n:,}", "evidence": f"PostgreSQL `{event}`"})
+                    rows.append({"measure": label, "value": f"{n:,}", "evidence": f"PostgreSQL {event}"})
     return pl.DataFrame(rows, schema={"measure": pl.String, "value": pl.String, "evidence": pl.String})
 
 
