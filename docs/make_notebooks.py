@@ -54,7 +54,7 @@ notebook headless and writes it as `report.html`.
 incident_dir = "../data/incidents/pool-exhaustion"  # the folder with incident.toml
 out_dir = "out/postmortem"  # where the export bundle is written
 tz = None  # also show timeline times in this IANA zone, e.g. "Europe/Berlin"
-chart_formats = ["png", "svg"]  # static charts of the bundle (need Chrome/Chromium); [] for none
+chart_formats = ["png", "svg"]  # chart files of the bundle; PNG/SVG/PDF need Chrome/Chromium, "html" does not
 leak_every = "1h"  # bucket of the leak-rate table (the bundled incidents last ~7 minutes: try "1m")
 """,
         "parameters",
@@ -96,7 +96,7 @@ for f in found:
     print(f"{f.kind.replace('_', ' ')} ({f.confidence} confidence)\\n{f.statement}")
     display(f.evidence.head(8))"""),
     code("""
-for name, fig in ll.report.evidence_charts(inc, found).items():
+for fig in ll.report.evidence_charts(inc, found).values():
     fig.show()"""),
     md("""
 ## Leak rate per hour

@@ -51,7 +51,10 @@ def _report(args: argparse.Namespace) -> int:
             print(f"  - {statement[:200]}{'…' if len(statement) > 200 else ''}")
     print(f"Open {result.html} in a browser (works offline).")
     if result.browser_error:
-        return _error(f"no PNG/SVG charts in the bundle: {result.browser_error} (report.html was written)")
+        return _error(
+            f"no PNG/SVG charts in the bundle (HTML charts instead): {result.browser_error} "
+            "(report.html was written)"
+        )
     return 0
 
 
@@ -66,6 +69,18 @@ def _demo(args: argparse.Namespace) -> int:
     return _report(
         argparse.Namespace(incident_dir=str(folder), out=args.out, notebook=None, tz=None, quiet=args.quiet)
     )
+
+
+def _csv_column(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column CSV can hold: structs as JSON, lists joined by newlines, durations in seconds."""
+    col = pl.col(name)
+    if isinstance(dtype, pl.Struct):
+        return col.struct.json_encode()
+    if isinstance(dtype, pl.List):
+        return col.cast(pl.List(pl.String)).list.join("\n")
+    if isinstance(dtype, pl.Duration):
+        return col.dt.total_microseconds() / 1e6
+    return col
 
 
 def _parse(args: argparse.Namespace) -> int:
@@ -90,12 +105,7 @@ def _parse(args: argparse.Namespace) -> int:
     if fmt == "parquet":
         frame.write_parquet(out)
     else:
-        flat = frame.select(
-            pl.col(c).struct.json_encode() if isinstance(t, pl.Struct)
-            else pl.col(c).cast(pl.List(pl.String)).list.join("\n") if isinstance(t, pl.List)
-            else pl.col(c)
-            for c, t in frame.schema.items()
-        )  # fmt: skip
+        flat = frame.select(_csv_column(c, t) for c, t in frame.schema.items())
         flat.write_csv(out)
     with contextlib.suppress(Exception):  # readers without a read report (pool events, pg_activity)
         print(read_report(frame).summary())

@@ -350,8 +350,8 @@ def build_report(
     -------
     ReportResult
         Paths written, the findings' statements, the time taken; ``browser_error`` is set when no
-        Chrome/Chromium was found: then the bundle has no PNG/SVG charts but ``report.html`` and the
-        Markdown documents are written.
+        Chrome/Chromium was found: then the bundle's charts are interactive HTML instead of PNG/SVG,
+        and ``report.html`` and the Markdown documents are written as usual.
 
     Raises
     ------
@@ -379,8 +379,8 @@ def build_report(
     try:
         find_browser()
     except BrowserNotFoundError as exc:
-        browser_error, formats = str(exc), []
-        say("no browser for static charts: the bundle gets no PNG/SVG (report.html is interactive anyway)")
+        browser_error, formats = str(exc), ["html"]
+        say("no browser for static charts: the bundle gets interactive HTML charts instead of PNG/SVG")
     nb_path = Path(notebook) if notebook else notebook_path("postmortem")
     nb = parameterize(
         read_notebook(nb_path), incident_dir=str(folder), out_dir=str(out), tz=tz, chart_formats=formats
