@@ -120,8 +120,12 @@ def _timeline(args: argparse.Namespace) -> int:
     inc = check_incident(args.incident_dir)
     table = timeline(inc, tz=args.tz)
     print(f"# {inc.title}")
-    print(f"Times in UTC{' and ' + args.tz if args.tz else ''}; `evidence` is file:line.\n")
-    shown = table.with_columns(pl.col(pl.Datetime).dt.strftime("%H:%M:%S%.3f")).drop("end", strict=False)
+    days = table["time"].dt.date().unique() if table.height else pl.Series([], dtype=pl.Date)
+    one_day = days.len() == 1
+    on = f" on {days[0]}" if one_day else ""
+    print(f"Times in UTC{on}{' and ' + args.tz if args.tz else ''}; `evidence` is file:line.\n")
+    fmt = "%H:%M:%S%.3f" if one_day else "%Y-%m-%d %H:%M:%S%.3f"
+    shown = table.with_columns(pl.col(pl.Datetime).dt.strftime(fmt)).drop("end", strict=False)
     with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=90, tbl_hide_dataframe_shape=True,
                    tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True):  # fmt: skip
         print(shown)
