@@ -8,6 +8,7 @@ frames, then ask the questions a postmortem asks.
 >>> ll.pg_connections(pg, every="1h")                   # doctest: +SKIP
 """
 
+from loglib import report
 from loglib.analysis.activity import pg_activity_states, pg_idle_in_transaction, pg_oldest_xact
 from loglib.analysis.alerts import replay_alert
 from loglib.analysis.align import align
@@ -60,6 +61,7 @@ from loglib.present.export import (
 )
 from loglib.present.redact import Redactor, redact_figure, redact_frame, redact_text
 from loglib.present.timeline import timeline
+from loglib.report import ReportError, build_report
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
 from loglib.sources.pg_activity import read_pg_activity, read_pg_activity_gaps
 from loglib.sources.pool_events import read_pool_events
@@ -94,12 +96,14 @@ __all__ = [
     "ReadReport",
     "Redactor",
     "RejectedLinesWarning",
+    "ReportError",
     "SkewEstimate",
     "SourceSpec",
     "TimezoneError",
     "add_error_rule",
     "align",
     "apply_offset",
+    "build_report",
     "capture_pg_activity",
     "charts",
     "classify_error",
@@ -143,6 +147,7 @@ __all__ = [
     "redact_text",
     "rejects",
     "replay_alert",
+    "report",
     "reset_error_rules",
     "scan_app_log",
     "scan_pg_log",

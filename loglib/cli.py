@@ -1,8 +1,9 @@
-"""The ``loglib`` command: thin faces over the library (parse, connections, demo)."""
+"""The ``loglib`` command: thin faces over the library (report, parse, timeline, connections, demo, capture)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from pathlib import Path
@@ -16,6 +17,119 @@ from loglib.errors import LoglibError, RejectedLinesWarning
 from loglib.sources.postgres import FORMATS, read_pg_log
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample-pg"
+#: the bundled incidents, in a source checkout (an editable install)
+INCIDENTS = Path(__file__).resolve().parent.parent / "data" / "incidents"
+DEMO_INCIDENT = "pool-exhaustion"
+#: what `loglib parse` reads, by KIND
+PARSE_KINDS = ("postgres", "app", "prometheus", "pool_events", "pg_activity")
+
+
+def _error(message: str) -> int:
+    print(f"loglib: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from loglib.report import build_report
+
+    result = build_report(
+        args.incident_dir,
+        args.out,
+        notebook=args.notebook,
+        tz=args.tz,
+        progress=None if args.quiet else _progress,
+    )
+    print(f"Postmortem of {Path(args.incident_dir).name} written in {result.seconds:.0f} s:")
+    print(result)
+    if result.findings:
+        print("Findings:")
+        for statement in result.findings:
+            print(f"  - {statement[:200]}{'…' if len(statement) > 200 else ''}")
+    print(f"Open {result.html} in a browser (works offline).")
+    if result.browser_error:
+        return _error(
+            f"no PNG/SVG charts in the bundle (HTML charts instead): {result.browser_error} "
+            "(report.html was written)"
+        )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    folder = INCIDENTS / DEMO_INCIDENT
+    if not folder.is_dir():
+        return _error(
+            f"the bundled incidents are not here ({folder}): run `loglib demo` from a clone of the "
+            "repository installed with `pip install -e .`, or `loglib report INCIDENT_DIR --out OUT_DIR`"
+        )
+    print(f"loglib demo: the postmortem of the bundled incident {DEMO_INCIDENT} into {args.out}", file=sys.stderr)
+    return _report(
+        argparse.Namespace(incident_dir=str(folder), out=args.out, notebook=None, tz=None, quiet=args.quiet)
+    )
+
+
+def _csv_column(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column CSV can hold: structs as JSON, lists joined by newlines, durations in seconds."""
+    col = pl.col(name)
+    if isinstance(dtype, pl.Struct):
+        return col.struct.json_encode()
+    if isinstance(dtype, pl.List):
+        return col.cast(pl.List(pl.String)).list.join("\n")
+    if isinstance(dtype, pl.Duration):
+        return col.dt.total_microseconds() / 1e6
+    return col
+
+
+def _parse(args: argparse.Namespace) -> int:
+    from loglib.incident import reader
+
+    out = Path(args.out)
+    fmt = args.to or (out.suffix.lstrip(".").lower() or "parquet")
+    if fmt not in ("parquet", "csv"):
+        return _error(f"--out {out}: write .parquet or .csv (or say --to parquet|csv)")
+    options = {k: v for k, v in (("format", args.format), ("prefix", args.prefix), ("tz", args.tz)) if v}
+    if args.pattern:
+        options["pattern"] = args.pattern
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RejectedLinesWarning)  # counted in the summary below
+            frame = reader(args.kind)(args.paths, **options)
+    except (OSError, UnicodeError) as exc:
+        return _error(f"cannot read {' '.join(args.paths)}: {exc}")
+    except TypeError as exc:  # an option the reader of this kind does not take
+        return _error(f"loglib parse {args.kind}: {exc}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        frame.write_parquet(out)
+    else:
+        flat = frame.select(_csv_column(c, t) for c, t in frame.schema.items())
+        flat.write_csv(out)
+    with contextlib.suppress(Exception):  # readers without a read report (pool events, pg_activity)
+        print(read_report(frame).summary())
+    print(f"{frame.height:,} rows × {frame.width} columns -> {out}")
+    return 0
+
+
+def _timeline(args: argparse.Namespace) -> int:
+    from loglib.present.timeline import timeline
+    from loglib.report import check_incident
+
+    inc = check_incident(args.incident_dir)
+    table = timeline(inc, tz=args.tz)
+    print(f"# {inc.title}")
+    days = table["time"].dt.date().unique() if table.height else pl.Series([], dtype=pl.Date)
+    one_day = days.len() == 1
+    on = f" on {days[0]}" if one_day else ""
+    print(f"Times in UTC{on}{' and ' + args.tz if args.tz else ''}; `evidence` is file:line.\n")
+    fmt = "%H:%M:%S%.3f" if one_day else "%Y-%m-%d %H:%M:%S%.3f"
+    shown = table.with_columns(pl.col(pl.Datetime).dt.strftime(fmt)).drop("end", strict=False)
+    with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=90, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True):  # fmt: skip
+        print(shown)
+    return 0
 
 
 def _print_table(frame: pl.DataFrame) -> None:
@@ -100,28 +214,46 @@ def main(argv: list[str] | None = None) -> int:
     conn.add_argument("--year", type=int, help="year of BSD syslog timestamps")
     conn.set_defaults(func=_connections)
 
-    demo = sub.add_parser("demo", help="the connection table of the bundled sample PostgreSQL log")
-    demo.add_argument("--every", default="1h")
-    demo.set_defaults(
-        func=lambda a: _connections(
-            argparse.Namespace(
-                paths=[str(SAMPLE / "postgresql.log*")],
-                every=a.every,
-                by=None,
-                format=None,
-                prefix=None,
-                tz=None,
-                year=None,
-            )
-        )
+    rep = sub.add_parser(
+        "report",
+        help="the postmortem of an incident folder: report.html and the export bundle",
+        description="Executes the postmortem notebook headless for the incident and writes OUT_DIR/report.html "
+        "(interactive, offline), report.ipynb and the export bundle (charts/*.png|svg, timeline.md, "
+        "findings.md, summary.md).",
     )
+    rep.add_argument("incident_dir", help="folder with incident.toml")
+    rep.add_argument("--out", required=True, help="output folder (created)")
+    rep.add_argument("--tz", help="also show timeline times in this IANA zone, e.g. Europe/Berlin")
+    rep.add_argument("--notebook", help="run this notebook instead of the shipped postmortem")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    rep.set_defaults(func=_report)
+
+    parse = sub.add_parser("parse", help="read any source into one Parquet or CSV file")
+    parse.add_argument("kind", choices=PARSE_KINDS, help="which reader")
+    parse.add_argument("paths", nargs="+", help="files, globs or directories (.gz/.bz2/.xz ok)")
+    parse.add_argument("--out", required=True, help="frames.parquet or frames.csv")
+    parse.add_argument("--to", choices=["parquet", "csv"], help="format (default: from --out's suffix)")
+    parse.add_argument("--format", help="source format (default: detected per file)")
+    parse.add_argument("--prefix", help="postgres: the server's log_line_prefix, verbatim")
+    parse.add_argument("--pattern", help="app: the logging format string, e.g. '%%(asctime)s %%(message)s'")
+    parse.add_argument("--tz", help="zone of naive timestamps")
+    parse.set_defaults(func=_parse)
+
+    tl = sub.add_parser("timeline", help="print the timeline table of an incident folder")
+    tl.add_argument("incident_dir", help="folder with incident.toml")
+    tl.add_argument("--tz", help="also show times in this IANA zone")
+    tl.set_defaults(func=_timeline)
+
+    demo = sub.add_parser("demo", help=f"the report on the bundled incident {DEMO_INCIDENT}, into ./out/demo")
+    demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    demo.set_defaults(func=_demo)
     _add_capture(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except LoglibError as exc:
-        print(f"loglib: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(str(exc))
 
 
 if __name__ == "__main__":

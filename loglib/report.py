@@ -1,0 +1,684 @@
+"""The postmortem report (``loglib report``): a parameterised notebook, executed headless, as offline HTML.
+
+:func:`build_report` checks the incident folder (so a wrong folder, ``incident.toml`` or
+source fails fast with a one-line message), executes the ``postmortem`` notebook with the
+folder as its parameter (nbclient, the interpreter's own ``python3`` kernel), writes
+``report.html`` and lets the notebook's last cell write the export bundle (charts PNG+SVG,
+``timeline.md``, ``findings.md``, ``summary.md``) beside it.
+
+The notebooks ship inside the package (``loglib/notebooks/*.ipynb``, a byte-for-byte mirror of
+the repository's ``notebooks/``), so a non-editable ``pip install`` finds them too.
+
+The HTML works offline: the kernel runs with ``PLOTLY_RENDERER=plotly_mimetype+notebook`` so
+plotly.js is inlined once and every figure is drawn from its embedded JSON; the nbconvert
+template drops the CDN scripts (require.js, MathJax, mermaid) that the notebook does not need.
+
+The helpers the notebooks call (:func:`summary`, :func:`recommendations`,
+:func:`evidence_charts`) live here too, so the notebook cells stay one-liners and what they
+compute is tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import re
+import subprocess
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from loglib.errors import LoglibError
+
+#: notebooks shipped with loglib, in reading order
+NOTEBOOKS: tuple[str, ...] = (
+    "quickstart",
+    "postmortem",
+    "connection_leaks",
+    "post_deploy_resets",
+    "idle_dropouts",
+)
+#: the renderer that keeps JupyterLab interactivity and inlines plotly.js for offline HTML
+PLOTLY_RENDERER = "plotly_mimetype+notebook"
+#: seconds one notebook cell may run
+CELL_TIMEOUT = 600
+#: the template blocks that would load scripts from a CDN; the report needs none of them
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+"""
+
+Progress = Callable[[str], None]
+
+
+class ReportError(LoglibError, RuntimeError):
+    """The report could not be built: the message says which step failed and why, in one line."""
+
+
+# --- notebooks ------------------------------------------------------------------------------------
+
+
+def notebook_path(name: str = "postmortem") -> Path:
+    """The shipped notebook ``name`` (one of :data:`NOTEBOOKS`), from the installed package.
+
+    Raises
+    ------
+    ReportError
+        When ``name`` is not a shipped notebook (the message lists them).
+    """
+    stem = name.removesuffix(".ipynb")
+    if stem not in NOTEBOOKS:
+        msg = f"no notebook {name!r}; loglib ships {', '.join(NOTEBOOKS)}"
+        raise ReportError(msg)
+    path = Path(str(resources.files("loglib") / "notebooks" / f"{stem}.ipynb"))
+    if not path.is_file():  # pragma: no cover - a broken install
+        msg = f"{path} is missing: reinstall loglib (`pip install loglib`)"
+        raise ReportError(msg)
+    return path
+
+
+def read_notebook(path: str | os.PathLike) -> Any:
+    """Read a notebook (nbformat 4)."""
+    import nbformat
+
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except FileNotFoundError:
+        msg = f"notebook {path} does not exist"
+        raise ReportError(msg) from None
+    except Exception as exc:  # nbformat raises several kinds on a broken file
+        msg = f"notebook {path} cannot be read: {exc}"
+        raise ReportError(msg) from None
+
+
+def parameterize(nb: Any, **params: Any) -> Any:
+    """A copy of ``nb`` with ``params`` set, the way papermill does it.
+
+    A code cell tagged ``injected-parameters`` holding ``name = value`` lines is put right after
+    the cell tagged ``parameters`` (or first, when there is none), replacing an earlier injected
+    cell. Values are written with ``repr``: strings, numbers, booleans, None, lists and dicts.
+    """
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    lines = ["# Parameters injected by loglib"] + [f"{k} = {v!r}" for k, v in params.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]})
+    cell["id"] = "injected-parameters"
+    at = next(
+        (i + 1 for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])), 0
+    )
+    cells.insert(at, cell)
+    nb.cells = cells
+    nbformat.validator.normalize(nb)
+    return nb
+
+
+def kernel_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment notebooks are executed in: this one, plus the plotly renderer for offline HTML."""
+    env = dict(os.environ)
+    env["PLOTLY_RENDERER"] = PLOTLY_RENDERER
+    # the kernel imports the loglib that runs this, wherever the notebook's folder is
+    here = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning in outputs
+    env.update(extra or {})
+    return env
+
+
+def execute_notebook(
+    nb: Any,
+    *,
+    cwd: str | os.PathLike,
+    progress: Progress | None = None,
+    timeout: int = CELL_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """Execute ``nb`` headless in a fresh ``python3`` kernel of this interpreter; return it with outputs.
+
+    Parameters
+    ----------
+    nb
+        A notebook (``nbformat.NotebookNode``); it is executed in place.
+    cwd
+        The kernel's working directory (relative paths in the notebook resolve against it).
+    progress
+        Called with ``"executing notebook cell i/n"`` before each code cell.
+    timeout
+        Seconds one cell may run.
+    env
+        Extra environment variables for the kernel.
+
+    Raises
+    ------
+    ReportError
+        When a cell raises: the message names the cell and the exception. The partly executed
+        notebook is in ``exc.notebook``.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+    def on_start(cell: Any = None, cell_index: int = 0, **_: Any) -> None:
+        if progress is not None and cell_index in code:
+            progress(f"executing notebook cell {code.index(cell_index) + 1}/{len(code)}")
+
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(cwd)}},
+        on_cell_execute=on_start,
+    )
+    try:
+        # the kernel's own stderr is noise here (a TCP transport warning); cell errors come over iopub
+        client.execute(env=kernel_env(env), cwd=str(cwd), stderr=subprocess.DEVNULL)
+    except CellExecutionError as exc:
+        n = _failed_cell(nb, code)
+        err = ReportError(f"notebook cell {n}/{len(code)} failed: {exc.ename}: {_one_line(exc.evalue)}")
+        err.notebook = nb  # type: ignore[attr-defined]
+        raise err from None
+    except (CellTimeoutError, DeadKernelError) as exc:
+        err = ReportError(f"notebook execution stopped: {_one_line(str(exc))}")
+        err.notebook = nb  # type: ignore[attr-defined]
+        raise err from None
+    return nb
+
+
+def _failed_cell(nb: Any, code: list[int]) -> int:
+    for n, i in enumerate(code, start=1):
+        if any(o.get("output_type") == "error" for o in nb.cells[i].get("outputs", [])):
+            return n
+    return len(code)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+_EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>", re.IGNORECASE)
+
+
+def offline_outputs(nb: Any) -> int:
+    """Remove ``<script src="http…">`` tags from the notebook's HTML outputs, in place; return how many.
+
+    plotly's notebook renderer always adds MathJax from a CDN to each figure (for LaTeX labels,
+    which loglib's charts do not use); offline it would only fail to load.
+    """
+    removed = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            html = data.get("text/html")
+            if not html:
+                continue
+            text = "".join(html) if isinstance(html, list) else html
+            clean, n = _EXTERNAL_SCRIPT.subn("", text)
+            if n:
+                data["text/html"] = clean
+                removed += n
+    return removed
+
+
+def notebook_html(nb: Any, *, title: str | None = None) -> str:
+    """The executed notebook as one self-contained HTML page that works offline.
+
+    JupyterLab's look (nbconvert ``lab`` template) without its CDN scripts; plotly figures
+    rendered by the inlined plotly.js of the ``plotly_mimetype+notebook`` renderer. External
+    scripts in the outputs are dropped first (:func:`offline_outputs`).
+    """
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[jinja2.DictLoader({"loglib_offline.html.j2": _OFFLINE_TEMPLATE})],
+        template_file="loglib_offline.html.j2",
+    )
+    nb = copy.deepcopy(nb)
+    offline_outputs(nb)
+    if title:
+        nb.metadata["title"] = title
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote."""
+
+    out_dir: Path
+    html: Path
+    notebook: Path
+    files: list[Path] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    #: set when static charts could not be drawn (no browser); report.html was still written
+    browser_error: str | None = None
+
+    def __str__(self) -> str:
+        lines = [f"report:  {self.html}", f"bundle:  {self.out_dir}"]
+        lines += [f"  {p.relative_to(self.out_dir)}" for p in self.files]
+        return "\n".join(lines)
+
+
+def _timer(progress: Progress | None) -> Progress:
+    start = time.monotonic()
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(f"[{time.monotonic() - start:5.1f}s] {message}")
+
+    return say
+
+
+def check_incident(incident_dir: str | os.PathLike) -> Any:
+    """Load the incident and read every source once: a missing folder, a bad ``incident.toml`` or an
+    unreadable source is a :class:`ReportError` with a one-line message naming it."""
+    from loglib.incident import Incident
+    from loglib.present.export import BrowserNotFoundError
+
+    folder = Path(incident_dir)
+    if not folder.exists():
+        msg = f"incident folder {folder} does not exist"
+        raise ReportError(msg)
+    if not folder.is_dir():
+        msg = f"{folder} is not a folder (give the folder that holds incident.toml)"
+        raise ReportError(msg)
+    if not (folder / "incident.toml").is_file():
+        msg = f"{folder} has no incident.toml (see README: 'Incidents: one folder, every question')"
+        raise ReportError(msg)
+    try:
+        inc = Incident.load(folder)
+    except LoglibError as exc:
+        raise ReportError(f"bad incident.toml: {_one_line(str(exc))}") from None
+    for spec in inc.sources:
+        try:
+            with _quiet():  # the notebook shows what was rejected
+                inc.read(spec.name or spec.kind)
+        except BrowserNotFoundError:  # pragma: no cover - not raised by readers
+            raise
+        except (LoglibError, OSError, UnicodeError) as exc:
+            msg = f"cannot read source {spec.name or spec.kind!r} ({', '.join(spec.paths)}): {_one_line(str(exc))}"
+            raise ReportError(msg) from None
+    return inc
+
+
+def build_report(
+    incident_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    notebook: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    tz: str | None = None,
+    timeout: int = CELL_TIMEOUT,
+) -> ReportResult:
+    """Execute the postmortem notebook for an incident; write ``report.html`` and the export bundle.
+
+    Parameters
+    ----------
+    incident_dir
+        A folder with ``incident.toml``.
+    out_dir
+        Where ``report.html``, ``report.ipynb`` (the executed notebook) and the bundle go (created).
+    notebook
+        Another notebook with the same parameters (``incident_dir``, ``out_dir``, ``tz``,
+        ``chart_formats``); default: the shipped ``postmortem``.
+    progress
+        Called with one line per step, ``"[  3.1s] executing notebook cell 7/18"``.
+    tz
+        Also show timeline times in this IANA zone.
+    timeout
+        Seconds one notebook cell may run.
+
+    Returns
+    -------
+    ReportResult
+        Paths written, the findings' statements, the time taken; ``browser_error`` is set when no
+        Chrome/Chromium was found: then the bundle's charts are interactive HTML instead of PNG/SVG,
+        and ``report.html`` and the Markdown documents are written as usual.
+
+    Raises
+    ------
+    ReportError
+        Missing folder, bad ``incident.toml``, unreadable source, or a failing notebook cell
+        (``report.html`` is still written, with the error in it).
+
+    Examples
+    --------
+    >>> from loglib.report import build_report
+    >>> print(build_report("data/incidents/pool-exhaustion", "out/demo"))   # doctest: +SKIP
+    """
+    from loglib.analysis.findings import findings
+    from loglib.present.export import BrowserNotFoundError, find_browser
+
+    say = _timer(progress)
+    t0 = time.monotonic()
+    folder = Path(incident_dir).resolve()
+    say(f"reading {folder}")
+    inc = check_incident(folder)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    browser_error = None
+    formats = ["png", "svg"]
+    try:
+        find_browser()
+    except BrowserNotFoundError as exc:
+        browser_error, formats = str(exc), ["html"]
+        say("no browser for static charts: the bundle gets interactive HTML charts instead of PNG/SVG")
+    nb_path = Path(notebook) if notebook else notebook_path("postmortem")
+    nb = parameterize(
+        read_notebook(nb_path), incident_dir=str(folder), out_dir=str(out), tz=tz, chart_formats=formats
+    )
+    say(f"executing {nb_path.name} ({sum(c.cell_type == 'code' for c in nb.cells)} code cells)")
+    title = f"Postmortem: {inc.title}"
+    failure: ReportError | None = None
+    try:
+        execute_notebook(nb, cwd=out, progress=say, timeout=timeout)
+    except ReportError as exc:
+        failure = exc
+        nb = getattr(exc, "notebook", nb)
+    say("writing report.html")
+    import nbformat
+
+    offline_outputs(nb)
+    nbformat.write(nb, str(out / "report.ipynb"))
+    html_path = out / "report.html"
+    html_path.write_text(notebook_html(nb, title=title), encoding="utf-8")
+    if failure is not None:
+        raise ReportError(f"{failure} (the partial report is in {html_path})")
+    keep = ("report.html", "summary.md", "findings.md", "timeline.md", "timeline.csv", "before_after.md")
+    files = [out / n for n in keep if (out / n).is_file()]
+    if (out / "charts").is_dir():
+        files += sorted((out / "charts").iterdir())
+    found = [f.statement for f in findings(inc)]
+    say("done")
+    return ReportResult(
+        out_dir=out,
+        html=html_path,
+        notebook=out / "report.ipynb",
+        files=files,
+        findings=found,
+        seconds=time.monotonic() - t0,
+        browser_error=browser_error,
+    )
+
+
+# --- what the notebooks call ----------------------------------------------------------------------
+
+
+class Markdown(str):
+    """Text that notebooks render as Markdown (``_repr_markdown_``) and ``print`` shows as is."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def _fmt_time(t: datetime | None) -> str:
+    return "?" if t is None else f"{t:%H:%M:%S}"
+
+
+def _fmt_span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def impact(incident: Any) -> pl.DataFrame:
+    """What the incident cost, as a table: ``measure``, ``value``, ``evidence``.
+
+    Application connection errors by class (count, first and last), PostgreSQL refusals and
+    resets, and the evidence window. Only measures the sources can tell are listed.
+    """
+    rows: list[dict[str, str]] = []
+    with _quiet():
+        start, end = incident.window()
+        rows.append(
+            {
+                "measure": "evidence window (UTC)",
+                "value": f"{start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} ({_fmt_span((end - start).total_seconds())})",
+                "evidence": ", ".join(s.name for s in incident.sources),
+            }
+        )
+        app = incident.app
+        if app is not None and "error_class" in app.columns:
+            errs = app.filter(pl.col("error_class").is_not_null())
+            by = errs.group_by("error_class").agg(
+                pl.len().alias("n"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
+            )
+            for cls, n, first, last in by.sort("n", descending=True).iter_rows():
+                rows.append(
+                    {
+                        "measure": f"application errors: {cls}",
+                        "value": f"{n:,} between {_fmt_time(first)} and {_fmt_time(last)} UTC",
+                        "evidence": "app log",
+                    }
+                )
+            if errs.height == 0:
+                rows.append({"measure": "application errors", "value": "none classified", "evidence": "app log"})
+        pg = incident.pg
+        if pg is not None:
+            for event, label in (
+                ("too_many_clients", "PostgreSQL refused connections (too many clients)"),
+                ("reserved_slots", "PostgreSQL refused connections (reserved slots)"),
+                ("client_reset", "connections reset by the client side"),
+                ("unexpected_eof", "connections lost with an open transaction"),
+                ("terminated_by_admin", "connections terminated by shutdown or admin"),
+                ("idle_in_transaction_timeout", "sessions killed idle in transaction"),
+            ):
+                n = pg.filter(pl.col("event") == event).height
+                if n:
+                    rows.append({"measure": label, "value": f"{n:,}", "evidence": f"PostgreSQL {event}"})
+    return pl.DataFrame(rows, schema={"measure": pl.String, "value": pl.String, "evidence": pl.String})
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Warnings off: the notebook shows rejects and skew on purpose, not as noise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def recommendations(found: Iterable[Any], incident: Any = None) -> pl.DataFrame:
+    """What to change, from the findings' numbers: ``finding``, ``recommendation``, ``because``.
+
+    Parameters
+    ----------
+    found
+        :func:`loglib.findings` of the incident.
+    incident
+        The incident, for its ``[app]`` settings (a recommendation already in place is left out).
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> f = ll.Finding("idle_drops", "Resets after 20 s idle.",
+    ...                {"idle_timeout_s": 20.0, "recommended_pool_recycle_s": 16, "recommended_pool_pre_ping": True})
+    >>> recommendations([f])["recommendation"].to_list()[0]
+    'Set pool_recycle=16 (below the 20 s idle timeout) so no pooled connection outlives it.'
+    """
+    settings = getattr(incident, "app_settings", None)
+    pre_ping = getattr(settings, "pool_pre_ping", None)
+    rows: list[tuple[str, str, str]] = []
+
+    def add(kind: str, rec: str, why: str) -> None:
+        if (kind, rec, why) not in rows:
+            rows.append((kind, rec, why))
+
+    for f in found:
+        n = f.numbers or {}
+        if f.kind == "pool_exhaustion":
+            leaked = n.get("leaked_total")
+            if leaked:
+                rate = n.get("leaks_per_hour")
+                add(
+                    f.kind,
+                    "Fix the leak: return every connection on every path, errors included "
+                    "(`with Session(engine) as session:`, `try/finally: conn.close()`); do not keep "
+                    "exceptions or tracebacks that hold a session.",
+                    f"{leaked:g} connection(s) leaked"
+                    + (f", about {rate:g} per hour" if rate else "")
+                    + f" ({n.get('leak_method', '?')}, {n.get('leak_confidence', '?')} confidence).",
+                )
+                add(
+                    f.kind,
+                    "Alert on the leak, not the outage: the floor of the pool's checked-out gauge rising, "
+                    "or PostgreSQL sessions `idle in transaction` older than a few minutes.",
+                    "The pool filled long before the 503s were noticed.",
+                )
+            rec = n.get("recommended_pool_size")
+            if rec and rec != n.get("pool_size"):
+                add(
+                    f.kind,
+                    f"Size the pool at pool_size={rec} (with max_overflow for bursts) once the leak is fixed.",
+                    f"Peak concurrent use was {n.get('peak_concurrent', '?')} connection(s) "
+                    f"(p99 {n.get('p99_concurrent', '?')}); configured {n.get('pool_size')}+{n.get('max_overflow')}.",
+                )
+            if n.get("server_refusals"):
+                add(
+                    f.kind,
+                    "Cap the connections all processes can open below the server's slots "
+                    "(pool_size+max_overflow × processes ≤ max_connections − reserved), or add PgBouncer.",
+                    f"PostgreSQL refused {n['server_refusals']} connection(s).",
+                )
+        elif f.kind == "post_deploy":
+            classes = n.get("errors_by_class") or {}
+            rec_s = n.get("recovery_s")
+            if classes.get("connection_refused"):
+                add(
+                    f.kind,
+                    "Roll the application only after PostgreSQL accepts connections again (a readiness "
+                    "check on the database in the deploy), and retry `connection refused` with backoff.",
+                    f"Connections were refused for up to {rec_s:g} s after a deploy restarted PostgreSQL."
+                    if rec_s
+                    else "Connections were refused after a deploy restarted PostgreSQL.",
+                )
+            if n.get("closed_dropped") and pre_ping is not True:
+                add(
+                    f.kind,
+                    "Enable pool_pre_ping=True so connections broken by the restart are replaced before use.",
+                    f"{n['closed_dropped']} pooled connection(s) were cut by the server restart.",
+                )
+            if classes.get("admin_shutdown"):
+                add(
+                    f.kind,
+                    "Drain the application before restarting PostgreSQL (or use a fast switchover) so "
+                    "in-flight queries are not terminated.",
+                    f"{classes['admin_shutdown']} quer(ies) were terminated by the shutdown.",
+                )
+        elif f.kind == "idle_drops":
+            timeout = n.get("idle_timeout_s")
+            recycle = n.get("recommended_pool_recycle_s")
+            if recycle:
+                add(
+                    f.kind,
+                    f"Set pool_recycle={recycle:g} (below the {timeout:.0f} s idle timeout) so no pooled "
+                    "connection outlives it.",
+                    f"{n.get('drops', '?')} connection(s) were reset after about {timeout:.0f} s idle."
+                    if timeout
+                    else "Connections were reset after sitting idle.",
+                )
+            if n.get("recommended_pool_pre_ping") and pre_ping is not True:
+                add(
+                    f.kind,
+                    "Enable pool_pre_ping=True so a dropped connection is replaced instead of failing a request.",
+                    f"{n.get('app_errors_after_reset', '?')} request(s) failed on the first use after a drop.",
+                )
+            if timeout:
+                add(
+                    f.kind,
+                    f"Or keep connections alive through the middlebox: TCP keepalives shorter than "
+                    f"{timeout:.0f} s (`keepalives_idle` in the DSN, or the server's tcp_keepalives_idle).",
+                    "A firewall, NAT or load balancer drops connections idle longer than that.",
+                )
+    return pl.DataFrame(
+        rows, schema={"finding": pl.String, "recommendation": pl.String, "because": pl.String}, orient="row"
+    )
+
+
+def summary(incident: Any, found: Iterable[Any] | None = None) -> Markdown:
+    """The opening of a postmortem, as Markdown: title, window, impact and what happened, in words."""
+    from loglib.analysis.findings import findings
+
+    with _quiet():
+        found = list(findings(incident) if found is None else found)
+        start, end = incident.window()
+    lines = [f"### {incident.title}", ""]
+    desc = getattr(incident, "description", "")
+    if desc:
+        lines += [desc, ""]
+    lines += [
+        f"**Evidence window:** {start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} UTC "
+        f"({_fmt_span((end - start).total_seconds())}).",
+        "",
+        "**Impact:**",
+        "",
+    ]
+    lines += [f"- {m}: {v}" for m, v, _ in impact(incident).slice(1).iter_rows()] or ["- nothing measurable"]
+    lines += ["", "**What happened:**", ""]
+    lines += [f"- *{f.kind.replace('_', ' ')}* ({f.confidence} confidence): {f.statement}" for f in found] or [
+        "- No known incident shape (pool exhaustion, post-deploy errors, idle drops) was found; "
+        "read the timeline below."
+    ]
+    return Markdown("\n".join(lines) + "\n")
+
+
+#: charts that show the evidence of each finding kind
+EVIDENCE_CHARTS: dict[str, tuple[str, ...]] = {
+    "pool_exhaustion": ("pool_utilisation", "db_connections"),
+    "post_deploy": ("error_rate", "before_after"),
+    "idle_drops": ("session_durations", "error_rate"),
+}
+
+
+def evidence_charts(incident: Any, found: Iterable[Any] | None = None) -> dict[str, Any]:
+    """The charts that show the evidence of the findings (:data:`EVIDENCE_CHARTS`), by name.
+
+    With no finding, the error-rate and connection charts. Charts the evidence cannot draw are left out.
+    """
+    from loglib.analysis.findings import findings
+    from loglib.present import charts
+
+    with _quiet():
+        found = list(findings(incident) if found is None else found)
+    names: list[str] = []
+    for f in found:
+        names += [n for n in EVIDENCE_CHARTS.get(f.kind, ()) if n not in names]
+    if not names:
+        names = ["error_rate", "db_connections"]
+    out = {}
+    for name in names:
+        try:
+            with _quiet():
+                fig = getattr(charts, name)(incident)
+        except (ValueError, TypeError, KeyError):
+            continue
+        if name == "before_after" and not any(t.type == "bar" for t in fig.data):
+            continue
+        out[name] = fig
+    return out
+
+
+def window_around(when: datetime, before: str | timedelta = "1m", after: str | timedelta = "2m"):
+    """``(start, end)`` around a moment, for ``pl.col("ts").is_between(start, end)``."""
+    from loglib.analysis.skew import parse_offset
+
+    return when - parse_offset(before), when + parse_offset(after)

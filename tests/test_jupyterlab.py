@@ -1,0 +1,117 @@
+"""The workbook the way users meet it: JupyterLab in headless Chromium, the postmortem run from the menu."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from loglib import report
+from tests.browser import chromium_page, offline
+from tests.conftest import ROOT, require
+
+INCIDENT = ROOT / "data" / "incidents" / "pool-exhaustion"
+#: user settings of the throwaway JupyterLab: every cell rendered (no windowing), no news prompt
+SETTINGS = {
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """`jupyter lab` on a free loopback port with a token, rooted in a folder with the postmortem notebook."""
+    jupyter = Path(sys.executable).with_name("jupyter")
+    require(jupyter.exists() or shutil.which("jupyter") is not None, "jupyter (pip install jupyterlab)")
+    root = tmp_path / "lab"
+    root.mkdir()
+    nb = report.parameterize(
+        report.read_notebook(report.notebook_path("postmortem")),
+        incident_dir=str(INCIDENT),
+        out_dir=str(tmp_path / "bundle"),
+        chart_formats=["html"],  # no static export inside the test: that is tested elsewhere
+    )
+    nbformat.write(nb, str(root / "postmortem.ipynb"))
+    settings = tmp_path / "settings"
+    for plugin, values in SETTINGS.items():
+        path = settings / (plugin.replace(":", "/") + ".jupyterlab-settings")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "JUPYTERLAB_SETTINGS_DIR": str(settings)}  # fmt: skip
+    cmd = [
+        str(jupyter) if jupyter.exists() else "jupyter", "lab", "--no-browser", "--allow-root",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("jupyter lab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                time.sleep(0.3)
+        yield url, token, tmp_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_postmortem_runs_in_jupyterlab(lab):
+    """Open the notebook, Run → Run All Cells, and the charts render with no error output."""
+    url, token, tmp = lab
+    shots = Path(os.environ.get("LOGLIB_SCREENSHOTS") or tmp)
+    shots.mkdir(parents=True, exist_ok=True)
+    with chromium_page(width=1400, height=1000) as page:
+        attempted = offline(page)
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/lab/tree/postmortem.ipynb?token={token}")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+        # the kernel must be ready before Run All, or the first cells queue behind its start-up
+        page.wait_for_selector(".jp-NotebookPanel-toolbar [data-status='idle'], .jp-Notebook-ExecutionIndicator[data-status='idle']")
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        # the last cell writes the bundle: its output means every cell before it ran
+        page.wait_for_selector("text=/\\d+ files in /", timeout=90_000)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
+        plots = page.locator(".js-plotly-plot").count()
+        prompts = page.locator(".jp-InputArea-prompt").all_inner_texts()
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "jupyterlab-postmortem.png"))
+        page.locator(".js-plotly-plot").nth(1).scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "jupyterlab-postmortem-2.png"))
+    assert plots >= 4
+    assert not [p for p in prompts if "*" in p], prompts  # nothing still running or queued
+    assert not [e for e in errors if "Error" in e or "Traceback" in e], errors
+    assert (tmp / "bundle" / "summary.md").exists()
+    assert attempted == [] or all("127.0.0.1" in u for u in attempted), attempted
