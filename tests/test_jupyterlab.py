@@ -98,10 +98,21 @@ def test_postmortem_runs_in_jupyterlab(lab):
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
         # the kernel must be ready before Run All, or the first cells queue behind its start-up
         page.wait_for_selector(".jp-NotebookPanel-toolbar [data-status='idle'], .jp-Notebook-ExecutionIndicator[data-status='idle']")
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        # On a busy machine "Run All" can land before the kernel's channels are up: the cells are
+        # then only selected. Click again until a prompt shows [*] or [n] (execution started).
+        started = "[...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+        for attempt in range(4):
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            try:
+                page.wait_for_function(started, timeout=15_000)
+                break
+            except Exception:
+                page.screenshot(path=str(shots / f"jupyterlab-not-started-{attempt}.png"))
+                if attempt == 3:
+                    raise
         # the last cell writes the bundle: its output means every cell before it ran
-        page.wait_for_selector("text=/\\d+ files in /", timeout=90_000)
+        page.wait_for_selector("text=/\\d+ files in /", timeout=120_000)
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
         plots = page.locator(".js-plotly-plot").count()
         prompts = page.locator(".jp-InputArea-prompt").all_inner_texts()
