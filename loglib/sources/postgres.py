@@ -166,7 +166,9 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     bad = (~matched & ~pl.col("is_cont")) | (pl.col("entry") == 0) & ~pl.col("primary")
     rejected = frame.filter(bad)
     frame = frame.filter(~bad)
-    multi = frame.select(pl.len().over("entry") > 1).to_series()
+    # an entry has several lines when it is followed by a line that is not a new entry
+    primary = pl.col("primary")
+    multi = frame.select(~primary | ~primary.shift(-1).fill_null(True)).to_series()
     helpers = ["primary", "section", "entry", "is_cont"]
     if not multi.any():
         return frame.drop(helpers), rejected
@@ -259,13 +261,13 @@ def _parse_prefixed(
 
 
 def _continuation_series(text: pl.Series) -> pl.Series:
-    return text.str.contains(r"^(?:[\t ]|$)")
+    return pl.select(_continuation(pl.lit(text))).to_series()
 
 
 def _continuation(text: pl.Expr) -> pl.Expr:
     """Lines that continue the entry above: PostgreSQL indents them with a tab (some tools turn
     it into spaces); blank lines inside multi-line statements count too."""
-    return text.str.contains(r"^(?:[\t ]|$)")
+    return text.str.starts_with("\t") | text.str.starts_with(" ") | (text.str.len_bytes() == 0)
 
 
 @dataclass
