@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -440,12 +441,17 @@ def _line_fields(
 
 
 def _s(value: object) -> str | None:
+    """A JSON value as text: strings as they are, scalars as JSON writes them, the rest as JSON."""
     if value is None:
         return None
     if isinstance(value, str):
         return value
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
@@ -465,6 +471,21 @@ def _dotted(obj: dict, key: str) -> object:
     return cur
 
 
+try:  # orjson is several times faster than json
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover
+    _orjson_loads = json.loads
+
+
+def _loads(text: str) -> object:
+    """Decode one JSON record; Python's json gets a second try, because it also accepts the
+    ``NaN``/``Infinity`` that Python loggers (json.dumps) write and orjson refuses."""
+    try:
+        return _orjson_loads(text)
+    except ValueError:
+        return json.loads(text)
+
+
 class _JsonRows:
     """Columns for the JSON records of a chunk (filled row by row; the rest stays null)."""
 
@@ -475,7 +496,7 @@ class _JsonRows:
 
     def add(self, i: int, text: str) -> None:
         try:
-            obj = json.loads(text)
+            obj = _loads(text)
         except ValueError:
             return
         if not isinstance(obj, dict):
@@ -588,13 +609,36 @@ class _JsonRows:
     def frame(self, tz: str | None, where: str) -> tuple[pl.Series, pl.DataFrame]:
         c = self.cols
         data = {
-            name: pl.Series(name, c[name], dtype=dtype) for name, dtype in _FIELDS.items() if name != "ts"
+            name: pl.Series(name, c[name], dtype=dtype)
+            for name, dtype in _FIELDS.items()
+            if name not in ("ts", "extra")
         }
+        data["extra"] = _extra_column(c["extra"])
         epoch = pl.Series("epoch", c["epoch"], dtype=pl.Float64)
         ts_text = pl.Series("ts_text", c["ts_text"], dtype=pl.String)
         ts = _epoch_seconds(epoch).fill_null(_iso_like(ts_text, tz, where))
         data["ts"] = ts.cast(UTC_TS)
         return pl.Series("m", self.matched, dtype=pl.Boolean), pl.DataFrame(data).select(list(_FIELDS))
+
+
+def _extra_column(rows: list[list[dict] | None]) -> pl.Series:
+    """``[[{key, value}, ...] | None, ...]`` as a List(Struct) Series, built from flat columns:
+    polars builds nested Python values one element at a time, which is slow."""
+    idx: list[int] = []
+    keys: list[str] = []
+    values: list[str | None] = []
+    for i, row in enumerate(rows):
+        if row:
+            for kv in row:
+                idx.append(i)
+                keys.append(kv["key"])
+                values.append(kv["value"])
+    flat = pl.DataFrame(
+        {"i": idx, "key": keys, "value": values}, schema={"i": pl.Int64, "key": pl.String, "value": pl.String}
+    )
+    grouped = flat.group_by("i").agg(pl.struct("key", "value").alias("extra"))
+    full = pl.DataFrame({"i": pl.int_range(0, len(rows), eager=True, dtype=pl.Int64)})
+    return full.join(grouped, on="i", how="left", maintain_order="left")["extra"].cast(APP_EXTRA)
 
 
 def _json_fields(text: pl.Series, tz: str | None, where: str) -> tuple[pl.Series, pl.DataFrame]:
