@@ -303,3 +303,19 @@ class TestScan:
             .collect()
         )
         assert out["error_class"].to_list() == ["connection_leak", "conn_invalidated"]
+
+
+class TestJsonValues:
+    def test_nan_written_by_python_json_is_read(self):
+        """Python's json.dumps writes NaN/Infinity, which strict decoders refuse; the record is still read."""
+        line = b'{"event": "slow query", "level": "warning", "timestamp": "2024-03-01T10:00:00Z", "ratio": NaN}\n'
+        df = ll.read_app_log(line)
+        assert df.height == 1
+        extra = {kv["key"]: kv["value"] for kv in df["extra"][0]}
+        assert extra["ratio"] == "NaN"
+
+    def test_scalars_in_extra_are_json_text(self):
+        """Extra fields keep JSON's spelling: true/false, integers, floats, nested objects."""
+        line = b'{"msg": "x", "level": 30, "time": 1709287200000, "ok": true, "n": 3, "f": 1.5, "o": {"a": 1}}\n'
+        extra = {kv["key"]: kv["value"] for kv in ll.read_app_log(line)["extra"][0]}
+        assert (extra["ok"], extra["n"], extra["f"], extra["o"]) == ("true", "3", "1.5", '{"a": 1}')
