@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -254,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LoglibError as exc:
         return _error(str(exc))
+    except BrokenPipeError:  # `loglib timeline ... | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -189,3 +189,14 @@ class TestTimeline:
     def test_missing_folder(self, tmp_path):
         done = loglib("timeline", str(tmp_path / "nope"))
         assert done.returncode == 2 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_timeline_into_a_closed_pipe_is_quiet():
+    """`loglib timeline … | head` ends without a traceback when the reader stops early."""
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m loglib.cli timeline data/incidents/idle-drops | head -1"
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], cwd=ROOT, capture_output=True, text=True)
+    assert "Traceback" not in done.stderr
+    assert done.stdout.startswith("# ")
