@@ -25,6 +25,7 @@ from loglib.formats.pg_prefix import COMMON_PREFIXES, SECONDARY, CompiledPrefix,
 from loglib.sources._lazy import collect_batches, scan_batches
 from loglib.sources.files import (
     DEFAULT_CHUNK_BYTES,
+    SCAN_CHUNK_BYTES,
     LineChunk,
     PathsLike,
     Source,
@@ -818,7 +819,7 @@ def scan_pg_log(
     prefix: str | None = None,
     tz: str | None = None,
     year: int | None = None,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int = SCAN_CHUNK_BYTES,
 ) -> pl.LazyFrame:
     """Lazily read PostgreSQL logs: the streaming twin of :func:`read_pg_log`.
 
