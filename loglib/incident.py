@@ -44,6 +44,8 @@ READERS: dict[str, Callable[..., pl.DataFrame]] = {
     "pool_events": read_pool_events,
     "pg_activity": read_pg_activity,
 }
+#: a detected event this close to a declared restart/deploy is the same event
+DUPLICATE_GAP = timedelta(seconds=5)
 #: frame attribute -> the key it is cached under (the source kind, or its own name)
 _FRAME_KINDS: dict[str, str] = {
     "app": "app",
@@ -478,12 +480,21 @@ class Incident:
 
     @property
     def events(self) -> pl.DataFrame:
-        """Declared events plus those detected in the logs (app start lines, PostgreSQL restarts)."""
+        """Declared events plus those detected in the logs (app start lines, PostgreSQL restarts,
+        an application's sessions ending at once). A detected "sessions ended at once" within
+        ``DUPLICATE_GAP`` of a declared restart or deploy is that same event and is left out."""
         if "events" not in self._frames:
             from loglib.analysis.detect_deploy import detect_events
 
+            declared = conform(self.declared_events, INCIDENT_EVENTS)
             detected = detect_events(app=self.app, pg=self.pg)
-            frame = pl.concat([conform(self.declared_events, INCIDENT_EVENTS), detected]).sort("ts")
+            human = declared.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
+            if human.len() and detected.height:
+                near = pl.lit(False)
+                for at in human:
+                    near = near | pl.col("ts").is_between(at - DUPLICATE_GAP, at + DUPLICATE_GAP)
+                detected = detected.filter(~((pl.col("origin") == "connections") & near))
+            frame = pl.concat([declared, detected]).sort("ts")
             self._frames["events"] = frame
         return self._frames["events"]
 

@@ -11,7 +11,7 @@ import pytest
 
 import loglib as ll
 from loglib.incident import IncidentError
-from tests.conftest import FILES
+from tests.conftest import FILES, ROOT
 
 INCIDENTS = FILES / "incidents"
 
@@ -185,3 +185,19 @@ class TestSettings:
         doc["app"] = {"pool_recycle": -5}
         with pytest.raises(IncidentError, match="negative"):
             ll.Incident.from_dict(doc, root=tmp_path)
+
+
+class TestEvents:
+    def test_detected_duplicate_of_a_declared_restart_is_dropped(self):
+        """The operator's declared restart and the sessions it ended at once are one event, not two."""
+        inc = ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion")
+        kinds = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))
+        assert kinds["origin"].to_list() == ["declared", "declared"]
+
+    def test_undeclared_mass_end_is_kept(self):
+        """Without declared events, an application's sessions ending at once is reported as a restart."""
+        inc = ll.Incident.from_dict(
+            {"title": "t", "sources": [{"kind": "postgres", "paths": ["postgresql.log"]}]},
+            root=ROOT / "data" / "sample-pg",
+        )
+        assert (inc.events["origin"] == "connections").sum() == 2
