@@ -102,15 +102,16 @@ def test_postmortem_runs_in_jupyterlab(lab):
         # then only selected. Click again until a prompt shows [*] or [n] (execution started).
         started = "[...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
         for attempt in range(4):
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             try:
+                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=20_000)
+                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click(timeout=20_000)
                 page.wait_for_function(started, timeout=15_000)
                 break
             except Exception:
                 page.screenshot(path=str(shots / f"jupyterlab-not-started-{attempt}.png"))
                 if attempt == 3:
                     raise
+                page.keyboard.press("Escape")  # close a menu left open, so the next click lands
         # the last cell writes the bundle: its output means every cell before it ran
         page.wait_for_selector("text=/\\d+ files in /", timeout=120_000)
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
