@@ -21,14 +21,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from loglib.core.rejects import ReadReport, finish_read
+from loglib.core.rejects import ReadReport, add_rejects, finish_read, record_damage
 from loglib.core.schema import METRICS
 from loglib.core.timeparse import check_tz, parse_epoch
 from loglib.errors import FormatError, NoDataError
 from loglib.sources import grafana
 from loglib.sources._series import (
     SeriesTable,
-    add_rejects,
     assemble,
     parse_selector,
     read_all,
@@ -220,8 +219,7 @@ def _parse_json(source: Source, table: SeriesTable, report: ReadReport, opts: _O
         parts = _parse_json_text(raw, source, table, report, opts)
     if damage:  # like the line readers: one more line, for the part that could not be read
         n_lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
-        report.lines_read += 1
-        add_rejects(report, source.name, [n_lines + 1], [damage], [""])
+        record_damage(report, source.name, n_lines, damage)
     return parts
 
 
@@ -342,8 +340,7 @@ def _parse_dump(source: Source, table: SeriesTable, report: ReadReport, opts: _O
             ts = (good["ms"] * 1000).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
             parts.append(samples_frame(good["sid"], ts, good["value"], file=source.name, line=good["line"]))
         if chunk.damage:
-            report.lines_read += 1
-            add_rejects(report, source.name, [chunk.first_line + n], [chunk.damage], [""])
+            record_damage(report, source.name, chunk.first_line + n - 1, chunk.damage)
     if histogram_lines:
         report.notes.append(
             f"{source.name}: {histogram_lines:,} native histogram sample line(s) skipped (loglib keeps float samples)"
