@@ -15,6 +15,7 @@ from loglib.analysis.align import align
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.correlate import Correlation, correlate
 from loglib.analysis.detect_deploy import detect_events
+from loglib.analysis.evidence import Evidence, NoEvidenceError
 from loglib.analysis.findings import Finding, findings, findings_frame
 from loglib.analysis.leaks import leak_rates
 from loglib.analysis.metrics import metrics_wide
@@ -83,6 +84,7 @@ __all__ = [
     "BrowserNotFoundError",
     "Correlation",
     "ErrorRule",
+    "Evidence",
     "Finding",
     "FormatError",
     "Incident",
@@ -90,6 +92,7 @@ __all__ = [
     "LoglibError",
     "LoglibWarning",
     "NoDataError",
+    "NoEvidenceError",
     "NoTimestampWarning",
     "ParseError",
     "PostgresSettings",

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from loglib.analysis.align import align
-from loglib.analysis.sessions import pg_sessions
+from loglib.analysis.evidence import AppSettings, Evidence, PostgresSettings, Window
 from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
 from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import parse_iso
@@ -44,8 +44,6 @@ READERS: dict[str, Callable[..., pl.DataFrame]] = {
     "pool_events": read_pool_events,
     "pg_activity": read_pg_activity,
 }
-#: a detected event this close to a declared restart/deploy is the same event
-DUPLICATE_GAP = timedelta(seconds=5)
 #: frame attribute -> the key it is cached under (the source kind, or its own name)
 _FRAME_KINDS: dict[str, str] = {
     "app": "app",
@@ -97,54 +95,6 @@ class SourceSpec:
     host: str | None = None
     clock_offset: timedelta = timedelta(0)
     options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AppSettings:
-    """What is known about the application's pool (``[app]``); unknown values stay None."""
-
-    pool_size: int | None = None
-    max_overflow: int | None = None
-    pool_timeout: float | None = None
-    pool_recycle: float | None = None
-    pool_pre_ping: bool | None = None
-    workers: int | None = None
-    instances: int | None = None
-    name: str | None = None
-
-    @property
-    def capacity(self) -> int | None:
-        """Connections one pool can hold: ``pool_size + max_overflow`` (SQLAlchemy's QueuePool)."""
-        if self.pool_size is None:
-            return None
-        return self.pool_size + max(0, self.max_overflow or 0)
-
-
-@dataclass(frozen=True)
-class PostgresSettings:
-    """What is known about the database server (``[postgres]``)."""
-
-    max_connections: int | None = None
-    superuser_reserved_connections: int | None = None
-    idle_session_timeout: float | None = None
-    tcp_keepalives_idle: float | None = None
-
-    @property
-    def app_slots(self) -> int | None:
-        """Connections open to ordinary roles: ``max_connections - superuser_reserved_connections``."""
-        if self.max_connections is None:
-            return None
-        return self.max_connections - (self.superuser_reserved_connections or 0)
-
-
-@dataclass(frozen=True)
-class Window:
-    """A named period of the incident (``[[windows]]``), e.g. ``outage`` or ``after fix``."""
-
-    name: str
-    start: datetime
-    end: datetime
-    text: str = ""
 
 
 def _fail(where: str, problem: str) -> IncidentError:
@@ -469,34 +419,45 @@ class Incident:
         return self._combined("pg_activity")
 
     @property
+    def evidence(self) -> Evidence:
+        """The incident's frames and facts as one :class:`~loglib.Evidence`, built once.
+
+        Every analysis takes it (``ll.findings(inc.evidence)``); derived frames (sessions,
+        events, leak rates, findings) are computed once per Evidence.
+        """
+        ev = self._frames.get("__evidence__")
+        if ev is None:
+            ev = Evidence(
+                app=self.app,
+                pg=self.pg,
+                metrics=self.metrics,
+                pool_events=self.pool_events,
+                pg_activity=self.pg_activity,
+                pgbouncer=self._combined("pgbouncer"),
+                app_settings=self.app_settings,
+                postgres_settings=self.postgres_settings,
+                declared_events=conform(self.declared_events, INCIDENT_EVENTS),
+                windows=tuple(self.windows),
+                start=self.start,
+                end=self.end,
+                title=self.title,
+                root=Path(self.root),
+            )
+            for stored in ("sessions", "events"):  # frames read back by from_sql
+                if stored in self._frames:
+                    ev._cache[stored] = self._frames[stored]
+            self._frames["__evidence__"] = ev
+        return ev
+
+    @property
     def sessions(self) -> pl.DataFrame | None:
         """``pg_sessions(pg)``, cached, or None without PostgreSQL logs."""
-        if "sessions" not in self._frames:
-            pg = self.pg
-            if pg is None:
-                return None
-            self._frames["sessions"] = pg_sessions(pg)
-        return self._frames["sessions"]
+        return self.evidence.sessions
 
     @property
     def events(self) -> pl.DataFrame:
-        """Declared events plus those detected in the logs (app start lines, PostgreSQL restarts,
-        an application's sessions ending at once). A detected "sessions ended at once" within
-        ``DUPLICATE_GAP`` of a declared restart or deploy is that same event and is left out."""
-        if "events" not in self._frames:
-            from loglib.analysis.detect_deploy import detect_events
-
-            declared = conform(self.declared_events, INCIDENT_EVENTS)
-            detected = detect_events(app=self.app, pg=self.pg)
-            human = declared.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
-            if human.len() and detected.height:
-                near = pl.lit(False)
-                for at in human:
-                    near = near | pl.col("ts").is_between(at - DUPLICATE_GAP, at + DUPLICATE_GAP)
-                detected = detected.filter(~((pl.col("origin") == "connections") & near))
-            frame = pl.concat([declared, detected]).sort("ts")
-            self._frames["events"] = frame
-        return self._frames["events"]
+        """Declared events plus those detected in the logs (see :attr:`Evidence.events`)."""
+        return self.evidence.events
 
     def frames(self, *, findings: bool = True) -> dict[str, pl.DataFrame]:
         """Every frame this incident has, by attribute name (``app``, ``pg``, ``sessions``,
@@ -552,21 +513,7 @@ class Incident:
 
     def window(self) -> tuple[datetime, datetime]:
         """``(start, end)``: as declared, else from the earliest to the latest timestamp of the evidence."""
-        start, end = self.start, self.end
-        if start is None or end is None:
-            lows, highs = [], []
-            for frame in (self.app, self.pg, self.metrics):
-                if frame is not None and frame.height and "ts" in frame.columns:
-                    ts = frame["ts"].drop_nulls()
-                    if ts.len():
-                        lows.append(ts.min())
-                        highs.append(ts.max())
-            if not lows:
-                msg = f"incident {self.title!r}: no timestamps in any source and no start/end declared"
-                raise IncidentError(msg)
-            start = start or min(lows)
-            end = end or max(highs)
-        return start, end  # type: ignore[return-value]
+        return self.evidence.window()
 
     def aligned(self, every: str | timedelta = "1m", *, staleness: str | timedelta = "5m") -> pl.DataFrame:
         """Every source on one UTC grid over the window (see :func:`loglib.align` for columns and fill rules)."""
