@@ -54,8 +54,12 @@ _FRAME_KINDS: dict[str, str] = {
     "pool_events": "pool_events",
     "pg_activity": "pg_activity",
 }
-#: options of every source, whatever its kind
+#: options of every source, whatever its kind. ``name`` names the source (``Incident.read(name)``,
+#: the "What was read" table); for a ``prometheus`` source a ``name`` the file gives is also
+#: ``read_prometheus(name=...)``: the metric name of series whose export has no ``__name__``.
 SOURCE_KEYS = ("kind", "paths", "name", "host", "clock_offset")
+#: source kinds whose reader takes the source's ``name`` as its own ``name=`` option
+_NAME_PASSED = ("prometheus",)
 #: reader options that make no sense in a file
 _NOT_IN_FILE = ("strict", "raise_if_empty", "chunk_bytes", "rules")
 TOP_KEYS = ("title", "description", "start", "end", "sources", "app", "postgres", "events", "windows")
@@ -156,7 +160,7 @@ def _source(entry: Any, n: int, root: Path, seen: set[str]) -> SourceSpec:
     kind = entry.get("kind")
     if kind not in SOURCE_KINDS:
         raise _fail(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}; got {kind!r}")
-    allowed = [*SOURCE_KEYS, *_reader_options(kind)]
+    allowed = [*SOURCE_KEYS, *(k for k in _reader_options(kind) if k not in SOURCE_KEYS)]
     _check_keys(entry, allowed, where)
     paths = entry.get("paths")
     if isinstance(paths, str):
@@ -179,6 +183,8 @@ def _source(entry: Any, n: int, root: Path, seen: set[str]) -> SourceSpec:
     except (TypeError, ValueError) as exc:
         raise IncidentError(str(exc)) from None
     opts = {k: v for k, v in entry.items() if k not in SOURCE_KEYS}
+    if kind in _NAME_PASSED and "name" in entry:
+        opts["name"] = name
     return SourceSpec(kind, tuple(paths), name, host, offset, opts)
 
 

@@ -208,7 +208,9 @@ def _one_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-_EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>", re.IGNORECASE)
+_EXTERNAL_SCRIPT = re.compile(
+    r"<script\b[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>", re.IGNORECASE
+)
 
 
 def offline_outputs(nb: Any) -> int:
@@ -472,7 +474,9 @@ def impact(incident: Any) -> pl.DataFrame:
                     }
                 )
             if errs.height == 0:
-                rows.append({"measure": "application errors", "value": "none classified", "evidence": "app log"})
+                rows.append(
+                    {"measure": "application errors", "value": "none classified", "evidence": "app log"}
+                )
         pg = incident.pg
         if pg is not None:
             for event, label in (
@@ -585,16 +589,31 @@ def recommendations(found: Iterable[Any], incident: Any = None) -> pl.DataFrame:
                     f"{classes['admin_shutdown']} quer(ies) were terminated by the shutdown.",
                 )
         elif f.kind == "idle_drops":
+            # measured (idle_timeout_s) or, without statement logging, only an upper bound
             timeout = n.get("idle_timeout_s")
+            bound = n.get("idle_timeout_max_s")
+            limit = timeout if timeout is not None else bound
+            said = (
+                f"the {timeout:.0f} s idle timeout"
+                if timeout is not None
+                else f"the idle timeout, which is at most {bound:.0f} s"
+                if bound is not None
+                else "the idle timeout"
+            )
             recycle = n.get("recommended_pool_recycle_s")
             if recycle:
+                because = (
+                    f"{n.get('drops', '?')} connection(s) were reset after about {timeout:.0f} s idle."
+                    if timeout is not None
+                    else f"{n.get('drops', '?')} connection(s) were reset at most {bound:.0f} s after they "
+                    "logged in (an upper bound: PostgreSQL did not log statements)."
+                    if bound is not None
+                    else "Connections were reset after sitting idle."
+                )
                 add(
                     f.kind,
-                    f"Set pool_recycle={recycle:g} (below the {timeout:.0f} s idle timeout) so no pooled "
-                    "connection outlives it.",
-                    f"{n.get('drops', '?')} connection(s) were reset after about {timeout:.0f} s idle."
-                    if timeout
-                    else "Connections were reset after sitting idle.",
+                    f"Set pool_recycle={recycle:g} (below {said}) so no pooled connection outlives it.",
+                    because,
                 )
             if n.get("recommended_pool_pre_ping") and pre_ping is not True:
                 add(
@@ -602,11 +621,11 @@ def recommendations(found: Iterable[Any], incident: Any = None) -> pl.DataFrame:
                     "Enable pool_pre_ping=True so a dropped connection is replaced instead of failing a request.",
                     f"{n.get('app_errors_after_reset', '?')} request(s) failed on the first use after a drop.",
                 )
-            if timeout:
+            if limit is not None:
                 add(
                     f.kind,
                     f"Or keep connections alive through the middlebox: TCP keepalives shorter than "
-                    f"{timeout:.0f} s (`keepalives_idle` in the DSN, or the server's tcp_keepalives_idle).",
+                    f"{limit:.0f} s (`keepalives_idle` in the DSN, or the server's tcp_keepalives_idle).",
                     "A firewall, NAT or load balancer drops connections idle longer than that.",
                 )
     return pl.DataFrame(
@@ -634,7 +653,9 @@ def summary(incident: Any, found: Iterable[Any] | None = None) -> Markdown:
     ]
     lines += [f"- {m}: {v}" for m, v, _ in impact(incident).slice(1).iter_rows()] or ["- nothing measurable"]
     lines += ["", "**What happened:**", ""]
-    lines += [f"- *{f.kind.replace('_', ' ')}* ({f.confidence} confidence): {f.statement}" for f in found] or [
+    lines += [
+        f"- *{f.kind.replace('_', ' ')}* ({f.confidence} confidence): {f.statement}" for f in found
+    ] or [
         "- No known incident shape (pool exhaustion, post-deploy errors, idle drops) was found; "
         "read the timeline below."
     ]

@@ -133,13 +133,13 @@ class TestOtherAnswers:
         assert (df["ts"].dt.millisecond() != 0).any()
 
     def test_expression_takes_name(self, capture_dir: Path) -> None:
-        """A rate() answer has no __name__: the metric is name=, the key keeps the labels."""
+        """A rate() answer has no __name__: the metric is name=, or its labels; the key keeps the labels."""
         path = capture_dir / "query_rate.json"
         named = ll.read_prometheus(path, name="rate(http_requests_total[3s])")
         assert named["metric"].unique().to_list() == ["rate(http_requests_total[3s])"]
         assert named["series"].str.starts_with('rate(http_requests_total[3s]){code="').all()
         bare = ll.read_prometheus(path)
-        assert bare["metric"].is_null().all()
+        assert bare["metric"].str.starts_with("{code=").all()  # named from its labels (issue 13)
         assert bare["series"].str.starts_with('{code="').all()
 
     def test_error_answer_says_why(self, capture_dir: Path) -> None:

@@ -248,7 +248,7 @@ def pool_series(
     """The pool gauges in a long metrics frame, each paired with its size and overflow."""
     if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
         return []
-    names = metrics["metric"].unique().to_list()
+    names = metrics["metric"].drop_nulls().unique().to_list()  # frames built by hand may lack names
     gauges = [
         m for m in names if re.search(CHECKED_OUT_PATTERN, m) and m != "ALERTS" and not m.startswith("pg_")
     ]

@@ -95,6 +95,53 @@ def series_key(metric: str | None, labels: dict[str, str]) -> str:
     return f"{metric or ''}{{{body}}}"
 
 
+def unnamed_metric(labels: dict[str, str], fallback: str | None) -> str:
+    """The name of a series that has no ``__name__`` and no ``name=``: stable and readable.
+
+    With labels it is the label set as Prometheus' own UI shows such a series
+    (``{state="active"}``); without labels (``sum(rate(x[1m]))``) it is ``fallback`` (the
+    export's file name without suffixes), so two different label-less queries in two files
+    never merge into one series.
+
+    Examples
+    --------
+    >>> unnamed_metric({"state": "active"}, "by_state")
+    '{state="active"}'
+    >>> unnamed_metric({}, "http_503_rate"), unnamed_metric({}, None)
+    ('http_503_rate', '{}')
+    """
+    if labels or not fallback:
+        return series_key(None, labels)
+    return fallback
+
+
+def file_stem(source_name: str) -> str | None:
+    """``prom/http_503_rate.json.gz`` -> ``http_503_rate``; None for in-memory bytes.
+
+    Examples
+    --------
+    >>> file_stem("prom/http_503_rate.json.gz"), file_stem("<bytes>")
+    ('http_503_rate', None)
+    """
+    if source_name.startswith("<"):
+        return None
+    stem = source_name.replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in (".gz", ".bz2", ".xz", ".json", ".txt", ".csv", ".prom", ".dump"):
+        stem = stem.removesuffix(suffix)
+    return stem or None
+
+
+def unnamed_note(table: SeriesTable) -> str | None:
+    """The read report's note about series named by :func:`unnamed_metric`, or None."""
+    if not table.unnamed:
+        return None
+    shown = ", ".join(sorted(table.unnamed)[:3]) + (" …" if len(table.unnamed) > 3 else "")
+    return (
+        f"{len(table.unnamed)} series name(s) made up for series without __name__ (aggregations, "
+        f"expressions): {shown}; pass name= (incident.toml: the source's name) to name them"
+    )
+
+
 class SeriesTable:
     """Series seen during one read: key -> id, with the metric name and labels of each."""
 
@@ -103,6 +150,8 @@ class SeriesTable:
         self.metrics: list[str | None] = []
         self.labels: list[dict[str, str]] = []
         self.keys: list[str] = []
+        #: metric names made up by :func:`unnamed_metric` in this read (for the read report's note)
+        self.unnamed: set[str] = set()
 
     def add(self, metric: str | None, labels: dict[str, str], key: str | None = None) -> int:
         """The id of a series, registering it on first sight (``key`` overrides the computed key)."""
@@ -115,12 +164,21 @@ class SeriesTable:
             self.labels.append(labels)
         return sid
 
-    def add_labelset(self, labels: dict, name: str | None) -> int:
-        """Register a Prometheus label set (with ``__name__``); ``name`` when it has none."""
+    def add_labelset(self, labels: dict, name: str | None, *, fallback: str | None = None) -> int:
+        """Register a Prometheus label set (with ``__name__``); ``name`` when it has none.
+
+        A series with neither (``sum by (state) (...)``, ``sum(rate(...))``) is never left
+        without a name: see :func:`unnamed_metric`.
+        """
         clean = {str(k): str(v) for k, v in labels.items() if k != "__name__"}
         metric = labels.get("__name__")
-        metric = str(metric) if metric is not None else name
-        return self.add(metric, clean)
+        if metric is not None and str(metric):
+            return self.add(str(metric), clean)
+        if name:
+            return self.add(name, clean)
+        metric = unnamed_metric(clean, fallback)
+        self.unnamed.add(metric)
+        return self.add(metric, clean, key=metric)
 
     def frame(self) -> pl.DataFrame:
         """``sid``, ``metric``, ``labels`` (one String field per label name), ``series``."""

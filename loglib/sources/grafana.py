@@ -203,8 +203,9 @@ def parse_csv(
 def _register(header: str, table: SeriesTable, name: str | None) -> int:
     parsed = parse_selector(header)
     if parsed is not None and (parsed[0] or parsed[1] or name is None):
-        metric = parsed[0] or name
-        return table.add(metric, parsed[1])
+        if parsed[0] is None and name is None:  # a bare label set: named from its labels
+            return table.add_labelset(parsed[1], None)
+        return table.add(parsed[0] or name, parsed[1])
     return table.add(name or header, {}, key=header)
 
 

@@ -29,10 +29,12 @@ from loglib.sources import grafana
 from loglib.sources._series import (
     SeriesTable,
     assemble,
+    file_stem,
     parse_selector,
     read_all,
     reject_lines,
     samples_frame,
+    unnamed_note,
 )
 from loglib.sources.files import PathsLike, Source, expand_sources, iter_line_chunks
 
@@ -180,7 +182,7 @@ def _series_samples(
     if not isinstance(el, dict) or not isinstance(el.get("metric", {}), dict):
         bad.add(1, f"series element {json.dumps(el, default=str)[:200]} is not {{metric, values}}")
         return None
-    sid = table.add_labelset(el.get("metric") or {}, opts.name)
+    sid = table.add_labelset(el.get("metric") or {}, opts.name, fallback=file_stem(file))
     key = table.keys[sid]
     if "histograms" in el or "histogram" in el:
         h = el.get("histograms", [el.get("histogram")])
@@ -303,7 +305,9 @@ def _parse_dump(source: Source, table: SeriesTable, report: ReadReport, opts: _O
                 None
                 if parsed is None
                 else table.add_labelset(
-                    {"__name__": parsed[0], **parsed[1]} if parsed[0] else parsed[1], opts.name
+                    {"__name__": parsed[0], **parsed[1]} if parsed[0] else parsed[1],
+                    opts.name,
+                    fallback=file_stem(source.name),
                 )
             )
         lines = lines.with_columns(
@@ -459,6 +463,9 @@ def read_prometheus(
         report.files.append(source.name)
         parts.extend(_parse_source(source, table, report, opts))
     frame = assemble(table, parts, report)
+    note = unnamed_note(table)
+    if note:
+        report.notes.append(note)
     if frame.height == 0 and raise_if_empty:
         msg = (
             f"no metric samples in {', '.join(s.name for s in sources)} "
