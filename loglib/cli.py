@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
+import threading
+import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
 
+from loglib import __version__
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.sessions import pg_sessions
 from loglib.core.rejects import read_report
+from loglib.core.timeparse import check_tz, to_timedelta
 from loglib.errors import LoglibError, RejectedLinesWarning
 from loglib.sources.postgres import FORMATS, read_pg_log
 
@@ -25,8 +31,40 @@ DEMO_INCIDENT = "pool-exhaustion"
 PARSE_KINDS = ("postgres", "app", "prometheus", "pool_events", "pg_activity")
 
 
+#: the library's keyword arguments, as the CLI spells them
+_FLAGS = {"tz": "--tz", "format": "--format", "prefix": "--prefix", "pattern": "--pattern", "year": "--year",
+          "every": "--every", "by": "--by"}  # fmt: skip
+#: hints that only make sense in Python (there is no CLI flag for them)
+_PYTHON_ONLY = re.compile(
+    r"[;,]?\s*(?:pass |or pass |call with )?(?:raise_if_empty|strict|chunk_bytes|n_rows)=\w+[^;.)]*", re.I
+)
+_QUOTED = re.compile(r"(b?)(['\"])((?:\\.|(?!\2).){60,}?)\2")
+#: the longest error line the CLI prints (a binary input must not fill the terminal)
+MAX_ERROR = 500
+
+
+def cli_words(message: str) -> str:
+    """A library message in the CLI's words: flags instead of keyword arguments, one short line.
+
+    Examples
+    --------
+    >>> cli_words("tz='Europe/Berln' is not an IANA time zone name; pass raise_if_empty=False to go on")
+    "--tz 'Europe/Berln' is not an IANA time zone name"
+    """
+    text = " ".join(str(message).split())
+    text = _PYTHON_ONLY.sub("", text)
+    for kwarg, flag in _FLAGS.items():
+        text = re.sub(rf"(?<![\w.-]){kwarg}=(?=['\"\w])", f"{flag} ", text)
+        text = re.sub(rf"(?<![\w.-]){kwarg}=", flag, text)
+    text = _QUOTED.sub(lambda m: f"{m[1]}{m[2]}{m[3][:40]}…{m[2]}", text)
+    if len(text) > MAX_ERROR:  # the end often says what to do: keep both ends
+        half = (MAX_ERROR - 3) // 2
+        text = f"{text[:half]} … {text[-half:]}"
+    return text
+
+
 def _error(message: str) -> int:
-    print(f"loglib: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"loglib: error: {cli_words(message)}", file=sys.stderr)
     return 2
 
 
@@ -34,16 +72,134 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+class _Steps:
+    """Progress on stderr for steps that take longer than a second (and a heartbeat every 5 s).
+
+    A step that ends within ``quiet_for`` seconds prints nothing, so quick commands stay quiet.
+    """
+
+    def __init__(self, *, quiet: bool = False, quiet_for: float = 1.0, every: float = 5.0) -> None:
+        self.quiet, self.quiet_for, self.every = quiet, quiet_for, every
+        self.t0 = time.monotonic()
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            _progress(f"[{time.monotonic() - self.t0:5.1f}s] {line}")
+
+    @contextlib.contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        done = threading.Event()
+        start = time.monotonic()
+
+        def watch() -> None:
+            if done.wait(self.quiet_for):
+                return
+            self.say(f"{what} …")
+            while not done.wait(self.every):
+                self.say(f"{what} … still running ({time.monotonic() - start:.0f} s)")
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
+            if time.monotonic() - start > self.quiet_for:
+                self.say(f"{what}: done in {time.monotonic() - start:.1f} s")
+
+
+def _heartbeat(
+    say: Callable[[str], None], *, every: float = 5.0
+) -> tuple[Callable[[str], None], Callable[[], None]]:
+    """Wrap a progress callback so a step that runs longer than ``every`` seconds says so again."""
+    state = {"line": "", "at": time.monotonic()}
+    stop = threading.Event()
+
+    def progress(line: str) -> None:
+        state.update(line=line, at=time.monotonic())
+        say(line)
+
+    def beat() -> None:
+        while not stop.wait(1.0):
+            quiet = time.monotonic() - state["at"]
+            if state["line"] and quiet >= every:
+                step = re.sub(r"^\[\s*[\d.]+s\]\s*", "", state["line"])
+                say(f"… still {step} ({quiet:.0f} s)")
+                state["at"] = time.monotonic()
+
+    threading.Thread(target=beat, daemon=True).start()
+    return progress, stop.set
+
+
+# --- arguments checked before any work -------------------------------------------------------
+
+
+def _tz_arg(value: str) -> str:
+    try:
+        return check_tz(value) or value
+    except LoglibError:
+        msg = (
+            f"{_short(value)} is not an IANA time zone name; use e.g. UTC, Europe/Berlin or America/New_York"
+        )
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _every_arg(value: str) -> str:
+    try:
+        width = to_timedelta(value, argument="--every")
+    except ValueError:
+        width = None
+    if (
+        width is None
+        or width.total_seconds() <= 0
+        or not re.fullmatch(r"(\d+(ns|us|ms|s|m|h|d|w))+", value.strip())
+    ):
+        msg = f"{_short(value)} is not a bucket width; write it like 30s, 5m, 1h or 1d"
+        raise argparse.ArgumentTypeError(msg)
+    return value.strip()
+
+
+def _short(value: str, limit: int = 60) -> str:
+    """``value`` quoted, cut to ``limit`` characters (a pasted binary blob stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 2] + "…" + text[0]
+
+
+def check_writable_dir(folder: Path, *, flag: str = "--out") -> None:
+    """Create ``folder`` (and parents) and prove a file can be written there, or raise LoglibError."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            msg = f"{flag} {_short(str(folder), 120)} is a file, not a folder"
+            raise LoglibError(msg)
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".loglib-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        msg = f"{flag} {_short(str(folder), 120)} cannot be written: {exc.strerror or exc}"
+        raise LoglibError(msg) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"loglib: error: {cli_words(message)} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _report(args: argparse.Namespace) -> int:
     from loglib.report import build_report
 
-    result = build_report(
-        args.incident_dir,
-        args.out,
-        notebook=args.notebook,
-        tz=args.tz,
-        progress=None if args.quiet else _progress,
-    )
+    check_writable_dir(Path(args.out))
+    progress, stop = _heartbeat(_progress) if not args.quiet else (None, lambda: None)
+    try:
+        result = build_report(
+            args.incident_dir, args.out, notebook=args.notebook, tz=args.tz, progress=progress
+        )
+    finally:
+        stop()
     print(f"Postmortem of {Path(args.incident_dir).name} written in {result.seconds:.0f} s:")
     print(result)
     if result.findings:
@@ -66,7 +222,10 @@ def _demo(args: argparse.Namespace) -> int:
             f"the bundled incidents are not here ({folder}): run `loglib demo` from a clone of the "
             "repository installed with `pip install -e .`, or `loglib report INCIDENT_DIR --out OUT_DIR`"
         )
-    print(f"loglib demo: the postmortem of the bundled incident {DEMO_INCIDENT} into {args.out}", file=sys.stderr)
+    print(
+        f"loglib demo: the postmortem of the bundled incident {DEMO_INCIDENT} into {args.out}",
+        file=sys.stderr,
+    )
     return _report(
         argparse.Namespace(incident_dir=str(folder), out=args.out, notebook=None, tz=None, quiet=args.quiet)
     )
@@ -94,20 +253,29 @@ def _parse(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("format", args.format), ("prefix", args.prefix), ("tz", args.tz)) if v}
     if args.pattern:
         options["pattern"] = args.pattern
+    fn = reader(args.kind)
+    import inspect
+
+    taken = inspect.signature(fn).parameters
+    for option in options:
+        if option not in taken:
+            return _error(f"loglib parse {args.kind} does not take --{option}")
+    if out.is_dir():
+        return _error(f"--out {_short(str(out), 120)} is a folder; give a file such as frames.parquet")
+    check_writable_dir(out.parent)
+    steps = _Steps(quiet=args.quiet)
     try:
-        with warnings.catch_warnings():
+        with steps.step(f"reading {' '.join(args.paths)[:80]}"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RejectedLinesWarning)  # counted in the summary below
-            frame = reader(args.kind)(args.paths, **options)
+            frame = fn(args.paths, **options)
     except (OSError, UnicodeError) as exc:
         return _error(f"cannot read {' '.join(args.paths)}: {exc}")
-    except TypeError as exc:  # an option the reader of this kind does not take
-        return _error(f"loglib parse {args.kind}: {exc}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        frame.write_parquet(out)
-    else:
-        flat = frame.select(_csv_column(c, t) for c, t in frame.schema.items())
-        flat.write_csv(out)
+    with steps.step(f"writing {out.name}"):
+        if fmt == "parquet":
+            frame.write_parquet(out)
+        else:
+            flat = frame.select(_csv_column(c, t) for c, t in frame.schema.items())
+            flat.write_csv(out)
     with contextlib.suppress(Exception):  # readers without a read report (pool events, pg_activity)
         print(read_report(frame).summary())
     print(f"{frame.height:,} rows × {frame.width} columns -> {out}")
@@ -118,8 +286,11 @@ def _timeline(args: argparse.Namespace) -> int:
     from loglib.present.timeline import timeline
     from loglib.report import check_incident
 
-    inc = check_incident(args.incident_dir)
-    table = timeline(inc, tz=args.tz)
+    steps = _Steps(quiet=args.quiet)
+    with steps.step(f"reading {args.incident_dir}"):
+        inc = check_incident(args.incident_dir)
+    with steps.step("building the timeline"):
+        table = timeline(inc, tz=args.tz)
     print(f"# {inc.title}")
     days = table["time"].dt.date().unique() if table.height else pl.Series([], dtype=pl.Date)
     one_day = days.len() == 1
@@ -140,12 +311,14 @@ def _print_table(frame: pl.DataFrame) -> None:
 
 
 def _connections(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings():
+    steps = _Steps(quiet=args.quiet)
+    with steps.step(f"reading {' '.join(args.paths)[:80]}"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RejectedLinesWarning)  # reported below, with the rest
         events = read_pg_log(args.paths, format=args.format, prefix=args.prefix, tz=args.tz, year=args.year)
     report = read_report(events)
     print(report.summary())
-    sessions = pg_sessions(events)
+    with steps.step("pairing sessions"):
+        sessions = pg_sessions(events)
     reasons = sessions.group_by("end_reason").len().sort("len", descending=True)
     first, last = events["ts"].min(), events["ts"].max()
     print(f"time range (UTC): {first} .. {last}")
@@ -155,7 +328,8 @@ def _connections(args: argparse.Namespace) -> int:
     print("connection events: " + ", ".join(f"{e} {n}" for e, n in kinds.iter_rows()))
     print()
     print(f"Connections per {args.every} (UTC):")
-    table = pg_connections(events, every=args.every, by=args.by)
+    with steps.step(f"counting connections per {args.every}"):
+        table = pg_connections(events, every=args.every, by=args.by)
     _print_table(table)
     if report.unexplained.height:
         print(f"\n{report.unexplained.height} line(s) did not parse; first ones:")
@@ -200,19 +374,21 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="loglib", description="Incident analysis for database-connection incidents."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="loglib", description="Incident analysis for database-connection incidents.")
+    parser.add_argument("--version", action="version", version=f"loglib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     conn = sub.add_parser("connections", help="per-bucket connection table from PostgreSQL logs")
     conn.add_argument("paths", nargs="+", help="log files, globs or directories (.gz/.bz2/.xz ok)")
-    conn.add_argument("--every", default="1h", help="bucket width, e.g. 1m, 5m, 1h (default 1h)")
+    conn.add_argument(
+        "--every", default="1h", type=_every_arg, help="bucket width, e.g. 1m, 5m, 1h (default 1h)"
+    )
     conn.add_argument("--by", choices=["user", "database", "application", "client_host", "host"])
     conn.add_argument("--format", choices=FORMATS)
     conn.add_argument("--prefix", help="the server's log_line_prefix, verbatim")
-    conn.add_argument("--tz", help="the server's log_timezone, for naive or ambiguous times")
+    conn.add_argument("--tz", type=_tz_arg, help="the server's log_timezone, for naive or ambiguous times")
     conn.add_argument("--year", type=int, help="year of BSD syslog timestamps")
+    conn.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     conn.set_defaults(func=_connections)
 
     rep = sub.add_parser(
@@ -224,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     rep.add_argument("incident_dir", help="folder with incident.toml")
     rep.add_argument("--out", required=True, help="output folder (created)")
-    rep.add_argument("--tz", help="also show timeline times in this IANA zone, e.g. Europe/Berlin")
+    rep.add_argument(
+        "--tz", type=_tz_arg, help="also show timeline times in this IANA zone, e.g. Europe/Berlin"
+    )
     rep.add_argument("--notebook", help="run this notebook instead of the shipped postmortem")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     rep.set_defaults(func=_report)
@@ -237,12 +415,14 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument("--format", help="source format (default: detected per file)")
     parse.add_argument("--prefix", help="postgres: the server's log_line_prefix, verbatim")
     parse.add_argument("--pattern", help="app: the logging format string, e.g. '%%(asctime)s %%(message)s'")
-    parse.add_argument("--tz", help="zone of naive timestamps")
+    parse.add_argument("--tz", type=_tz_arg, help="zone of naive timestamps")
+    parse.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parse.set_defaults(func=_parse)
 
     tl = sub.add_parser("timeline", help="print the timeline table of an incident folder")
     tl.add_argument("incident_dir", help="folder with incident.toml")
-    tl.add_argument("--tz", help="also show times in this IANA zone")
+    tl.add_argument("--tz", type=_tz_arg, help="also show times in this IANA zone")
+    tl.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     tl.set_defaults(func=_timeline)
 
     demo = sub.add_parser("demo", help=f"the report on the bundled incident {DEMO_INCIDENT}, into ./out/demo")
@@ -258,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `loglib timeline ... | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (OSError, UnicodeError) as exc:  # a file that cannot be read or written: the user's to fix
+        where = getattr(exc, "filename", None)
+        return _error(f"{where + ': ' if where else ''}{getattr(exc, 'strerror', None) or exc}")
+    except KeyboardInterrupt:
+        print("loglib: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

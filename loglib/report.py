@@ -136,6 +136,15 @@ def kernel_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _cell_label(source: str) -> str:
+    """``": ll.export_bundle(inc, …"``: the cell's first line of code, short, for progress lines."""
+    for line in source.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "%", "import ", "from ")):
+            return f": {line[:48]}{'…' if len(line) > 48 else ''}"
+    return ""
+
+
 def execute_notebook(
     nb: Any,
     *,
@@ -172,7 +181,8 @@ def execute_notebook(
 
     def on_start(cell: Any = None, cell_index: int = 0, **_: Any) -> None:
         if progress is not None and cell_index in code:
-            progress(f"executing notebook cell {code.index(cell_index) + 1}/{len(code)}")
+            what = _cell_label(nb.cells[cell_index].source)
+            progress(f"executing notebook cell {code.index(cell_index) + 1}/{len(code)}{what}")
 
     client = NotebookClient(
         nb,
