@@ -261,6 +261,7 @@ def read_all(source: Source) -> tuple[bytes, str | None]:
                 )
                 break
             if not piece:
+                damage = damage or getattr(fh, "damage", None)
                 break
             blocks.append(piece)
     return b"".join(blocks), damage

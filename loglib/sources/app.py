@@ -954,6 +954,7 @@ def scan_app_log(
     opts = _options(format, pattern, datefmt, tz, service, rules, chunk_bytes)
     sources = expand_sources(paths)
     report = ReadReport("read_app_log")
+    report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
 
     return scan_batches(lambda rep: _batches(sources, opts, rep), APP_EVENTS, report, "loglib.scan_app_log")
 
@@ -1039,6 +1040,7 @@ def read_app_log(
     opts = _options(format, pattern, datefmt, tz, service, rules, APP_CHUNK_BYTES)
     sources = expand_sources(paths)
     report = ReadReport("read_app_log")
+    report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
     frame = collect_batches(
         _batches(sources, opts, report), APP_EVENTS, sources, report,
         what="application log events", raise_if_empty=raise_if_empty,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import bz2
 import glob
-import gzip
 import io
 import lzma
 import os
 import queue
 import re
+import stat
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +26,7 @@ from typing import TypeVar
 
 import polars as pl
 
-from loglib.errors import NoDataError
+from loglib.errors import LoglibError, NoDataError
 
 PathsLike = str | os.PathLike | bytes | Iterable[str | os.PathLike]
 
@@ -38,18 +39,174 @@ DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
 SCAN_CHUNK_BYTES = 8 * 1024 * 1024
 _BZ2_BLOCK = b"1AY&SY"  # bzip2 block header (pi), after "BZh" and the block size digit
 _BZ2_EOS = b"\x17rE8P\x90"  # end-of-stream marker (sqrt pi): an empty .bz2
+#: a physical line longer than this is cut: its first MAX_LINE_KEEP bytes are kept as the line
+MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_LINE_KEEP = 4096
+#: decompressed bytes one file may expand to before the rest is cut (a "zip bomb")
+MAX_DECOMPRESSED_BYTES = 64 * 1024**3
+#: byte-order marks of the encodings that are not ASCII-compatible (UTF-32 before UTF-16: FF FE 00 00)
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+class SourceError(LoglibError, OSError):
+    """A path that cannot be read as a log: a FIFO, a device, a socket, a symlink loop, a file
+    that cannot be opened. The message names the path and what it is."""
+
+
+class _Streamed(io.RawIOBase):
+    """A compressed file decompressed block by block, the way ``zcat`` does it.
+
+    Every byte before a truncation or corruption is handed out (``GzipFile.read`` loses the
+    whole read in which the stream ends); :attr:`damage` then says where the stream broke.
+    Concatenated members (``cat a.gz b.gz``) are read one after the other. Output stops after
+    ``limit`` bytes, with :attr:`damage` saying so.
+    """
+
+    def __init__(self, raw: io.BufferedIOBase, kind: str, *, limit: int | None = None) -> None:
+        self.raw, self.kind = raw, kind
+        self.limit = MAX_DECOMPRESSED_BYTES if limit is None else limit
+        self.damage: str | None = None
+        self.compressed_read = 0
+        self.out = 0
+        self._d = self._new()
+        self._buf = b""
+        self._done = False
+        self._pending: bytes | None = None  # compressed input given but not yet decompressed
+
+    def _new(self):
+        if self.kind == "gz":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self.kind == "bz2":
+            return bz2.BZ2Decompressor()
+        return lzma.LZMADecompressor()
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self, n: int) -> None:
+        """Decompress until ``n`` bytes are buffered; never more than ``n`` + 64 KiB at once."""
+        while len(self._buf) < n and not self._done:
+            if self.out >= self.limit:
+                self.damage = (
+                    f"decompressed content cut after {self.limit:,} bytes (a file that expands without end); "
+                    "the rest is not read"
+                )
+                self._done = True
+                return
+            want = max(65536, n - len(self._buf))
+            if self._pending is not None:
+                data, self._pending = self._pending, None
+            else:
+                data = self.raw.read(65536)
+                if not data:
+                    if not getattr(self._d, "eof", False) and self.compressed_read:
+                        self.damage = (
+                            f"truncated .{self.kind}: the compressed stream ends early after byte "
+                            f"{self.compressed_read:,} ({self.out:,} bytes decompressed); every line before that is kept"
+                        )
+                    self._done = True
+                    return
+                self.compressed_read += len(data)
+            try:
+                piece = self._d.decompress(data, want)
+            except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                self.damage = (
+                    f"corrupt .{self.kind} near byte {self.compressed_read:,} ({exc}); the rest of the file is "
+                    "unreadable; every line before that is kept"
+                )
+                self._done = True
+                return
+            self._buf += piece
+            self.out += len(piece)
+            if getattr(self._d, "eof", False):
+                rest = self._d.unused_data
+                if rest.strip(b"\x00"):  # another member follows (``cat a.gz b.gz``)
+                    self._d = self._new()
+                    self._pending = rest
+            elif self.kind == "gz":
+                self._pending = self._d.unconsumed_tail or None
+            elif not self._d.needs_input:
+                self._pending = b""  # bz2/lzma hold more output for the input they were given
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while True:
+                piece = self.read(1 << 20)
+                if not piece:
+                    return b"".join(parts)
+                parts.append(piece)
+        self._fill(n)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+class _Recoded(io.RawIOBase):
+    """A UTF-16/UTF-32 stream handed out as UTF-8, so every reader sees one encoding."""
+
+    def __init__(self, raw: io.BufferedIOBase, encoding: str) -> None:
+        import codecs
+
+        self.raw = raw
+        self.decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._buf = b""
+        self._eof = False
+        self.encoding = encoding
+        self.damage = getattr(raw, "damage", None)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = 1 << 20 if n is None or n < 0 else n
+        while len(self._buf) < n and not self._eof:
+            block = self.raw.read(max(n, 65536))
+            self._eof = not block
+            self._buf += self.decoder.decode(block, final=self._eof).encode("utf-8")
+        self.damage = getattr(self.raw, "damage", None)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
 
 
 def _decompressor(head: bytes):
     """The opener for a compressed stream, told by full magic numbers (so a text file that merely
     starts with "BZh" stays text), or None for plain text."""
     if head.startswith(b"\x1f\x8b\x08"):
-        return lambda raw: gzip.GzipFile(fileobj=raw)
+        return lambda raw: _Streamed(raw, "gz")
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (_BZ2_BLOCK, _BZ2_EOS):
-        return bz2.BZ2File
+        return lambda raw: _Streamed(raw, "bz2")
     if head.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile
+        return lambda raw: _Streamed(raw, "xz")
     return None
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """UTF-16/UTF-32 told by a byte-order mark (or the NUL pattern of ASCII text without one),
+    only when the start decodes to mostly-ASCII text, as every log does (random bytes do not)."""
+    found = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    sample = head[:4096]
+    if found is None and len(sample) >= 64:
+        even, odd = sample[0::2], sample[1::2]
+        if odd.count(0) > len(odd) * 0.9 and even.count(0) < len(even) * 0.1:
+            found = "utf-16-le"
+        elif even.count(0) > len(even) * 0.9 and odd.count(0) < len(odd) * 0.1:
+            found = "utf-16-be"
+    if found is None:
+        return None
+    unit = 4 if "32" in found else 2
+    body = sample[: len(sample) // unit * unit]
+    try:
+        text = body.decode(found).lstrip("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    if not text or sum(c < "\x80" for c in text) < 0.8 * len(text):
+        return None
+    return found if head.startswith(tuple(b for b, _ in _BOMS)) is False else found.rsplit("-", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -62,19 +219,16 @@ class Source:
 
     @contextmanager
     def open_raw(self) -> Iterator[io.BufferedIOBase]:
-        """The decompressed byte stream (compression is told by magic bytes, not the suffix)."""
-        raw: io.BufferedIOBase = (
-            io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")  # noqa: SIM115
-        )
+        """The decompressed byte stream as UTF-8-compatible bytes (compression is told by magic
+        bytes, not the suffix; UTF-16/UTF-32 text is recoded to UTF-8)."""
+        raw: io.BufferedIOBase = io.BytesIO(self.data) if self.data is not None else _open_file(self.path)
         with raw:
             head = raw.read(10)
             raw.seek(0)
             opener = _decompressor(head)
-            if opener is None:
-                yield raw
-                return
-            with opener(raw) as stream:
-                yield stream
+            stream = raw if opener is None else opener(raw)
+            wide = _wide_encoding(_peek(stream))
+            yield _Recoded(stream, wide) if wide else stream
 
     def head(self, n_bytes: int = 65536) -> bytes:
         """The first ``n_bytes`` of decompressed content (for format sniffing)."""
@@ -83,6 +237,56 @@ class Source:
                 return fh.read(n_bytes)
             except (EOFError, OSError, lzma.LZMAError):
                 return b""
+
+
+def _peek(stream: io.BufferedIOBase) -> bytes:
+    """The first bytes of ``stream`` without consuming them (a seekable file or a :class:`_Streamed`)."""
+    if isinstance(stream, _Streamed):
+        stream._fill(4096)
+        return stream._buf[:4096]
+    head = stream.read(4096)
+    stream.seek(0)
+    return head
+
+
+def _open_file(path: Path) -> io.BufferedIOBase:
+    """``open(path, "rb")``, refusing what is not a regular file before it can hang or run forever."""
+    check_regular(path)
+    try:
+        return open(path, "rb")  # closed by the caller's with-block
+    except OSError as exc:
+        msg = f"{path}: cannot be opened ({exc.strerror or exc})"
+        raise SourceError(msg) from None
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_regular(path: Path) -> os.stat_result:
+    """The ``stat`` of ``path`` if it is a regular file; else one clear :class:`SourceError`."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if os.path.islink(path):
+            what = "a symlink loop" if exc.errno == 40 else "a symlink to nothing"
+            msg = f"{path} is {what} ({exc.strerror})"
+        else:
+            msg = f"{path}: {exc.strerror or exc}"
+        raise SourceError(msg) from None
+    if not stat.S_ISREG(st.st_mode):
+        msg = f"{path} is {_kind_of(st.st_mode)}, not a log file: give a regular file (or a folder of them)"
+        raise SourceError(msg)
+    return st
 
 
 def _rotation_key(path: Path) -> tuple[str, int]:
@@ -98,11 +302,13 @@ def _rotation_key(path: Path) -> tuple[str, int]:
     return (str(path.parent / name), 0)
 
 
-def expand_sources(paths: PathsLike) -> list[Source]:
+def expand_sources(paths: PathsLike) -> Sources:
     """Turn a path, glob, directory, list of those, or raw bytes into ordered sources.
 
     Rotated sets are ordered oldest first (``x.log.2.gz``, ``x.log.1``, ``x.log``); other
     files sort by name, which puts date-stamped files (``postgresql-2024-03-01.log``) in order.
+    A file reached twice (``pg/../pg/x.log``, a symlink, a hard link) is read once and named in
+    ``.notes``; a FIFO, device, socket or symlink loop raises :class:`SourceError`.
 
     Examples
     --------
@@ -110,7 +316,7 @@ def expand_sources(paths: PathsLike) -> list[Source]:
     ['<bytes>']
     """
     if isinstance(paths, bytes | bytearray):
-        return [Source("<bytes>", data=bytes(paths))]
+        return Sources([Source("<bytes>", data=bytes(paths))])
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     if not items:
         msg = "no paths given: pass a file, a glob such as 'pg/postgresql.log*', a directory or a list"
@@ -123,7 +329,8 @@ def expand_sources(paths: PathsLike) -> list[Source]:
         p = Path(item).expanduser()
         if p.is_dir():
             matches = [c for c in p.iterdir() if c.is_file() and not c.name.startswith(".")]
-        elif p.exists():
+        elif p.exists() or os.path.islink(p):
+            check_regular(p)  # a FIFO, a device, a socket or a symlink loop: one clear line
             matches = [p]
         else:
             matches = [Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file()]
@@ -131,8 +338,25 @@ def expand_sources(paths: PathsLike) -> list[Source]:
             msg = f"no file matches {str(item)!r} (looked for a file, a directory and a glob)"
             raise NoDataError(msg)
         found.extend(matches)
-    unique = sorted(set(found), key=lambda q: (_rotation_key(q), str(q)))
-    return [Source(str(p), path=p) for p in unique]
+    ordered = sorted(set(found), key=lambda q: (_rotation_key(q), str(q)))
+    out = Sources()
+    seen: dict[tuple[int, int], str] = {}
+    for path in ordered:
+        st = check_regular(path)
+        first = seen.setdefault((st.st_dev, st.st_ino), str(path))
+        if first != str(path):  # the same file by another name (../, a symlink, a hard link)
+            out.notes.append(f"{path} is the same file as {first}: read once")
+            continue
+        out.append(Source(str(path), path=path))
+    return out
+
+
+class Sources(list):
+    """The sources of one read, in order; ``notes`` says which paths were the same file."""
+
+    def __init__(self, *args: Iterable[Source]) -> None:
+        super().__init__(*args)
+        self.notes: list[str] = []
 
 
 @dataclass
@@ -149,6 +373,8 @@ class LineChunk:
     lines: pl.Series
     fallback_decoded: int = 0
     damage: str | None = None
+    #: numbers of lines longer than MAX_LINE_BYTES, cut to their first MAX_LINE_KEEP bytes
+    cut: tuple[int, ...] = ()
 
 
 def _decode(block: bytes) -> tuple[str, int]:
@@ -235,14 +461,17 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
     """Yield the lines of ``source`` in chunks of about ``chunk_bytes`` decompressed bytes.
 
     Every physical line is yielded exactly once, numbered from 1; a last line without a
-    newline is kept. A compressed stream that ends early yields what was readable and marks
-    the last chunk with ``damage``.
+    newline is kept. LF, CRLF and CR-only (old Mac) endings all end lines. A line longer than
+    :data:`MAX_LINE_BYTES` is cut to its first :data:`MAX_LINE_KEEP` bytes without ever being
+    held whole (``LineChunk.cut`` names it). A compressed stream that ends early yields every
+    line before the break and marks the last chunk with ``damage``.
     """
     next_line = 1
     carry = b""
-    damage: str | None = None
+    skipping = False  # inside an over-long line: its bytes are dropped up to the next newline
+    cut: list[int] = []
+    sep: bytes | None = None  # b"\n", or b"\r" for a CR-only file (told from the first block)
     with source.open_raw() as fh:
-        # small reads, so that a truncated compressed stream loses at most one read's worth
         step = min(chunk_bytes, 256 * 1024)
         while True:
             blocks: list[bytes] = []
@@ -251,29 +480,69 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
                 try:
                     piece = fh.read(step)
                 except (EOFError, OSError, lzma.LZMAError, ValueError) as exc:
-                    damage = f"compressed stream is truncated or corrupt ({exc}); the rest of the file is unreadable"
+                    fh.damage = f"compressed stream is truncated or corrupt ({exc}); the rest of the file is unreadable"  # type: ignore[attr-defined]
                     piece = b""
                 if not piece:
                     break
+                if sep is None:
+                    sep = b"\r" if _cr_only(piece) else b"\n"
                 blocks.append(piece)
                 size += len(piece)
             if not blocks:
                 break
-            data = carry + b"".join(blocks)
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
+            data = b"".join(blocks)
+            if skipping:
+                end = data.find(sep)
+                if end < 0:
+                    continue  # still inside the over-long line
+                data, skipping = data[end + 1 :], False
+                carry += sep  # the cut line ends here
+            data = carry + data
+            cut_at = data.rfind(sep)
+            if cut_at < 0:
+                if len(data) > MAX_LINE_BYTES:  # keep the start, drop the rest until the newline
+                    carry, skipping = data[:MAX_LINE_KEEP], True
+                    cut.append(next_line)
+                else:
+                    carry = data
                 continue
-            carry = data[cut + 1 :]
-            text, fallback = _decode(data[:cut])
-            lines = _split_lines(text)
-            yield LineChunk(source.name, next_line, lines, fallback)
-            next_line += lines.len()
-            if damage:
-                break
+            carry = data[cut_at + 1 :]
+            if len(carry) > MAX_LINE_BYTES:
+                carry = carry[:MAX_LINE_KEEP]
+                skipping = True
+            body = data[:cut_at]
+            if sep == b"\r":
+                body = body.replace(b"\r", b"\n")
+            yield from _emit(source.name, body, next_line, cut, None)
+            n_new = body.count(b"\n") + 1
+            if skipping and next_line + n_new not in cut:
+                cut.append(next_line + n_new)
+            next_line += n_new
+            cut = [c for c in cut if c >= next_line]
+        damage = getattr(fh, "damage", None)
     if carry:
-        text, fallback = _decode(carry)
-        lines = _split_lines(text)
-        yield LineChunk(source.name, next_line, lines, fallback, damage)
+        yield from _emit(
+            source.name, carry.replace(b"\r", b"\n") if sep == b"\r" else carry, next_line, cut, damage
+        )
     elif damage:
         yield LineChunk(source.name, next_line, pl.Series("text", [], dtype=pl.String), 0, damage)
+
+
+def _cr_only(head: bytes) -> bool:
+    """Text whose lines end in CR alone (classic Mac OS, some network gear): no LF, two CRs or
+    more, and mostly printable ASCII (so random bytes are not taken for it)."""
+    if b"\n" in head or head.count(b"\r") < 2:
+        return False
+    sample = head[:65536]
+    printable = sum(32 <= b < 127 or b in (9, 13) for b in sample)
+    return printable >= 0.9 * len(sample)
+
+
+def _emit(name: str, body: bytes, first: int, cut: list[int], damage: str | None) -> Iterator[LineChunk]:
+    text, fallback = _decode(body)
+    lines = _split_lines(text)
+    mine = [c - first for c in cut if first <= c < first + lines.len()]
+    if mine:
+        marks = pl.Series([f" [loglib: line cut at {MAX_LINE_BYTES // 1024**2} MiB]"] * len(mine))
+        lines = lines.scatter(mine, lines.gather(mine) + marks)
+    yield LineChunk(name, first, lines, fallback, damage, tuple(c + first for c in mine))

@@ -838,6 +838,7 @@ def scan_pg_log(
     sources = expand_sources(paths)
     opts = _Options(format, prefix, tz, year, chunk_bytes)
     report = ReadReport("read_pg_log")
+    report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
 
     return scan_batches(lambda rep: _batches(sources, opts, rep), PG_EVENTS, report, "loglib.scan_pg_log")
 
@@ -906,6 +907,7 @@ def read_pg_log(
     sources = expand_sources(paths)
     opts = _Options(format, prefix, tz, year, DEFAULT_CHUNK_BYTES)
     report = ReadReport("read_pg_log")
+    report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
     frame = collect_batches(
         _batches(sources, opts, report), PG_EVENTS, sources, report,
         what="PostgreSQL log entries", raise_if_empty=raise_if_empty,

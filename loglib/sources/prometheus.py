@@ -457,6 +457,7 @@ def read_prometheus(
     sources = expand_sources(paths)
     opts = _Options(name, tz, format)
     report = ReadReport("read_prometheus")
+    report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
     table = SeriesTable()
     parts: list[pl.DataFrame] = []
     for source in sources:
