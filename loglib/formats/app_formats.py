@@ -26,6 +26,18 @@ _LEVEL_WORD = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|FATA
 CONTAINER_PREFIX = r"^(?P<outer_ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) (?:(?:stdout|stderr) [FP] )?"
 
 
+# logfmt: a line made only of key=value pairs, with a time key and a level key in either order, whatever
+# key comes first (logrus ``time=… level=``, go-kit ``ts=… caller=… level=``, Loki ``level=… ts=``,
+# Grafana ``logger=… t=… level=`` and its older ``t=… lvl=``). The whole line is the ``kv`` group.
+_PAIR = r"[\w.\-/@]+=(?:\"(?:[^\"\\]|\\.)*\"|\S*)"
+_TIME_PAIR = r"(?:time|ts|t)=(?:\"[^\"]*\"|\S+)"
+_LEVEL_PAIR = r"(?:level|lvl)=\S+"
+LOGFMT_LINE = (
+    rf"^(?P<kv>(?:{_PAIR} +)*(?:{_TIME_PAIR} +(?:{_PAIR} +)*{_LEVEL_PAIR}|{_LEVEL_PAIR} +(?:{_PAIR} +)*{_TIME_PAIR})"
+    rf"(?: +{_PAIR})*) *$"
+)
+
+
 @dataclass(frozen=True)
 class LineFormat:
     """One text format: an anchored regex, how its ``ts`` group reads, and its post-processing.
@@ -127,10 +139,12 @@ LINE_FORMATS: tuple[LineFormat, ...] = (
     ),
     LineFormat(
         "logfmt",
-        r"^(?:time|ts)=(?P<ts>\"[^\"]*\"|\S+) level=(?P<level>\S+)(?: (?P<kv>.*))?$",
+        LOGFMT_LINE,
+        time="none",
         post="logfmt",
         example='time="2024-03-01T10:00:00Z" level=error msg="query failed" error="pq: sorry, too many clients already"',
-        source="logrus text_formatter.go (non-TTY: time=, level=, msg=, sorted fields); Go log/slog TextHandler",
+        source="logrus text_formatter.go (non-TTY: time=, level=, msg=, sorted fields); Go log/slog TextHandler; "
+        "go-kit log (Prometheus, Loki, postgres_exporter: ts=/level= in any order); Grafana (logger=, t=, lvl=)",
     ),
     LineFormat(
         "zap_console",

@@ -103,9 +103,11 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
       80, "libpq fe-connect.c; glibc gai_strerror; Node dns; Go net/dnsclient; java.net"),
     R("connection_refused",
       r"(?i:connection refused)|ECONNREFUSED|Connect call failed|Connection to \S+ refused"
-      r"|Can't reach database server|SequelizeConnectionRefusedError",
+      r"|Can't reach database server|SequelizeConnectionRefusedError"
+      r"|No connection could be made because the target machine actively refused it",
       80, "libpq fe-connect.c ('failed: Connection refused'); Node net; asyncpg connect_utils; "
-          "pgjdbc ConnectionFactoryImpl ('Connection to %s refused'); Prisma P1001; Go net"),
+          "pgjdbc ConnectionFactoryImpl ('Connection to %s refused'); Prisma P1001; Go net; "
+          "Windows WSAECONNREFUSED (Go 'connectex: No connection could be made …', .NET SocketException)"),
     R("connect_timeout",
       r"timeout expired|Connection terminated due to connection timeout|connect ETIMEDOUT"
       r"|dial tcp [^\n]*(?:i/o timeout|connection timed out)|(?i:connect timed out)"
@@ -118,12 +120,12 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
     # --- 70: waiting for a pool checkout ----------------------------------------------------------
     R("pool_timeout",
       r"QueuePool limit of size \d+ overflow -?\d+ reached|timeout exceeded when trying to connect"
-      r"|Timed out fetching a new connection from the connection pool|\bP2024\b"
+      r"|Timed out fetching a new connection from the (?:connection )?pool|\bP2024\b"
       r"|Timeout acquiring a connection\. The pool is probably full|KnexTimeoutError"
       r"|Connection is not available, request timed out after|SQLTransientConnectionException"
       r"|could not obtain a (?:database )?connection (?:from the pool )?within|ActiveRecord::ConnectionTimeoutError"
       r"|couldn't get a connection after|ConnectionAcquireTimeoutError",
-      70, "SQLAlchemy pool/impl.py (3o7r); pg-pool index.js; Prisma P2024; knex lib/client.js; "
+      70, "SQLAlchemy pool/impl.py (3o7r); pg-pool index.js; Prisma P2024 (2.x: 'from the pool', 3+: 'from the connection pool'); knex lib/client.js; "
           "HikariCP HikariPool.createTimeoutException; Rails connection_pool/queue.rb; psycopg_pool; Sequelize"),
     # --- 60: the pool threw a stale connection away ----------------------------------------------
     R("conn_invalidated",
@@ -135,12 +137,14 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
       r"(?i:connection reset)|ECONNRESET|Broken pipe|EPIPE",
       50, "errno ECONNRESET/EPIPE as printed by libc, Node, Java (SocketException: Connection reset) and Go"),
     R("server_closed",
-      r"server closed the connection unexpectedly|Connection terminated unexpectedly|MySQL server has gone away"
+      r"server closed the connection unexpectedly|(?i:connection (?:was )?terminated unexpectedly)"
+      r"|(?m:\bConnection terminated$)|MySQL server has gone away"
       r"|Lost connection to MySQL server|driver: bad connection|connection was closed in the middle of operation"
       r"|An I/O error occurred while sending to the backend|Server has closed the connection"
       r"|the connection is lost|consuming input failed|unexpected EOF",
       50, "libpq fe-misc.c; node-postgres client.js; MySQL 2006/2013; Go database/sql ErrBadConn; asyncpg; "
-          "pgjdbc QueryExecutorImpl; Prisma P1017; psycopg 3 pq; lib/pq and pgx"),
+          "pgjdbc QueryExecutorImpl; Prisma P1017; psycopg 3 pq; lib/pq and pgx; node-postgres 'Connection terminated' "
+          "(the client ended while a query ran)"),
     # --- 30: generic phrases of home-grown messages (the specific rules above win) -------------
     R("pool_timeout",
       r"(?i:pool (?:is )?exhausted|connection pool (?:is )?full|waiting for (?:an? )?(?:available|free|idle|db|database) "

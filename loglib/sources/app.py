@@ -284,6 +284,8 @@ _KV_TARGETS = {
     "service": ("service", "service.name", "app"),
     "host": ("host", "hostname"),
     "pid": ("pid",),
+    "time_text": ("time", "ts", "t"),
+    "level_text": ("level", "lvl"),
 }
 
 
@@ -393,6 +395,8 @@ def _line_fields(
     elif fmt.post == "logfmt":
         kvf = _kv_fields(groups["kv"])
         frame = frame.with_columns(
+            ts=_iso_like(kvf["time_text"], tz, where).cast(UTC_TS),
+            level=kvf["level_text"],
             **{
                 c: kvf[c]
                 for c in ("message", "logger", "request_id", "caller", "err", "service", "host", "pid")
