@@ -12,11 +12,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import polars as pl
 
 from loglib import __version__
 from loglib.analysis.connections import pg_connections
+from loglib.analysis.reads import read_lines, read_summary
 from loglib.analysis.sessions import pg_sessions
 from loglib.core.rejects import read_report
 from loglib.core.timeparse import check_tz, to_timedelta
@@ -200,6 +202,7 @@ def _report(args: argparse.Namespace) -> int:
         )
     finally:
         stop()
+    _print_reads(args.incident_dir)
     print(f"Postmortem of {Path(args.incident_dir).name} written in {result.seconds:.0f} s:")
     print(result)
     if result.findings:
@@ -213,6 +216,20 @@ def _report(args: argparse.Namespace) -> int:
             "(report.html was written)"
         )
     return 0
+
+
+def _print_reads(incident_dir: str, *, file: TextIO | None = None) -> None:
+    """What was read, one line per source (the sources are cached: nothing is read again)."""
+    from loglib.incident import Incident
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RejectedLinesWarning)  # shown here instead
+        inc = Incident.load(incident_dir)
+        reports = inc.read_reports()
+    print("What was read:", file=file)
+    kinds = {s.name or s.kind: s.kind for s in inc.sources}
+    for line in read_lines(read_summary(reports, kinds=kinds)):
+        print(f"  {line}", file=file)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -276,8 +293,10 @@ def _parse(args: argparse.Namespace) -> int:
         else:
             flat = frame.select(_csv_column(c, t) for c, t in frame.schema.items())
             flat.write_csv(out)
-    with contextlib.suppress(Exception):  # readers without a read report (pool events, pg_activity)
+    with contextlib.suppress(KeyError):  # readers without a read report (pool events, pg_activity)
         print(read_report(frame).summary())
+        for line in read_lines(read_summary({args.kind: read_report(frame)}, kinds={args.kind: args.kind})):
+            print(line)
     print(f"{frame.height:,} rows × {frame.width} columns -> {out}")
     return 0
 
@@ -291,6 +310,7 @@ def _timeline(args: argparse.Namespace) -> int:
         inc = check_incident(args.incident_dir)
     with steps.step("building the timeline"):
         table = timeline(inc, tz=args.tz)
+    _print_reads(args.incident_dir, file=sys.stderr)
     print(f"# {inc.title}")
     days = table["time"].dt.date().unique() if table.height else pl.Series([], dtype=pl.Date)
     one_day = days.len() == 1
@@ -317,6 +337,8 @@ def _connections(args: argparse.Namespace) -> int:
         events = read_pg_log(args.paths, format=args.format, prefix=args.prefix, tz=args.tz, year=args.year)
     report = read_report(events)
     print(report.summary())
+    for line in read_lines(read_summary({"postgres": report}, kinds={"postgres": "postgres"})):
+        print(line)
     with steps.step("pairing sessions"):
         sessions = pg_sessions(events)
     reasons = sessions.group_by("end_reason").len().sort("len", descending=True)

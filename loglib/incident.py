@@ -9,6 +9,7 @@ allowed values and what was found; the frames are read on first use and cached (
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import inspect
 import itertools
@@ -26,6 +27,7 @@ import polars as pl
 from loglib.analysis.align import align
 from loglib.analysis.evidence import AppSettings, Evidence, PostgresSettings, Window
 from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
+from loglib.core.rejects import ReadReport, read_report
 from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import parse_iso
 from loglib.errors import LoglibError
@@ -269,6 +271,7 @@ class Incident:
     declared_events: pl.DataFrame | None = None
     windows: tuple[Window, ...] = ()
     _frames: dict[str, pl.DataFrame] = field(default_factory=dict, init=False, repr=False)
+    _reports: dict[str, ReadReport] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -380,11 +383,23 @@ class Incident:
             paths = [p if os.path.isabs(p) else str(self.root / p) for p in spec.paths]
             frame = fn(paths, **spec.options)
             _CACHE[key] = frame
+        with contextlib.suppress(KeyError):  # readers without a read report (pool events, pg_activity)
+            self._reports[spec.name or spec.kind] = read_report(frame)
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
         if spec.host and "host" in frame.columns:
             frame = frame.with_columns(pl.col("host").fill_null(spec.host))
         return frame
+
+    def read_reports(self) -> dict[str, ReadReport]:
+        """The :class:`~loglib.ReadReport` of every source read so far, by source name (reads them all)."""
+        for spec in self.sources:
+            self.read(spec.name or spec.kind, raw=True)
+        return {
+            s.name or s.kind: self._reports[s.name or s.kind]
+            for s in self.sources
+            if (s.name or s.kind) in self._reports
+        }
 
     def _combined(self, kind: str) -> pl.DataFrame | None:
         if kind in self._frames:

@@ -158,3 +158,34 @@ class TestProgress:
         assert _cell_label("# export\nbundle = ll.export_bundle(inc, out_dir)\n") == (
             ": bundle = ll.export_bundle(inc, out_dir)"
         )
+
+
+class TestWhatWasRead:
+    """Nothing lost without a word: one line per source with lines read, parsed and rejected."""
+
+    def test_connections_names_the_rejects(self, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+        """A bad line is counted and named as file:line on the terminal."""
+        log = tmp_path / "pg.log"
+        log.write_bytes(SAMPLE.read_bytes() + b"garbage\n")
+        code, out, _ = run(capsys, "connections", str(log))
+        assert code == 0
+        assert "2,199 lines read in 1 file(s), 2,198 parsed, 1 rejected" in out
+        assert f"rejected {log}:2199:" in out
+
+    def test_timeline_prints_one_line_per_source(self, capsys: pytest.CaptureFixture) -> None:
+        """``loglib timeline`` says what it read from each source (on stderr, beside the table)."""
+        code, _, err = run(capsys, "timeline", str(INCIDENT))
+        assert code == 0
+        assert "What was read:" in err
+        for source in ("postgres (postgres)", "app (app)", "prometheus (prometheus)"):
+            assert source in err
+
+    def test_read_summary_frame(self) -> None:
+        """``read_summary`` is a frame: one row per source, first rejects as file:line."""
+        import loglib as ll
+        from loglib.analysis.reads import read_summary
+
+        inc = ll.Incident.load(INCIDENT)
+        frame = read_summary(inc.read_reports())
+        assert frame["source"].to_list() == ["postgres", "app", "prometheus"]
+        assert (frame["lines_read"] == frame["lines_parsed"] + frame["lines_rejected"]).all()
