@@ -23,6 +23,7 @@ from loglib.analysis.sessions import pg_sessions
 from loglib.core.rejects import read_report
 from loglib.core.timeparse import check_tz, to_timedelta
 from loglib.errors import LoglibError, RejectedLinesWarning
+from loglib.outdir import check_writable, claim_out
 from loglib.sources.postgres import FORMATS, read_pg_log
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample-pg"
@@ -168,21 +169,6 @@ def _short(value: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 2] + "…" + text[0]
 
 
-def check_writable_dir(folder: Path, *, flag: str = "--out") -> None:
-    """Create ``folder`` (and parents) and prove a file can be written there, or raise LoglibError."""
-    try:
-        if folder.exists() and not folder.is_dir():
-            msg = f"{flag} {_short(str(folder), 120)} is a file, not a folder"
-            raise LoglibError(msg)
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".loglib-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        msg = f"{flag} {_short(str(folder), 120)} cannot be written: {exc.strerror or exc}"
-        raise LoglibError(msg) from None
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr (exit 2), like every other error."""
 
@@ -194,14 +180,18 @@ class _Parser(argparse.ArgumentParser):
 def _report(args: argparse.Namespace) -> int:
     from loglib.report import build_report
 
-    check_writable_dir(Path(args.out))
     progress, stop = _heartbeat(_progress) if not args.quiet else (None, lambda: None)
-    try:
-        result = build_report(
-            args.incident_dir, args.out, notebook=args.notebook, tz=args.tz, progress=progress
-        )
-    finally:
-        stop()
+    # checked, locked and cleared of the previous run's files before any work (issue 19)
+    with claim_out(args.out) as claim:
+        try:
+            result = build_report(
+                args.incident_dir, args.out, notebook=args.notebook, tz=args.tz, progress=progress
+            )
+        finally:
+            stop()
+        claim.record([*result.files, result.notebook])
+    if claim.cleared and not args.quiet:
+        _progress(f"cleared {len(claim.cleared)} file(s) an earlier loglib run wrote into {args.out}")
     _print_reads(args.incident_dir)
     print(f"Postmortem of {Path(args.incident_dir).name} written in {result.seconds:.0f} s:")
     print(result)
@@ -279,7 +269,7 @@ def _parse(args: argparse.Namespace) -> int:
             return _error(f"loglib parse {args.kind} does not take --{option}")
     if out.is_dir():
         return _error(f"--out {_short(str(out), 120)} is a folder; give a file such as frames.parquet")
-    check_writable_dir(out.parent)
+    check_writable(out.parent)
     steps = _Steps(quiet=args.quiet)
     try:
         with steps.step(f"reading {' '.join(args.paths)[:80]}"), warnings.catch_warnings():

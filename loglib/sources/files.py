@@ -529,13 +529,15 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
 
 
 def _cr_only(head: bytes) -> bool:
-    """Text whose lines end in CR alone (classic Mac OS, some network gear): no LF, two CRs or
-    more, and mostly printable ASCII (so random bytes are not taken for it)."""
+    """Text whose lines end in CR alone (classic Mac OS, some network gear): no LF, two lines or
+    more, mostly printable ASCII, and a first line that looks like a log line (16+ characters
+    with a timestamp's digits), so random bytes and stray CRs are not taken for it."""
     if b"\n" in head or head.count(b"\r") < 2:
         return False
     sample = head[:65536]
     printable = sum(32 <= b < 127 or b in (9, 13) for b in sample)
-    return printable >= 0.9 * len(sample)
+    first = sample.split(b"\r", 1)[0]
+    return printable >= 0.9 * len(sample) and len(first) >= 16 and sum(b in b"0123456789" for b in first) >= 4
 
 
 def _emit(name: str, body: bytes, first: int, cut: list[int], damage: str | None) -> Iterator[LineChunk]:
