@@ -1,0 +1,220 @@
+"""The overview chart a postmortem leads with: errors, pool, connections and events on one time axis."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.subplots import make_subplots
+
+from loglib.core.timeparse import to_timedelta
+from loglib.present import _data as d
+from loglib.present.charts._connections import _db_open_traces
+from loglib.present.charts._errors import _error_buckets
+from loglib.present.charts._marks import (
+    _TIME_HOVER,
+    _add_threshold,
+    _alert_legend_trace,
+    _count_axis,
+    _event_rows,
+    _events_frame,
+    _time_range,
+    _time_ticks,
+)
+from loglib.present.charts._pool import _pool_traces
+from loglib.present.theme import (
+    ALERT_FILL,
+    ERROR_COLORS,
+    EVENT_STYLE,
+    OKABE_ITO,
+    TIME_AXIS_TITLE,
+)
+
+# --- overview -------------------------------------------------------------------------------------
+
+
+def overview(
+    data: Any, *, every: str | timedelta | None = None, alerts: Any = None, title: str | None = None
+) -> go.Figure:
+    """The chart a postmortem leads with: errors, pool, database connections and events on one time axis.
+
+    Parameters
+    ----------
+    data
+        An ``Incident`` (or an object with ``app``, ``pg``, ``metrics``, ``events`` frames).
+    every
+        Bucket width for counts; default: at most 90 buckets over the window.
+    alerts
+        A :func:`loglib.replay_alert` frame for the firing spans (default: ``ALERTS`` series).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One panel per kind of evidence that exists (connection errors by class; pool checked out,
+        % of pool_size; PostgreSQL connections open against max_connections; events), with
+        deploy/restart/action lines and alert-firing bands across all of them.
+    """
+    f = d.unpack(data, "app", app=None, pg=None, metrics=None, events=None)
+    inc = f["incident"]
+    app_f, pg_f, met = f["app"], f["pg"], f["metrics"]
+    span = d.window(inc, app_f, pg_f, met)
+    step = d.auto_every(span, every)
+    unit = d.human_duration(step)
+    size = d.setting(inc, "app_settings", "pool_size")
+    over = d.setting(inc, "app_settings", "max_overflow")
+    pools = d.pool_series(met, pool_size=size, max_overflow=over)
+    ev = _events_frame(f.get("events"), span)
+    panels = []
+    if app_f is not None:
+        panels.append("errors")
+    if pools:
+        panels.append("pool")
+    if pg_f is not None:
+        panels.append("db")
+    panels.append("events")
+    heights = {"errors": 1.0, "pool": 1.0, "db": 1.0, "events": 0.55}
+    fig = make_subplots(
+        rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.035,
+        row_heights=[heights[p] for p in panels],
+    )  # fmt: skip
+    fig.update_layout(
+        template="loglib",
+        title={"text": title or getattr(inc, "title", None) or "Incident overview"},
+        barmode="stack",
+        height=int(190 * sum(heights[p] for p in panels) + 170),
+        legend={"y": 1.0, "yanchor": "bottom"},
+        margin={"t": 100},
+    )
+    for i, panel in enumerate(panels, start=1):
+        if panel == "errors":
+            buckets = _error_buckets(app_f, step)
+            half = to_timedelta(step, argument="every") / 2
+            order = (
+                buckets.group_by("_class")
+                .agg(pl.col("n").sum())
+                .sort("n", descending=True)["_class"]
+                .to_list()
+            )
+            for k, cls in enumerate(order):
+                b = buckets.filter(pl.col("_class") == cls)
+                fig.add_trace(
+                    go.Bar(
+                        x=(b["bucket"] + half).to_list(), y=b["n"].to_list(), name=cls, showlegend=True,
+                        marker={"color": ERROR_COLORS[k % len(ERROR_COLORS)]},
+                        width=to_timedelta(step, argument="every").total_seconds() * 1000 * 0.9,
+                        customdata=list(zip(b["bucket"].to_list(), b["evidence"].to_list(), strict=True)),
+                        hovertemplate=f"<b>{cls}</b>: %{{y}} in {unit} from %{{customdata[0]|%H:%M:%S}} UTC<br>first: %{{customdata[1]}}<extra></extra>",
+                    ),
+                    row=i, col=1,
+                )  # fmt: skip
+            fig.update_yaxes(title={"text": f"errors / {unit}"}, rangemode="tozero", row=i, col=1)
+            _count_axis(fig, float(buckets.group_by("bucket").agg(pl.col("n").sum())["n"].max() or 0), row=i)
+            if buckets.height == 0:
+                # an empty panel still shows its axes and says why it is empty
+                fig.add_trace(
+                    go.Scatter(x=[span[0], span[1]] if span else [], y=[0, 0], mode="lines", line={"width": 0},
+                               showlegend=False, hoverinfo="skip"),
+                    row=i, col=1,
+                )  # fmt: skip
+                fig.update_yaxes(range=[0, 1], row=i, col=1)
+                fig.add_annotation(
+                    text="no connection errors in the application log", showarrow=False, x=0.5, y=0.5,
+                    xref="x domain" if i == 1 else f"x{i} domain", yref="y domain" if i == 1 else f"y{i} domain",
+                )  # fmt: skip
+        elif panel == "pool":
+            _pool_traces(fig, pools, row=i)
+            fig.update_yaxes(title={"text": "pool use"}, row=i, col=1)
+        elif panel == "db":
+            top = _db_open_traces(fig, pg_f, step, row=i)
+            maxc = d.setting(inc, "postgres_settings", "max_connections") or d.max_connections(met)
+            if maxc:
+                _add_threshold(fig, float(maxc), f"max_connections = {maxc:g}", row=i)
+                top = max(top, float(maxc))
+            refused = pg_f.filter(pl.col("event").is_in(d.REFUSAL_EVENTS))
+            if refused.height:
+                r = (
+                    refused.sort("ts")
+                    .group_by(pl.col("ts").dt.truncate(step).alias("bucket"))
+                    .agg(n=pl.len(), evidence=d.evidence_expr().first())
+                    .sort("bucket")
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=(r["bucket"] + to_timedelta(step, argument="every") / 2).to_list(), y=[top * 1.08] * r.height,
+                        mode="markers", marker={"symbol": "x", "size": 7, "color": OKABE_ITO["vermillion"]},
+                        name="connections refused", customdata=list(zip(r["n"].to_list(), r["evidence"].to_list(), strict=True)),
+                        hovertemplate=f"<b>%{{customdata[0]}}</b> refused in {unit} from %{{x|%H:%M:%S}}<br>first: %{{customdata[1]}}<extra></extra>",
+                    ),
+                    row=i, col=1,
+                )  # fmt: skip
+            fig.update_yaxes(title={"text": "DB connections"}, range=[0, top * 1.18], row=i, col=1)
+            _count_axis(fig, top, row=i)
+        elif panel == "events":
+            _events_panel(fig, ev, row=i, span=span)
+    spans = (
+        d.spans_from_transitions(d.frame_or_none(alerts)) if alerts is not None else d.spans_from_metrics(met)
+    )
+    for s in spans:
+        fig.add_vrect(
+            x0=s.start,
+            x1=s.end or (span[1] if span else None),
+            fillcolor=ALERT_FILL,
+            line_width=0,
+            layer="below",
+        )
+    if spans:
+        fig.add_trace(_alert_legend_trace("alert firing"), row=len(panels), col=1)
+    for r in _event_rows(ev) if ev is not None else []:
+        if r["kind"] == "note":
+            continue
+        style = EVENT_STYLE.get(r["kind"], EVENT_STYLE["note"])
+        for i in range(1, len(panels) + 1):
+            fig.add_vline(
+                x=r["ts"], line={"color": style["color"], "dash": style["dash"], "width": 1.3}, row=i, col=1
+            )
+    for i in range(1, len(panels)):
+        fig.update_xaxes(title={"text": ""}, row=i, col=1)
+    fig.update_xaxes(title={"text": TIME_AXIS_TITLE}, row=len(panels), col=1)
+    _time_range(fig, span)
+    _time_ticks(fig, span)
+    return fig
+
+
+def _events_panel(
+    fig: go.Figure, ev: pl.DataFrame | None, *, row: int, span: tuple[datetime, datetime] | None
+) -> None:
+    """Events as labelled markers on staggered lanes, so close labels never overlap."""
+    fig.update_yaxes(visible=False, range=[-0.6, 3.4], fixedrange=True, row=row, col=1)
+    if ev is None:
+        return
+    rows = _event_rows(ev)
+    width = (span[1] - span[0]).total_seconds() if span else 1.0
+    lanes: list[float] = []  # x (seconds) where each lane's last label ends
+    placed = []
+    for r in rows:
+        x = (r["ts"] - (span[0] if span else r["ts"])).total_seconds()
+        label = r["text"] if len(r["text"]) <= 38 else r["text"][:36] + "…"
+        need = width * (0.012 * len(label) + 0.03)  # label width as a share of the axis (≈ doc width)
+        lane = next((k for k, end in enumerate(lanes) if x > end), None)
+        if lane is None:
+            lane = len(lanes) if len(lanes) < 3 else min(range(3), key=lambda k: lanes[k])
+            lanes.append(0.0) if lane == len(lanes) else None
+        lanes[lane] = x + need
+        placed.append((r, 2.5 - lane, label))
+    for kind in [k for k in EVENT_STYLE if any(p[0]["kind"] == k for p in placed)]:
+        mine = [p for p in placed if p[0]["kind"] == kind]
+        style = EVENT_STYLE[kind]
+        fig.add_trace(
+            go.Scatter(
+                x=[p[0]["ts"] for p in mine], y=[p[1] for p in mine], mode="markers+text",
+                text=[p[2] for p in mine], textposition="middle right", textfont={"size": 12, "color": "#222222"},
+                marker={"symbol": style["symbol"], "size": 10, "color": style["color"]},
+                name=kind, legendgroup=f"event:{kind}",
+                customdata=[[p[0]["text"], p[0]["evidence"]] for p in mine],
+                hovertemplate=f"<b>{kind}</b>: %{{customdata[0]}}<br>{_TIME_HOVER}<br>evidence: %{{customdata[1]}}<extra></extra>",
+                cliponaxis=False,
+            ),
+            row=row, col=1,
+        )  # fmt: skip

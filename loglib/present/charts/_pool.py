@@ -1,0 +1,133 @@
+"""The pool-utilisation chart: connections checked out of the pool against its size and capacity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+from loglib.present import _data as d
+from loglib.present import theme
+from loglib.present.charts._marks import (
+    _TIME_HOVER,
+    _add_alert_spans,
+    _add_event_lines,
+    _add_threshold,
+    _event_legend,
+    _events_frame,
+    _new_figure,
+    _time_range,
+    _time_ticks,
+)
+from loglib.present.theme import (
+    POOL_COLOR,
+)
+
+# --- pool utilisation ----------------------------------------------------------------------------
+
+
+def pool_utilisation(
+    data: Any = None,
+    *,
+    metrics: Any = None,
+    events: Any = None,
+    alerts: Any = None,
+    pool_size: float | None = None,
+    max_overflow: float | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Connections checked out of the pool, as % of ``pool_size``, with the 80 % line and capacity.
+
+    Parameters
+    ----------
+    data
+        A long metrics frame (``read_prometheus``) holding a checked-out gauge
+        (``db_pool_checked_out`` or a name matching ``loglib.analysis.leaks.CHECKED_OUT_PATTERN``),
+        or an ``Incident``.
+    pool_size, max_overflow
+        The pool's settings; default: the ``*pool_size*`` / ``*max_overflow*`` series with the
+        same labels, else the Incident's ``[app]`` settings.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One step line per pool (instance). 100 % is ``pool_size``; the solid line above it is the
+        capacity ``pool_size + max_overflow`` (overflow connections); the dashed line is 80 %.
+    """
+    f = d.unpack(data, "metrics", metrics=metrics, events=events)
+    inc = f["incident"]
+    size = pool_size if pool_size is not None else d.setting(inc, "app_settings", "pool_size")
+    over = max_overflow if max_overflow is not None else d.setting(inc, "app_settings", "max_overflow")
+    pools = d.pool_series(f["metrics"], pool_size=size, max_overflow=over)
+    if not pools:
+        msg = (
+            "pool_utilisation needs a checked-out gauge in the metrics (a series named like "
+            "db_pool_checked_out / *checkedout* / *in_use*); none found"
+        )
+        raise ValueError(msg)
+    span = d.window(inc, f["metrics"])
+    fig = _new_figure(title or "Connection pool utilisation")
+    _pool_traces(fig, pools, row=None)
+    ev = _events_frame(f.get("events"), span)
+    _add_alert_spans(
+        fig,
+        d.spans_from_transitions(d.frame_or_none(alerts))
+        if alerts is not None
+        else d.spans_from_metrics(f["metrics"]),
+        span[1] if span else None,
+    )
+    _add_event_lines(fig, ev)
+    _event_legend(fig, ev)
+    _time_range(fig, span)
+    _time_ticks(fig, span)
+    return fig
+
+
+def _pool_traces(fig: go.Figure, pools: list[d.PoolSeries], *, row: int | None) -> None:
+    kw = {"row": row, "col": 1} if row else {}
+    relative = all(p.size for p in pools)
+    top = 0.0
+    for i, p in enumerate(pools):
+        v = p.frame["value"]
+        y = (v / p.size * 100) if relative else v
+        top = max(top, float(y.max() or 0))
+        cap = f"{p.size:g}+{(p.overflow or 0):g}" if p.size else "?"
+        fig.add_trace(
+            go.Scatter(
+                x=p.frame["ts"].to_list(),
+                y=y.to_list(),
+                mode="lines",
+                line={
+                    "shape": "hv",
+                    "width": 2,
+                    "color": POOL_COLOR if i == 0 else theme.COLORWAY[(i + 2) % len(theme.COLORWAY)],
+                },
+                name=f"checked out: {p.name}" if len(pools) > 1 else "checked out",
+                customdata=[[c, p.series] for c in v.to_list()],
+                hovertemplate=(
+                    f"<b>{p.name}</b>: %{{customdata[0]:g}} checked out (pool {cap})"
+                    + (" = %{y:.0f}% of pool_size" if relative else "")
+                    + f"<br>{_TIME_HOVER}<br>series: %{{customdata[1]}}<extra></extra>"
+                ),
+            ),
+            **kw,
+        )
+    if relative:
+        size = pools[0].size
+        over = pools[0].overflow or 0
+        cap_pct = (size + over) / size * 100
+        _add_threshold(fig, 80, "80% of pool_size", row=row, dash="dot")
+        _add_threshold(fig, 100, f"pool_size = {size:g}", row=row)
+        if over > 0:
+            fig.add_hrect(
+                y0=100, y1=cap_pct, fillcolor="rgba(230,159,0,0.10)", line_width=0, layer="below", **kw
+            )
+            _add_threshold(
+                fig, cap_pct, f"capacity {size:g}+{over:g} overflow = {size + over:g}", row=row, dash="solid"
+            )
+        upper = max(cap_pct, top) * 1.12
+        fig.update_yaxes(
+            title={"text": "checked out, % of pool_size"}, range=[0, upper], ticksuffix="%", **kw
+        )
+    else:
+        fig.update_yaxes(title={"text": "connections checked out"}, rangemode="tozero", **kw)
