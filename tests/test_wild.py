@@ -73,3 +73,56 @@ class TestClassificationMisses:
     def test_classified_issue_18(self, text, expected):
         """Prisma 2.x pool timeouts, Windows connectex refusals and 'Connection terminated' variants get a class."""
         assert classify_error(text) == expected
+
+
+class TestJsonRecords:
+    """JSON records with a nested message, or only an error; complete objects are never 'continued'."""
+
+    def test_rust_tracing_issue_18(self):
+        """tracing-subscriber's JSON (fields.message, target): every record an event, the error-only one too."""
+        df = ll.read_app_log(WILD / "tracing-subscriber-0.3.json")
+        assert df.height == 5
+        assert ll.rejects(df).height == 0
+        assert df["message"].to_list() == [
+            "listening",
+            "yaks_shaved=2",
+            "slow acquire",
+            "failed to acquire connection",
+            "error communicating with database: Connection refused (os error 111)",
+        ]
+        assert set(df["logger"]) == {"tracing_json_sample"}
+        assert df["error_class"].to_list()[3:] == ["pool_timeout", "connection_refused"]
+        keys = df.row(0, named=True)["extra"]
+        assert {"key": "port", "value": "8080"} in keys
+
+    def test_error_fields_stand_for_the_message_issue_18(self):
+        """A record with no message is named by its error (err.message, error, exception)."""
+        log = (
+            b'{"level":50,"time":1714557602000,"err":{"type":"Error","message":"timeout exceeded when trying to '
+            b'connect","stack":"Error: timeout exceeded when trying to connect\\n    at Timeout._onTimeout '
+            b'(pg-pool/index.js:178:27)"}}\n'
+            b'{"time":"2024-05-01T10:00:03Z","level":"error","error.message":"FATAL: sorry, too many clients already"}\n'
+            b'{"time":"2024-05-01T10:00:04Z","levelname":"ERROR","exc_info":"Traceback (most recent call last):\\n'
+            b'  File \\"app.py\\", line 3, in <module>\\nsqlalchemy.exc.OperationalError: connection refused"}\n'
+        )
+        df = ll.read_app_log(log)
+        assert ll.rejects(df).height == 0
+        assert df["message"].to_list() == [
+            "timeout exceeded when trying to connect",
+            "FATAL: sorry, too many clients already",
+            "sqlalchemy.exc.OperationalError: connection refused",
+        ]
+        assert df["error_class"].to_list() == ["pool_timeout", "too_many_connections", "connection_refused"]
+
+    def test_complete_object_reason_issue_18(self):
+        """A one-line JSON object without message or error is rejected as such, never as 'continued'."""
+        log = (
+            WILD / "tracing-subscriber-0.3.json"
+        ).read_bytes() + b'{"id": 7, "name": "joe smith"}\n[1, 2]\n'
+        with pytest.warns(ll.RejectedLinesWarning):
+            df = ll.read_app_log(log)
+        reasons = ll.rejects(df)["reason"].to_list()
+        assert len(reasons) == 2
+        assert not any("several lines" in r for r in reasons)
+        assert reasons[0].startswith("a JSON object, but not a log record")
+        assert reasons[1].startswith("a JSON array, not an object")

@@ -321,7 +321,78 @@ def exc_chain_expr(text: pl.Expr) -> pl.Expr:
 
 # --- sniffing ----------------------------------------------------------------------------------
 
-_MESSAGE_KEYS = ("msg", "message", "event", "text", "record", "@message")
+#: a JSON record's message keys, first found wins (Rust tracing nests it: ``fields.message``)
+JSON_MESSAGE_KEYS = ("msg", "message", "event", "@message")
+#: error fields whose text stands in for a missing message (a record that is only an error)
+JSON_ERROR_KEYS = ("error", "err", "exception", "error.message", "exc_info", "stack_trace")
+#: the reject reason of a one-line JSON object that is no log record
+JSON_NOT_A_RECORD = (
+    "a JSON object, but not a log record: no message (msg, message, event, fields.message) "
+    "and no error (error, err, exception, error.message)"
+)
+
+
+def _headline(text: str) -> str:
+    """The line of an error text that names it: a Python traceback's last line, else the first."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return lines[-1].strip() if lines[0].startswith("Traceback (most recent call last)") else lines[0].strip()
+
+
+def json_error_text(obj: dict) -> str | None:
+    """The headline of a record's error fields (``error``, ``err``, ``exception``, ``error.message``…).
+
+    >>> json_error_text({"level": "error", "err": {"type": "Error", "message": "connect ECONNREFUSED"}})
+    'connect ECONNREFUSED'
+    """
+    for key in JSON_ERROR_KEYS:
+        value = obj.get(key)
+        if isinstance(value, list):  # structlog dict_tracebacks: [{exc_type, exc_value, frames}, ...]
+            named = [e for e in value if isinstance(e, dict) and e.get("exc_type")]
+            value = f"{named[-1]['exc_type']}: {named[-1].get('exc_value', '')}" if named else None
+        if isinstance(value, dict):
+            value = value.get("message") or value.get("msg") or value.get("type")
+        if isinstance(value, str) and value.strip():
+            return _headline(value)
+    return None
+
+
+def json_record(obj: object) -> dict | None:
+    """A decoded JSON value as a log record with a message, or None when it is not one.
+
+    Rust tracing's nested ``fields`` are lifted to the top level (the record's own keys win);
+    a record with no message takes its error's headline as the message, and a tracing event
+    with fields but no message is named by its fields (``key=value``, as tracing prints them).
+    loguru's ``serialize=True`` records (``text`` + ``record``) are returned as they are.
+
+    >>> json_record({"level": "ERROR", "fields": {"message": "pool timed out", "waited": 30}, "target": "sqlx"})
+    {'message': 'pool timed out', 'waited': 30, 'level': 'ERROR', 'target': 'sqlx'}
+    >>> json_record({"level": "error", "error": "dial tcp 10.0.0.5:5432: connect: connection refused"})["message"]
+    'dial tcp 10.0.0.5:5432: connect: connection refused'
+    >>> json_record({"id": 7, "name": "joe"}) is None
+    True
+    """
+    if not isinstance(obj, dict):
+        return None
+    if isinstance(obj.get("record"), dict) and "text" in obj:
+        return obj
+    if any(obj.get(k) is not None for k in JSON_MESSAGE_KEYS):
+        return obj
+    fields = obj.get("fields")
+    nested = isinstance(fields, dict)
+    if nested:
+        obj = {**fields, **{k: v for k, v in obj.items() if k != "fields"}}
+        if any(obj.get(k) is not None for k in JSON_MESSAGE_KEYS):
+            return obj
+    message = json_error_text(obj)
+    if message is None and nested and fields:
+        message = " ".join(f"{k}={v}" for k, v in fields.items())
+    if message is None:
+        return None
+    return {"message": message, **obj}
+
+
 # lines that cannot start an entry in any format: tracebacks and stack traces
 _NOT_A_HEADER = (
     r"^(?:\s|Traceback |During handling|The above exception|Caused by:|\[stacktrace\]|\[previous exception\]|#\d+ "
@@ -330,7 +401,7 @@ _NOT_A_HEADER = (
 
 
 def is_json_record(text: str) -> bool:
-    """True for a line that is a JSON object with a message-like key (one JSON log record)."""
+    """True for a line that is one JSON log record (see :func:`json_record`)."""
     t = text.strip()
     if not t.startswith("{"):
         return False
@@ -338,7 +409,7 @@ def is_json_record(text: str) -> bool:
         obj = json.loads(t)
     except ValueError:
         return False
-    return isinstance(obj, dict) and any(k in obj for k in _MESSAGE_KEYS)
+    return json_record(obj) is not None
 
 
 @dataclass

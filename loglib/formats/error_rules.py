@@ -124,9 +124,11 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
       r"|Timeout acquiring a connection\. The pool is probably full|KnexTimeoutError"
       r"|Connection is not available, request timed out after|SQLTransientConnectionException"
       r"|could not obtain a (?:database )?connection (?:from the pool )?within|ActiveRecord::ConnectionTimeoutError"
-      r"|couldn't get a connection after|ConnectionAcquireTimeoutError",
+      r"|couldn't get a connection after|ConnectionAcquireTimeoutError"
+      r"|pool timed out while waiting for an open connection",
       70, "SQLAlchemy pool/impl.py (3o7r); pg-pool index.js; Prisma P2024 (2.x: 'from the pool', 3+: 'from the connection pool'); knex lib/client.js; "
-          "HikariCP HikariPool.createTimeoutException; Rails connection_pool/queue.rb; psycopg_pool; Sequelize"),
+          "HikariCP HikariPool.createTimeoutException; Rails connection_pool/queue.rb; psycopg_pool; Sequelize; "
+          "Rust sqlx Error::PoolTimedOut"),
     # --- 60: the pool threw a stale connection away ----------------------------------------------
     R("conn_invalidated",
       r"Invalidate connection |Disconnection detected on checkout|exceeded timeout; recycling"

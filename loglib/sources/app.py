@@ -26,6 +26,8 @@ from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_naive
 from loglib.errors import FormatError, LoglibWarning
 from loglib.formats.app_formats import (
     CONTAINER_PREFIX,
+    JSON_MESSAGE_KEYS,
+    JSON_NOT_A_RECORD,
     NUMERIC_LEVELS,
     PY_LEVELNO,
     LineFormat,
@@ -33,6 +35,7 @@ from loglib.formats.app_formats import (
     exc_chain_expr,
     first_line_hint,
     formats_named,
+    json_record,
     level_expr,
     python_format,
     sniff,
@@ -535,9 +538,11 @@ class _JsonRows:
             c["head"][i] = c["message"][i]
             self.matched[i] = True
             return
-        key, msg = _first(obj, ("msg", "message", "event", "@message"))
-        if key is None:
+        rec = json_record(obj)
+        if rec is None:
             return
+        obj = rec
+        key, msg = _first(obj, JSON_MESSAGE_KEYS)
         used.add(key)
         c["message"][i] = _s(msg)
         key, ts = _first(obj, ("time", "timestamp", "ts", "@timestamp", "t", "date", "datetime", "asctime"))
@@ -557,7 +562,7 @@ class _JsonRows:
         if isinstance(lv, int) and not isinstance(lv, bool):
             lv = NUMERIC_LEVELS.get(lv) or PY_LEVELNO.get(lv)
         c["level"][i] = _s(lv)
-        key, v = _first(obj, ("logger", "logger_name", "name", "log.logger", "component"))
+        key, v = _first(obj, ("logger", "logger_name", "name", "log.logger", "component", "target"))
         if key:
             used.add(key)
             c["logger"][i] = _s(v)
@@ -607,7 +612,7 @@ class _JsonRows:
         c["exc"][i] = types or ([str(etype)] if etype else None)
         extra = [{"key": k, "value": _s(v)} for k, v in obj.items() if k not in used]
         c["extra"][i] = extra or None
-        c["head"][i] = "\n".join(x for x in (c["message"][i], c["err"][i]) if x)
+        c["head"][i] = "\n".join(dict.fromkeys(x for x in (c["message"][i], c["err"][i]) if x))
         self.matched[i] = True
 
     def frame(self, tz: str | None, where: str) -> tuple[pl.Series, pl.DataFrame]:
@@ -643,6 +648,25 @@ def _extra_column(rows: list[list[dict] | None]) -> pl.Series:
     grouped = flat.group_by("i").agg(pl.struct("key", "value").alias("extra"))
     full = pl.DataFrame({"i": pl.int_range(0, len(rows), eager=True, dtype=pl.Int64)})
     return full.join(grouped, on="i", how="left", maintain_order="left")["extra"].cast(APP_EXTRA)
+
+
+def _json_reject_reason(text: str) -> str | None:
+    """Why a whole one-line JSON value is not a record (None for text that is not complete JSON:
+    its general reason stands). Such a line is never "continued over several lines".
+
+    >>> _json_reject_reason('{"id": 7, "name": "joe"}')[:36]
+    'a JSON object, but not a log record:'
+    """
+    if not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        value = _loads(text.strip())
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than any decoder goes
+        return None
+    if isinstance(value, dict):
+        return JSON_NOT_A_RECORD
+    kind = "array" if isinstance(value, list) else "string" if isinstance(value, str) else "scalar"
+    return f"a JSON {kind}, not an object: a JSON log record is one object per line"
 
 
 def _json_fields(text: pl.Series, tz: str | None, where: str) -> tuple[pl.Series, pl.DataFrame]:
@@ -803,9 +827,11 @@ class _Parser:
             .otherwise(pl.lit("not a JSON log record (JSON records cannot continue over several lines)"))
         )
         r = rows.select("line", "text", reason.alias("reason"))
-        return rejects_frame(
-            self.source.name, r["line"].to_list(), r["reason"].to_list(), r["text"].to_list()
-        )
+        texts = r["text"].to_list()
+        reasons = r["reason"].to_list()
+        if "json" in self.formats:
+            reasons = [_json_reject_reason(t) or why for t, why in zip(texts, reasons, strict=True)]
+        return rejects_frame(self.source.name, r["line"].to_list(), reasons, texts)
 
     def _finish(self, events: pl.DataFrame) -> pl.DataFrame:
         """Folded events -> canonical ``app_events`` rows.
