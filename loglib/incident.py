@@ -18,7 +18,7 @@ import tomllib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from loglib.analysis.evidence import AppSettings, Evidence, PostgresSettings, Wi
 from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
 from loglib.core.rejects import ReadReport, read_report
 from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
-from loglib.core.timeparse import parse_iso
+from loglib.core.timeparse import parse_instant
 from loglib.errors import LoglibError
 from loglib.sources.app import read_app_log
 from loglib.sources.pg_activity import read_pg_activity
@@ -116,17 +116,10 @@ def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str) ->
 
 def parse_time(value: Any, where: str) -> datetime:
     """An RFC 3339 time (TOML datetime or text with ``Z``/offset) as an aware UTC datetime."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise _fail(where, f"{value.isoformat()} has no time zone; add 'Z' or an offset like '+01:00'")
-        return value.astimezone(UTC)
-    if isinstance(value, str):
-        parsed = parse_iso(pl.Series([value.strip()]))
-        if parsed[0] is not None:
-            return parsed[0].astimezone(UTC)
-        if parse_iso(pl.Series([value.strip() + "Z"]))[0] is not None:
-            raise _fail(where, f"{value!r} has no time zone; add 'Z' or an offset like '+01:00'")
-    raise _fail(where, f"{value!r} is not a time; write it like '2026-11-21T22:19:25Z'")
+    try:
+        return parse_instant(value, argument=where)
+    except ValueError as exc:  # TimezoneError too
+        raise IncidentError(str(exc)) from None
 
 
 def _typed(table: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]], where: str) -> dict:

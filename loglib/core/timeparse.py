@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import polars as pl
@@ -186,6 +186,66 @@ def parse_epoch(seconds: pl.Series) -> pl.Series:
 def parse_iso(text: pl.Series) -> pl.Series:
     """RFC 3339 / ISO 8601 text with ``Z`` or an offset to UTC datetimes; bad values become null."""
     return text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_unit="us", time_zone="UTC")
+
+
+def parse_instant(value: object, *, argument: str, tz: str | None = None) -> datetime:
+    """One moment as an aware UTC datetime: an aware ``datetime``, or RFC 3339 text with ``Z``/an offset.
+
+    A naive time (a ``datetime`` without ``tzinfo``, or text without a zone) is refused unless
+    ``tz`` names the zone it was written in: loglib never takes a naive time as UTC.
+
+    Parameters
+    ----------
+    value
+        A ``datetime`` or text such as ``"2026-11-21T22:19:25Z"`` / ``"2026-11-21 23:19:25+01:00"``.
+    argument
+        What ``value`` is, for messages (``"at"``, ``"events[0].at"``).
+    tz
+        An IANA zone (or ``"UTC"``) for naive values.
+
+    Raises
+    ------
+    TimezoneError
+        A naive time and no ``tz``.
+    ValueError
+        Anything that is not a time.
+
+    Examples
+    --------
+    >>> parse_instant("2026-11-21T23:19:25+01:00", argument="at")
+    datetime.datetime(2026, 11, 21, 22, 19, 25, tzinfo=datetime.timezone.utc)
+    >>> parse_instant(datetime(2026, 11, 21, 22, 19, 25), argument="at", tz="UTC").isoformat()
+    '2026-11-21T22:19:25+00:00'
+    >>> parse_instant("2026-11-21T22:19:25", argument="at")
+    Traceback (most recent call last):
+    loglib.errors.TimezoneError: at: '2026-11-21T22:19:25' has no time zone; add 'Z' or an offset like '+01:00'
+    """
+    naive: datetime | None = None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC)
+        naive = value
+    elif isinstance(value, str):
+        text = value.strip()
+        parsed = parse_iso(pl.Series([text]))[0]
+        if parsed is not None:
+            return parsed.astimezone(UTC)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        naive = parsed
+    if naive is None:
+        msg = f"{argument}: {value!r} is not a time; write it like '2026-11-21T22:19:25Z'"
+        raise ValueError(msg)
+    if tz is None:
+        shown = value.isoformat() if isinstance(value, datetime) else repr(value)
+        msg = f"{argument}: {shown} has no time zone; add 'Z' or an offset like '+01:00'"
+        raise TimezoneError(msg)
+    zone = check_tz(tz) or "UTC"
+    return naive.replace(tzinfo=zoneinfo.ZoneInfo(zone)).astimezone(UTC)
 
 
 def format_offset(delta: timedelta) -> str:

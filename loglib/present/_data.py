@@ -7,7 +7,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -291,16 +291,6 @@ def in_window(frame: pl.DataFrame | None, start: datetime, end: datetime) -> pl.
     if frame is None or "ts" not in frame.columns:
         return frame
     return frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
-
-
-def as_utc(value: Any) -> datetime:
-    """A datetime (aware, or naive taken as UTC) or ISO text as an aware UTC datetime."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if not isinstance(value, datetime):
-        msg = f"expected a datetime or ISO 8601 text, got {value!r}"
-        raise TypeError(msg)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def nice_ceiling(value: float) -> float:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
 from loglib.core.schema import UTC_TS
-from loglib.core.timeparse import to_timedelta
+from loglib.core.timeparse import check_tz, to_timedelta
 from loglib.present import _data as d
 
 TIMELINE_SCHEMA: dict[str, pl.DataType] = {
@@ -300,12 +299,8 @@ def timeline(
         maintain_order=True,
     )
     if tz is not None:
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            msg = f"tz={tz!r} is not an IANA time zone (e.g. 'Europe/Berlin', 'America/New_York')"
-            raise ValueError(msg) from None
-        out = out.with_columns(pl.col("time").dt.convert_time_zone(tz).alias("time_local")).select(
+        zone = check_tz(tz)
+        out = out.with_columns(pl.col("time").dt.convert_time_zone(zone).alias("time_local")).select(
             "time", "time_local", *[c for c in TIMELINE_SCHEMA if c != "time"]
         )
     return out

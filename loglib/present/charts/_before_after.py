@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from loglib.core.timeparse import parse_instant
 from loglib.present import _data as d
 from loglib.present.theme import (
     GREY,
@@ -21,7 +22,12 @@ from loglib.present.theme import (
 
 def _windows_for(inc: Any, before: Any, after: Any, at: Any, span: tuple[datetime, datetime] | None):
     if before is not None and after is not None:
-        return (d.as_utc(before[0]), d.as_utc(before[1])), (d.as_utc(after[0]), d.as_utc(after[1])), "given"
+        b0, b1, a0, a1 = (
+            parse_instant(v, argument=f"{name}[{i}]")
+            for name, pair in (("before", before), ("after", after))
+            for i, v in enumerate(pair)
+        )
+        return (b0, b1), (a0, a1), "given"
     wins = getattr(inc, "windows", ()) or ()
     named = {w.name.lower(): w for w in wins}
     b = next((w for n, w in named.items() if "before" in n), None)
@@ -41,7 +47,7 @@ def _windows_for(inc: Any, before: Any, after: Any, at: Any, span: tuple[datetim
     if at is None or span is None:
         msg = "before/after needs before=(start, end) and after=(start, end), at=<time of the fix>, or an Incident with a deploy event or windows named 'before'/'after'"
         raise ValueError(msg)
-    at = d.as_utc(at)
+    at = parse_instant(at, argument="at")
     length = min(at - span[0], span[1] - at)
     if length <= timedelta(0):
         msg = f"at={at.isoformat()} is not inside the evidence window {span[0].isoformat()} – {span[1].isoformat()}"
@@ -97,10 +103,12 @@ def before_after_table(
     data
         An ``Incident`` or an application-log frame.
     before, after
-        ``(start, end)`` of each window (datetimes or ISO text, UTC). Default: the Incident's
+        ``(start, end)`` of each window: aware datetimes or ISO text with ``Z``/an offset (a naive
+        time is refused, never taken as UTC). Default: the Incident's
         windows named ``before``/``after``; else equal windows either side of ``at``.
     at
-        The time of the fix; default: the Incident's last deploy (else action/restart) event.
+        The time of the fix (aware, like ``before``); default: the Incident's last deploy (else
+        action/restart) event.
 
     Returns
     -------
@@ -119,6 +127,10 @@ def before_after_table(
     >>> tbl = ll.charts.before_after_table(app, at=t0 + timedelta(minutes=1))
     >>> tbl.select("measure", "before", "after", "change").row(0)
     ('error rate', 3.0, 0.0, '-100%')
+
+    .. versionchanged:: 0.1
+       Naive times in ``before``/``after``/``at`` raise :class:`~loglib.TimezoneError` instead
+       of being taken as UTC.
     """
     f = d.unpack(data, "app", app=app, pg=pg, metrics=metrics)
     inc = f["incident"]
