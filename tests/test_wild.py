@@ -126,3 +126,55 @@ class TestJsonRecords:
         assert not any("several lines" in r for r in reasons)
         assert reasons[0].startswith("a JSON object, but not a log record")
         assert reasons[1].startswith("a JSON array, not an object")
+
+
+class TestJavaThreadLayouts:
+    """logback/log4j layouts with [%thread]: the thread is no logger, the logger and message are split."""
+
+    @pytest.mark.parametrize(
+        "name",
+        ["logback-1.2.log", "log4j-2.19.log", "logback-1.2-level-first.log"],
+        ids=["logback", "log4j2", "level-first"],
+    )
+    def test_thread_is_not_the_logger_issue_18(self, name):
+        """Real logback and Log4j 2 output: logger, message, thread in extra; pgjdbc's refusal classified."""
+        df = ll.read_app_log(WILD / name, tz="UTC")
+        assert ll.read_report(df).format.startswith("java")
+        assert ll.rejects(df).height == 0
+        assert df.height == 3
+        assert set(df["logger"]) == {"com.example.orders.OrderRepository"}
+        assert df["message"].to_list() == [
+            "Starting order service on port 8080",
+            "Could not open JDBC connection for transaction",
+            "Retrying in 5000 ms",
+        ]
+        err = df.row(1, named=True)
+        assert {"key": "thread", "value": "http-nio-8080-exec-1"} in err["extra"]
+        assert err["error_class"] == "connection_refused"
+        assert err["exc_chain"] == ["org.postgresql.util.PSQLException", "java.net.ConnectException"]
+
+
+class TestZapConsole:
+    """zap's console encoder with and without the logger-name and caller columns, detected and forced."""
+
+    @pytest.mark.parametrize("fmt", [None, "zap_console"], ids=["detected", "forced"])
+    def test_development_issue_18(self, fmt):
+        """Every zap line is its own event: no caller, no logger or a Named logger; stacktraces stay attached."""
+        df = ll.read_app_log(WILD / "zap-1.23-development.log", format=fmt)
+        assert ll.read_report(df).format == "zap_console"
+        assert ll.rejects(df).height == 0
+        assert df.height == 5
+        assert df["logger"].to_list() == [None, None, "db", None, None]
+        assert df["caller"].null_count() == 2
+        assert df["message"].to_list()[3].startswith("failed to connect to `host=db")
+        assert df["error_class"].to_list() == [None, "connection_refused", None, "too_many_connections", None]
+
+    @pytest.mark.parametrize("fmt", [None, "zap_console"], ids=["detected", "forced"])
+    def test_production_console_issue_18(self, fmt):
+        """The production config with console encoding (epoch float, lowercase level) reads whole."""
+        df = ll.read_app_log(WILD / "zap-1.23-production-console.log", format=fmt)
+        assert ll.rejects(df).height == 0
+        assert df["level"].to_list() == ["info", "error", "warning"]
+        assert df["ts"].null_count() == 0
+        assert df["ts"].dt.year().to_list() == [2026] * 3
+        assert df["error_class"].to_list() == [None, "server_closed", None]

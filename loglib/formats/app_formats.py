@@ -26,6 +26,18 @@ _LEVEL_WORD = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|FATA
 CONTAINER_PREFIX = r"^(?P<outer_ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) (?:(?:stdout|stderr) [FP] )?"
 
 
+# zap's console encoder after the time: level, then the optional logger (Named) and caller columns, the
+# message and the JSON fields. A logger cannot end in ':<digits>' (that is a caller) and a message cannot
+# start with '{' (that is the fields), so the optional columns are never mistaken for one another.
+_ZAP_LOGGER = r"(?:[^\t]*[^\t\d]|[^\t]*[^\t:\d]\d+)"
+_ZAP_REST = (
+    r"(?P<level>[A-Za-z]+)\t(?:(?P<logger>" + _ZAP_LOGGER + r")\t)?(?:(?P<caller>[^\t]+:\d+)\t)?"
+    r"(?P<message>[^\t{][^\t]*)(?:\t(?P<x_fields>\{.*))?$"
+)
+# logback / log4j level names as %-5level writes them
+_JAVA_LEVEL = r"(?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL)"
+
+
 # logfmt: a line made only of key=value pairs, with a time key and a level key in either order, whatever
 # key comes first (logrus ``time=… level=``, go-kit ``ts=… caller=… level=``, Loki ``level=… ts=``,
 # Grafana ``logger=… t=… level=`` and its older ``t=… lvl=``). The whole line is the ``kv`` group.
@@ -148,10 +160,18 @@ LINE_FORMATS: tuple[LineFormat, ...] = (
     ),
     LineFormat(
         "zap_console",
-        r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))\t(?P<level>[A-Z]+)\t"
-        r"(?:(?P<logger>[^\t]+)\t)?(?P<caller>[^\t]+:\d+)\t(?P<message>[^\t]*)(?:\t(?P<x_fields>.*))?$",
+        r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))\t" + _ZAP_REST,
         example="2024-03-01T10:00:00.000Z\tERROR\tdb/pool.go:42\tquery failed\t{\"error\": \"driver: bad connection\"}",
-        source="zap NewDevelopmentConfig console encoder (tab-separated ts, LEVEL, caller, msg, JSON fields)",
+        source="zap NewDevelopmentConfig console encoder (tab-separated ts, LEVEL, [logger], [caller], msg, "
+        "JSON fields; no logger column unless Named(), no caller column with WithCaller(false))",
+    ),
+    LineFormat(
+        "zap_console",
+        r"^(?P<ts>\d\.\d+e\+09|\d{9,10}(?:\.\d+)?)\t" + _ZAP_REST,
+        time="epoch",
+        label="epoch",
+        example="1.709287200123e+09\terror\tdb/pool.go:42\tping failed\t{\"error\": \"driver: bad connection\"}",
+        source="zap NewProductionConfig with Encoding \"console\" (epoch seconds as a float, lowercase level)",
     ),
     LineFormat(
         "uvicorn",
@@ -159,6 +179,24 @@ LINE_FORMATS: tuple[LineFormat, ...] = (
         time="none",
         example="ERROR:    Exception in ASGI application",
         source="uvicorn config.py LOGGING_CONFIG '%(levelprefix)s %(message)s' (levelname + ':' padded to 9)",
+    ),
+    LineFormat(
+        "java",
+        r"^(?P<ts>" + ISO_TS + r") \[(?P<x_thread>[^\]]*)\] +(?P<level>" + _JAVA_LEVEL + r") +(?P<logger>\S+) +- "
+        r"(?P<message>.*)$",
+        label="[thread] level",
+        example="2024-03-01 10:00:00,123 [http-nio-8080-exec-1] ERROR com.zaxxer.hikari.pool.HikariPool - "
+        "HikariPool-1 - Connection is not available, request timed out after 30000ms.",
+        source="logback manual, chapter Layouts: '%d [%thread] %-5level %logger{36} - %msg%n'; Log4j 2 "
+        "PatternLayout '%d{yyyy-MM-dd HH:mm:ss.SSS} [%t] %-5level %logger{36} - %msg%n'; log4j 1 '%d [%t] %-5p %c - %m%n'",
+    ),
+    LineFormat(
+        "java",
+        r"^(?P<ts>" + ISO_TS + r") +(?P<level>" + _JAVA_LEVEL + r") +\[(?P<x_thread>[^\]]*)\] +(?P<logger>\S+) *[-:] "
+        r"(?P<message>.*)$",
+        label="level [thread]",
+        example="2024-03-01 10:00:00.123 ERROR [main] o.h.engine.jdbc.spi.SqlExceptionHelper - Connection refused",
+        source="logback/log4j2 layouts '%d %-5level [%thread] %logger{36} - %msg%n' (level before the thread)",
     ),
     _py("logging HOWTO", "%(asctime)s - %(name)s - %(levelname)s - %(message)s",
         "2024-03-01 10:00:00,123 - app.db - ERROR - checkout failed", "Python docs, logging HOWTO"),
@@ -209,6 +247,7 @@ FORMAT_ALIASES = {
     "laravel": "monolog", "logrus": "logfmt", "slog": "logfmt", "spring_boot": "spring", "logging": "python",
     "pino": "json", "winston": "json", "zap": "json", "bunyan": "json", "structlog_json": "json",
     "loguru_json": "json", "ecs": "json", "jsonl": "json", "ndjson": "json", "celery": "python", "django": "python",
+    "logback": "java", "log4j": "java", "log4j2": "java",
 }  # fmt: skip
 
 

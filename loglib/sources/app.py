@@ -1015,8 +1015,8 @@ def read_app_log(
     format
         A name from ``loglib.APP_LOG_FORMATS`` (``"python"``, ``"loguru"``, ``"structlog"``,
         ``"uvicorn"``, ``"gunicorn"``, ``"json"``, ``"logfmt"``, ``"monolog"``, ``"rails"``,
-        ``"spring"``, ``"go"``, ``"zap_console"``, ``"bare"``, ``"generic"``; aliases such as
-        ``"pino"``, ``"laravel"``, ``"logrus"`` work) or a list of them for mixed streams.
+        ``"spring"``, ``"java"`` (logback/log4j ``[%thread]`` layouts), ``"go"``, ``"zap_console"``,
+        ``"bare"``, ``"generic"``; aliases such as ``"pino"``, ``"laravel"``, ``"logrus"``, ``"logback"`` work) or a list of them for mixed streams.
         Sniffed per file when left out; lines of a forced format that do not match are rejected.
     pattern, datefmt
         A Python ``logging`` format string, verbatim (``'%(asctime)s %(levelname)s %(name)s:
