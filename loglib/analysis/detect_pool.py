@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from loglib.analysis.findings import Finding
-from loglib.analysis.leaks import CHECKED_OUT_PATTERN, leak_rates, summarize_leaks
+from loglib.analysis.leaks import leak_rates, summarize_leaks
+from loglib.formats.metric_names import CHECKED_OUT_PATTERN
 
 if TYPE_CHECKING:
     from loglib.incident import Incident

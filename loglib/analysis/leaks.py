@@ -33,14 +33,11 @@ from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
 from loglib.core.schema import LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
+from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
 
 if TYPE_CHECKING:
     from loglib.incident import Incident
 
-#: metric names read as "connections checked out of the pool"
-CHECKED_OUT_PATTERN = r"(?i)checked_?out|in_?use|pool_active|active_connections|busy"
-#: metric names read as "pool capacity"
-POOL_SIZE_PATTERN = r"(?i)pool_?(?:size|max)"
 #: a session is a leak candidate when it lasted this many times its group's typical clean session
 LONG_FACTOR = 20
 _METHOD_RANK = {"pool_events": 0, "checked_out_gauge": 1, "pg_sessions": 2}
@@ -67,7 +64,7 @@ def gauge_leaks(
     ----------
     metrics
         A long metrics frame (``read_prometheus``); series whose metric matches
-        :data:`CHECKED_OUT_PATTERN` are used, one ``scope`` per series.
+        :data:`loglib.formats.metric_names.CHECKED_OUT_PATTERN` are used, one ``scope`` per series.
     every
         Bucket width.
     capacity

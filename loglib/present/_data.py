@@ -13,8 +13,13 @@ from typing import Any
 import polars as pl
 
 from loglib._compat import to_polars
-from loglib.analysis.leaks import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
 from loglib.core.timeparse import to_timedelta
+from loglib.formats.metric_names import (
+    CHECKED_OUT_PATTERN,
+    MAX_CONNECTIONS_PATTERN,
+    OVERFLOW_PATTERN,
+    POOL_SIZE_PATTERN,
+)
 
 #: bucket widths tried, smallest first, to get at most ``_MAX_BUCKETS`` buckets over a window
 _STEPS = (
@@ -37,8 +42,6 @@ _STEPS = (
 )
 _MAX_BUCKETS = 90
 REFUSAL_EVENTS = ("too_many_clients", "reserved_slots")
-OVERFLOW_PATTERN = r"(?i)max_?overflow"
-MAX_CONN_PATTERN = r"(?i)max_connections"
 
 
 def is_frame(obj: Any) -> bool:
@@ -282,7 +285,7 @@ def max_connections(metrics: pl.DataFrame | None) -> float | None:
     """``pg_settings_max_connections`` from a metrics frame, or None."""
     if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
         return None
-    m = metrics.filter(pl.col("metric").str.contains(MAX_CONN_PATTERN))
+    m = metrics.filter(pl.col("metric").str.contains(MAX_CONNECTIONS_PATTERN))
     return float(m["value"].max()) if m.height else None
 
 

@@ -11,6 +11,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from loglib.core.timeparse import parse_instant
+from loglib.formats.metric_names import HISTOGRAM_PATTERN
 from loglib.present import _data as d
 from loglib.present.theme import (
     GREY,
@@ -59,7 +60,7 @@ def _histogram_p95(metrics: pl.DataFrame | None, start: datetime, end: datetime)
     """p95 from a Prometheus histogram (``*_bucket`` counters with ``le``) over [start, end)."""
     if metrics is None or metrics.height == 0:
         return None, ""
-    b = metrics.filter(pl.col("metric").str.contains(r"(?i)(wait|latency|duration).*_bucket$"))
+    b = metrics.filter(pl.col("metric").str.contains(HISTOGRAM_PATTERN))
     if b.height == 0:
         return None, ""
     name = b["metric"][0]

@@ -42,7 +42,7 @@ def pool_utilisation(
     ----------
     data
         A long metrics frame (``read_prometheus``) holding a checked-out gauge
-        (``db_pool_checked_out`` or a name matching ``loglib.analysis.leaks.CHECKED_OUT_PATTERN``),
+        (``db_pool_checked_out`` or a name matching ``loglib.formats.metric_names.CHECKED_OUT_PATTERN``),
         or an ``Incident``.
     pool_size, max_overflow
         The pool's settings; default: the ``*pool_size*`` / ``*max_overflow*`` series with the
