@@ -51,6 +51,7 @@ from loglib.formats.error_rules import (
 from loglib.formats.log_pattern import compile_log_pattern
 from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
+from loglib.formats.pgbouncer_lines import PGBOUNCER_EVENT_KINDS
 from loglib.incident import AppSettings, Incident, IncidentError, PostgresSettings, SourceSpec
 from loglib.present import charts, export
 from loglib.present.export import (
@@ -65,6 +66,7 @@ from loglib.present.timeline import timeline
 from loglib.report import ReportError, build_report
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
 from loglib.sources.pg_activity import read_pg_activity, read_pg_activity_gaps
+from loglib.sources.pgbouncer import read_pgbouncer_log, scan_pgbouncer_log
 from loglib.sources.pool_events import read_pool_events
 from loglib.sources.postgres import read_pg_log, scan_pg_log
 from loglib.sources.prometheus import read_prometheus
@@ -77,6 +79,7 @@ __all__ = [
     "APP_LOG_FORMATS",
     "ERROR_CLASSES",
     "ERROR_RULES",
+    "PGBOUNCER_EVENT_KINDS",
     "PG_EVENT_KINDS",
     "POOL_EVENT_KINDS",
     "SESSION_END_REASONS",
@@ -141,6 +144,7 @@ __all__ = [
     "read_pg_activity",
     "read_pg_activity_gaps",
     "read_pg_log",
+    "read_pgbouncer_log",
     "read_pool_events",
     "read_prometheus",
     "read_report",
@@ -154,6 +158,7 @@ __all__ = [
     "reset_error_rules",
     "scan_app_log",
     "scan_pg_log",
+    "scan_pgbouncer_log",
     "schema",
     "sql_incidents",
     "timeline",

@@ -22,7 +22,7 @@ from loglib.errors import ParseError, RejectedLinesWarning
 MAX_REJECT_TEXT = 2000
 
 #: reasons (by prefix) for lines that are known not to be entries: kept and counted, but no warning
-NOISE_REASONS = ("blank line", "pg_ctl output", "CloudNativePG ")
+NOISE_REASONS = ("blank line", "pg_ctl output", "CloudNativePG ", "syslog line of another program")
 
 
 def is_noise(reason: str) -> bool:

@@ -554,6 +554,69 @@ FINDINGS = FrameSchema(
 ALL_SCHEMAS = (*ALL_SCHEMAS, INCIDENT_EVENTS, CORRELATION_PAIRS, LEAK_RATES, FINDINGS)
 
 
+# --- pgBouncer (issue 16) --------------------------------------------------------------------
+
+#: the numbers of a ``stats:`` line (1.21+ adds the parse and bind rates; null where a version lacks them)
+PGBOUNCER_STATS = pl.Struct(
+    {
+        name: pl.Int64
+        for name in (
+            "xacts_per_s", "queries_per_s", "client_parses_per_s", "server_parses_per_s", "binds_per_s",
+            "bytes_in_per_s", "bytes_out_per_s", "xact_us", "query_us", "wait_us",
+        )
+    }
+)  # fmt: skip
+
+PGBOUNCER_EVENTS = FrameSchema(
+    "pgbouncer_events",
+    "one row per pgBouncer log line (`read_pgbouncer_log`, `scan_pgbouncer_log`)",
+    (
+        Column("ts", UTC_TS, "when pgBouncer wrote the line, in UTC"),
+        Column("pid", pl.Int64, "pgBouncer's process id: a new one after every restart"),
+        Column("level", pl.String, "LOG, WARNING, ERROR, FATAL, DEBUG, NOISE; from PRI in syslog, else null"),
+        Column("side", pl.String, "`client` (`C-0x…`), `server` (`S-0x…`), null for the pooler itself"),
+        Column(
+            "conn",
+            pl.String,
+            "the connection's id as logged (`C-0x55d1c0`); pgBouncer reuses ids, so a session is an id between "
+            "its login and its close",
+        ),
+        Column("db", pl.String, "database (null for `(nodb)`)"),
+        Column("user", pl.String, "user (null for `(nouser)`)"),
+        Column(
+            "addr",
+            pl.String,
+            "the other end: the client's address for `client` rows, PostgreSQL's for `server` rows "
+            "(`unix` for sockets)",
+        ),
+        Column("port", pl.Int32, "the other end's TCP port"),
+        Column(
+            "event", pl.String, "one of `loglib.PGBOUNCER_EVENT_KINDS` (`login_attempt`, `client_close`…)"
+        ),
+        Column(
+            "reason",
+            pl.String,
+            "why: the close reason (`client unexpected eof`, `server idle timeout`…), the pooler error, the "
+            "shutdown line, or the version of a `pooler_start`",
+        ),
+        Column("age_s", pl.Int64, "the connection's age in seconds at its close (`age=`)"),
+        Column("message", pl.String, "the message after the connection prefix"),
+        Column("file", pl.String, "source file of the line"),
+        Column("line", pl.Int64, "1-based line number in that file"),
+        Column("stats", PGBOUNCER_STATS, "a `stats` line's numbers (per second, or microseconds)"),
+        Column(
+            "local_addr",
+            pl.String,
+            "`server_connect`: pgBouncer's own address towards PostgreSQL (`(from …)`), which PostgreSQL "
+            "logs as the client host",
+        ),
+        Column("local_port", pl.Int32, "`server_connect`: pgBouncer's own port, PostgreSQL's client port"),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, PGBOUNCER_EVENTS)
+
+
 def schema_markdown() -> str:
     """Every canonical frame as Markdown (the README's "Canonical frames" section)."""
     return "\n\n".join(s.markdown() for s in ALL_SCHEMAS)
