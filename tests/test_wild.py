@@ -178,3 +178,43 @@ class TestZapConsole:
         assert df["ts"].null_count() == 0
         assert df["ts"].dt.year().to_list() == [2026] * 3
         assert df["error_class"].to_list() == [None, "server_closed", None]
+
+
+class TestPgPrefixesDetected:
+    """log_line_prefix settings of managed services and guides are found with no prefix= option."""
+
+    @pytest.mark.parametrize(
+        ("name", "prefix"),
+        [
+            ("cloudsql-text", "%m [%p]: [%l-1] db=%d,user=%u,host=%h "),
+            ("azure-flexible", "%t-%c-"),
+            ("user-db-app-client", "user=%u, db=%d, app=%a, client=%h "),
+            ("epoch", "%n [%p] "),
+            ("m-colon-p", "%m : %p : "),
+            ("t-p-l-user-at-db", "%t [%p-%l] %q%u@%d "),
+        ],
+    )
+    def test_detected_issue_18(self, name, prefix):
+        """A real PostgreSQL 15 log with that prefix: detected, every line read, events and fields right."""
+        df = ll.read_pg_log(WILD / f"pg15-{name}.log")
+        report = ll.read_report(df)
+        assert report.format == f"stderr, prefix {prefix!r}"
+        assert report.lines_rejected == 0
+        assert df.height == 22
+        events = df["event"].to_list()
+        assert events.count("connection_authorized") == 3
+        assert events.count("disconnection") == 3
+        assert "terminated_by_admin" in events
+        err = df.filter(pl.col("severity") == "ERROR").row(0, named=True)
+        assert err["message"] == 'relation "orders" does not exist at character 32'
+        assert err["detail"].endswith("FROM orders\n WHERE id = 1")
+        assert set(df["user"].drop_nulls()) == {"postgres"}
+        if name != "user-db-app-client":  # that prefix carries neither time nor pid
+            assert df["ts"].null_count() == 0
+            assert df["pid"].null_count() == 0
+
+    def test_azure_pid_from_session_id_issue_18(self):
+        """Azure's '%t-%c-' carries no %p: the pid is read from the session id (<start>.<pid> in hex)."""
+        df = ll.read_pg_log(WILD / "pg15-azure-flexible.log")
+        row = df.filter(pl.col("event") == "terminated_by_admin").row(0, named=True)
+        assert row["pid"] == int(row["session_id"].split(".")[1], 16)

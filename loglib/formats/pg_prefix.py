@@ -99,9 +99,50 @@ COMMON_PREFIXES: tuple[str, ...] = (
     "%m [%p]: [%l-1] ",
     "%t [%p]: [%l-1] ",
     "< %m > ",
+    "%m [%p]: [%l-1] db=%d,user=%u,host=%h ",  # Cloud SQL text downloads
+    "%t-%c-",  # Azure Database for PostgreSQL Flexible Server
+    "%m : %p : ",
+    "%n [%p] ",  # epoch timestamps
+    "user=%u, db=%d, app=%a, client=%h ",
     "%m ",
     "%t ",
 )
+
+# The parts prefixes are made of: a head (time and pid) and a body (session fields), as the
+# PostgreSQL docs, pgBadger, distributions and managed services write them. Every head x body
+# combination is tried after the table above, so that a guide's body after another head is found too.
+_HEADS = (
+    "%m [%p] ",
+    "%t [%p] ",
+    "%m [%p]: [%l-1] ",
+    "%t [%p]: [%l-1] ",
+    "%m [%p]: ",
+    "%t [%p]: ",
+    "%m : %p : ",
+    "%n [%p] ",
+    "%t [%p-%l] ",
+    "%m [%p-%l] ",
+    "%m %c ",
+    "",
+)
+_BODIES = (
+    "",
+    "%q%u@%d ",
+    "%u@%d ",
+    "user=%u,db=%d ",
+    "db=%d,user=%u ",
+    "user=%u,db=%d,app=%a ",
+    "user=%u,db=%d,app=%a,client=%h ",
+    "user=%u, db=%d, app=%a, client=%h ",
+    "user=%u,db=%d,host=%h,app=%a ",
+    "db=%d,user=%u,app=%a,client=%h ",
+    "db=%d,user=%u,host=%h ",
+    "%q[user=%u,db=%d,app=%a] ",
+)
+#: every prefix detection tries, in order: the table first, then the head x body combinations
+DETECTION_PREFIXES: tuple[str, ...] = tuple(
+    dict.fromkeys((*COMMON_PREFIXES, *(h + b for h in _HEADS for b in _BODIES if h + b)))
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from loglib.core.schema import PG_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
 from loglib.errors import FormatError
 from loglib.formats.pg_messages import with_event
-from loglib.formats.pg_prefix import COMMON_PREFIXES, SECONDARY, CompiledPrefix, compile_prefix
+from loglib.formats.pg_prefix import DETECTION_PREFIXES, SECONDARY, CompiledPrefix, compile_prefix
 from loglib.sources._lazy import collect_batches, scan_batches
 from loglib.sources.files import (
     DEFAULT_CHUNK_BYTES,
@@ -38,7 +38,12 @@ from loglib.sources.files import (
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog", "rds", "cloudsql", "cnpg")
 RDS_PREFIX = "%t:%r:%u@%d:[%p]:"
 #: textPayload prefixes of Cloud SQL for PostgreSQL (the service sets log_line_prefix itself)
-CLOUDSQL_PREFIXES = ("[%p]: [%l-1] db=%d,user=%u ", "[%p]: [%l-1] ", "")
+CLOUDSQL_PREFIXES = (
+    "[%p]: [%l-1] db=%d,user=%u,host=%h ",
+    "[%p]: [%l-1] db=%d,user=%u ",
+    "[%p]: [%l-1] ",
+    "",
+)
 #: prefixes seen after the syslog header's ``[n-m]`` part
 SYSLOG_PREFIXES = (
     "db=%d,user=%u,app=%a,client=%h ",
@@ -104,6 +109,13 @@ def _best_prefix(
     for order, cand in enumerate(candidates):
         share = sample.str.contains(compile_prefix(cand).regex).mean() or 0.0
         literal = len(re.sub(r"%-?\d*.", "", cand))
+        if (
+            share
+            and "%q" in cand
+            and not sample.str.contains(compile_prefix(cand.replace("%q", "")).regex).any()
+        ):
+            # the optional part never shows: it is specific only in name ('%n [%p] %q…' on a '%n [%p] ' log)
+            literal = len(re.sub(r"%-?\d*.", "", cand.split("%q", 1)[0]))
         # most lines matched first; among equals, the most specific prefix (most literal text)
         scored.append((round(share, 3), literal, -order, cand, share))
     best = max(scored)
@@ -136,7 +148,7 @@ def detect_format(source: Source) -> tuple[str, str | None]:
     sample = pl.Series(lines, dtype=pl.String)
     if (sample.str.contains(_SYSLOG_BSD) | sample.str.contains(_SYSLOG_ISO)).mean() >= 0.5:
         return "syslog", None
-    prefix, share = _best_prefix(lines, COMMON_PREFIXES)
+    prefix, share = _best_prefix(lines, DETECTION_PREFIXES)
     if share < 0.3:
         msg = (
             f"{source.name}: no known PostgreSQL log format fits (best stderr prefix {prefix!r} matches "
@@ -704,7 +716,13 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
     remote_port = pl.coalesce(pl.col("_remote").struct.field("p"), pl.col("_remote").struct.field("q"))
     frame = raw.with_columns(
         ts=ts,
-        pid=pl.col("pid").cast(pl.Int64, strict=False),
+        # %c is '<start time hex>.<pid hex>': the pid of prefixes that carry only it (Azure's '%t-%c-')
+        pid=pl.coalesce(
+            pl.col("pid").cast(pl.Int64, strict=False),
+            pl.col("session_id")
+            .str.extract(r"^[0-9a-f]+\.([0-9a-f]+)$", 1)
+            .str.to_integer(base=16, strict=False),
+        ),
     ).with_columns(
         client_host=pl.coalesce(
             _known(pl.col("client_host")),
@@ -752,7 +770,7 @@ def _parser_for(source: Source, opts: _Options, report: ReadReport):
     if fmt == "rds" and prefix is None:
         prefix = RDS_PREFIX
     if fmt in ("stderr", "rds") and prefix is None:
-        prefix, share = _best_prefix(_nonblank_lines(source.head()), COMMON_PREFIXES)
+        prefix, share = _best_prefix(_nonblank_lines(source.head()), DETECTION_PREFIXES)
         if share == 0:
             msg = f"{source.name}: format='stderr' but no common log_line_prefix fits; pass prefix= verbatim"
             raise FormatError(msg)
@@ -770,7 +788,7 @@ def _parser_for(source: Source, opts: _Options, report: ReadReport):
             m = re.match(_SYSLOG_BSD, ln) or re.match(_SYSLOG_ISO, ln)
             if m:
                 rests.append(m["rest"])
-        prefix, _ = _best_prefix(rests, SYSLOG_PREFIXES + COMMON_PREFIXES)
+        prefix, _ = _best_prefix(rests, SYSLOG_PREFIXES + DETECTION_PREFIXES)
     label = fmt if prefix is None else f"{fmt}, prefix {prefix!r}"
     if report.format is None:
         report.format = label
