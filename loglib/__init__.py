@@ -19,6 +19,7 @@ from loglib.analysis.evidence import Evidence, NoEvidenceError
 from loglib.analysis.findings import Finding, findings, findings_frame
 from loglib.analysis.leaks import leak_rates
 from loglib.analysis.metrics import metrics_wide
+from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions
 from loglib.analysis.pool import pool_leak_rates, pool_leak_sites, pool_leaks
 from loglib.analysis.sessions import pg_sessions
 from loglib.analysis.skew import SkewEstimate, apply_offset, estimate_skew
@@ -137,6 +138,8 @@ __all__ = [
     "pg_idle_in_transaction",
     "pg_oldest_xact",
     "pg_sessions",
+    "pgbouncer_processes",
+    "pgbouncer_sessions",
     "pool_leak_rates",
     "pool_leak_sites",
     "pool_leaks",

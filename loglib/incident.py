@@ -33,11 +33,12 @@ from loglib.core.timeparse import parse_instant
 from loglib.errors import LoglibError
 from loglib.sources.app import read_app_log
 from loglib.sources.pg_activity import read_pg_activity
+from loglib.sources.pgbouncer import read_pgbouncer_log
 from loglib.sources.pool_events import read_pool_events
 from loglib.sources.postgres import read_pg_log
 from loglib.sources.prometheus import read_prometheus
 
-SOURCE_KINDS: tuple[str, ...] = ("app", "postgres", "prometheus", "pool_events", "pg_activity")
+SOURCE_KINDS: tuple[str, ...] = ("app", "postgres", "prometheus", "pool_events", "pg_activity", "pgbouncer")
 #: the reader of each source kind
 READERS: dict[str, Callable[..., pl.DataFrame]] = {
     "app": read_app_log,
@@ -45,6 +46,7 @@ READERS: dict[str, Callable[..., pl.DataFrame]] = {
     "prometheus": read_prometheus,
     "pool_events": read_pool_events,
     "pg_activity": read_pg_activity,
+    "pgbouncer": read_pgbouncer_log,
 }
 #: frame attribute -> the key it is cached under (the source kind, or its own name)
 _FRAME_KINDS: dict[str, str] = {
@@ -55,6 +57,7 @@ _FRAME_KINDS: dict[str, str] = {
     "events": "events",
     "pool_events": "pool_events",
     "pg_activity": "pg_activity",
+    "pgbouncer": "pgbouncer",
 }
 #: options of every source, whatever its kind. ``name`` names the source (``Incident.read(name)``,
 #: the "What was read" table); for a ``prometheus`` source a ``name`` the file gives is also
@@ -431,6 +434,11 @@ class Incident:
     def pg_activity(self) -> pl.DataFrame | None:
         """``pg_stat_activity`` samples (``read_pg_activity``), or None; raises when the reader is missing."""
         return self._combined("pg_activity")
+
+    @property
+    def pgbouncer(self) -> pl.DataFrame | None:
+        """pgBouncer log lines of every ``pgbouncer`` source (``read_pgbouncer_log``), or None."""
+        return self._combined("pgbouncer")
 
     @property
     def evidence(self) -> Evidence:

@@ -33,16 +33,17 @@ OTHER_LINES = (
 )
 
 
-@pytest.fixture
-def bouncer():
-    """A PostgreSQL and a pgBouncer in front of it (max_client_conn=6 so that refusals happen)."""
+@pytest.fixture(scope="module")
+def recorded():
+    """A PostgreSQL and a pgBouncer in front of it (max_client_conn=6 so that refusals happen),
+    driven once by :func:`_drive`: ``(bouncer, run)``."""
     require(find_pg_bin() is not None, "PostgreSQL server binaries (initdb, pg_ctl)")
     require(find_pgbouncer() is not None, "pgbouncer")
     pg = start_server()
     b = None
     try:
         b = start_pgbouncer(pg, {"max_client_conn": "6"})
-        yield b
+        yield b, _drive(b)
     finally:
         if b is not None:
             b.close()
@@ -123,8 +124,8 @@ def _drive(b: PgBouncer) -> dict:
     return {"truth": truth, "ports": ports}
 
 
-def test_real_pgbouncer_every_line_and_the_clients_counts(bouncer):
-    run = _drive(bouncer)
+def test_real_pgbouncer_every_line_and_the_clients_counts(recorded):
+    bouncer, run = recorded
     truth = run["truth"]
     df = ll.read_pgbouncer_log(bouncer.log_path, strict=True)
     report = ll.read_report(df)
@@ -204,8 +205,8 @@ def _as_syslog(path: Path, *, iso: bool) -> bytes:
     return ("\n".join(out) + "\n").encode()
 
 
-def test_real_pgbouncer_syslog_forms_read_the_same(bouncer):
-    _drive(bouncer)
+def test_real_pgbouncer_syslog_forms_read_the_same(recorded):
+    bouncer, _ = recorded
     plain = ll.read_pgbouncer_log(bouncer.log_path)
     year = plain["ts"][0].year
     for iso in (False, True):
@@ -221,3 +222,67 @@ def test_real_pgbouncer_syslog_forms_read_the_same(bouncer):
             assert df["ts"].equals(plain["ts"])
         else:
             assert (df["ts"] == plain["ts"].dt.truncate("1s")).all()
+
+
+def test_real_pgbouncer_processes_and_sessions(recorded):
+    bouncer, run = recorded
+    truth = run["truth"]
+    pgb = ll.read_pgbouncer_log(bouncer.log_path)
+    pg = ll.read_pg_log(bouncer.pg.log_dir / "postgresql.log")
+    ev = ll.Evidence.from_frames(pg=pg, pgbouncer=pgb)
+    procs = ll.pgbouncer_processes(ev)
+    assert procs["pid"].to_list() == bouncer.pids
+    assert procs["stopped"].to_list() == ["fast", "graceful", "killed", "fast"]
+    assert procs["stale_pidfile"].to_list() == [False, False, True, False]
+    assert procs["clients_dropped"].to_list() == [6, 0, 1, 0]  # the held six at SIGTERM, one at SIGKILL
+    assert procs["servers_dropped"][0] >= 3  # the three held clients that had run a query
+    # a killed pgBouncer is known dead when the next one writes its first line
+    assert procs["end"][2] == pgb.filter(pl.col("pid") == bouncer.pids[3])["ts"].min()
+
+    s = ll.pgbouncer_sessions(ev)
+    clients = s.filter(pl.col("side") == "client")
+    assert clients["logged_in"].sum() == truth["login_ok"]
+    assert clients.filter(pl.col("end_event") == "login_failed").height == truth["login_failed"]
+    assert clients.filter(pl.col("end_reason") == "client close request").height == truth["close"]
+    assert set(run["ports"]["closed"]) <= set(
+        clients.filter(pl.col("end_reason") == "client close request")["port"]
+    )
+    dropped = clients.filter(pl.col("end_event").is_in(["pooler_stopped", "pooler_killed"]))
+    assert dropped.height == truth["dropped"]
+    assert clients["open_at_end"].sum() == 0 and clients["started_before_log"].sum() == 0
+    assert clients.filter(pl.col("logged_in"))["start"].null_count() == 0
+    # every server connection is a PostgreSQL backend: the join finds each one's pid
+    servers = s.filter(pl.col("side") == "server")
+    backends = ll.pg_sessions(pg).filter(pl.col("client_port").is_not_null())
+    assert servers["pg_pid"].null_count() == 0
+    assert sorted(servers["pg_pid"].to_list()) == sorted(backends["pid"].to_list())
+    assert (servers["end"] >= servers["start"]).all()
+
+
+def test_real_pgbouncer_as_an_incident_source_and_on_the_timeline(recorded, tmp_path):
+    bouncer, run = recorded
+    shutil.copy(bouncer.log_path, tmp_path / "pgbouncer.log")
+    shutil.copy(bouncer.pg.log_dir / "postgresql.log", tmp_path / "postgresql.log")
+    (tmp_path / "incident.toml").write_text(
+        'title = "pooler restarts"\n'
+        '[[sources]]\nkind = "postgres"\npaths = ["postgresql.log"]\n'
+        '[[sources]]\nkind = "pgbouncer"\nname = "bouncer"\npaths = ["pgbouncer.log"]\n'
+    )
+    inc = ll.Incident.load(tmp_path)
+    assert inc.evidence.pgbouncer.height == len(bouncer.log_path.read_text().splitlines())
+    assert inc.read_reports()["bouncer"].lines_rejected == 0
+    assert (
+        ll.pgbouncer_sessions(inc)["pg_pid"].null_count()
+        == ll.pgbouncer_sessions(inc).filter(pl.col("side") == "client").height
+    )  # every server session found its backend; clients have none
+
+    tl = ll.timeline(inc).filter(pl.col("source") == "pgbouncer")
+    restarts = tl.filter(pl.col("event") == "pgbouncer restart")["detail"].to_list()
+    assert len(restarts) == 3
+    assert "stopped fast" in restarts[0] and "6 client" in restarts[0]
+    assert "stopped graceful" in restarts[1] and "got SIGINT" in restarts[1]
+    assert "killed (no shutdown line)" in restarts[2] and "stale pidfile" in restarts[2]
+    assert tl.filter(pl.col("event") == "pgbouncer stopped").height == 1
+    errors = tl.filter(pl.col("event") == "pooler_error")
+    assert errors["count"].sum() == run["truth"]["refused"] + run["truth"]["login_failed"]
+    assert errors["evidence"].str.contains("pgbouncer.log:").all()

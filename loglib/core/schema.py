@@ -614,7 +614,90 @@ PGBOUNCER_EVENTS = FrameSchema(
     ),
 )
 
-ALL_SCHEMAS = (*ALL_SCHEMAS, PGBOUNCER_EVENTS)
+PGBOUNCER_STOPS: tuple[str, ...] = ("graceful", "fast", "killed", "failed")
+
+PGBOUNCER_PROCESSES = FrameSchema(
+    "pgbouncer_processes",
+    "one row per pgBouncer process in the log: how it started and how it stopped (`pgbouncer_processes`)",
+    (
+        Column("process", pl.UInt32, "0-based number of the process in the log, in time order"),
+        Column("pid", pl.Int64, "its process id (the same in every restart of a container's PID 1)"),
+        Column("start", UTC_TS, "its `process up` line; null when the log begins with it running"),
+        Column(
+            "end",
+            UTC_TS,
+            "its last shutdown line; for a killed one, when the next one started; null while running at the "
+            "log's end",
+        ),
+        Column("version", pl.String, "`PgBouncer 1.18.0`, from `process up`"),
+        Column(
+            "stopped",
+            pl.String,
+            "one of `loglib.schema.PGBOUNCER_STOPS`: `graceful` (waited for clients or servers: SIGINT, "
+            "SIGTERM from 1.23), `fast` (dropped them: SIGTERM up to 1.22, SIGQUIT), `killed` (no shutdown "
+            "line before the next start: SIGKILL, OOM, crash), `failed` (never came up); null if still running",
+        ),
+        Column(
+            "stop_reason", pl.String, "the shutdown line (`got SIGTERM, fast exit`), or what told the kill"
+        ),
+        Column("stale_pidfile", pl.Boolean, "the next process found this one's pidfile left behind"),
+        Column("clients_dropped", pl.UInt32, "client sessions still open when it stopped"),
+        Column("servers_dropped", pl.UInt32, "server connections still open when it stopped"),
+        Column("file", pl.String, "file of its first line"),
+        Column("line", pl.Int64, "its first line"),
+    ),
+)
+
+PGBOUNCER_SESSIONS = FrameSchema(
+    "pgbouncer_sessions",
+    "one row per pgBouncer client or server connection, from its connect and close lines (`pgbouncer_sessions`)",
+    (
+        Column(
+            "side", pl.String, "`client` (application to pgBouncer) or `server` (pgBouncer to PostgreSQL)"
+        ),
+        Column("process", pl.UInt32, "the pgBouncer process (`pgbouncer_processes`)"),
+        Column("pid", pl.Int64, "pgBouncer's pid"),
+        Column("conn", pl.String, "`C-0x…`/`S-0x…` (reused by later sessions)"),
+        Column("start", UTC_TS, "login attempt or server connect; null if it began before the log"),
+        Column("end", UTC_TS, "its close; or when its pgBouncer stopped; null while open at the log's end"),
+        Column(
+            "duration",
+            pl.Duration("us"),
+            "end - start, or pgBouncer's own `age` when the start is not logged",
+        ),
+        Column("db", pl.String, "database"),
+        Column("user", pl.String, "user"),
+        Column("addr", pl.String, "client address (client side) or PostgreSQL's (server side)"),
+        Column("port", pl.Int32, "client port, or PostgreSQL's port"),
+        Column("local_addr", pl.String, "server side: pgBouncer's own address, PostgreSQL's client host"),
+        Column("local_port", pl.Int32, "server side: pgBouncer's own port, PostgreSQL's client port"),
+        Column(
+            "logged_in", pl.Boolean, "client side: the login was attempted and did not fail; null for servers"
+        ),
+        Column(
+            "end_event",
+            pl.String,
+            "`client_close`, `server_close`, `login_failed`, `pooler_stopped` (its pgBouncer shut down), "
+            "`pooler_killed` (its pgBouncer died without a word); null while open",
+        ),
+        Column(
+            "end_reason",
+            pl.String,
+            "the close reason (`client unexpected eof`…) or the pooler's shutdown line",
+        ),
+        Column("open_at_end", pl.Boolean, "true when still open when the log ended"),
+        Column("started_before_log", pl.Boolean, "true when only its end is in the log"),
+        Column(
+            "pg_pid",
+            pl.Int64,
+            "server side: the PostgreSQL backend of this connection (`pg_sessions` joined on local_addr/port)",
+        ),
+        Column("file", pl.String, "file of its first line"),
+        Column("line", pl.Int64, "its first line"),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, PGBOUNCER_EVENTS, PGBOUNCER_PROCESSES, PGBOUNCER_SESSIONS)
 
 
 def schema_markdown() -> str:

@@ -160,6 +160,45 @@ def _pg_rows(pg: pl.DataFrame, gap: timedelta) -> list[dict[str, Any]]:
     return rows
 
 
+def _pgbouncer_rows(frame: pl.DataFrame, holder: Any, gap: timedelta) -> list[dict[str, Any]]:
+    """One row per pgBouncer restart (or final stop) and per burst of pooler errors. ``holder``
+    (an Incident or Evidence) shares its cached ``pgbouncer_processes``; else ``frame`` is used."""
+    from loglib.analysis.pgbouncer import pgbouncer_processes
+
+    cached = holder is not None and (hasattr(holder, "evidence") or hasattr(holder, "cached"))
+    procs = pgbouncer_processes(holder if cached else frame).sort("process").to_dicts()
+    rows = []
+    for p, nxt in zip(procs, [*procs[1:], None], strict=True):
+        if p["stopped"] is None:
+            continue
+        dropped = f"{p['clients_dropped']} client and {p['servers_dropped']} server connection(s) dropped"
+        how = {"killed": "killed (no shutdown line)", "failed": "failed to start"}.get(
+            p["stopped"], p["stopped"]
+        )
+        stop = p["end"] or p["start"]
+        up = None if nxt is None else nxt["start"]
+        if up is None:
+            detail = f"pgBouncer (pid {p['pid']}) stopped {how}: {p['stop_reason']}; {dropped}"
+            rows.append(
+                _row(stop, "pgbouncer", "pgbouncer stopped", detail, 1, d.evidence(p["file"], p["line"]))
+            )
+            continue
+        detail = (
+            f"pgBouncer restarted: stopped {how} at {_hms(stop)} ({p['stop_reason']}), up again at "
+            f"{_hms(up)} ({nxt['version']}); {dropped}"
+        )
+        ev = d.evidence(nxt["file"], nxt["line"])
+        rows.append(_row(stop, "pgbouncer", "pgbouncer restart", detail, 1, ev, max(stop, up)))
+    errors = frame.filter((pl.col("event") == "pooler_error") & pl.col("ts").is_not_null())
+    for r in _bursts(errors.with_columns(pl.col("reason").fill_null("")), "reason", gap).iter_rows(
+        named=True
+    ):
+        label = f"pgBouncer pooler error ({r['reason']})"
+        detail = _burst_detail(r["count"], label, r["time"], r["end"], None)
+        rows.append(_row(r["time"], "pgbouncer", "pooler_error", detail, r["count"], r["evidence"], r["end"]))
+    return rows
+
+
 def _declared_rows(events: pl.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for r in events.filter(pl.col("ts").is_not_null()).sort("ts").iter_rows(named=True):
@@ -231,6 +270,7 @@ def timeline(
     metrics: Any = None,
     events: Any = None,
     alerts: Any = None,
+    pgbouncer: Any = None,
     pool_size: int | None = None,
     max_overflow: int | None = None,
     burst_gap: str | timedelta = "60s",
@@ -240,17 +280,19 @@ def timeline(
 
     Derived events: the first error of each ``error_class`` and every later burst of it, the
     recovery (the last connection error, when quiet followed), PostgreSQL refusals, resets and
-    terminations, restarts and deploys (found in the logs), alerts fired and resolved, and the
-    pool reaching (and leaving) capacity. Human events come from ``incident.toml`` (source
+    terminations, restarts and deploys (found in the logs), alerts fired and resolved, the
+    pool reaching (and leaving) capacity, and pgBouncer restarts (how it stopped, what it
+    dropped) and pooler errors. Human events come from ``incident.toml`` (source
     ``incident.toml``).
 
     Parameters
     ----------
     incident
         An :class:`~loglib.Incident` (or an object with ``app``, ``pg``, ``metrics``, ``events``).
-    app, pg, metrics, events, alerts
+    app, pg, metrics, events, alerts, pgbouncer
         Frames that override or stand in for the incident's (polars or pandas). ``alerts`` is a
         :func:`loglib.replay_alert` frame; default: Prometheus' own ``ALERTS`` series.
+        ``pgbouncer`` is a ``read_pgbouncer_log`` frame.
     pool_size, max_overflow
         For "pool reached capacity"; default: the incident's ``[app]`` or the ``*pool_size*``
         series.
@@ -277,7 +319,7 @@ def timeline(
     >>> ll.timeline(app=app)["detail"][0]
     '37 × pool_timeout, 09:30:12–09:34:24: "QueuePool limit reached"'
     """
-    f = d.unpack(incident, "app", app=app, pg=pg, metrics=metrics, events=events)
+    f = d.unpack(incident, "app", app=app, pg=pg, metrics=metrics, events=events, pgbouncer=pgbouncer)
     inc = f["incident"]
     gap = to_timedelta(burst_gap, argument="burst_gap")
     rows: list[dict[str, Any]] = []
@@ -285,6 +327,8 @@ def timeline(
         rows += _app_rows(f["app"], gap)
     if f["pg"] is not None and "event" in f["pg"].columns:
         rows += _pg_rows(f["pg"], gap)
+    if f.get("pgbouncer") is not None and f["pgbouncer"].height:
+        rows += _pgbouncer_rows(f["pgbouncer"], inc if pgbouncer is None else None, gap)
     if f.get("events") is not None and f["events"].height:
         rows += _declared_rows(f["events"])
     rows += _alert_rows(d.frame_or_none(alerts), f["metrics"])
@@ -292,10 +336,10 @@ def timeline(
     over = max_overflow if max_overflow is not None else d.setting(inc, "app_settings", "max_overflow")
     rows += _pool_rows(f["metrics"], size, over)
     out = pl.DataFrame(rows, schema=TIMELINE_SCHEMA) if rows else pl.DataFrame(schema=TIMELINE_SCHEMA)
-    order = {"incident.toml": 0, "alert": 1, "prometheus": 2, "postgres": 3, "app": 4}
+    order = {"incident.toml": 0, "alert": 1, "prometheus": 2, "postgres": 3, "pgbouncer": 4, "app": 5}
     out = out.sort(
         pl.col("time"),
-        pl.col("source").replace_strict(order, default=5, return_dtype=pl.Int8),
+        pl.col("source").replace_strict(order, default=6, return_dtype=pl.Int8),
         maintain_order=True,
     )
     if tz is not None:
