@@ -14,6 +14,7 @@ from loglib.analysis.alerts import replay_alert
 from loglib.analysis.align import align
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.correlate import Correlation, correlate
+from loglib.analysis.deploys import compare_deploys
 from loglib.analysis.detect_deploy import detect_events
 from loglib.analysis.evidence import Evidence, NoEvidenceError
 from loglib.analysis.findings import Finding, findings, findings_frame
@@ -115,6 +116,7 @@ __all__ = [
     "charts",
     "classify_error",
     "classify_pg_message",
+    "compare_deploys",
     "compile_log_pattern",
     "compile_prefix",
     "correlate",

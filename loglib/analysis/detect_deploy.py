@@ -246,6 +246,25 @@ def _moments(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def connection_errors(inc) -> pl.DataFrame:
+    """The connection errors deploys are judged by: app events of :data:`FLAKY_CLASSES` and
+    PostgreSQL ``server_not_ready`` refusals (``ts``, ``source``, ``what``, ``file``, ``line``)."""
+    parts = []
+    if inc.app is not None and inc.app.height:
+        parts.append(
+            inc.app.filter(
+                pl.col("error_class").is_in(list(FLAKY_CLASSES)) & pl.col("ts").is_not_null()
+            ).select("ts", pl.lit("app").alias("source"), pl.col("error_class").alias("what"), "file", "line")
+        )
+    if inc.pg is not None and inc.pg.height:
+        parts.append(
+            inc.pg.filter((pl.col("event") == "server_not_ready") & pl.col("ts").is_not_null()).select(
+                "ts", pl.lit("postgres").alias("source"), pl.col("event").alias("what"), "file", "line"
+            )
+        )
+    return pl.concat(parts).sort("ts") if parts else pl.DataFrame(schema={"ts": UTC_TS, "what": pl.String})
+
+
 def detect_post_deploy(inc) -> list:
     """For each deploy or restart (declared or detected): errors by class after it, recovery, graceful close.
 
@@ -263,20 +282,7 @@ def detect_post_deploy(inc) -> list:
     moments = _moments(inc.events)
     if moments.height == 0:
         return []
-    parts = []
-    if inc.app is not None and inc.app.height:
-        parts.append(
-            inc.app.filter(
-                pl.col("error_class").is_in(list(FLAKY_CLASSES)) & pl.col("ts").is_not_null()
-            ).select("ts", pl.lit("app").alias("source"), pl.col("error_class").alias("what"), "file", "line")
-        )
-    if inc.pg is not None and inc.pg.height:
-        parts.append(
-            inc.pg.filter((pl.col("event") == "server_not_ready") & pl.col("ts").is_not_null()).select(
-                "ts", pl.lit("postgres").alias("source"), pl.col("event").alias("what"), "file", "line"
-            )
-        )
-    errors = pl.concat(parts).sort("ts") if parts else pl.DataFrame(schema={"ts": UTC_TS, "what": pl.String})
+    errors = connection_errors(inc)
     sessions = inc.sessions
     out = []
     times = moments["ts"].to_list()

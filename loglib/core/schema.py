@@ -697,7 +697,65 @@ PGBOUNCER_SESSIONS = FrameSchema(
     ),
 )
 
-ALL_SCHEMAS = (*ALL_SCHEMAS, PGBOUNCER_EVENTS, PGBOUNCER_PROCESSES, PGBOUNCER_SESSIONS)
+DEPLOY_COMPONENTS: tuple[str, ...] = ("app", "pgbouncer", "postgres")
+
+DEPLOY_COMPARISON = FrameSchema(
+    "deploy_comparison",
+    "one row per deploy or restart, declared or detected, side by side (`compare_deploys`)",
+    (
+        Column("at", UTC_TS, "when it happened (the declared time when one was declared)"),
+        Column("kind", pl.String, "`deploy` or `restart` (a log alone cannot tell a deploy from a restart)"),
+        Column("text", pl.String, "what it was, as declared or detected"),
+        Column(
+            "origin", pl.String, "`declared`, `app`, `postgres`, `connections`, `pgbouncer` (joined by `+`)"
+        ),
+        Column(
+            "errors",
+            pl.UInt32,
+            "connection errors (app and PostgreSQL) from `at` to 5 minutes later or the next deploy",
+        ),
+        Column("errors_before", pl.UInt32, "the same in the quiet time before it (the baseline)"),
+        Column(
+            "pooler_errors",
+            pl.UInt32,
+            "pgBouncer pooler errors (refusals; not failed logins) in the same span",
+        ),
+        Column("first_error", UTC_TS, "first connection error after it"),
+        Column("last_error", UTC_TS, "last connection error after it"),
+        Column(
+            "recovery_s",
+            pl.Float64,
+            "seconds from `at` to the last error: the time to recover; null without errors",
+        ),
+        Column(
+            "restarted",
+            pl.List(pl.String),
+            "components restarted around it, from their logs: `app`, `pgbouncer`, `postgres` (in that order)",
+        ),
+        Column(
+            "app_stopped",
+            pl.String,
+            "`graceful` (its connections closed cleanly), `killed` (they vanished: EOF/reset) or `mixed`",
+        ),
+        Column("pgbouncer_stopped", pl.String, "`graceful`, `fast` or `killed` (`pgbouncer_processes`)"),
+        Column(
+            "postgres_stopped",
+            pl.String,
+            "`graceful` (smart shutdown), `fast` (fast shutdown), `killed` (immediate, crash, or no shutdown line)",
+        ),
+        Column(
+            "sessions_dropped",
+            pl.UInt32,
+            "client sessions that ended uncleanly around it: pgBouncer's clients when there is a pgBouncer, else "
+            "PostgreSQL's sessions",
+        ),
+        Column(
+            "pg_sessions_dropped", pl.UInt32, "PostgreSQL sessions reset, terminated or shut down around it"
+        ),
+    ),
+)
+
+ALL_SCHEMAS = (*ALL_SCHEMAS, PGBOUNCER_EVENTS, PGBOUNCER_PROCESSES, PGBOUNCER_SESSIONS, DEPLOY_COMPARISON)
 
 
 def schema_markdown() -> str:
