@@ -14,10 +14,12 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.pgserver import PgServer, free_port
+from tests.pgserver import PgServer, free_port, start_server
 
 #: the users pgBouncer knows (auth_file); PostgreSQL itself trusts everyone
 USERS = {"app": "secret", "report": "hunter2"}
@@ -159,3 +161,19 @@ def start_pgbouncer(
     bouncer.write_config()
     bouncer.start()
     return bouncer
+
+
+@contextmanager
+def running(settings: dict[str, str] | None = None) -> Iterator[PgBouncer]:
+    """A fresh PostgreSQL with a pgBouncer in front of it, both removed afterwards."""
+    pg = start_server()
+    bouncer = None
+    try:
+        bouncer = start_pgbouncer(pg, settings)
+        yield bouncer
+    finally:
+        if bouncer is not None:
+            bouncer.close()
+            shutil.rmtree(bouncer.root, ignore_errors=True)
+        pg.stop("immediate")
+        shutil.rmtree(pg.root, ignore_errors=True)

@@ -17,8 +17,8 @@ import pytest
 
 import loglib as ll
 from tests.conftest import require
-from tests.pgbouncerserver import PgBouncer, find_pgbouncer, start_pgbouncer
-from tests.pgserver import find_pg_bin, start_server
+from tests.pgbouncerserver import PgBouncer, find_pgbouncer, running
+from tests.pgserver import find_pg_bin
 
 pytestmark = [pytest.mark.postgres, pytest.mark.pgbouncer]
 #: deploys closer than detect_deploy.MOMENT_GAP (5 s) are one deploy: keep them further apart
@@ -94,11 +94,8 @@ def recording(tmp_path_factory):
     require(find_pg_bin() is not None, "PostgreSQL server binaries (initdb, pg_ctl)")
     require(find_pgbouncer() is not None, "pgbouncer")
     folder = tmp_path_factory.mktemp("deploys")
-    pg = start_server()
-    b = None
     deploys: list[tuple[datetime, str]] = []
-    try:
-        b = start_pgbouncer(pg)
+    with running() as b:
         app = App(b.dsn(), folder / "app.log")
         app.start()
         app.wait_ok(20)
@@ -122,13 +119,7 @@ def recording(tmp_path_factory):
         app.wait_ok(20)
         app.stop()
         shutil.copy(b.log_path, folder / "pgbouncer.log")  # pgBouncer still runs: no fifth stop
-        shutil.copy(pg.log_dir / "postgresql.log", folder / "postgresql.log")
-    finally:
-        if b is not None:
-            b.close()
-            shutil.rmtree(b.root, ignore_errors=True)
-        pg.stop("immediate")
-        shutil.rmtree(pg.root, ignore_errors=True)
+        shutil.copy(b.pg.log_dir / "postgresql.log", folder / "postgresql.log")
     events = "".join(
         f'[[events]]\nat = "{at.isoformat()}"\nkind = "deploy"\ntext = "{text}"\n' for at, text in deploys
     )

@@ -18,8 +18,8 @@ import pytest
 
 import loglib as ll
 from tests.conftest import require
-from tests.pgbouncerserver import PgBouncer, find_pgbouncer, start_pgbouncer
-from tests.pgserver import find_pg_bin, reset_close, start_server
+from tests.pgbouncerserver import PgBouncer, find_pgbouncer, running
+from tests.pgserver import find_pg_bin, reset_close
 
 pytestmark = [pytest.mark.postgres, pytest.mark.pgbouncer]
 
@@ -39,17 +39,8 @@ def recorded():
     driven once by :func:`_drive`: ``(bouncer, run)``."""
     require(find_pg_bin() is not None, "PostgreSQL server binaries (initdb, pg_ctl)")
     require(find_pgbouncer() is not None, "pgbouncer")
-    pg = start_server()
-    b = None
-    try:
-        b = start_pgbouncer(pg, {"max_client_conn": "6"})
+    with running({"max_client_conn": "6"}) as b:
         yield b, _drive(b)
-    finally:
-        if b is not None:
-            b.close()
-            shutil.rmtree(b.root, ignore_errors=True)
-        pg.stop("immediate")
-        shutil.rmtree(pg.root, ignore_errors=True)
 
 
 def _port(conn: psycopg.Connection) -> int:
