@@ -129,37 +129,44 @@ STATS_FIELDS: dict[str, str] = {
 }
 
 
-def classify(body: pl.Expr, side: pl.Expr, level: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """``(event, reason)`` of a message ``body`` (after the socket prefix) as polars expressions.
+def classify(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (columns ``body``: the message after the socket prefix, ``side``: ``C``/``S``/null,
+    ``level``) with ``event`` and ``reason`` added. Each pattern runs once over the column.
 
     Examples
     --------
     >>> df = pl.DataFrame({"body": ["closing because: client unexpected eof (age=12s)",
     ...                             "closing because: password authentication failed (age=0s)",
     ...                             "got SIGTERM, fast exit"], "side": ["C", "C", None], "level": "LOG"})
-    >>> event, reason = classify(pl.col("body"), pl.col("side"), pl.col("level"))
-    >>> df.select(event.alias("event"), reason.alias("reason")).rows()
+    >>> classify(df).select("event", "reason").rows()
     [('client_close', 'client unexpected eof'), ('login_failed', 'password authentication failed'), ('pooler_shutdown', 'got SIGTERM, fast exit')]
     """
-    closing = body.str.extract(CLOSING, 1)
-    error = pl.coalesce(body.str.extract(POOLER_ERROR, 1), body.str.extract(FATAL_LOCATION, 1))
-    is_error_level = level.is_in(["ERROR", "FATAL"]).fill_null(False)
+    body = pl.col("body")
+    f = frame.with_columns(
+        _closing=body.str.extract(CLOSING, 1),
+        _error=pl.coalesce(body.str.extract(POOLER_ERROR, 1), body.str.extract(FATAL_LOCATION, 1)),
+        _version=body.str.extract(PROCESS_UP, 1),
+        _shutdown=body.str.contains(SHUTDOWN),
+        _error_level=pl.col("level").is_in(["ERROR", "FATAL"]).fill_null(False),
+    )
+    closing, error, version = pl.col("_closing"), pl.col("_error"), pl.col("_version")
+    shutdown, error_level = pl.col("_shutdown"), pl.col("_error_level")
     event = (
-        pl.when(body.str.contains(LOGIN_ATTEMPT))
+        pl.when(body.str.starts_with("login attempt: "))
         .then(pl.lit("login_attempt"))
-        .when(closing.is_not_null() & (side == "S"))
+        .when(closing.is_not_null() & (pl.col("side") == "S"))
         .then(pl.lit("server_close"))
         .when(closing.is_not_null() & closing.str.contains(LOGIN_FAILURE_REASONS))
         .then(pl.lit("login_failed"))
         .when(closing.is_not_null())
         .then(pl.lit("client_close"))
-        .when(body.str.contains(SERVER_CONNECT))
+        .when(body.str.starts_with("new connection to server"))
         .then(pl.lit("server_connect"))
-        .when(body.str.contains(PROCESS_UP))
+        .when(version.is_not_null())
         .then(pl.lit("pooler_start"))
-        .when(body.str.contains(SHUTDOWN))
+        .when(shutdown)
         .then(pl.lit("pooler_shutdown"))
-        .when(error.is_not_null() | is_error_level)
+        .when(error.is_not_null() | error_level)
         .then(pl.lit("pooler_error"))
         .when(body.str.contains(STATS))
         .then(pl.lit("stats"))
@@ -168,18 +175,20 @@ def classify(body: pl.Expr, side: pl.Expr, level: pl.Expr) -> tuple[pl.Expr, pl.
     reason = (
         pl.when(closing.is_not_null())
         .then(closing)
-        .when(body.str.contains(PROCESS_UP))
-        .then(body.str.extract(PROCESS_UP, 1))
-        .when(body.str.contains(SHUTDOWN))
+        .when(version.is_not_null())
+        .then(version)
+        .when(shutdown)
         .then(body)
         .when(error.is_not_null())
         .then(error)
-        .when(is_error_level)
+        .when(error_level)
         .then(body)
         .when(body.str.contains(STALE_PIDFILE))
         .then(pl.lit("stale pidfile: the previous process did not exit cleanly"))
     )
-    return event, reason
+    return f.with_columns(event=event, reason=reason).drop(
+        "_closing", "_error", "_version", "_shutdown", "_error_level"
+    )
 
 
 def stats_struct(body: pl.Expr) -> pl.Expr:

@@ -165,36 +165,45 @@ def _parse(chunk: LineChunk, opts: _Options) -> _Parsed:
 
 
 def _events(rows: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Header rows -> canonical ``pgbouncer_events`` rows."""
+    """Header rows -> canonical ``pgbouncer_events`` rows. What only some lines carry (login,
+    connect, close, stats numbers) is parsed on those lines alone and joined back."""
     g = rows["msg"].str.extract_groups(v.SOCKET_PREFIX).struct.unnest()
     frame = rows.hstack(g.select("side", "ptr", "db", "user", "addr", "port", "body"))
-    body = pl.coalesce("body", "msg")
-    frame = frame.with_columns(body=body)
-    event, reason = v.classify(pl.col("body"), pl.col("side"), pl.col("level"))
-    attempt = pl.col("body").str.extract_groups(v.LOGIN_ATTEMPT)
-    connect = pl.col("body").str.extract_groups(v.SERVER_CONNECT)
+    frame = v.classify(frame.with_columns(body=pl.coalesce("body", "msg")))
+    ev, body = pl.col("event"), pl.col("body")
+
+    def only(kind: str | tuple[str, ...], **exprs: pl.Expr) -> pl.DataFrame:
+        kinds = [kind] if isinstance(kind, str) else list(kind)
+        return frame.filter(ev.is_in(kinds)).select("line", **exprs)
+
+    attempt = body.str.extract_groups(v.LOGIN_ATTEMPT)
+    connect = body.str.extract_groups(v.SERVER_CONNECT)
+    for extra in (
+        only("login_attempt", _db=attempt.struct.field("db"), _user=attempt.struct.field("user")),
+        only(
+            "server_connect",
+            local_addr=connect.struct.field("laddr").str.strip_prefix("[").str.strip_suffix("]"),
+            local_port=connect.struct.field("lport"),
+        ),
+        only(
+            ("client_close", "server_close", "login_failed"),
+            age_s=body.str.extract(v.CLOSING, 2).cast(pl.Int64),
+        ),
+        only("stats", stats=v.stats_struct(body)),
+    ):
+        frame = frame.join(extra, on="line", how="left", maintain_order="left")
 
     def known(col: str, unknown: str) -> pl.Expr:
         return pl.when(pl.col(col) != unknown).then(pl.col(col))
 
-    frame = frame.with_columns(
-        event=event,
-        reason=reason,
-        _attempt=pl.when(pl.col("body").str.starts_with("login attempt: ")).then(attempt),
-        _connect=pl.when(pl.col("body").str.starts_with("new connection to server")).then(connect),
-    )
     return conform(
         frame.with_columns(
             side=pl.col("side").replace_strict({"C": "client", "S": "server"}, default=None),
             conn=pl.concat_str("side", pl.lit("-"), "ptr"),
-            db=pl.coalesce(known("db", "(nodb)"), pl.col("_attempt").struct.field("db")),
-            user=pl.coalesce(known("user", "(nouser)"), pl.col("_attempt").struct.field("user")),
+            db=pl.coalesce(known("db", "(nodb)"), "_db"),
+            user=pl.coalesce(known("user", "(nouser)"), "_user"),
             addr=pl.col("addr").str.strip_prefix("[").str.strip_suffix("]"),
-            age_s=pl.col("body").str.extract(v.CLOSING, 2).cast(pl.Int64),
-            message=pl.col("body"),
-            stats=v.stats_struct(pl.col("body")),
-            local_addr=pl.col("_connect").struct.field("laddr").str.strip_prefix("[").str.strip_suffix("]"),
-            local_port=pl.col("_connect").struct.field("lport"),
+            message=body,
             file=pl.lit(name),
         ),
         PGBOUNCER_EVENTS,
