@@ -45,7 +45,7 @@ import psycopg  # noqa: E402
 from lab.params import Action, Scenario, draw, split_of  # noqa: E402
 from lab.proxy import IdleKillProxy  # noqa: E402
 from lab.toml import write_incident_toml  # noqa: E402
-from lab.truth import build_truth  # noqa: E402
+from lab.truth import build_truth, store_streams  # noqa: E402
 from tests.pgserver import PgServer, find_pg_bin, free_port  # noqa: E402
 
 LAB = ROOT / "data" / "lab"
@@ -398,13 +398,7 @@ class Recorder:
         truth = build_truth(self.sc, self.truth_dir, window=(start, end))
         truth["recording"] = {"real_seconds": round(seconds), "set": split_of(self.sc.seed),
                               "recorded": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
-        (self.out / "truth").mkdir()
-        for src in sorted(self.truth_dir.glob("*.jsonl")):
-            with (
-                src.open("rb") as fi,
-                gzip.GzipFile(self.out / "truth" / f"{src.name}.gz", "wb", mtime=0) as fo,
-            ):
-                shutil.copyfileobj(fi, fo)
+        store_streams(self.truth_dir, self.out / "truth")
         write_incident_toml(self.out / "incident.toml", self.sc, truth, max_connections=self.max_connections)
         (self.out / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
         shutil.rmtree(self.tmp, ignore_errors=True)

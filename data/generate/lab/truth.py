@@ -155,6 +155,7 @@ def _restarts(orch: list[dict], life: dict[int, dict]) -> tuple[list[dict], list
         else:
             line = next((t for t, p in starts if p == first["proc"] and t >= first["t"]), None)
         start_line = next((t for t, p in starts if p == first["proc"] and t >= first["t"]), None)
+        back = [next((t for t, p in starts if p == s["proc"] and t >= s["t"]), s["t"]) for s in mine]
         restarts.append(
             {
                 "at": iso(first["t"]),
@@ -162,6 +163,7 @@ def _restarts(orch: list[dict], life: dict[int, dict]) -> tuple[list[dict], list
                 "signal": first["signal"],
                 "processes": len(mine),
                 "app_line_at": iso(line),
+                "last_start_line_at": iso(max(back)),
                 "start_line_at": iso(start_line),
                 "text": a.get("version") or a.get("how") or a["kind"],
             }
@@ -172,9 +174,10 @@ def _restarts(orch: list[dict], life: dict[int, dict]) -> tuple[list[dict], list
             ready = next((x["t"] for x in orch if x["ev"] == "db_ready" and x["t"] > e["t"]), None)
             db.append({"at": iso(e["t"]), "ready": iso(ready)})
     final = [e for e in orch if e["ev"] == "stop" and e["why"] == "end of recording"]
-    final_stop = (
-        {"at": iso(final[0]["t"]), "app_line_at": iso(lines[-1][0]) if lines else None} if final else None
-    )
+    final_stop = None
+    if final:
+        line = next((t for t, _p in lines if t >= final[0]["t"]), None)
+        final_stop = {"at": iso(final[0]["t"]), "app_line_at": iso(line)}
     return restarts, db, final_stop
 
 
@@ -348,6 +351,19 @@ def build_truth(sc, folder: Path, *, window: tuple[float, float]) -> dict:
     return truth
 
 
+def store_streams(src: Path, dest: Path) -> None:
+    """Gzip the raw streams of ``src`` into ``dest``, compacted: a request is kept as its end
+    (which holds its start), without the request id."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("*.jsonl*")):
+        rows = read_jsonl(path)
+        if path.name.startswith("app-"):
+            rows = [{k: v for k, v in r.items() if k != "rid"} for r in rows if r["ev"] != "req_start"]
+        name = path.name if path.suffix == ".gz" else path.name + ".gz"
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
+        (dest / name).write_bytes(gzip.compress(text.encode(), compresslevel=9, mtime=0))
+
+
 def rebuild(folder: Path) -> dict:
     """Re-derive ``folder/truth.json`` from its stored streams (``truth/*.jsonl.gz``) and parameters."""
     from lab.params import Action, Scenario
@@ -357,6 +373,7 @@ def rebuild(folder: Path) -> dict:
     params["actions"] = tuple(Action(**a) for a in params["actions"])
     params["bursts"] = tuple(tuple(b) for b in params["bursts"])
     sc = Scenario(**params)
+    store_streams(folder / "truth", folder / "truth")
     start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in old["window"])
     truth = build_truth(sc, folder / "truth", window=(start, end))
     truth["recording"] = old.get("recording")
