@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -218,3 +220,40 @@ class TestPgPrefixesDetected:
         df = ll.read_pg_log(WILD / "pg15-azure-flexible.log")
         row = df.filter(pl.col("event") == "terminated_by_admin").row(0, named=True)
         assert row["pid"] == int(row["session_id"].split(".")[1], 16)
+
+
+class TestPgServerLogNoise:
+    """Lines other code writes into the server log are known noise; SQL continues on untabbed lines."""
+
+    def test_memory_dump_and_archive_output_issue_18(self):
+        """A real log with archive_command's 'cp:' errors and an out-of-memory TopMemoryContext dump:
+        detected, every such line counted as noise (no warning), and the dump glued to no entry."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ll.RejectedLinesWarning)
+            df = ll.read_pg_log(WILD / "pg15-noise.log")
+        report = ll.read_report(df)
+        assert report.format == "stderr, prefix '%m [%p] %q%u@%d '"
+        assert report.unexplained.height == 0
+        reasons = report.rejects["reason"].value_counts().sort("reason")
+        assert reasons["count"].to_list() == [115, 6]  # dump lines, cp lines
+        warning = df.filter(pl.col("severity") == "WARNING").row(0, named=True)
+        assert warning["detail"] is None
+        oom = df.filter(pl.col("message") == "out of memory").row(0, named=True)
+        assert oom["detail"].endswith("STATEMENT: SELECT length(repeat('x', 500000000))")
+
+    def test_untabbed_statement_lines_issue_18(self):
+        """A downloaded/copy-pasted log whose statement lines lost their tab: the statement stays whole."""
+        raw = (WILD / "pg15-cloudsql-text.log").read_bytes()
+        flat = re.sub(rb"\n[\t ]+", b"\n", raw)
+        df = ll.read_pg_log(flat)
+        assert ll.read_report(df).lines_rejected == 0
+        err = df.filter(pl.col("severity") == "ERROR").row(0, named=True)
+        assert err["detail"] == "STATEMENT: SELECT id,\ntotal\nFROM orders\nWHERE id = 1"
+
+    def test_stray_line_after_non_sql_entry_still_rejected_issue_18(self):
+        """An untabbed stray line after an entry that carries no SQL is still an unexplained reject."""
+        lines = (WILD / "pg15-cloudsql-text.log").read_bytes().split(b"\n")
+        lines.insert(5, b"some stray text")
+        with pytest.warns(ll.RejectedLinesWarning):
+            df = ll.read_pg_log(b"\n".join(lines))
+        assert ll.read_report(df).unexplained["line"].to_list() == [6]

@@ -22,7 +22,10 @@ from loglib.errors import ParseError, RejectedLinesWarning
 MAX_REJECT_TEXT = 2000
 
 #: reasons (by prefix) for lines that are known not to be entries: kept and counted, but no warning
-NOISE_REASONS = ("blank line", "pg_ctl output", "CloudNativePG ", "syslog line of another program")
+NOISE_REASONS = (
+    "blank line", "pg_ctl output", "CloudNativePG ", "syslog line of another program",
+    "PostgreSQL memory context dump", "archive_command/restore_command output",
+)  # fmt: skip
 
 
 def is_noise(reason: str) -> bool:

@@ -102,7 +102,11 @@ def _best_prefix(
     lines: list[str], candidates: tuple[str, ...], *, strip_tab: bool = True
 ) -> tuple[str, float]:
     """The candidate prefix matching most lines (ties: the earlier, more specific one)."""
-    sample = pl.Series([ln for ln in lines if not (strip_tab and ln.startswith("\t"))], dtype=pl.String)
+    sample = pl.Series(
+        [ln for ln in lines if not (strip_tab and ln.startswith(("\t", " ")))], dtype=pl.String
+    )
+    # known noise (memory-context dumps, archive_command output) says nothing about the prefix
+    sample = sample.filter(~sample.str.contains(_MEMORY_DUMP) & ~sample.str.contains(_COMMAND_OUTPUT))
     if sample.len() == 0:
         return candidates[0], 0.0
     scored = []
@@ -172,6 +176,8 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     """
     matched = pl.col("severity").is_not_null()
     secondary = pl.col("severity").is_in(list(SECONDARY))
+    if "noise" in frame.columns:
+        frame = frame.with_columns(is_cont=pl.col("is_cont") | _untabbed_sql(frame))
     frame = frame.with_columns(
         primary=matched & ~secondary,
         section=matched.cum_sum(),
@@ -225,6 +231,56 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     return entries.drop(helpers), rejected
 
 
+# lines that other code writes into the server's log, as the server's stderr: known noise
+_MEMORY_DUMP = (
+    r"^\s*(?:Grand total: \d+ bytes in \d+ blocks; |\d+ more child contexts containing \d+ total in \d+ blocks; "
+    r"|\S[^\n]*?: \d+ total in \d+ blocks; \d+ free \(\d+ chunks\); \d+ used)"
+)
+_COMMAND_OUTPUT = (
+    r"^(?:cp|mv|ln|cat|rsync|scp|ssh|gzip|gunzip|zstd|lz4|xz|test|sh|bash|dash|/bin/sh|/usr/bin/[\w.\-]+"
+    r"|pgbackrest|wal-g|barman-wal-archive|barman-wal-restore|barman-cloud-wal-archive)(?:: line \d+|: \d+)?: "
+)
+#: reject reasons of that noise (loglib.core.rejects.NOISE_REASONS names them)
+MEMORY_DUMP_REASON = "PostgreSQL memory context dump (printed on out of memory), not a log entry"
+COMMAND_OUTPUT_REASON = "archive_command/restore_command output, not a server log entry"
+# entries whose message or section is SQL, which copy-pasted logs continue on lines without a tab
+_SQL_SECTIONS = ("STATEMENT", "QUERY", "CONTEXT", "DETAIL", "HINT")
+_SQL_LOG = r"^(?:duration: [\d.]+ ms  )?(?:statement|execute [^:]*|parse [^:]*|bind [^:]*): "
+
+
+def _noise_series(text: pl.Series, severity: pl.Series) -> pl.Series:
+    """``memory`` / ``command`` for lines the prefix did not match that are known noise, else null."""
+    out = pl.Series("noise", [None] * text.len(), dtype=pl.String)
+    idx = severity.is_null().arg_true()
+    if idx.len() == 0:
+        return out
+    sub = text.gather(idx)
+    kind = pl.select(
+        pl.when(sub.str.contains(_MEMORY_DUMP))
+        .then(pl.lit("memory"))
+        .when(sub.str.contains(_COMMAND_OUTPUT))
+        .then(pl.lit("command"))
+    ).to_series()
+    return out.scatter(idx, kind)
+
+
+def _untabbed_sql(frame: pl.DataFrame) -> pl.Series:
+    """Unmatched lines that continue SQL with no leading tab (downloaded or copy-pasted logs): the
+    line follows a STATEMENT/QUERY/CONTEXT/DETAIL/HINT section or a ``statement:`` entry, or
+    another such line, and is not known noise."""
+    sev = pl.col("severity")
+    sql = sev.is_in(list(_SQL_SECTIONS)) | ((sev == "LOG") & pl.col("message").str.contains(_SQL_LOG))
+    ctx = (
+        pl.when(sev.is_not_null())
+        .then(sql)
+        .when(pl.col("noise").is_not_null())
+        .then(pl.lit(False))
+        .forward_fill()
+        .fill_null(False)
+    )
+    return frame.select(sev.is_null() & pl.col("noise").is_null() & ctx).to_series()
+
+
 def _reject_reasons(rows: pl.DataFrame, prefix: str | None, fmt: str) -> pl.DataFrame:
     """Reason text (and the noise flag) for rejected line rows."""
     text = pl.col("text")
@@ -232,11 +288,16 @@ def _reject_reasons(rows: pl.DataFrame, prefix: str | None, fmt: str) -> pl.Data
         r"^(?:waiting for server to (?:start|shut down)|server (?:started|stopped)|done$|\.+ ?done$|pg_ctl: "
         r"|Examine the log output\.$|stopped waiting$)"
     )
+    noise = pl.col("noise") if "noise" in rows.columns else pl.lit(None, dtype=pl.String)
     reason = (
         pl.when(text.str.strip_chars() == "")
         .then(pl.lit("blank line"))
         .when(pg_ctl_noise)
         .then(pl.lit("pg_ctl output, not a server log entry"))
+        .when(noise == "memory")
+        .then(pl.lit(MEMORY_DUMP_REASON))
+        .when(noise == "command")
+        .then(pl.lit(COMMAND_OUTPUT_REASON))
         .when(pl.col("is_cont"))
         .then(pl.lit("continuation line before the first entry of the file"))
         .when(pl.col("severity").is_in(list(SECONDARY)))
@@ -310,7 +371,10 @@ class _LineParser:
 
     def parse_chunk(self, frame: pl.DataFrame) -> pl.DataFrame:
         frame = _parse_prefixed(frame, self.compiled, self.fmt)
-        return frame.with_columns(is_cont=pl.col("severity").is_null() & _continuation(pl.col("text")))
+        frame = frame.with_columns(_noise_series(frame["text"], frame["severity"]))
+        return frame.with_columns(
+            is_cont=pl.col("severity").is_null() & _continuation(pl.col("text")) & pl.col("noise").is_null()
+        )
 
     def _work(self, chunk: LineChunk) -> _ChunkWork:
         n = chunk.lines.len()
