@@ -53,6 +53,15 @@ def test_params_follow_the_seed():
     assert (split_of(30), split_of(31)) == ("dev", "heldout")
 
 
+def test_lab_doctests():
+    import doctest
+
+    from lab import batch, params, record
+
+    for module in (params, record, batch):
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
 def test_truth_is_consistent(recording: Path):
     truth = json.loads((recording / "truth.json").read_text())
     req, leaks = truth["requests"], truth["leaks"]

@@ -48,12 +48,29 @@ KNOWN: dict[tuple[str, str], int] = {
     ("deploy-22", "restart_times"): 6,
     ("deploy-22", "deploy1_baseline"): 8,
     ("idle-32", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("idle-32", "idle_drops"): 7,  # the second round's connections had lived 190 s (and both rounds are bursts)
+    (
+        "idle-32",
+        "idle_drops",
+    ): 7,  # the second round's connections had lived 190 s (and both rounds are bursts)
     ("idle-32", "idle_timeout"): 7,
     ("idle-32", "finding_kinds"): 7,
     ("leak-13", "leaks_per_hour[pg_sessions]"): 2,
     ("leak-13", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("leak-13", "leak_rate"): 4,
+    ("leak-10", "leaks_per_hour[pg_sessions]"): 2,
+    ("leak-10", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("leak-10", "leak_rate"): 4,
+    ("leak-10", "restart_count"): 6,  # PostgreSQL's final shutdown
+    ("leak-10", "exhaustion_windows"): 9,
+    ("leak-10", "exhaustion_duration"): 9,
+    ("leak-10", "littles_law"): 5,  # 3.89 busy on average for a pool of 3
+    ("leak-11", "leaks_per_hour[pg_sessions]"): 2,
+    ("leak-11", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("leak-11", "leak_rate"): 4,
+    ("leak-11", "restart_count"): 6,
+    ("mixed-40", "leaks_per_hour[pg_sessions]"): 2,
+    ("mixed-40", "restart_count"): 6,
+    ("mixed-40", "restart_times"): 6,
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
 UNCLEAN_LEAKS = (
@@ -67,7 +84,16 @@ DOUBLE_ERRORS = (
 BURST_DROPS = (
     "without statement logging, resets of a pool's connections idle together (a burst) are not counted"
 )
+GAUGE_UNDER = (
+    "checked_out_gauge under-counts (8 -> 5, 10 -> 9 per hour) with two processes, a crash and a deploy; "
+    "leaks in the last floor window before a stop are never seen"
+)
+NO_LEAK_FINDING = (
+    "a leak that never exhausted the pool (a crash and a deploy emptied it) makes no finding and no rate"
+)
 NEW: dict[tuple[str, str], str] = {
+    ("mixed-40", "leaks_per_hour[checked_out_gauge]"): GAUGE_UNDER,
+    ("mixed-40", "leak_rate"): NO_LEAK_FINDING,
     ("deploy-20", "leaks_per_hour[pg_sessions]"): UNCLEAN_LEAKS,
     ("idle-31", "leaks_per_hour[pg_sessions]"): UNCLEAN_LEAKS,
     ("deploy-21", "deploy0_errors"): DOUBLE_ERRORS,
@@ -105,6 +131,15 @@ def test_catalogue_covers_every_shape():
     assert shapes.count("control") >= 2 and shapes.count("mixed") >= 2
     recorded = {f.name for f in scorecard.recordings("all")}
     assert recorded <= {f"{shape}-{seed}" for shape, seed in CATALOGUE}
+
+
+def test_three_recordings_cross_a_utc_hour():
+    crossing = []
+    for folder in scorecard.recordings("all"):
+        run = json.loads((folder / "truth.json").read_text())["app_run"]
+        if run["first_start"][:13] != run["last_end"][:13]:
+            crossing.append(folder.name)
+    assert len(crossing) >= 3, crossing
 
 
 def test_controls_have_nothing_to_find():
