@@ -56,11 +56,15 @@ out_dir = "out/postmortem"  # where the export bundle is written
 tz = None  # also show timeline times in this IANA zone, e.g. "Europe/Berlin"
 chart_formats = ["png", "svg"]  # chart files of the bundle; PNG/SVG/PDF need Chrome/Chromium, "html" does not
 leak_every = "1h"  # bucket of the leak-rate table (the bundled incidents last ~7 minutes: try "1m")
+redact = True  # remove secrets from every table, chart and file (False only on purpose)
+hosts = False  # also replace host names and IP addresses by stable pseudonyms
 """,
         "parameters",
     ),
     code(SETUP + """
 
+if redact:  # every frame shown below is redacted whole before it is drawn
+    ll.redact_displays(hosts=hosts)
 inc = ll.Incident.load(incident_dir)
 found = ll.findings(inc)
 inc"""),
@@ -123,7 +127,7 @@ drop into the incident document. Secrets are redacted (`redact=False` must be ex
 `hosts=True` also replaces host names and IPs).
 """),
     code("""
-bundle = ll.export_bundle(inc, out_dir, tz=tz, formats=chart_formats)
+bundle = ll.export_bundle(inc, out_dir, tz=tz, formats=chart_formats, redact=redact, hosts=hosts)
 print(f"{len(bundle.files)} files in {bundle.out_dir.resolve()}")
 sorted(str(p.relative_to(bundle.out_dir)) for p in bundle.files)"""),
 ]

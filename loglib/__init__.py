@@ -63,7 +63,7 @@ from loglib.present.export import (
     export_figures,
     export_table,
 )
-from loglib.present.redact import Redactor, redact_figure, redact_frame, redact_text
+from loglib.present.redact import Redactor, redact_displays, redact_figure, redact_frame, redact_text
 from loglib.present.timeline import timeline
 from loglib.report import ReportError, build_report
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
@@ -154,6 +154,7 @@ __all__ = [
     "read_prometheus",
     "read_report",
     "read_sql",
+    "redact_displays",
     "redact_figure",
     "redact_frame",
     "redact_text",

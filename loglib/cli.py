@@ -185,7 +185,13 @@ def _report(args: argparse.Namespace) -> int:
     with claim_out(args.out) as claim:
         try:
             result = build_report(
-                args.incident_dir, args.out, notebook=args.notebook, tz=args.tz, progress=progress
+                args.incident_dir,
+                args.out,
+                notebook=args.notebook,
+                tz=args.tz,
+                progress=progress,
+                redact=not args.no_redact,
+                hosts=args.hosts,
             )
         finally:
             stop()
@@ -234,7 +240,15 @@ def _demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return _report(
-        argparse.Namespace(incident_dir=str(folder), out=args.out, notebook=None, tz=None, quiet=args.quiet)
+        argparse.Namespace(
+            incident_dir=str(folder),
+            out=args.out,
+            notebook=None,
+            tz=None,
+            quiet=args.quiet,
+            no_redact=False,
+            hosts=False,
+        )
     )
 
 
@@ -416,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         "--tz", type=_tz_arg, help="also show timeline times in this IANA zone, e.g. Europe/Berlin"
     )
     rep.add_argument("--notebook", help="run this notebook instead of the shipped postmortem")
+    rep.add_argument(
+        "--no-redact", action="store_true", help="keep secrets in every file written (never for sharing)"
+    )
+    rep.add_argument("--hosts", action="store_true", help="also replace host names and IPs by pseudonyms")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     rep.set_defaults(func=_report)
 

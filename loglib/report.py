@@ -331,6 +331,13 @@ def check_incident(incident_dir: str | os.PathLike) -> Any:
     return inc
 
 
+def _redaction_line(redact: bool, hosts: bool) -> str:
+    if not redact:
+        return "**Secrets NOT redacted** (`redact=False` / `--no-redact`): do not share this report."
+    extra = ", host names and IP addresses replaced by pseudonyms" if hosts else ""
+    return f"*Secrets redacted{extra} (loglib's default).*"
+
+
 def build_report(
     incident_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -339,6 +346,8 @@ def build_report(
     progress: Progress | None = None,
     tz: str | None = None,
     timeout: int = CELL_TIMEOUT,
+    redact: bool = True,
+    hosts: bool = False,
 ) -> ReportResult:
     """Execute the postmortem notebook for an incident; write ``report.html`` and the export bundle.
 
@@ -357,6 +366,12 @@ def build_report(
         Also show timeline times in this IANA zone.
     timeout
         Seconds one notebook cell may run.
+    redact
+        Remove secrets from everything written (default): the notebook displays redacted frames,
+        and every output is redacted again before report.html/report.ipynb are saved.
+        ``redact=False`` must be explicit; the report's first line says which it was.
+    hosts
+        Also replace host names and IP addresses by stable pseudonyms.
 
     Returns
     -------
@@ -395,7 +410,13 @@ def build_report(
         say("no browser for static charts: the bundle gets interactive HTML charts instead of PNG/SVG")
     nb_path = Path(notebook) if notebook else notebook_path("postmortem")
     nb = parameterize(
-        read_notebook(nb_path), incident_dir=str(folder), out_dir=str(out), tz=tz, chart_formats=formats
+        read_notebook(nb_path),
+        incident_dir=str(folder),
+        out_dir=str(out),
+        tz=tz,
+        chart_formats=formats,
+        redact=redact,
+        hosts=hosts,
     )
     say(f"executing {nb_path.name} ({sum(c.cell_type == 'code' for c in nb.cells)} code cells)")
     title = f"Postmortem: {inc.title}"
@@ -408,6 +429,13 @@ def build_report(
     say("writing report.html")
     import nbformat
 
+    from loglib.present.redact import Redactor
+
+    if redact:
+        red = Redactor(hosts=hosts)
+        red.notebook(nb)
+        title = red.text(title) or ""
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(_redaction_line(redact, hosts)))
     offline_outputs(nb)
     nbformat.write(nb, str(out / "report.ipynb"))
     html_path = out / "report.html"
@@ -650,10 +678,12 @@ def summary(incident: Any, found: Iterable[Any] | None = None) -> Markdown:
     with _quiet():
         found = list(findings(incident) if found is None else found)
         start, end = incident.window()
-    lines = [f"### {incident.title}", ""]
+    from loglib.present.markup import md_text
+
+    lines = [f"### {md_text(incident.title)}", ""]
     desc = getattr(incident, "description", "")
     if desc:
-        lines += [desc, ""]
+        lines += [md_text(desc), ""]
     lines += [
         f"**Evidence window:** {start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} UTC "
         f"({_fmt_span((end - start).total_seconds())}).",
@@ -661,10 +691,12 @@ def summary(incident: Any, found: Iterable[Any] | None = None) -> Markdown:
         "**Impact:**",
         "",
     ]
-    lines += [f"- {m}: {v}" for m, v, _ in impact(incident).slice(1).iter_rows()] or ["- nothing measurable"]
+    lines += [f"- {md_text(m)}: {md_text(v)}" for m, v, _ in impact(incident).slice(1).iter_rows()] or [
+        "- nothing measurable"
+    ]
     lines += ["", "**What happened:**", ""]
     lines += [
-        f"- *{f.kind.replace('_', ' ')}* ({f.confidence} confidence): {f.statement}" for f in found
+        f"- *{f.kind.replace('_', ' ')}* ({f.confidence} confidence): {md_text(f.statement)}" for f in found
     ] or [
         "- No known incident shape (pool exhaustion, post-deploy errors, idle drops) was found; "
         "read the timeline below."

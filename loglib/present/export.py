@@ -29,6 +29,7 @@ import polars as pl
 
 from loglib._compat import to_polars
 from loglib.errors import LoglibError
+from loglib.present.markup import md_cell, md_text
 from loglib.present.redact import Redactor
 
 FIGURE_FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
@@ -446,7 +447,8 @@ def display_frame(frame: Any) -> pl.DataFrame:
 def to_markdown(frame: Any) -> str:
     """A GitHub-flavoured Markdown table (pastes into Confluence, Google Docs, Notion).
 
-    Pipes are escaped, line breaks become spaces, numeric columns are right-aligned.
+    Pipes, ``<``, ``>`` and backticks are escaped (no renderer sees markup from the data),
+    line breaks become spaces, numeric columns are right-aligned.
 
     Examples
     --------
@@ -461,10 +463,7 @@ def to_markdown(frame: Any) -> str:
     numeric = [dtype.is_numeric() for dtype in df.dtypes]
     shown = display_frame(df)
 
-    def esc(s: Any) -> str:
-        text = "" if s is None else str(s)
-        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", " ").replace("\n", " ").strip()
-
+    esc = md_cell
     lines = ["| " + " | ".join(esc(c) for c in shown.columns) + " |"]
     lines.append("| " + " | ".join("---:" if n else "---" for n in numeric) + " |")
     lines.extend("| " + " | ".join(esc(v) for v in row) + " |" for row in shown.iter_rows())
@@ -708,7 +707,7 @@ def _findings(incident: Any) -> list[Any]:
 
 
 def _write_findings(path: Path, found: list[Any], red: Redactor | None) -> Path:
-    clean = red.text if red else (lambda s: s)
+    clean = (lambda s: md_text(red.text(s))) if red else md_text
     lines = ["# Findings", ""]
     if not found:
         lines.append(
@@ -747,7 +746,7 @@ def _write_summary(
     ba: pl.DataFrame | None,
     red: Redactor | None,
 ) -> Path:
-    clean = red.text if red else (lambda s: s)
+    clean = (lambda s: md_text(red.text(s))) if red else md_text
     title = clean(getattr(incident, "title", "Incident"))
     lines = [f"# {title}", ""]
     try:

@@ -1,14 +1,18 @@
 """Redaction of secrets (and, on request, hosts) in text, frames and figures before they leave loglib.
 
-Always removed: passwords in connection URLs and DSNs, ``password=``-like fields, bearer and
-basic credentials, API keys and tokens of well-known shapes, cloud credentials, private keys
-and e-mail addresses. With ``hosts=True`` IP addresses and host names are replaced by stable
+Always removed: passwords in connection URLs and DSNs, ``password=``-like fields in any spelling
+(``PGPASSWORD=``, ``"api_key":``, ``X-Api-Key:``, ``&token=``), SQL ``PASSWORD '…'`` clauses, cookies
+and session ids, bearer and basic credentials, API keys and tokens of well-known shapes (JWTs, cloud,
+SaaS and webhook keys), private keys, Luhn-valid card numbers and e-mail addresses; the patterns
+live in :mod:`loglib.formats.secrets`. A secret is always replaced whole. With ``hosts=True`` IP addresses and host names are replaced by stable
 pseudonyms (``db-1`` for a database server, ``client-7`` for a client address, ``host-2`` for
 other hosts): the same value always gets the same pseudonym, so correlations still read.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,44 +20,10 @@ from typing import Any
 import polars as pl
 
 from loglib._compat import to_polars
+from loglib.formats import secrets as _s
 
 SECRET = "[REDACTED]"
 EMAIL = "[EMAIL]"
-
-_KEYS = (
-    r"password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|auth_token|api_?key"
-    r"|apikey|x-api-key|access_key|secret_key|aws_secret_access_key|aws_session_token|private_key"
-    r"|accountkey|sharedaccesskey|sig|signature|credentials?"
-)
-# name=value / name: value / "name": "value" (JSON), value unquoted or quoted
-_KV = re.compile(
-    rf"""(?ix)
-    (?P<key>["']?\b(?:[\w-]*[_-])?(?:{_KEYS})\b["']?)
-    (?P<sep>\s*[=:]\s*)
-    (?P<value>"[^"]*"|'[^']*'|[^\s"',;&)}}\]]+)
-    """
-)
-# scheme://user:password@host
-_URL_PASSWORD = re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)(?P<at>@)")
-_AUTH_HEADER = re.compile(
-    r"(?i)\b(?P<kind>bearer|basic|token|digest)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=-]{8,})"
-)
-_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S)
-_TOKENS = re.compile(
-    r"""(?x)
-    \beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}   # JWT
-    | \b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b                      # AWS access key id
-    | \bAIza[0-9A-Za-z_-]{35}\b                                          # Google API key
-    | \bya29\.[0-9A-Za-z_-]{20,}                                         # Google OAuth token
-    | \b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}\b                    # Stripe
-    | \bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}                             # OpenAI / Anthropic style
-    | \bgh[pousr]_[A-Za-z0-9]{30,}\b | \bgithub_pat_[A-Za-z0-9_]{40,}\b  # GitHub
-    | \bglpat-[A-Za-z0-9_-]{20,}                                         # GitLab
-    | \bxox[abposr]-[A-Za-z0-9-]{10,}                                    # Slack
-    | \bnpm_[A-Za-z0-9]{36}\b                                            # npm
-    """
-)
-_EMAIL = re.compile(r"(?<![\w.+/:-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 
 # hosts (only with hosts=True)
 _IPV4 = r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"
@@ -150,14 +120,18 @@ class Redactor:
         hit = self._cache.get(value)
         if hit is not None:
             return hit
-        out = _PEM.sub(SECRET, value)
-        out = _URL_PASSWORD.sub(lambda m: m.group("head") + SECRET + m.group("at"), out)
-        out = _AUTH_HEADER.sub(lambda m: m.group("kind") + m.group("sp") + SECRET, out)
-        out = _KV.sub(_kv_sub, out)
-        out = _TOKENS.sub(SECRET, out)
+        out = _s.PEM.sub(SECRET, value)
+        out = _s.URL_PASSWORD.sub(lambda m: m.group("head") + SECRET + m.group("at"), out)
+        out = _s.SQL_PASSWORD.sub(lambda m: m.group("head") + "'" + SECRET + "'", out)
+        out = _s.TOKENS.sub(SECRET, out)
+        out = _s.AUTH_HEADER.sub(_auth_sub, out)
+        out = _s.COOKIE.sub(_cookie_sub, out)
+        out = _s.KEY_VALUE.sub(_kv_sub, out)
+        out = _s.CARD.sub(_card_sub, out)
+        out = _s.CUT_TOKEN.sub(SECRET + "…", out)
         for pattern in self.extra:
             out = pattern.sub(SECRET, out)
-        out = _EMAIL.sub(EMAIL, out)
+        out = _s.EMAIL.sub(EMAIL, out)
         if self.hosts:
             out = self._hosts(out)
         if len(self._cache) < 200_000:
@@ -246,6 +220,121 @@ class Redactor:
             return [self._walk(v, key) for v in obj.tolist()]
         return obj
 
+    # --- notebooks (the report's last guard) -----------------------------------------------
+    def notebook(self, nb: Any) -> int:
+        """Redact every output of an executed notebook in place; return how many texts changed.
+
+        Streams, ``text/*`` outputs (HTML by its text nodes and attributes, so escaped quotes
+        don't hide a secret), JSON outputs (plotly figures) and tracebacks. Images are left:
+        loglib's notebook draws its charts as plotly JSON, which is redacted.
+        """
+        changed = 0
+
+        def clean(value: Any, mime: str = "text/plain") -> Any:
+            nonlocal changed
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                text = "".join(value)
+            elif isinstance(value, str):
+                text = value
+            else:
+                new = self._walk(value, None)
+                changed += new != value
+                return new
+            new = self.html(text) if mime == "text/html" else self.text(text)
+            changed += new != text
+            return new
+
+        for cell in nb.get("cells", []):
+            for out in cell.get("outputs", []):
+                kind = out.get("output_type")
+                if kind == "stream":
+                    out["text"] = clean(out.get("text", ""))
+                elif kind in ("display_data", "execute_result"):
+                    data = out.get("data", {})
+                    for mime in list(data):
+                        if mime.startswith("text/") or mime.endswith("json"):
+                            data[mime] = clean(data[mime], mime)
+                elif kind == "error":
+                    out["evalue"] = clean(out.get("evalue", ""))
+                    out["traceback"] = [clean(t) for t in out.get("traceback", [])]
+        return changed
+
+    def html(self, markup: str) -> str:
+        """``markup`` with secrets removed from its text, attributes and scripts.
+
+        Text nodes are unescaped before redaction and escaped again after, so that
+        ``PASSWORD &#x27;x&#x27;`` is found like ``PASSWORD 'x'``.
+        """
+        parts = _SCRIPT.split(markup)
+        for i, part in enumerate(parts):
+            if i % 4 == 2:  # the code inside <script>/<style>: only its string literals are data
+                parts[i] = part if _is_library(part) else _JS_STRING.sub(self._js_string, part)
+                continue
+            if i % 4:  # the <script …> and </script> tags themselves
+                continue
+            part = self.text(part) or ""
+            parts[i] = _TEXT_NODE.sub(
+                lambda m: ">" + html.escape(self.text(html.unescape(m.group(1))) or "", quote=False) + "<",
+                part,
+            )
+        return "".join(parts)
+
+    def _js_string(self, m: re.Match[str]) -> str:
+        literal = m.group(0)
+        try:
+            value = json.loads(literal)
+        except ValueError:  # not a JSON string (a JS-only escape): left as it is
+            return literal
+        clean = self.text(value)
+        if clean == value:
+            return literal
+        # re-encoded so that nothing in it can close the script: </script> stays \u003c\u002fscript\u003e
+        return json.dumps(clean).replace("<", "\\u003c").replace(">", "\\u003e").replace("/", "\\u002f")
+
+
+def _is_library(code: str) -> bool:
+    """A bundled library (plotly.js, require.js) inlined in an output: code, never data."""
+    return len(code) > 500_000 or "plotly.js v" in code[:2000]
+
+
+_JS_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_SCRIPT = re.compile(r"(<(?:script|style)\b[^>]*>)(.*?)(</(?:script|style)>)", re.S | re.I)
+_TEXT_NODE = re.compile(r">([^<>]*&[^<>]*)<")
+
+
+def redact_displays(redactor: Redactor | None = None, *, hosts: bool = False) -> Redactor:
+    """Redact every polars/pandas frame a notebook displays, before it is drawn; return the redactor.
+
+    Call once in a notebook's first cell (the postmortem does): frames are redacted whole, then
+    displayed, so a secret is never cut into a visible prefix by the table's width.
+
+    >>> from loglib.present.redact import redact_displays
+    >>> r = redact_displays()      # doctest: +SKIP
+    """
+    from IPython import get_ipython
+
+    red = redactor or Redactor(hosts=hosts)
+    shell = get_ipython()
+    if shell is None:
+        return red
+    formatters = shell.display_formatter.formatters
+    for mime, method in (("text/html", "_repr_html_"), ("text/plain", "__repr__")):
+        for type_name in ("polars.dataframe.frame.DataFrame", "pandas.core.frame.DataFrame"):
+            module, _, name = type_name.rpartition(".")
+
+            def show(frame: Any, _p: Any = None, _c: Any = None, _m: str = method, _mime: str = mime) -> Any:
+                clean = red.frame(frame)
+                if type(frame).__module__.startswith("pandas"):
+                    clean = clean.to_pandas()
+                text = getattr(clean, _m)()
+                if _mime == "text/plain" and _p is not None:
+                    _p.text(text)
+                    return None
+                return text
+
+            formatters[mime].for_type_by_name(module, name, show)
+    return red
+
 
 #: figure keys whose strings are code, colours or enums, never evidence text
 _FIGURE_CODE_KEYS = frozenset(
@@ -256,11 +345,31 @@ _FIGURE_CODE_KEYS = frozenset(
 )  # fmt: skip
 
 
+def _auth_sub(m: re.Match[str]) -> str:
+    return m.group(0) if m.group("cred").startswith("[REDACTED") else m.group("kind") + m.group("sp") + SECRET
+
+
+def _cookie_sub(m: re.Match[str]) -> str:
+    def pair(p: re.Match[str]) -> str:
+        if p.group("name").lower() in _s.COOKIE_ATTRIBUTES or not p.group("value"):
+            return p.group(0)
+        return p.group("name") + "=" + SECRET
+
+    return m.group("head") + _s.COOKIE_PAIR.sub(pair, m.group("body"))
+
+
+def _card_sub(m: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", m.group(0))
+    return "[CARD]" if _s.luhn_ok(digits) else m.group(0)
+
+
 def _kv_sub(m: re.Match[str]) -> str:
-    value = m.group("value")
+    value, quote = m.group("value"), m.group("q")
+    if quote:  # a quoted value inside an escaped string: \"password\": \"…\"
+        return m.group("key") + m.group("sep") + quote + SECRET + quote
     if value.startswith(("'", '"')):
         return m.group("key") + m.group("sep") + value[0] + SECRET + value[0]
-    if value == SECRET or value.startswith("[REDACTED"):
+    if value == SECRET or value.startswith("[REDACTED") or _s.COOKIE.match(m.group(0)):
         return m.group(0)
     return m.group("key") + m.group("sep") + SECRET
 

@@ -24,6 +24,7 @@ from loglib.present.charts._marks import (
     _time_ticks,
 )
 from loglib.present.charts._pool import _pool_traces
+from loglib.present.markup import short_label
 from loglib.present.theme import (
     ALERT_FILL,
     ERROR_COLORS,
@@ -195,7 +196,7 @@ def _events_panel(
     placed = []
     for r in rows:
         x = (r["ts"] - (span[0] if span else r["ts"])).total_seconds()
-        label = r["text"] if len(r["text"]) <= 38 else r["text"][:36] + "…"
+        label = short_label(r["text"])
         need = width * (0.012 * len(label) + 0.03)  # label width as a share of the axis (≈ doc width)
         lane = next((k for k, end in enumerate(lanes) if x > end), None)
         if lane is None:
