@@ -12,6 +12,7 @@ from loglib import report
 from loglib.analysis.activity import pg_activity_states, pg_idle_in_transaction, pg_oldest_xact
 from loglib.analysis.alerts import replay_alert
 from loglib.analysis.align import align
+from loglib.analysis.before_after import before_after_table
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.correlate import Correlation, correlate
 from loglib.analysis.deploys import compare_deploys
@@ -111,6 +112,7 @@ __all__ = [
     "add_error_rule",
     "align",
     "apply_offset",
+    "before_after_table",
     "build_report",
     "capture_pg_activity",
     "charts",

@@ -22,3 +22,11 @@ def to_polars(frame: Any) -> pl.DataFrame:
         return pl.from_pandas(frame)
     msg = f"expected a polars or pandas DataFrame, got {type(frame).__name__}"
     raise TypeError(msg)
+
+
+def is_frame(obj: Any) -> bool:
+    """True for a polars DataFrame/LazyFrame or a pandas DataFrame (pandas never imported for it)."""
+    if isinstance(obj, pl.DataFrame | pl.LazyFrame):
+        return True
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(obj, pd.DataFrame)

@@ -31,6 +31,7 @@ import polars as pl
 
 from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
+from loglib.analysis.evidence import Evidence, as_evidence
 from loglib.core.schema import LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
@@ -278,7 +279,7 @@ def _pool_event_rates(frame: pl.DataFrame, every: str) -> pl.DataFrame | None:
 
 
 def leak_rates(
-    incident: Incident | None = None,
+    incident: Evidence | Incident | None = None,
     every: str | timedelta = "1h",
     *,
     pg: pl.DataFrame | None = None,
@@ -293,7 +294,8 @@ def leak_rates(
     Parameters
     ----------
     incident
-        An :class:`~loglib.Incident`: its ``pool_events``, ``metrics``, ``pg`` and pool
+        An :class:`~loglib.Evidence` or an :class:`~loglib.Incident` (its ``.evidence``): its
+        ``pool_events``, ``metrics``, ``pg``, restarts and pool
         settings (``[app] pool_size + max_overflow`` is the capacity) are used. Or pass the
         frames themselves with ``pg=``, ``metrics=``, ``pool_events=``.
     every
@@ -332,18 +334,14 @@ def leak_rates(
     """
     every = _every(every)
     restarts = None
-    if incident is not None:
-        pg = incident.pg if pg is None else pg
-        metrics = incident.metrics if metrics is None else metrics
-        if pool_events is None and incident.sources_of("pool_events"):
-            try:
-                pool_events = incident.pool_events
-            except ValueError:  # the reader is not in this loglib: skip that evidence
-                pool_events = None
+    evidence = None if incident is None else as_evidence(incident)
+    if evidence is not None:
+        pg = evidence.pg if pg is None else pg
+        metrics = evidence.metrics if metrics is None else metrics
+        pool_events = evidence.pool_events if pool_events is None else pool_events
         if capacity is None:
-            capacity = incident.app_settings.capacity
-        ev = incident.events
-        restarts = ev.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
+            capacity = evidence.app_settings.capacity
+        restarts = evidence.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
     parts: list[pl.DataFrame] = []
     if pool_events is not None:
         rates = _pool_event_rates(to_polars(pool_events), every)
@@ -354,7 +352,7 @@ def leak_rates(
             gauge_leaks(metrics, every, capacity=capacity, floor_window=floor_window, restarts=restarts)
         )
     if pg is not None:
-        sessions = incident.sessions if incident is not None else None
+        sessions = evidence.sessions if evidence is not None else None
         parts.append(session_leaks(pg, every, sessions=sessions))
     parts = [p for p in parts if p.height]
     if not parts:

@@ -75,6 +75,9 @@ SESSION_ENDING = (
     "unexpected_eof",
 )
 
+#: events that mean "the server refused a connection: no slot left"
+REFUSAL_EVENTS = ("too_many_clients", "reserved_slots")
+
 #: events that end every session of the server at once
 SERVER_ENDING = ("server_shutdown", "crash_restart", "server_starting")
 

@@ -1,25 +1,19 @@
-"""Shared plumbing of the presentation layer: frames from an ``Incident`` or plain frames, windows,
-buckets, evidence strings, alert spans and the pool gauge."""
+"""Shared plumbing of the presentation layer: frames from an Evidence, an Incident or plain frames,
+windows, bucket widths, durations and evidence strings for people. What is derived from the
+evidence (sessions, spans, pool gauges, leak rates) comes from :mod:`loglib.analysis.series`."""
 
 from __future__ import annotations
 
 import math
 import re
-import sys
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
 
-from loglib._compat import to_polars
+from loglib._compat import is_frame, to_polars
+from loglib.analysis.evidence import FRAME_NAMES, Evidence, NoEvidenceError, as_evidence
 from loglib.core.timeparse import to_timedelta
-from loglib.formats.metric_names import (
-    CHECKED_OUT_PATTERN,
-    MAX_CONNECTIONS_PATTERN,
-    OVERFLOW_PATTERN,
-    POOL_SIZE_PATTERN,
-)
 
 #: bucket widths tried, smallest first, to get at most ``_MAX_BUCKETS`` buckets over a window
 _STEPS = (
@@ -41,15 +35,6 @@ _STEPS = (
     "1d",
 )
 _MAX_BUCKETS = 90
-REFUSAL_EVENTS = ("too_many_clients", "reserved_slots")
-
-
-def is_frame(obj: Any) -> bool:
-    """True for a polars DataFrame/LazyFrame or a pandas DataFrame (pandas never imported for it)."""
-    if isinstance(obj, pl.DataFrame | pl.LazyFrame):
-        return True
-    pd = sys.modules.get("pandas")
-    return pd is not None and isinstance(obj, pd.DataFrame)
 
 
 def frame_or_none(obj: Any) -> pl.DataFrame | None:
@@ -58,31 +43,46 @@ def frame_or_none(obj: Any) -> pl.DataFrame | None:
 
 
 def unpack(data: Any, primary: str, **given: Any) -> dict[str, Any]:
-    """Frames for a chart: ``data`` is the primary frame or an Incident; explicit keywords win.
+    """Frames for a chart: ``data`` is the primary frame, an Evidence or an Incident; explicit keywords win.
 
-    Incident attributes are read duck-typed (``getattr(data, "app", None)``), so any object with
-    the same attribute names works.
+    ``out["incident"]`` is the Evidence (an Incident's ``.evidence``), or any other object whose
+    attributes are read the same way (``getattr(data, "app", None)``), or None for frames.
     """
     out: dict[str, Any] = {}
-    incident = None
+    source = None
     if data is not None and is_frame(data):
         out[primary] = to_polars(data)
     elif data is not None:
-        incident = data
+        source = as_evidence(data) if isinstance(data, Evidence) or hasattr(data, "evidence") else data
     for name, value in given.items():
         if value is not None:
             out[name] = to_polars(value) if is_frame(value) else value
-        elif name not in out and incident is not None:
-            try:
-                attr = getattr(incident, name, None)
-            except Exception:  # an Incident source whose reader is missing
-                attr = None
+        elif name not in out and source is not None:
+            attr = getattr(source, name, None)
             out[name] = to_polars(attr) if is_frame(attr) else attr
         else:
             out.setdefault(name, None)
     out.setdefault(primary, None)
-    out["incident"] = incident
+    out["incident"] = source
     return out
+
+
+def evidence_of(f: dict[str, Any]) -> Evidence:
+    """The Evidence behind an :func:`unpack` result, with the frames given explicitly in place of its own.
+
+    Frames alone (no Evidence) become ``Evidence.from_frames``; analysis derives and caches on it.
+    """
+    source = f["incident"]
+    frames = {k: f[k] for k in FRAME_NAMES if k in f and f[k] is not None}
+    if isinstance(source, Evidence):
+        changed = {k: v for k, v in frames.items() if v is not getattr(source, k)}
+        return source.replace(**changed) if changed else source
+    return Evidence.from_frames(
+        **frames,
+        pool_size=setting(source, "app_settings", "pool_size"),
+        max_overflow=setting(source, "app_settings", "max_overflow"),
+        max_connections=setting(source, "postgres_settings", "max_connections"),
+    )
 
 
 def setting(incident: Any, group: str, name: str) -> Any:
@@ -95,7 +95,7 @@ def window(incident: Any, *frames: pl.DataFrame | None) -> tuple[datetime, datet
     if incident is not None and hasattr(incident, "window"):
         try:
             return incident.window()
-        except Exception:
+        except NoEvidenceError:  # no timestamps anywhere: the frames' own span, if any
             pass
     lows, highs = [], []
     for f in frames:
@@ -167,126 +167,6 @@ def evidence_expr(file: str = "file", line: str = "line") -> pl.Expr:
         .then(pl.concat_str(short, pl.lit(":"), pl.col(line).cast(pl.String)))
         .otherwise(short)
     )
-
-
-@dataclass(frozen=True)
-class Span:
-    """An alert-firing span: ``start``, ``end`` (None: still firing at the end), ``name``, ``evidence``."""
-
-    start: datetime
-    end: datetime | None
-    name: str
-    evidence: str = ""
-
-
-def spans_from_transitions(alerts: pl.DataFrame) -> list[Span]:
-    """Firing spans of a ``replay_alert`` frame (``firing`` to the next ``resolved``)."""
-    out: list[Span] = []
-    if alerts is None or alerts.height == 0:
-        return out
-    for (alert, series), group in alerts.sort("ts").group_by(["alert", "series"], maintain_order=True):
-        start = None
-        for row in group.iter_rows(named=True):
-            if row["state"] == "firing":
-                start = row["ts"]
-            elif row["state"] == "resolved" and start is not None:
-                out.append(Span(start, row["ts"], str(alert), f"replay_alert series {series}"))
-                start = None
-        if start is not None:
-            out.append(Span(start, None, str(alert), f"replay_alert series {series}"))
-    return out
-
-
-def spans_from_metrics(metrics: pl.DataFrame | None) -> list[Span]:
-    """Firing spans from Prometheus' own ``ALERTS{alertstate="firing"}`` series in a metrics frame."""
-    if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
-        return []
-    alerts = metrics.filter(pl.col("metric") == "ALERTS", pl.col("value") > 0)
-    if alerts.height == 0:
-        return []
-    alerts = alerts.filter(pl.col("series").str.contains('alertstate="firing"'))
-    out = []
-    for (series,), group in alerts.sort("ts").group_by(["series"], maintain_order=True):
-        ts = group["ts"]
-        name = re.search(r'alertname="([^"]*)"', series)
-        label = name.group(1) if name else series
-        step = ts.diff().drop_nulls()
-        gap = step.median() * 2.5 if step.len() else timedelta(minutes=5)
-        start = prev = ts[0]
-        for t in ts[1:]:
-            if t - prev > gap:
-                out.append(Span(start, prev, label, f"series {series}"))
-                start = t
-            prev = t
-        out.append(Span(start, prev, label, f"series {series}"))
-    return out
-
-
-@dataclass(frozen=True)
-class PoolSeries:
-    """One pool's checked-out gauge with its size and overflow (from series or settings)."""
-
-    name: str
-    series: str
-    frame: pl.DataFrame  # ts, value, file
-    size: float | None
-    overflow: float | None
-
-
-def _label_part(series: str, metric: str) -> str:
-    return series[len(metric) :] if series.startswith(metric) else series
-
-
-def _instance_name(series: str) -> str:
-    for key in ("instance_name", "pod", "instance", "job"):
-        m = re.search(rf'\b{key}="([^"]*)"', series)
-        if m:
-            return m.group(1)
-    return series
-
-
-def pool_series(
-    metrics: pl.DataFrame | None, *, pool_size: float | None, max_overflow: float | None
-) -> list[PoolSeries]:
-    """The pool gauges in a long metrics frame, each paired with its size and overflow."""
-    if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
-        return []
-    names = metrics["metric"].drop_nulls().unique().to_list()  # frames built by hand may lack names
-    gauges = [
-        m for m in names if re.search(CHECKED_OUT_PATTERN, m) and m != "ALERTS" and not m.startswith("pg_")
-    ]
-    sizes = [m for m in names if re.search(POOL_SIZE_PATTERN, m) and not re.search(OVERFLOW_PATTERN, m)]
-    overflows = [m for m in names if re.search(OVERFLOW_PATTERN, m)]
-    out = []
-
-    def constant(metric_names: list[str], labels: str) -> float | None:
-        cand = metrics.filter(pl.col("metric").is_in(metric_names))
-        if cand.height == 0:
-            return None
-        same = cand.filter(
-            pl.col("series").map_elements(lambda s: s.endswith(labels), return_dtype=pl.Boolean)
-        )
-        pick = same if same.height else cand
-        return float(pick["value"].max())
-
-    for metric in sorted(gauges):
-        for (series,), group in metrics.filter(pl.col("metric") == metric).group_by(
-            ["series"], maintain_order=True
-        ):
-            labels = _label_part(series, metric)
-            size = pool_size if pool_size is not None else constant(sizes, labels)
-            over = max_overflow if max_overflow is not None else constant(overflows, labels)
-            frame = group.sort("ts").select("ts", "value", "file")
-            out.append(PoolSeries(_instance_name(series), series, frame, size, over))
-    return out
-
-
-def max_connections(metrics: pl.DataFrame | None) -> float | None:
-    """``pg_settings_max_connections`` from a metrics frame, or None."""
-    if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
-        return None
-    m = metrics.filter(pl.col("metric").str.contains(MAX_CONNECTIONS_PATTERN))
-    return float(m["value"].max()) if m.height else None
 
 
 def in_window(frame: pl.DataFrame | None, start: datetime, end: datetime) -> pl.DataFrame | None:

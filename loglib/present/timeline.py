@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from loglib.analysis.series import PoolSeries, firing_spans, pool_series
 from loglib.core.schema import UTC_TS
 from loglib.core.timeparse import check_tz, to_timedelta
 from loglib.present import _data as d
@@ -210,7 +211,7 @@ def _declared_rows(events: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _alert_rows(alerts: pl.DataFrame | None, metrics: pl.DataFrame | None) -> list[dict[str, Any]]:
-    spans = d.spans_from_transitions(alerts) if alerts is not None else d.spans_from_metrics(metrics)
+    spans = firing_spans(alerts=alerts, metrics=metrics)
     rows = []
     for s in spans:
         rows.append(_row(s.start, "alert", "alert fired", f"{s.name} firing", 1, s.evidence))
@@ -222,9 +223,9 @@ def _alert_rows(alerts: pl.DataFrame | None, metrics: pl.DataFrame | None) -> li
     return rows
 
 
-def _pool_rows(metrics: pl.DataFrame | None, pool_size: Any, max_overflow: Any) -> list[dict[str, Any]]:
+def _pool_rows(pools: list[PoolSeries]) -> list[dict[str, Any]]:
     rows = []
-    for p in d.pool_series(metrics, pool_size=pool_size, max_overflow=max_overflow):
+    for p in pools:
         if not p.size:
             continue
         cap = p.size + (p.overflow or 0)
@@ -332,9 +333,7 @@ def timeline(
     if f.get("events") is not None and f["events"].height:
         rows += _declared_rows(f["events"])
     rows += _alert_rows(d.frame_or_none(alerts), f["metrics"])
-    size = pool_size if pool_size is not None else d.setting(inc, "app_settings", "pool_size")
-    over = max_overflow if max_overflow is not None else d.setting(inc, "app_settings", "max_overflow")
-    rows += _pool_rows(f["metrics"], size, over)
+    rows += _pool_rows(pool_series(d.evidence_of(f), pool_size=pool_size, max_overflow=max_overflow))
     out = pl.DataFrame(rows, schema=TIMELINE_SCHEMA) if rows else pl.DataFrame(schema=TIMELINE_SCHEMA)
     order = {"incident.toml": 0, "alert": 1, "prometheus": 2, "postgres": 3, "pgbouncer": 4, "app": 5}
     out = out.sort(

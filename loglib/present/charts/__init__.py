@@ -12,9 +12,9 @@ The charts live in one private module per chart family (``_errors``, ``_pool``, 
 package is their one public door.
 """
 
+from loglib.analysis.series import open_connections as open_connections  # where it lived before
 from loglib.present.charts._before_after import before_after, before_after_table
 from loglib.present.charts._connections import db_connections
-from loglib.present.charts._connections import open_connections as open_connections
 from loglib.present.charts._errors import error_rate
 from loglib.present.charts._leaks import leak_rate
 from loglib.present.charts._overview import overview

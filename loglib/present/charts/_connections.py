@@ -9,8 +9,10 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from loglib.analysis.sessions import pg_sessions
+from loglib.analysis.series import max_connections as metric_max_connections
+from loglib.analysis.series import open_connections
 from loglib.core.timeparse import to_timedelta
+from loglib.formats.pg_messages import REFUSAL_EVENTS
 from loglib.present import _data as d
 from loglib.present.charts._marks import (
     _TIME_HOVER,
@@ -75,7 +77,7 @@ def db_connections(
     maxc = (
         max_connections
         or d.setting(inc, "postgres_settings", "max_connections")
-        or d.max_connections(f["metrics"])
+        or metric_max_connections(f["metrics"])
     )
     res = (
         reserved
@@ -87,7 +89,7 @@ def db_connections(
         template="loglib", title={"text": title or "PostgreSQL connections"}, barmode="stack", height=620,
         legend={"traceorder": "normal"},
     )  # fmt: skip
-    top = _db_open_traces(fig, pg_f, step, row=1)
+    top = _db_open_traces(fig, open_connections(d.evidence_of(f)), row=1)
     if maxc:
         _add_threshold(fig, float(maxc), f"max_connections = {maxc:g}", row=1)
         if res:
@@ -119,24 +121,6 @@ def db_connections(
     return fig
 
 
-def open_connections(pg_f: pl.DataFrame) -> pl.DataFrame:
-    """Connections open after every session start and end: ``ts``, ``open``, ``change``, ``file``, ``line``.
-
-    Counted from :func:`loglib.pg_sessions` (refused attempts are not sessions); a session
-    still open at the end of the log stays counted.
-    """
-    ss = pg_sessions(pg_f)
-    if "end_reason" in ss.columns:
-        ss = ss.filter(pl.col("end_reason").fill_null("") != "rejected")
-    ss = ss.filter(pl.col("start").is_not_null())
-    starts = ss.select(ts=pl.col("start"), change=pl.lit(1, pl.Int32), file="file", line="line")
-    ends = ss.filter(pl.col("end").is_not_null()).select(
-        ts=pl.col("end"), change=pl.lit(-1, pl.Int32), file="file", line="line"
-    )
-    ev = pl.concat([starts, ends]).sort("ts", "change", descending=[False, True])
-    return ev.with_columns(open=pl.col("change").cum_sum())
-
-
 def _fine_step(exact: pl.DataFrame) -> timedelta:
     span = exact["ts"].max() - exact["ts"].min()
     us = max(int(span.total_seconds() * 1e6 / 600), 1000)
@@ -165,12 +149,12 @@ def _fine_step(exact: pl.DataFrame) -> timedelta:
     return timedelta(hours=1)
 
 
-def _db_open_traces(fig: go.Figure, pg_f: pl.DataFrame, step: str, *, row: int) -> float:
-    """Connections open: the range (lowest to highest) in fine buckets, from every session start and end.
+def _db_open_traces(fig: go.Figure, exact: pl.DataFrame, *, row: int) -> float:
+    """Connections open (``exact``: :func:`loglib.analysis.series.open_connections`): the range
+    (lowest to highest) in fine buckets, from every session start and end.
 
     Short sessions come and go within a bucket (the band's top); leaked ones stay (its floor).
     """
-    exact = open_connections(pg_f)
     if exact.height == 0:
         return 1.0
     fine = _fine_step(exact)
@@ -233,7 +217,7 @@ def _db_new_traces(fig: go.Figure, pg_f: pl.DataFrame, step: str, *, row: int) -
     new_event = (
         "connection_authorized" if (ev["event"] == "connection_authorized").any() else "connection_received"
     )
-    kinds = {"accepted": [new_event], "refused": list(d.REFUSAL_EVENTS)}
+    kinds = {"accepted": [new_event], "refused": list(REFUSAL_EVENTS)}
     colours = {"accepted": DB_COLOR, "refused": REFUSED_COLOR}
     width = to_timedelta(step, argument="every")
     for label, events in kinds.items():

@@ -8,6 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
+from loglib.analysis.series import Span, firing_spans, threshold_spans
 from loglib.core.timeparse import to_timedelta
 from loglib.present import _data as d
 from loglib.present.charts._marks import (
@@ -151,31 +152,16 @@ def error_rate(
 
 def _spans(
     alerts: Any, metrics: Any, buckets: pl.DataFrame, step: str, threshold: float | None, alert_for: Any
-) -> list[d.Span]:
+) -> list[Span]:
     if alerts is not None:
-        return d.spans_from_transitions(d.frame_or_none(alerts))
-    from_metrics = d.spans_from_metrics(metrics)
+        return firing_spans(alerts=alerts)
+    from_metrics = firing_spans(metrics=metrics)
     if from_metrics or threshold is None or buckets.height == 0:
         return from_metrics
-    from loglib.analysis.alerts import replay_alert
-
-    totals = buckets.group_by("bucket").agg(pl.col("n").sum()).sort("bucket")
-    grid = pl.DataFrame(
-        {
-            "ts": pl.datetime_range(
-                totals["bucket"].min(), totals["bucket"].max(), step, eager=True, time_zone="UTC"
-            )
-        }
-    )
-    series = grid.join(totals.rename({"bucket": "ts"}), on="ts", how="left").with_columns(
-        pl.col("n").fill_null(0).cast(pl.Float64).alias("value"), series=pl.lit("errors")
-    )
-    rule = replay_alert(
-        series.select("ts", "series", "value"),
-        "errors",
-        ">",
-        threshold,
-        alert_for,
+    return threshold_spans(
+        buckets,
+        every=step,
+        threshold=threshold,
+        alert_for=alert_for,
         name=f"errors > {threshold:g} per {d.human_duration(step)}",
     )
-    return d.spans_from_transitions(rule)

@@ -8,6 +8,8 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
+from loglib.analysis.evidence import Evidence
+from loglib.analysis.series import leak_series
 from loglib.core.timeparse import to_timedelta
 from loglib.present import _data as d
 from loglib.present.charts._marks import (
@@ -48,9 +50,11 @@ def leak_rate(
     ----------
     data
         A :func:`loglib.leak_rates` frame (``ts``, ``leaked``, ``method``, ``confidence``, …), a
-        PostgreSQL log frame, or an ``Incident``; the last two are passed to ``leak_rates``.
+        PostgreSQL log frame, or an ``Evidence``/``Incident``; for the last two the leak rates
+        of the best method are derived (:func:`loglib.analysis.series.leak_series`, once
+        per Evidence).
     every
-        Bucket width when ``leak_rates`` is run here.
+        Bucket width of the derived leak rates.
 
     Returns
     -------
@@ -59,8 +63,6 @@ def leak_rate(
         lower bound there (new leaks could not happen or be seen); a bucket with nothing visible
         is a hollow marker at zero, never a bar of 0.
     """
-    from loglib.analysis.leaks import leak_rates
-
     rates: pl.DataFrame
     if data is not None and d.is_frame(data) and "leaked" in d.frame_or_none(data).columns:
         rates = d.frame_or_none(data)
@@ -68,10 +70,10 @@ def leak_rate(
     else:
         f = d.unpack(data, "pg", pg=pg, metrics=metrics, events=events)
         inc = f["incident"]
-        if inc is not None and hasattr(inc, "sources"):
-            rates = leak_rates(inc, every, best_only=True)
+        if isinstance(inc, Evidence):
+            rates = leak_series(d.evidence_of(f), every=every)
         else:
-            rates = leak_rates(None, every, pg=f["pg"], metrics=f["metrics"], best_only=True)
+            rates = leak_series(pg=f["pg"], metrics=f["metrics"], every=every)
         events = f.get("events")
     if rates.height == 0:
         msg = "leak_rate: no leak evidence (no pool events, checked-out gauge or PostgreSQL sessions)"

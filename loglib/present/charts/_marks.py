@@ -8,6 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
+from loglib.analysis.series import Span
 from loglib.present import _data as d
 from loglib.present.theme import (
     ALERT_FILL,
@@ -127,7 +128,7 @@ def _event_legend(
         fig.update_layout(yaxis9={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
 
 
-def _add_alert_spans(fig: go.Figure, spans: list[d.Span], end: datetime | None) -> None:
+def _add_alert_spans(fig: go.Figure, spans: list[Span], end: datetime | None) -> None:
     """Alert-firing spans as light vermillion bands, with one legend entry and a hover marker each."""
     if not spans:
         return

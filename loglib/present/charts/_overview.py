@@ -9,7 +9,9 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from loglib.analysis.series import firing_spans, max_connections, open_connections, pool_series
 from loglib.core.timeparse import to_timedelta
+from loglib.formats.pg_messages import REFUSAL_EVENTS
 from loglib.present import _data as d
 from loglib.present.charts._connections import _db_open_traces
 from loglib.present.charts._errors import _error_buckets
@@ -63,9 +65,8 @@ def overview(
     span = d.window(inc, app_f, pg_f, met)
     step = d.auto_every(span, every)
     unit = d.human_duration(step)
-    size = d.setting(inc, "app_settings", "pool_size")
-    over = d.setting(inc, "app_settings", "max_overflow")
-    pools = d.pool_series(met, pool_size=size, max_overflow=over)
+    evidence = d.evidence_of(f)
+    pools = pool_series(evidence)
     ev = _events_frame(f.get("events"), span)
     panels = []
     if app_f is not None:
@@ -128,12 +129,12 @@ def overview(
             _pool_traces(fig, pools, row=i)
             fig.update_yaxes(title={"text": "pool use"}, row=i, col=1)
         elif panel == "db":
-            top = _db_open_traces(fig, pg_f, step, row=i)
-            maxc = d.setting(inc, "postgres_settings", "max_connections") or d.max_connections(met)
+            top = _db_open_traces(fig, open_connections(evidence), row=i)
+            maxc = d.setting(inc, "postgres_settings", "max_connections") or max_connections(met)
             if maxc:
                 _add_threshold(fig, float(maxc), f"max_connections = {maxc:g}", row=i)
                 top = max(top, float(maxc))
-            refused = pg_f.filter(pl.col("event").is_in(d.REFUSAL_EVENTS))
+            refused = pg_f.filter(pl.col("event").is_in(REFUSAL_EVENTS))
             if refused.height:
                 r = (
                     refused.sort("ts")
@@ -154,9 +155,7 @@ def overview(
             _count_axis(fig, top, row=i)
         elif panel == "events":
             _events_panel(fig, ev, row=i, span=span)
-    spans = (
-        d.spans_from_transitions(d.frame_or_none(alerts)) if alerts is not None else d.spans_from_metrics(met)
-    )
+    spans = firing_spans(evidence, alerts=alerts)
     for s in spans:
         fig.add_vrect(
             x0=s.start,

@@ -6,6 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from loglib.analysis.series import PoolSeries, firing_spans, pool_series
 from loglib.present import _data as d
 from loglib.present import theme
 from loglib.present.charts._marks import (
@@ -56,9 +57,7 @@ def pool_utilisation(
     """
     f = d.unpack(data, "metrics", metrics=metrics, events=events)
     inc = f["incident"]
-    size = pool_size if pool_size is not None else d.setting(inc, "app_settings", "pool_size")
-    over = max_overflow if max_overflow is not None else d.setting(inc, "app_settings", "max_overflow")
-    pools = d.pool_series(f["metrics"], pool_size=size, max_overflow=over)
+    pools = pool_series(d.evidence_of(f), pool_size=pool_size, max_overflow=max_overflow)
     if not pools:
         msg = (
             "pool_utilisation needs a checked-out gauge in the metrics (a series named like "
@@ -71,9 +70,7 @@ def pool_utilisation(
     ev = _events_frame(f.get("events"), span)
     _add_alert_spans(
         fig,
-        d.spans_from_transitions(d.frame_or_none(alerts))
-        if alerts is not None
-        else d.spans_from_metrics(f["metrics"]),
+        firing_spans(alerts=alerts, metrics=f["metrics"]),
         span[1] if span else None,
     )
     _add_event_lines(fig, ev)
@@ -83,7 +80,7 @@ def pool_utilisation(
     return fig
 
 
-def _pool_traces(fig: go.Figure, pools: list[d.PoolSeries], *, row: int | None) -> None:
+def _pool_traces(fig: go.Figure, pools: list[PoolSeries], *, row: int | None) -> None:
     kw = {"row": row, "col": 1} if row else {}
     relative = all(p.size for p in pools)
     top = 0.0

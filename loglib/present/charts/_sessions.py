@@ -9,7 +9,8 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-from loglib.analysis.sessions import pg_sessions
+from loglib.analysis.evidence import Evidence
+from loglib.analysis.series import idle_timeout as inferred_idle_timeout
 from loglib.present import _data as d
 from loglib.present.charts._marks import (
     _count_axis,
@@ -79,13 +80,16 @@ def session_durations(
     f = d.unpack(data, "sessions", sessions=sessions)
     ss, inc = f["sessions"], f["incident"]
     if ss is not None and "duration" not in ss.columns and "event" in ss.columns:
-        ss = pg_sessions(ss)
+        ss = Evidence.from_frames(pg=ss).sessions  # a PostgreSQL log: its sessions
     if ss is None:
         msg = "session_durations needs a pg_sessions frame, a PostgreSQL log frame or an Incident"
         raise ValueError(msg)
     how = None
-    if idle_timeout is None and inc is not None:
-        idle_timeout, how = _inferred_idle_timeout(inc)
+    if idle_timeout is None and isinstance(inc, Evidence):
+        idle_timeout, how = inferred_idle_timeout(inc)
+    elif idle_timeout is None and inc is not None:
+        configured = d.setting(inc, "postgres_settings", "idle_session_timeout")
+        idle_timeout, how = (float(configured), "idle_session_timeout") if configured else (None, None)
     elif idle_timeout is not None:
         how = "given"
     rejected = ss.filter(pl.col("end_reason") == "rejected").height if "end_reason" in ss.columns else 0
@@ -204,19 +208,3 @@ def session_durations(
                 xshift=4,
             )  # fmt: skip
     return fig
-
-
-def _inferred_idle_timeout(inc: Any) -> tuple[float | None, str | None]:
-    try:
-        from loglib.analysis.findings import findings
-
-        for fd in findings(inc, kinds=["idle_drops"]):
-            value = fd.numbers.get("idle_timeout_s")
-            if value:
-                return float(value), "inferred"
-    except Exception:
-        pass
-    configured = d.setting(inc, "postgres_settings", "idle_session_timeout")
-    if configured:
-        return float(configured), "idle_session_timeout"
-    return None, None
