@@ -92,7 +92,8 @@ class _Options:
 
 def _nonblank_lines(head: bytes, n: int = 400) -> list[str]:
     text = head.decode("utf-8", "replace")
-    lines = text.split("\n")
+    # CR-only endings are line endings too (the reader splits them so): a prefix is judged per line
+    lines = re.split(r"\r\n|\n|\r", text)
     if len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut in the middle
     return [ln.rstrip("\r") for ln in lines if ln.strip()][:n]
