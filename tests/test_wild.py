@@ -257,3 +257,21 @@ class TestPgServerLogNoise:
         with pytest.warns(ll.RejectedLinesWarning):
             df = ll.read_pg_log(b"\n".join(lines))
         assert ll.read_report(df).unexplained["line"].to_list() == [6]
+
+
+class TestSyslogOwnTimestamp:
+    """Syslog lines whose message carries PostgreSQL's %m use it: milliseconds, and a year."""
+
+    @pytest.mark.parametrize(
+        "name", ["pg15-syslog-bsd.log", "pg15-syslog-rfc3339.log"], ids=["bsd", "rfc3339"]
+    )
+    def test_ms_from_the_message_issue_18(self, name):
+        """Real rsyslog files: no year= needed for BSD headers, and ts is PostgreSQL's own (ms)."""
+        df = ll.read_pg_log(WILD / name)
+        assert ll.read_report(df).lines_rejected == 0
+        lines = [ln for ln in (WILD / name).read_text().splitlines() if "[1-1] " in ln]
+        own = re.search(r"\] (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[", lines[0])[1]
+        assert df["ts"][0].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] == own
+        assert (df["ts"].dt.microsecond() % 1000 == 0).all()  # PostgreSQL's ms, not rsyslog's µs
+        assert df.filter(pl.col("event") == "terminated_by_admin").height == 1
+        assert set(df["host"].drop_nulls()) == {"vm"}

@@ -488,6 +488,15 @@ class _SyslogParser(_LineParser):
 
     def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
         entries = entries.with_columns(iso=pl.col("sys_iso"))
+        if self.compiled.has_time:
+            # PostgreSQL's own time in the message (%m: ms, with its year) beats the header's seconds
+            own = super().to_raw(entries)
+            stamped = pl.coalesce(
+                pl.col("ts_text") if "ts_text" in own.columns else pl.lit(None, dtype=pl.String),
+                pl.col("epoch").cast(pl.String) if "epoch" in own.columns else pl.lit(None, dtype=pl.String),
+            )
+            if own.select(stamped.is_not_null().all()).item():
+                return own
         if entries["sys_ts"].is_not_null().any() and self.opts.year is None:
             msg = (
                 f"{self.source.name}: BSD syslog timestamps have no year (e.g. {entries['sys_ts'].drop_nulls()[0]!r}); "
