@@ -26,27 +26,15 @@ from lab.params import CATALOGUE  # noqa: E402
 #: (recording, check) -> the issue-12 defect that makes it fail today
 KNOWN: dict[tuple[str, str], int] = {
     ("control-50", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("control-50", "restart_count"): 6,
     ("deploy-20", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("deploy-20", "restart_count"): 6,
-    ("deploy-20", "restart_times"): 6,
     ("idle-30", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("idle-30", "restart_count"): 6,
-    ("idle-30", "finding_kinds"): 6,  # a worker's first start taken for a restart makes a post_deploy finding
-    ("deploy-21", "restart_count"): 6,
-    ("deploy-21", "restart_times"): 6,
     ("idle-31", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("idle-31", "restart_count"): 6,
-    ("idle-31", "finding_kinds"): 6,
     ("leak-12", "leaks_per_hour[pg_sessions]"): 2,  # every pooled session leaked: no clean ones to compare
     ("leak-12", "leak_rate"): 2,  # the only leak evidence is pg_sessions, which found none
     ("leak-12", "exhaustion_windows"): 9,
     ("leak-12", "exhaustion_duration"): 9,  # two windows taken as one spans the restart between them
     ("leak-12", "littles_law"): 5,
     ("deploy-22", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("deploy-22", "restart_count"): 6,
-    ("deploy-22", "restart_times"): 6,
-    ("deploy-22", "deploy1_baseline"): 8,
     ("idle-32", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     (
         "idle-32",
@@ -60,17 +48,13 @@ KNOWN: dict[tuple[str, str], int] = {
     ("leak-10", "leaks_per_hour[pg_sessions]"): 2,
     ("leak-10", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("leak-10", "leak_rate"): 4,
-    ("leak-10", "restart_count"): 6,  # PostgreSQL's final shutdown
     ("leak-10", "exhaustion_windows"): 9,
     ("leak-10", "exhaustion_duration"): 9,
     ("leak-10", "littles_law"): 5,  # 3.89 busy on average for a pool of 3
     ("leak-11", "leaks_per_hour[pg_sessions]"): 2,
     ("leak-11", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("leak-11", "leak_rate"): 4,
-    ("leak-11", "restart_count"): 6,
     ("mixed-40", "leaks_per_hour[pg_sessions]"): 2,
-    ("mixed-40", "restart_count"): 6,
-    ("mixed-40", "restart_times"): 6,
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
 UNCLEAN_LEAKS = (

@@ -7,19 +7,14 @@ from datetime import timedelta
 import polars as pl
 
 from loglib._compat import to_polars
+from loglib.analysis.restarts import APP_START_GAP, app_lifecycle
 from loglib.core.schema import INCIDENT_EVENTS, UTC_TS, conform
+from loglib.formats.lifecycle import APP_START_PATTERN, APP_STOP_PATTERN
 
-#: application log lines that say a process (re)started: uvicorn, gunicorn, Spring Boot, Rails/Puma,
-#: Node and home-grown wording
-APP_START_PATTERN = (
-    r"Application startup complete|Started server process \[\d+\]|Starting gunicorn \d|Booting worker with pid"
-    r"|Started \w+ in [\d.]+ seconds|Puma starting in|Listening on (?:tcp|http|unix)://"
-    r"|(?i:\b(?:application|app|service|server|worker) (?:started|starting up|is starting|booted)\b)"
-)
+__all__ = ["APP_START_GAP", "APP_START_PATTERN", "APP_STOP_PATTERN", "detect_events", "detect_post_deploy"]
+
 #: PostgreSQL events that make up a server restart
 PG_RESTART_EVENTS = ("server_shutdown", "crash_restart", "server_starting", "server_ready")
-#: app start lines (workers booting) of one start are at most this far apart
-APP_START_GAP = timedelta(seconds=5)
 #: events of one restart are at most this far apart
 CLUSTER_GAP = timedelta(seconds=60)
 #: this many sessions of one application ending within ``MASS_END_WINDOW`` mean its process died
@@ -81,8 +76,14 @@ def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = 
                 .select(
                     "ts",
                     pl.when(
-                        pl.col("_events").list.contains("server_shutdown")
-                        | pl.col("_events").list.contains("crash_restart")
+                        pl.col("_events").list.contains("crash_restart")
+                        | (
+                            pl.col("_events").list.contains("server_shutdown")
+                            & (
+                                pl.col("_events").list.contains("server_ready")
+                                | pl.col("_events").list.contains("server_starting")
+                            )
+                        )
                     )
                     .then(pl.lit("restart"))
                     .otherwise(pl.lit("note"))
@@ -109,44 +110,9 @@ def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = 
                 )
             )
     if app is not None:
-        app = to_polars(app)
-        first_seen = (
-            app.filter(pl.col("ts").is_not_null())
-            .group_by(pl.col("service").fill_null(""))
-            .agg(pl.col("ts").min().alias("_first"))
-        )
-        starts = app.filter(pl.col("message").str.contains(APP_START_PATTERN) & pl.col("ts").is_not_null())
-        if starts.height:
-            starts = starts.with_columns(pl.col("service").fill_null("")).sort("service", "ts")
-            gap = pl.col("ts").diff().over("service") > APP_START_GAP
-            starts = starts.with_columns(_cluster=gap.fill_null(True).cum_sum().over("service"))
-            parts.append(
-                starts.group_by("service", "_cluster")
-                .agg(
-                    pl.col("ts").first(),
-                    pl.col("message").first(),
-                    pl.col("file").first(),
-                    pl.col("line").first(),
-                )
-                .join(first_seen, on="service", how="left")
-                .select(
-                    "ts",
-                    pl.when(pl.col("_first") < pl.col("ts"))
-                    .then(pl.lit("restart"))
-                    .otherwise(pl.lit("note"))
-                    .alias("kind"),
-                    (
-                        pl.lit("app ")
-                        + pl.col("service")
-                        + pl.lit(" started: ")
-                        + pl.col("message").str.slice(0, 80)
-                    ).alias("text"),
-                    pl.lit("app").alias("origin"),
-                    pl.lit("app").alias("source"),
-                    "file",
-                    "line",
-                )
-            )
+        life = app_lifecycle(to_polars(app))
+        if life.height:
+            parts.append(life)
     if pg is not None:
         mass = _mass_session_ends(pg)
         if mass.height:
@@ -154,7 +120,24 @@ def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = 
     if not parts:
         return INCIDENT_EVENTS.empty()
     out = pl.concat([p.with_columns(pl.col("ts").cast(UTC_TS)) for p in parts], how="vertical_relaxed")
-    return conform(out, INCIDENT_EVENTS).sort("ts")  # type: ignore[return-value]
+    out = _drop_echoes(conform(out, INCIDENT_EVENTS))
+    return out.sort("ts")  # type: ignore[return-value]
+
+
+def _drop_echoes(events: pl.DataFrame) -> pl.DataFrame:
+    """Sessions ending at once within ``MASS_END_WINDOW`` + 5 s of a restart or stop the app or
+    PostgreSQL logged themselves are that same moment seen from the connections: left out."""
+    own = events.filter(
+        (pl.col("origin") != "connections") & (pl.col("text").str.contains("restart|stop|shut|crash"))
+    )
+    mass = pl.col("origin") == "connections"
+    if own.height == 0 or not events.select(mass.any()).item():
+        return events
+    gap = MASS_END_WINDOW + timedelta(seconds=5)
+    near = pl.lit(False)
+    for at in own["ts"]:
+        near = near | pl.col("ts").is_between(at - gap, at + gap)
+    return events.filter(~(mass & near))
 
 
 def _mass_session_ends(pg: pl.DataFrame) -> pl.DataFrame:
@@ -163,7 +146,8 @@ def _mass_session_ends(pg: pl.DataFrame) -> pl.DataFrame:
     caused by a server shutdown are left to the PostgreSQL restart they belong to."""
     from loglib.analysis.sessions import pg_sessions
 
-    sessions = pg_sessions(pg).filter(
+    all_sessions = pg_sessions(pg)
+    sessions = all_sessions.filter(
         pl.col("end").is_not_null()
         & pl.col("end_reason").is_in(["client_reset", "admin_termination", "disconnection"])
     )
@@ -184,12 +168,30 @@ def _mass_session_ends(pg: pl.DataFrame) -> pl.DataFrame:
         )
         .filter(pl.col("n") >= MASS_END_MIN)
     )
+    last_start = (
+        all_sessions.with_columns(_app=app).group_by("_app").agg(pl.col("start").max().alias("_last"))
+    )
+    clusters = clusters.join(last_start, on="_app", how="left").with_columns(
+        _back=(pl.col("_last") > pl.col("ts")).fill_null(False)  # it connected again: restarted, not stopped
+    )
     return clusters.select(
         "ts",
-        pl.lit("restart").alias("kind"),
-        pl.format(
-            "{}: {} sessions ended at once ({}): the app was restarted or killed", "_app", "n", "reason"
-        ).alias("text"),
+        pl.when("_back").then(pl.lit("restart")).otherwise(pl.lit("note")).alias("kind"),
+        pl.when("_back")
+        .then(
+            pl.format(
+                "{}: {} sessions ended at once ({}): the app was restarted or killed", "_app", "n", "reason"
+            )
+        )
+        .otherwise(
+            pl.format(
+                "{}: {} sessions ended at once ({}) and it never connected again: it stopped",
+                "_app",
+                "n",
+                "reason",
+            )
+        )
+        .alias("text"),
         pl.lit("connections").alias("origin"),
         pl.lit("postgres").alias("source"),
         "file",

@@ -1,0 +1,110 @@
+"""Restarts from the application's own lines (issue 12 defect 6), on frames built by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+import loglib as ll
+from loglib.analysis.restarts import app_lifecycle
+
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def _app(rows: list[tuple[float, str, str]]) -> pl.DataFrame:
+    """(seconds, file, message) rows as an app frame."""
+    return pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(seconds=s) for s, _, _ in rows],
+            "file": [f for _, f, _ in rows],
+            "message": [m for _, _, m in rows],
+            "service": ["api"] * len(rows),
+            "line": list(range(1, len(rows) + 1)),
+        }
+    )
+
+
+def _kinds(events: pl.DataFrame) -> list[tuple[float, str]]:
+    return [((t - T0).total_seconds(), k) for t, k in events.select("ts", "kind").iter_rows()]
+
+
+def test_graceful_restart_is_stamped_at_the_stop_line():
+    ev = app_lifecycle(_app([(0, "a", "api 1.0 starting pid 10"), (5, "a", "GET / 200"),
+                             (30, "a", "received SIGTERM, shutting down"), (30.1, "a", "api 1.0 stopped"),
+                             (33, "a", "api 1.1 starting pid 11")]))  # fmt: skip
+    assert _kinds(ev) == [(0, "note"), (30, "restart")]
+    assert "graceful" in ev["text"][1]
+
+
+def test_a_stop_with_nothing_after_it_is_a_stop():
+    ev = app_lifecycle(_app([(0, "a", "Started server process [7]"), (9, "a", "Shutting down")]))
+    assert _kinds(ev) == [(0, "note"), (9, "note")]
+    assert "stopped" in ev["text"][1]
+
+
+def test_a_killed_process_restarts_at_its_start_line():
+    ev = app_lifecycle(_app([(0, "a", "Booting worker with pid: 7"), (4, "a", "GET / 200"),
+                             (20, "a", "Booting worker with pid: 8")]))  # fmt: skip
+    assert _kinds(ev) == [(0, "note"), (20, "restart")]
+    assert "killed" in ev["text"][1]
+
+
+def test_other_processes_first_starts_are_not_restarts():
+    ev = app_lifecycle(_app([(0, "a", "api starting pid 1"), (7, "b", "api starting pid 2"),
+                             (14, "c", "api starting pid 3"), (20, "c", "GET / 200")]))  # fmt: skip
+    assert {k for _, k in _kinds(ev)} == {"note"}
+
+
+def test_a_rolling_restart_of_two_processes_is_one_restart():
+    ev = app_lifecycle(_app([(0, "a", "api starting pid 1"), (1, "b", "api starting pid 2"),
+                             (60, "a", "received SIGTERM, shutting down"), (63, "a", "api starting pid 3"),
+                             (63.1, "b", "received SIGTERM, shutting down"), (66, "b", "api starting pid 4")]))  # fmt: skip
+    restarts = ev.filter(pl.col("kind") == "restart")
+    assert restarts.height == 1 and "2 processes" in restarts["text"][0]
+    assert (restarts["ts"][0] - T0).total_seconds() == 60
+
+
+@pytest.mark.parametrize(
+    ("log", "kinds"),
+    [
+        (
+            b"2024-03-01 10:00:00 UTC [1] LOG:  database system is ready to accept connections\n"
+            b"2024-03-01 10:05:00 UTC [1] LOG:  received fast shutdown request\n"
+            b"2024-03-01 10:05:01 UTC [1] LOG:  database system is shut down\n",
+            ["note", "note"],
+        ),
+        (
+            b"2024-03-01 10:05:00 UTC [1] LOG:  received fast shutdown request\n"
+            b"2024-03-01 10:05:01 UTC [1] LOG:  database system is shut down\n"
+            b"2024-03-01 10:05:04 UTC [9] LOG:  database system is ready to accept connections\n",
+            ["restart"],
+        ),
+    ],
+)
+def test_postgres_final_shutdown_is_not_a_restart(log, kinds):
+    assert ll.detect_events(pg=ll.read_pg_log(log))["kind"].to_list() == kinds
+
+
+def _sessions_log(reconnect: bool) -> bytes:
+    head = "2024-03-01 10:{} UTC [{}] app@shop LOG:  "
+    lines = [
+        head.format(f"00:0{i}.000", 100 + i) + "connection authorized: user=app database=shop"
+        for i in range(6)
+    ]
+    lines += [
+        head.format(f"04:00.{i}00", 100 + i)
+        + f"disconnection: session time: 0:04:00.000 user=app database=shop host=10.0.0.1 port={5000 + i}"
+        for i in range(6)
+    ]
+    if reconnect:
+        lines.append(head.format("04:03.000", 200) + "connection authorized: user=app database=shop")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize(("reconnect", "kind"), [(True, "restart"), (False, "note")])
+def test_sessions_ending_at_once_are_a_restart_only_if_the_app_comes_back(reconnect, kind):
+    pg = ll.read_pg_log(_sessions_log(reconnect), prefix="%m [%p] %q%u@%d ")
+    mass = ll.detect_events(pg=pg).filter(pl.col("origin") == "connections")
+    assert mass["kind"].to_list() == [kind]
