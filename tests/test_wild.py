@@ -275,3 +275,40 @@ class TestSyslogOwnTimestamp:
         assert (df["ts"].dt.microsecond() % 1000 == 0).all()  # PostgreSQL's ms, not rsyslog's µs
         assert df.filter(pl.col("event") == "terminated_by_admin").height == 1
         assert set(df["host"].drop_nulls()) == {"vm"}
+
+
+class TestCloudNativePG:
+    """CloudNativePG pod logs in their natural order: the operator's own records come first."""
+
+    @staticmethod
+    def _chronological(corpus: Path) -> bytes:
+        """pgBadger's real CloudNativePG fixture (newest first) in the order a pod writes it."""
+        import gzip
+        import json
+
+        lines = gzip.decompress((corpus / "pgbadger" / "cnpg.log.gz").read_bytes()).decode().splitlines()
+        return ("\n".join(sorted(lines, key=lambda ln: json.loads(ln)["ts"])) + "\n").encode()
+
+    def test_operator_records_first_issue_18(self, corpus):
+        """Detected with no format= although the first records are the instance manager's."""
+        data = self._chronological(corpus)
+        assert '"logger":"postgres"' not in data.decode().splitlines()[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ll.RejectedLinesWarning)
+            df = ll.read_pg_log(data)
+        report = ll.read_report(df)
+        assert report.format == "cnpg"
+        assert report.unexplained.height == 0
+        counts = dict(df.group_by("event").len().iter_rows())
+        assert counts["connection_authorized"] == 386
+
+    def test_raw_postgres_lines_in_msg_issue_18(self, corpus):
+        """'"logger":"postgres"' records with a raw PostgreSQL line in msg are entries, HINTs attached."""
+        df = ll.read_pg_log(self._chronological(corpus))
+        row = df.filter(pl.col("message") == "redirecting log output to logging collector process").row(
+            0, named=True
+        )
+        assert (row["pid"], row["severity"], row["host"]) == (28, "LOG", "myapp-pg-cluster-1")
+        assert row["detail"] == 'HINT: Future log output will appear in directory "/controller/log".'
+        assert row["ts"].isoformat() == "2022-11-27T18:48:18.943000+00:00"
+        assert not ll.read_report(df).rejects["reason"].str.contains("postgres line").any()

@@ -127,6 +127,22 @@ def _best_prefix(
     return best[3], best[4]
 
 
+def _is_cnpg(line: str) -> bool:
+    """A CloudNativePG pod log record: a PostgreSQL ``record``, a ``logger``-named instance-manager
+    record (``postgres``, ``instance-manager``, ``wal-archive``…) or one naming its ``logging_pod``."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(obj, dict):
+        return False
+    return (
+        isinstance(obj.get("record"), dict)
+        or obj.get("logger") in ("postgres", "instance-manager")
+        or ("logging_pod" in obj and "msg" in obj)
+    )
+
+
 def detect_format(source: Source) -> tuple[str, str | None]:
     """Guess ``(format, prefix)`` of one source from its first lines.
 
@@ -144,7 +160,8 @@ def detect_format(source: Source) -> tuple[str, str | None]:
         if isinstance(obj, dict):
             if "textPayload" in obj or "cloudsql" in str(obj.get("logName", "")):
                 return "cloudsql", None
-            if isinstance(obj.get("record"), dict) or obj.get("logger") in ("postgres", "instance-manager"):
+            # a pod's log usually opens with the operator's and instance manager's own records
+            if any(_is_cnpg(ln) for ln in lines if ln.startswith("{")):
                 return "cnpg", None
             if "error_severity" in obj or ("timestamp" in obj and "pid" in obj):
                 return "jsonlog", None
@@ -672,17 +689,68 @@ class _JsonParser:
         self.source = source
         self.fmt = fmt
         self.opts = opts
+        self._raw_re: re.Pattern[str] | None = None
+
+    def _raw_regex(self, seen: str) -> re.Pattern[str]:
+        """The prefix of the raw PostgreSQL lines that CloudNativePG passes on in ``msg`` (what the
+        server wrote to stderr before its logging collector started), detected from the file's head."""
+        if self._raw_re is None:
+            msgs = []
+            for ln in _nonblank_lines(self.source.head()):
+                try:
+                    obj = json.loads(ln)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and _raw_postgres(obj):
+                    msgs.append(obj["msg"])
+            prefix, _ = _best_prefix(msgs or [seen], DETECTION_PREFIXES)
+            self._raw_re = re.compile(compile_prefix(prefix).regex)
+        return self._raw_re
+
+    def _raw_record(self, obj: dict) -> tuple[str | None, dict | None]:
+        """A ``"logger":"postgres"`` record whose ``msg`` is a raw PostgreSQL line, as csvlog fields."""
+        m = self._raw_regex(obj["msg"]).match(obj["msg"])
+        if m is None:
+            return "CloudNativePG postgres line that is not a PostgreSQL log entry", None
+        g = m.groupdict()
+        stamp = g.get("ts_m") or g.get("ts_t")
+        if stamp is None and g.get("ts_n"):
+            stamp = _epoch_text(g["ts_n"])
+        fields = {
+            "log_time": stamp, "process_id": g.get("pid"), "error_severity": g.get("severity"),
+            "message": g.get("message"), "user_name": g.get("user"), "database_name": g.get("database"),
+            "application_name": g.get("application"), "session_id": g.get("session_id"),
+            "sql_state_code": g.get("sqlstate"), "connection_from": g.get("remote") or g.get("client_host"),
+        }  # fmt: skip
+        return None, {k: v for k, v in fields.items() if v not in (None, "")}
 
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
         name = self.source.name
         for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
             rec = _new_records()
             hosts: list[str | None] = []
-            bad_lines, bad_reasons, bad_texts, noise = [], [], [], []
+            bad_lines, bad_reasons, bad_texts = [], [], []
+            last_raw: tuple[int, str | None, str | None] | None = None  # (row, pid, time) of a raw entry
             for offset, text in enumerate(chunk.lines):
                 line = chunk.first_line + offset
                 report.lines_read += 1
                 reason, obj = self._decode(text)
+                if not reason and self.fmt == "cnpg" and not isinstance(obj.get("record"), dict):
+                    reason, record = self._raw_record(obj)
+                    if record is not None and record.get("error_severity") in SECONDARY:
+                        # a raw HINT/DETAIL line belongs to the raw entry just before it
+                        key = (record.get("process_id"), record.get("log_time"))
+                        if last_raw is None or last_raw[1:] != key:
+                            reason = "CloudNativePG postgres line: a HINT/DETAIL whose entry is not before it"
+                        else:
+                            row = last_raw[0]
+                            extra = f"{record['error_severity']}: {record.get('message', '')}"
+                            rec["detail"][row] = "\n".join(x for x in (rec["detail"][row], extra) if x)
+                            report.lines_parsed += 1
+                            continue
+                    if record is not None:
+                        obj = {**obj, "record": record}
+                        last_raw = (len(rec["line"]), record.get("process_id"), record.get("log_time"))
                 if reason:
                     bad_lines.append(line)
                     bad_reasons.append(reason)
@@ -705,7 +773,6 @@ class _JsonParser:
                 add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
             if chunk.damage:
                 record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
-            del noise
             if rec["line"]:
                 raw = _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
                 yield _finish(raw, self.opts, name)
@@ -720,12 +787,28 @@ class _JsonParser:
         if not isinstance(obj, dict):
             return "JSON value is not an object", {}
         if self.fmt == "cnpg":
-            if not isinstance(obj.get("record"), dict):
+            if not isinstance(obj.get("record"), dict) and not _raw_postgres(obj):
                 return f"CloudNativePG {obj.get('logger', 'operator')} line, not a PostgreSQL record", {}
             return None, obj
         if "error_severity" not in obj and "message" not in obj:
             return "JSON object has no PostgreSQL jsonlog keys (error_severity, message)", {}
         return None, obj
+
+
+def _raw_postgres(obj: dict) -> bool:
+    """A CloudNativePG ``"logger":"postgres"`` record carrying a raw PostgreSQL line in ``msg``."""
+    return obj.get("logger") == "postgres" and isinstance(obj.get("msg"), str) and obj["msg"] != "record"
+
+
+def _epoch_text(value: str) -> str | None:
+    """``%n`` epoch seconds as csvlog's ``log_time`` text (UTC)."""
+    import datetime as dt
+
+    try:
+        stamp = dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def _str(value: object) -> str | None:
