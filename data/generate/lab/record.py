@@ -18,7 +18,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
+import http.client
 import json
 import os
 import queue
@@ -221,8 +223,9 @@ class Recorder:
                 resp.read()
         except urllib.error.HTTPError as exc:
             status = exc.code
-            exc.read()
-        except OSError:
+            with contextlib.suppress(OSError, http.client.HTTPException):  # the app died mid-answer
+                exc.read()
+        except (OSError, http.client.HTTPException):
             status = 0
         line = json.dumps(
             {"t": t0, "proc": i, "path": path, "status": status, "s": round(time.time() - t0, 4)}

@@ -191,7 +191,8 @@ def _after_actions(orch: list[dict], ends: list[dict], stop: float) -> list[dict
         errs = [t for t in db_errors if at - 1 <= t < until]
         span = until - at
         since = at - span if settled is None else max(at - span, settled)
-        before = [t for t in db_errors if since <= t < at - 1]
+        # strictly after the previous action's last error: that error is the previous action's
+        before = [t for t in db_errors if since <= t < at - 1 and (settled is None or t > settled)]
         if errs:
             settled = errs[-1]
         out.append(
