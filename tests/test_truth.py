@@ -55,6 +55,18 @@ KNOWN: dict[tuple[str, str], int] = {
     ("leak-11", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("leak-11", "leak_rate"): 4,
     ("mixed-40", "leaks_per_hour[pg_sessions]"): 2,
+    ("deploy-23", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("idle-33", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("idle-33", "idle_drops"): 7,  # the one missed had lived 120.8 s
+    ("leak-14", "leaks_per_hour[pg_sessions]"): 2,
+    ("leak-14", "leak_rate"): 4,
+    ("leak-14", "exhaustion_windows"): 9,
+    ("leak-14", "exhaustion_duration"): 9,
+    ("idle-34", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("leak-15", "leaks_per_hour[pg_sessions]"): 2,
+    ("leak-15", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("leak-15", "leak_rate"): 2,  # the only leak evidence is pg_sessions, which found none
+    ("leak-15", "littles_law"): 5,  # 3,057 connections busy on average for a pool of 4
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
 UNCLEAN_LEAKS = (
@@ -69,8 +81,11 @@ BURST_DROPS = (
     "without statement logging, resets of a pool's connections idle together (a burst) are not counted"
 )
 GAUGE_UNDER = (
-    "checked_out_gauge under-counts (8 -> 5, 10 -> 9 per hour) with two processes, a crash and a deploy; "
+    "checked_out_gauge under-counts leaks (an hour of 32 read as 24 with three processes, 8 as 5 with two); "
     "leaks in the last floor window before a stop are never seen"
+)
+LEAKS_AS_DROPS = (
+    "leaked sessions dying with the app at its final stop are taken for idle drops (no middlebox here)"
 )
 NO_LEAK_FINDING = (
     "a leak that never exhausted the pool (a crash and a deploy emptied it) makes no finding and no rate"
@@ -78,6 +93,12 @@ NO_LEAK_FINDING = (
 NEW: dict[tuple[str, str], str] = {
     ("mixed-40", "leaks_per_hour[checked_out_gauge]"): GAUGE_UNDER,
     ("mixed-40", "leak_rate"): NO_LEAK_FINDING,
+    ("leak-14", "leaks_per_hour[checked_out_gauge]"): GAUGE_UNDER,
+    ("deploy-23", "deploy0_errors"): DOUBLE_ERRORS,
+    ("deploy-23", "deploy1_errors"): DOUBLE_ERRORS,
+    ("deploy-24", "deploy0_errors"): DOUBLE_ERRORS,
+    ("leak-15", "idle_drops"): LEAKS_AS_DROPS,
+    ("leak-15", "finding_kinds"): LEAKS_AS_DROPS,
     ("deploy-20", "leaks_per_hour[pg_sessions]"): UNCLEAN_LEAKS,
     ("idle-31", "leaks_per_hour[pg_sessions]"): UNCLEAN_LEAKS,
     ("deploy-21", "deploy0_errors"): DOUBLE_ERRORS,
