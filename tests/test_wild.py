@@ -312,3 +312,61 @@ class TestCloudNativePG:
         assert row["detail"] == 'HINT: Future log output will appear in directory "/controller/log".'
         assert row["ts"].isoformat() == "2022-11-27T18:48:18.943000+00:00"
         assert not ll.read_report(df).rejects["reason"].str.contains("postgres line").any()
+
+
+class TestGrafanaOddities:
+    """Grafana downloads in the shapes of Grafana's own exporters (public/app/core/utils/file_export.ts:
+    ``Series;Time;Value`` rows, ``sep=;`` for Excel, table rows ending with ``;``); no Grafana here."""
+
+    def test_grafana5_thousands_separators_issue_18(self):
+        """Values with thousands separators and ';' as the delimiter are numbers, not rejects."""
+        data = (
+            b"sep=;\nSeries;Time;Value\n"
+            b"pg_stat_database_xact_commit;2024-03-01T10:00:00+00:00;1,721,992,142.283\n"
+            b"pg_stat_database_xact_commit;2024-03-01T10:00:15+00:00;1,721,992,150\n"
+            b"pg_stat_database_xact_commit;2024-03-01T10:00:30+00:00;950\n"
+        )
+        df = ll.read_prometheus(data)
+        assert ll.read_report(df).lines_rejected == 0
+        assert df["value"].to_list() == [1721992142.283, 1721992150.0, 950.0]
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            b"Series;Time;Value\nactive;2024-03-01T10:00:00+00:00;3\nactive;2024-03-01T10:00:15+00:00;4\n"
+            b"active;2024-03-01T10:00:00+00:00;9\nactive;2024-03-01T10:00:15+00:00;8\n",
+            b'"Time","active","active"\n1709287200000,3,9\n1709287215000,4,8\n',
+        ],
+        ids=["series-as-rows", "joined-by-time"],
+    )
+    def test_same_legend_name_kept_apart_issue_18(self, data):
+        """Two series with one legend name in one file stay two series; nothing is dropped as 'overlapping'."""
+        df = ll.read_prometheus(data)
+        report = ll.read_report(df)
+        assert df.height == 4
+        assert df.sort("series", "ts").select("series", "value").rows() == [
+            ("active", 3.0), ("active", 4.0), ("active (2)", 9.0), ("active (2)", 8.0)
+        ]  # fmt: skip
+        assert not any("overlapping" in n for n in report.notes)
+        assert any("legend name" in n for n in report.notes)
+
+    def test_overlapping_files_still_merged_issue_18(self, tmp_path):
+        """Across two files the same series at the same time is still one point (overlapping exports)."""
+        (tmp_path / "a.csv").write_bytes(b'"Time","active"\n1709287200000,3\n1709287215000,4\n')
+        (tmp_path / "b.csv").write_bytes(b'"Time","active"\n1709287215000,4\n1709287230000,5\n')
+        df = ll.read_prometheus([tmp_path / "a.csv", tmp_path / "b.csv"])
+        assert df.select("series", "value").rows() == [("active", 3.0), ("active", 4.0), ("active", 5.0)]
+
+    @pytest.mark.parametrize(
+        ("data", "columns"),
+        [
+            (b"Time;instance;Value;\n2024-03-01T10:00:00+00:00;api-1;12;\n2024-03-01T10:00:00+00:00;api-2;7;\n",
+             "Time, instance, Value"),
+            (b'"instance","job","Value"\n"api-1","app","12"\n"api-2","app","7"\n', "instance, job, Value"),
+        ],
+        ids=["grafana5-table", "table-without-time"],
+    )  # fmt: skip
+    def test_table_panel_one_clear_line_issue_18(self, data, columns):
+        """A table panel's download is one FormatError naming it and its columns, not rejects + NoDataError."""
+        with pytest.raises(ll.FormatError, match=f"a table panel, not a time series: columns {columns}\\."):
+            ll.read_prometheus(data)

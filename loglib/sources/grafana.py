@@ -20,12 +20,13 @@ are known noise, and rows that do not fit are rejected with a reason.
 from __future__ import annotations
 
 import csv
+import re
 
 import polars as pl
 
 from loglib.core.rejects import ReadReport, add_rejects
 from loglib.core.timeparse import localize, parse_iso
-from loglib.errors import TimezoneError
+from loglib.errors import FormatError, TimezoneError
 from loglib.sources._series import SeriesTable, parse_selector, samples_frame
 from loglib.sources.files import Source, iter_line_chunks
 
@@ -86,7 +87,30 @@ def looks_like_csv(first_line: str) -> bool:
     if line.lower().startswith(("sep=", "#name#")):
         return True
     cells = _split(line, _pick_delimiter(line))
-    return bool(cells) and len(cells) >= 2 and _is_header_cell(cells[0])
+    return bool(cells) and len(cells) >= 2 and (_is_header_cell(cells[0]) or _table_header(cells))
+
+
+def _table_header(cells: list[str]) -> bool:
+    """A table panel's header: two or more column names, none a number or a selector.
+
+    >>> _table_header(["instance", "job", "Value", ""]), _table_header(['up{job="a"', 'x="b"} 1 17'])
+    (True, False)
+    """
+    names = [c.strip() for c in cells]
+    if names and names[-1] == "":  # Grafana <= 5 ends every row with the delimiter
+        names.pop()
+    return len(names) >= 2 and all(
+        n and len(n) <= 200 and not set(n) & set('{}="') and not re.match(_NUMBER, n) for n in names
+    )
+
+
+def table_panel_error(where: str, columns: list[str]) -> FormatError:
+    """The one line for a table panel's download: what it is and what to export instead."""
+    cols = ", ".join(c for c in columns if c) or "none"
+    return FormatError(
+        f"{where}: a table panel, not a time series: columns {cols}. Download the panel's data as a time "
+        "series (Inspect > Data of a graph or time-series panel, or 'Series joined by time') to read it."
+    )
 
 
 def _is_header_cell(cell: str) -> bool:
@@ -118,6 +142,10 @@ class _Frame:
     """One block of a download: its header, units and data rows."""
 
     def __init__(self, header: list[str], line: int) -> None:
+        # Grafana <= 5 ends every row with the delimiter: an empty last header cell is no column
+        self.trailing = len(header) > 2 and not header[-1].strip()
+        if self.trailing:
+            header = header[:-1]
         self.header = [h.strip() for h in header]
         self.line = line
         self.units: list[str | None] = [None] * len(header)
@@ -178,17 +206,25 @@ def parse_csv(
                 frame.units = [_UNIT_IDS.get(c.strip(), c.strip() or None) for c in cells]
             continue  # #type#, #dateFormat#: nothing to take from them
         if frame is None or (_is_header_cell(first) and len(cells) >= 2):
+            if not frames and not _is_header_cell(first) and _table_header(cells):
+                raise table_panel_error(source.name, cells)
             if len(cells) < 2 or first[:1].isdigit():
                 reject(n, "expected a header line (Time, then one column per series)", text)
                 continue
             frame = _Frame(cells, n)
             frames.append(frame)
             continue
+        if frame.trailing and len(cells) == len(frame.header) + 1 and not cells[-1].strip():
+            cells = cells[:-1]
         if len(cells) != len(frame.header):
             reject(n, f"{len(cells)} field(s), the header at line {frame.line} has {len(frame.header)}", text)
             continue
         frame.rows.append((n, cells))
-    cells_frame = _cells(frames, table, name)
+    for fr in frames:
+        text_columns = _text_columns(fr)
+        if text_columns:
+            raise table_panel_error(source.name, fr.header)
+    cells_frame = _cells(frames, table, name, report, source.name)
     parts, bad = _samples(cells_frame, source.name, tz)
     for n, reason in bad:
         reject(n, reason, texts[n - 1])
@@ -200,6 +236,32 @@ def parse_csv(
     return parts
 
 
+def _text_columns(frame: _Frame) -> list[str]:
+    """Value columns whose every cell is text (``api-1``, ``app``): a table panel's label columns."""
+    if frame.long or not frame.rows:
+        return []
+    out = []
+    for j, h in enumerate(frame.header[1:], start=1):
+        cells = [
+            c for _n, row in frame.rows if (c := row[j].strip()) and c.lower() not in ("null", "undefined")
+        ]
+        if cells and not any(re.match(_NUMBER, _unthousand(c)) for c in cells):
+            out.append(h)
+    return out
+
+
+_THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?:\s|$)"
+
+
+def _unthousand(cell: str) -> str:
+    """``1,721,992,142.283`` -> ``1721992142.283`` (Grafana <= 5 with ``;`` as the delimiter).
+
+    >>> _unthousand("1,721,992,142.283"), _unthousand("12.5 ms")
+    ('1721992142.283', '12.5 ms')
+    """
+    return re.sub(r",(\d{3})", r"\1", cell) if re.match(_THOUSANDS, cell) else cell
+
+
 def _register(header: str, table: SeriesTable, name: str | None) -> int:
     parsed = parse_selector(header)
     if parsed is not None and (parsed[0] or parsed[1] or name is None):
@@ -209,10 +271,21 @@ def _register(header: str, table: SeriesTable, name: str | None) -> int:
     return table.add(name or header, {}, key=header)
 
 
-def _cells(frames: list[_Frame], table: SeriesTable, name: str | None) -> pl.DataFrame:
-    """All value cells as rows: line, sid, time text, cell text, column unit."""
+def _cells(
+    frames: list[_Frame],
+    table: SeriesTable,
+    name: str | None,
+    report: ReadReport | None = None,
+    where: str = "",
+) -> pl.DataFrame:
+    """All value cells as rows: line, sid, time text, cell text, column unit.
+
+    Two series of one file with the same legend name (the same header or ``Series`` text) both
+    have a point at a time: the second is kept apart as ``<name> (2)``, never merged with the first
+    as if the file were two overlapping exports.
+    """
     lines: list[int] = []
-    sids: list[int] = []
+    headers: list[str] = []
     times: list[str] = []
     cells: list[str] = []
     units: list[str | None] = []
@@ -222,30 +295,49 @@ def _cells(frames: list[_Frame], table: SeriesTable, name: str | None) -> pl.Dat
             i_s, i_t, i_v = lower.index("series"), lower.index("time"), lower.index("value")
             for n, row in frame.rows:
                 lines.append(n)
-                sids.append(_register(row[i_s].strip(), table, name))
+                headers.append(row[i_s].strip())
                 times.append(row[i_t])
                 cells.append(row[i_v])
                 units.append(frame.units[i_v])
             continue
         columns = [(j, h) for j, h in enumerate(frame.header) if j > 0]
-        col_sids = {j: _register(h, table, name) for j, h in columns} if frame.rows else {}
         for n, row in frame.rows:
-            for j, _h in columns:
+            for j, h in columns:
                 lines.append(n)
-                sids.append(col_sids[j])
+                headers.append(h)
                 times.append(row[0])
                 cells.append(row[j])
                 units.append(frame.units[j])
-    return pl.DataFrame(
-        {"line": lines, "sid": sids, "time": times, "cell": cells, "column_unit": units},
+    out = pl.DataFrame(
+        {"line": lines, "header": headers, "time": times, "cell": cells, "column_unit": units},
         schema={
             "line": pl.Int64,
-            "sid": pl.UInt32,
+            "header": pl.String,
             "time": pl.String,
             "cell": pl.String,
             "column_unit": pl.String,
         },
     )
+    # the k-th cell of one header at one time belongs to the k-th series of that name
+    out = out.with_columns(
+        instance=(pl.int_range(pl.len()).over("header", pl.col("time").str.strip_chars()) + 1)
+    )
+    sid_of: dict[tuple[str, int], int] = {}
+    for header, instance in out.select("header", "instance").unique(maintain_order=True).iter_rows():
+        first = _register(header, table, name)
+        if instance == 1:
+            sid_of[(header, 1)] = first
+        else:
+            key = f"{table.keys[first]} ({instance})"
+            sid_of[(header, instance)] = table.add(table.metrics[first], dict(table.labels[first]), key=key)
+    shared = sorted({h for h, k in sid_of if k > 1})
+    if shared and report is not None:
+        report.notes.append(
+            f"{where}: {len(shared)} legend name(s) shared by several series in one file "
+            f"({', '.join(repr(h) for h in shared[:5])}): the series are kept apart as '<name> (2)', …"
+        )
+    sids = [sid_of[key] for key in zip(out["header"].to_list(), out["instance"].to_list(), strict=True)]
+    return out.select("line", pl.Series("sid", sids, dtype=pl.UInt32), "time", "cell", "column_unit")
 
 
 def _parse_times(text: pl.Series, tz: str | None, where: str) -> pl.Series:
@@ -288,6 +380,10 @@ def _samples(
     if cells.height == 0:
         return [], []
     cell = cells["cell"].str.strip_chars()
+    # thousands separators (Grafana <= 5 with ';' as the delimiter): 1,721,992,142.283
+    cell = pl.select(
+        pl.when(cell.str.contains(_THOUSANDS)).then(cell.str.replace_all(r",(\d{3})", "$1")).otherwise(cell)
+    ).to_series()
     groups = cell.str.extract_groups(_NUMBER).struct.unnest()
     suffixes = groups["2"].drop_nulls().unique().to_list()
     table = {s: unit_factor(s) for s in suffixes}
