@@ -65,7 +65,7 @@ def main() -> None:
     figs = sample_pg()
     for folder in incident_folders():
         inc = ll.Incident.load(folder)
-        charts, skipped = ll.export.incident_charts(inc)
+        charts, skipped = ll.postmortem.incident_charts(inc)
         for name, fig in charts.items():
             figs[f"{folder.name}_{name}"] = fig
         for name, why in skipped.items():

@@ -73,8 +73,8 @@ inc"""),
 
 What happened, in the words of the findings, and what it cost, counted from the evidence.
 """),
-    code("ll.report.summary(inc, found)"),
-    code("ll.report.impact(inc)"),
+    code("ll.postmortem.summary(inc, found)"),
+    code("ll.postmortem.impact(inc)"),
     md("""
 ## Timeline
 
@@ -100,7 +100,7 @@ for f in found:
     print(f"{f.kind.replace('_', ' ')} ({f.confidence} confidence)\\n{f.statement}")
     display(f.evidence.head(8))"""),
     code("""
-for fig in ll.report.evidence_charts(inc, found).values():
+for fig in ll.postmortem.evidence_charts(inc, found).values():
     fig.show()"""),
     md("""
 ## Leak rate per hour
@@ -118,7 +118,7 @@ rates"""),
 ## Findings and recommendations
 """),
     code('ll.findings_frame(found).select("kind", "confidence", "start", "end", "statement")'),
-    code("ll.report.recommendations(found, inc)"),
+    code("ll.postmortem.recommendations(found, inc)"),
     md("""
 ## Export bundle
 
@@ -171,7 +171,7 @@ never in a clean `disconnection`.
 """),
     code("""
 first_timeout = errors.filter(pl.col("error_class") == "pool_timeout")["ts"].min()
-start, end = ll.report.window_around(first_timeout, before="2m", after="0s")
+start, end = ll.postmortem.window_around(first_timeout, before="2m", after="0s")
 opened = inc.sessions.filter(pl.col("start").is_between(start, end))
 opened.group_by("end_reason").len()"""),
     code("""
@@ -243,7 +243,7 @@ events?
 """),
     code("""
 deploys = inc.events.filter(pl.col("kind") == "deploy")
-start, end = ll.report.window_around(deploys["ts"][0], before="1m", after="2m")
+start, end = ll.postmortem.window_around(deploys["ts"][0], before="1m", after="2m")
 app_w = inc.app.filter(pl.col("ts").is_between(start, end), pl.col("error_class").is_not_null())
 pg_w = inc.pg.filter(pl.col("ts").is_between(start, end), pl.col("event") != "other")
 app_w.group_by("error_class").len()"""),
@@ -319,7 +319,7 @@ then the reset.
 """),
     code("""
 first = failed["ts"].min()
-start, end = ll.report.window_around(first, before="40s", after="1s")
+start, end = ll.postmortem.window_around(first, before="40s", after="1s")
 inc.pg.filter(pl.col("ts").is_between(start, end), pl.col("event") != "other").select(
     "ts", "pid", "event", "message"
 )"""),

@@ -8,7 +8,7 @@ frames, then ask the questions a postmortem asks.
 >>> ll.pg_connections(pg, every="1h")                   # doctest: +SKIP
 """
 
-from loglib import report
+from loglib import postmortem, report
 from loglib.analysis.activity import pg_activity_states, pg_idle_in_transaction, pg_oldest_xact
 from loglib.analysis.alerts import replay_alert
 from loglib.analysis.align import align
@@ -56,10 +56,10 @@ from loglib.formats.pg_messages import PG_EVENT_KINDS, classify_pg_message
 from loglib.formats.pg_prefix import compile_prefix
 from loglib.formats.pgbouncer_lines import PGBOUNCER_EVENT_KINDS
 from loglib.incident import AppSettings, Incident, IncidentError, PostgresSettings, SourceSpec
+from loglib.postmortem import export_bundle
 from loglib.present import charts, export
 from loglib.present.export import (
     BrowserNotFoundError,
-    export_bundle,
     export_figure,
     export_figures,
     export_table,
@@ -147,6 +147,7 @@ __all__ = [
     "pool_leak_rates",
     "pool_leak_sites",
     "pool_leaks",
+    "postmortem",
     "read_app_log",
     "read_pg_activity",
     "read_pg_activity_gaps",

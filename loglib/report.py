@@ -13,30 +13,35 @@ The HTML works offline: the kernel runs with ``PLOTLY_RENDERER=plotly_mimetype+n
 plotly.js is inlined once and every figure is drawn from its embedded JSON; the nbconvert
 template drops the CDN scripts (require.js, MathJax, mermaid) that the notebook does not need.
 
-The helpers the notebooks call (:func:`summary`, :func:`recommendations`,
-:func:`evidence_charts`) live here too, so the notebook cells stay one-liners and what they
-compute is tested.
+This module only runs the notebook. What its cells call (impact, summary, recommendations,
+chart choice, the export bundle) is :mod:`loglib.postmortem`; ``loglib.report.summary`` and the
+other helpers that used to live here are still found here, as aliases of those.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import re
 import subprocess
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from loglib.errors import LoglibError
+from loglib.postmortem import (  # the notebook helpers live there; these names keep ll.report.summary(...) working
+    EVIDENCE_CHARTS,
+    Markdown,
+    evidence_charts,
+    impact,
+    recommendations,
+    summary,
+    window_around,
+)
 
 #: notebooks shipped with loglib, in reading order
 NOTEBOOKS: tuple[str, ...] = (
@@ -96,7 +101,7 @@ def read_notebook(path: str | os.PathLike) -> Any:
     except FileNotFoundError:
         msg = f"notebook {path} does not exist"
         raise ReportError(msg) from None
-    except Exception as exc:  # nbformat raises several kinds on a broken file
+    except (ValueError, KeyError, TypeError, nbformat.ValidationError) as exc:  # not JSON, not nbformat 4
         msg = f"notebook {path} cannot be read: {exc}"
         raise ReportError(msg) from None
 
@@ -279,6 +284,8 @@ class ReportResult:
     notebook: Path
     files: list[Path] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    #: "the <kind> detector failed: <error>", for each detector that raised
+    failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     #: set when static charts could not be drawn (no browser); report.html was still written
     browser_error: str | None = None
@@ -303,7 +310,7 @@ def check_incident(incident_dir: str | os.PathLike) -> Any:
     """Load the incident and read every source once: a missing folder, a bad ``incident.toml`` or an
     unreadable source is a :class:`ReportError` with a one-line message naming it."""
     from loglib.incident import Incident
-    from loglib.present.export import BrowserNotFoundError
+    from loglib.present._browser import BrowserNotFoundError
 
     folder = Path(incident_dir)
     if not folder.exists():
@@ -321,7 +328,8 @@ def check_incident(incident_dir: str | os.PathLike) -> Any:
         raise ReportError(f"bad incident.toml: {_one_line(str(exc))}") from None
     for spec in inc.sources:
         try:
-            with _quiet():  # the notebook shows what was rejected
+            with warnings.catch_warnings():  # the notebook shows what was rejected
+                warnings.simplefilter("ignore")
                 inc.read(spec.name or spec.kind)
         except BrowserNotFoundError:  # pragma: no cover - not raised by readers
             raise
@@ -391,8 +399,8 @@ def build_report(
     >>> from loglib.report import build_report
     >>> print(build_report("data/incidents/pool-exhaustion", "out/demo"))   # doctest: +SKIP
     """
-    from loglib.analysis.findings import findings
-    from loglib.present.export import BrowserNotFoundError, find_browser
+    from loglib.postmortem import run_detectors
+    from loglib.present._browser import BrowserNotFoundError, find_browser
 
     say = _timer(progress)
     t0 = time.monotonic()
@@ -446,302 +454,40 @@ def build_report(
     files = [out / n for n in keep if (out / n).is_file()]
     if (out / "charts").is_dir():
         files += sorted((out / "charts").iterdir())
-    found = [f.statement for f in findings(inc)]
+    detected = run_detectors(inc)
     say("done")
     return ReportResult(
         out_dir=out,
         html=html_path,
         notebook=out / "report.ipynb",
         files=files,
-        findings=found,
+        findings=[f.statement for f in detected.found],
+        failed=[str(f) for f in detected.failed],
         seconds=time.monotonic() - t0,
         browser_error=browser_error,
     )
 
 
-# --- what the notebooks call ----------------------------------------------------------------------
-
-
-class Markdown(str):
-    """Text that notebooks render as Markdown (``_repr_markdown_``) and ``print`` shows as is."""
-
-    def _repr_markdown_(self) -> str:
-        return str(self)
-
-
-def _fmt_time(t: datetime | None) -> str:
-    return "?" if t is None else f"{t:%H:%M:%S}"
-
-
-def _fmt_span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def impact(incident: Any) -> pl.DataFrame:
-    """What the incident cost, as a table: ``measure``, ``value``, ``evidence``.
-
-    Application connection errors by class (count, first and last), PostgreSQL refusals and
-    resets, and the evidence window. Only measures the sources can tell are listed.
-    """
-    rows: list[dict[str, str]] = []
-    with _quiet():
-        start, end = incident.window()
-        rows.append(
-            {
-                "measure": "evidence window (UTC)",
-                "value": f"{start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} ({_fmt_span((end - start).total_seconds())})",
-                "evidence": ", ".join(s.name for s in incident.sources),
-            }
-        )
-        app = incident.app
-        if app is not None and "error_class" in app.columns:
-            errs = app.filter(pl.col("error_class").is_not_null())
-            by = errs.group_by("error_class").agg(
-                pl.len().alias("n"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
-            )
-            for cls, n, first, last in by.sort("n", descending=True).iter_rows():
-                rows.append(
-                    {
-                        "measure": f"application errors: {cls}",
-                        "value": f"{n:,} between {_fmt_time(first)} and {_fmt_time(last)} UTC",
-                        "evidence": "app log",
-                    }
-                )
-            if errs.height == 0:
-                rows.append(
-                    {"measure": "application errors", "value": "none classified", "evidence": "app log"}
-                )
-        pg = incident.pg
-        if pg is not None:
-            for event, label in (
-                ("too_many_clients", "PostgreSQL refused connections (too many clients)"),
-                ("reserved_slots", "PostgreSQL refused connections (reserved slots)"),
-                ("client_reset", "connections reset by the client side"),
-                ("unexpected_eof", "connections lost with an open transaction"),
-                ("terminated_by_admin", "connections terminated by shutdown or admin"),
-                ("idle_in_transaction_timeout", "sessions killed idle in transaction"),
-            ):
-                n = pg.filter(pl.col("event") == event).height
-                if n:
-                    rows.append({"measure": label, "value": f"{n:,}", "evidence": f"PostgreSQL {event}"})
-    return pl.DataFrame(rows, schema={"measure": pl.String, "value": pl.String, "evidence": pl.String})
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Warnings off: the notebook shows rejects and skew on purpose, not as noise."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def recommendations(found: Iterable[Any], incident: Any = None) -> pl.DataFrame:
-    """What to change, from the findings' numbers: ``finding``, ``recommendation``, ``because``.
-
-    Parameters
-    ----------
-    found
-        :func:`loglib.findings` of the incident.
-    incident
-        The incident, for its ``[app]`` settings (a recommendation already in place is left out).
-
-    Examples
-    --------
-    >>> import loglib as ll
-    >>> f = ll.Finding("idle_drops", "Resets after 20 s idle.",
-    ...                {"idle_timeout_s": 20.0, "recommended_pool_recycle_s": 16, "recommended_pool_pre_ping": True})
-    >>> recommendations([f])["recommendation"].to_list()[0]
-    'Set pool_recycle=16 (below the 20 s idle timeout) so no pooled connection outlives it.'
-    """
-    settings = getattr(incident, "app_settings", None)
-    pre_ping = getattr(settings, "pool_pre_ping", None)
-    rows: list[tuple[str, str, str]] = []
-
-    def add(kind: str, rec: str, why: str) -> None:
-        if (kind, rec, why) not in rows:
-            rows.append((kind, rec, why))
-
-    for f in found:
-        n = f.numbers or {}
-        if f.kind == "pool_exhaustion":
-            leaked = n.get("leaked_total")
-            if leaked:
-                rate = n.get("leaks_per_hour")
-                add(
-                    f.kind,
-                    "Fix the leak: return every connection on every path, errors included "
-                    "(`with Session(engine) as session:`, `try/finally: conn.close()`); do not keep "
-                    "exceptions or tracebacks that hold a session.",
-                    f"{leaked:g} connection(s) leaked"
-                    + (f", about {rate:g} per hour" if rate else "")
-                    + f" ({n.get('leak_method', '?')}, {n.get('leak_confidence', '?')} confidence).",
-                )
-                add(
-                    f.kind,
-                    "Alert on the leak, not the outage: the floor of the pool's checked-out gauge rising, "
-                    "or PostgreSQL sessions `idle in transaction` older than a few minutes.",
-                    "The pool filled long before the 503s were noticed.",
-                )
-            rec = n.get("recommended_pool_size")
-            if rec and rec != n.get("pool_size"):
-                add(
-                    f.kind,
-                    f"Size the pool at pool_size={rec} (with max_overflow for bursts) once the leak is fixed.",
-                    f"Peak concurrent use was {n.get('peak_concurrent', '?')} connection(s) "
-                    f"(p99 {n.get('p99_concurrent', '?')}); configured {n.get('pool_size')}+{n.get('max_overflow')}.",
-                )
-            if n.get("server_refusals"):
-                add(
-                    f.kind,
-                    "Cap the connections all processes can open below the server's slots "
-                    "(pool_size+max_overflow × processes ≤ max_connections − reserved), or add PgBouncer.",
-                    f"PostgreSQL refused {n['server_refusals']} connection(s).",
-                )
-        elif f.kind == "post_deploy":
-            classes = n.get("errors_by_class") or {}
-            rec_s = n.get("recovery_s")
-            if classes.get("connection_refused"):
-                add(
-                    f.kind,
-                    "Roll the application only after PostgreSQL accepts connections again (a readiness "
-                    "check on the database in the deploy), and retry `connection refused` with backoff.",
-                    f"Connections were refused for up to {rec_s:g} s after a deploy restarted PostgreSQL."
-                    if rec_s
-                    else "Connections were refused after a deploy restarted PostgreSQL.",
-                )
-            if n.get("closed_dropped") and pre_ping is not True:
-                add(
-                    f.kind,
-                    "Enable pool_pre_ping=True so connections broken by the restart are replaced before use.",
-                    f"{n['closed_dropped']} pooled connection(s) were cut by the server restart.",
-                )
-            if classes.get("admin_shutdown"):
-                add(
-                    f.kind,
-                    "Drain the application before restarting PostgreSQL (or use a fast switchover) so "
-                    "in-flight queries are not terminated.",
-                    f"{classes['admin_shutdown']} quer(ies) were terminated by the shutdown.",
-                )
-        elif f.kind == "idle_drops":
-            # measured (idle_timeout_s) or, without statement logging, only an upper bound
-            timeout = n.get("idle_timeout_s")
-            bound = n.get("idle_timeout_max_s")
-            limit = timeout if timeout is not None else bound
-            said = (
-                f"the {timeout:.0f} s idle timeout"
-                if timeout is not None
-                else f"the idle timeout, which is at most {bound:.0f} s"
-                if bound is not None
-                else "the idle timeout"
-            )
-            recycle = n.get("recommended_pool_recycle_s")
-            if recycle:
-                because = (
-                    f"{n.get('drops', '?')} connection(s) were reset after about {timeout:.0f} s idle."
-                    if timeout is not None
-                    else f"{n.get('drops', '?')} connection(s) were reset at most {bound:.0f} s after they "
-                    "logged in (an upper bound: PostgreSQL did not log statements)."
-                    if bound is not None
-                    else "Connections were reset after sitting idle."
-                )
-                add(
-                    f.kind,
-                    f"Set pool_recycle={recycle:g} (below {said}) so no pooled connection outlives it.",
-                    because,
-                )
-            if n.get("recommended_pool_pre_ping") and pre_ping is not True:
-                add(
-                    f.kind,
-                    "Enable pool_pre_ping=True so a dropped connection is replaced instead of failing a request.",
-                    f"{n.get('app_errors_after_reset', '?')} request(s) failed on the first use after a drop.",
-                )
-            if limit is not None:
-                add(
-                    f.kind,
-                    f"Or keep connections alive through the middlebox: TCP keepalives shorter than "
-                    f"{limit:.0f} s (`keepalives_idle` in the DSN, or the server's tcp_keepalives_idle).",
-                    "A firewall, NAT or load balancer drops connections idle longer than that.",
-                )
-    return pl.DataFrame(
-        rows, schema={"finding": pl.String, "recommendation": pl.String, "because": pl.String}, orient="row"
-    )
-
-
-def summary(incident: Any, found: Iterable[Any] | None = None) -> Markdown:
-    """The opening of a postmortem, as Markdown: title, window, impact and what happened, in words."""
-    from loglib.analysis.findings import findings
-
-    with _quiet():
-        found = list(findings(incident) if found is None else found)
-        start, end = incident.window()
-    from loglib.present.markup import md_text
-
-    lines = [f"### {md_text(incident.title)}", ""]
-    desc = getattr(incident, "description", "")
-    if desc:
-        lines += [md_text(desc), ""]
-    lines += [
-        f"**Evidence window:** {start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} UTC "
-        f"({_fmt_span((end - start).total_seconds())}).",
-        "",
-        "**Impact:**",
-        "",
-    ]
-    lines += [f"- {md_text(m)}: {md_text(v)}" for m, v, _ in impact(incident).slice(1).iter_rows()] or [
-        "- nothing measurable"
-    ]
-    lines += ["", "**What happened:**", ""]
-    lines += [
-        f"- *{f.kind.replace('_', ' ')}* ({f.confidence} confidence): {md_text(f.statement)}" for f in found
-    ] or [
-        "- No known incident shape (pool exhaustion, post-deploy errors, idle drops) was found; "
-        "read the timeline below."
-    ]
-    return Markdown("\n".join(lines) + "\n")
-
-
-#: charts that show the evidence of each finding kind
-EVIDENCE_CHARTS: dict[str, tuple[str, ...]] = {
-    "pool_exhaustion": ("pool_utilisation", "db_connections"),
-    "post_deploy": ("error_rate", "before_after"),
-    "idle_drops": ("session_durations", "error_rate"),
-}
-
-
-def evidence_charts(incident: Any, found: Iterable[Any] | None = None) -> dict[str, Any]:
-    """The charts that show the evidence of the findings (:data:`EVIDENCE_CHARTS`), by name.
-
-    With no finding, the error-rate and connection charts. Charts the evidence cannot draw are left out.
-    """
-    from loglib.analysis.findings import findings
-    from loglib.present import charts
-
-    with _quiet():
-        found = list(findings(incident) if found is None else found)
-    names: list[str] = []
-    for f in found:
-        names += [n for n in EVIDENCE_CHARTS.get(f.kind, ()) if n not in names]
-    if not names:
-        names = ["error_rate", "db_connections"]
-    out = {}
-    for name in names:
-        try:
-            with _quiet():
-                fig = getattr(charts, name)(incident)
-        except (ValueError, TypeError, KeyError):
-            continue
-        if name == "before_after" and not any(t.type == "bar" for t in fig.data):
-            continue
-        out[name] = fig
-    return out
-
-
-def window_around(when: datetime, before: str | timedelta = "1m", after: str | timedelta = "2m"):
-    """``(start, end)`` around a moment, for ``pl.col("ts").is_between(start, end)``."""
-    from loglib.analysis.skew import parse_offset
-
-    return when - parse_offset(before), when + parse_offset(after)
+__all__ = [
+    "CELL_TIMEOUT",
+    "EVIDENCE_CHARTS",
+    "NOTEBOOKS",
+    "PLOTLY_RENDERER",
+    "Markdown",
+    "ReportError",
+    "ReportResult",
+    "build_report",
+    "check_incident",
+    "evidence_charts",
+    "execute_notebook",
+    "impact",
+    "kernel_env",
+    "notebook_html",
+    "notebook_path",
+    "offline_outputs",
+    "parameterize",
+    "read_notebook",
+    "recommendations",
+    "summary",
+    "window_around",
+]

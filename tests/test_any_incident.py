@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import loglib as ll
-from loglib.present._data import pool_series
+from loglib.analysis.series import pool_series
 from tests.conftest import ROOT
 
 T0 = 1763770318  # 2025-11-22 00:11:58 UTC
@@ -84,7 +84,7 @@ class TestIdleDropsUpperBound:
 
     def test_recommendations_with_upper_bound_only(self) -> None:
         """PostgreSQL without statement logging: the bound is said to be a bound, nothing crashes."""
-        from loglib.report import recommendations
+        from loglib.postmortem import recommendations
 
         f = ll.Finding(
             "idle_drops",

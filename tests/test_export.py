@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 import loglib as ll
+from loglib.present import _browser as browser_module
 from loglib.present import export
 from loglib.present.export import BrowserNotFoundError, BrowserSession, find_browser
 from tests.conftest import FILES, ROOT, require
@@ -115,7 +116,7 @@ class TestBrowser:
         monkeypatch.delenv("LOGLIB_BROWSER", raising=False)
         monkeypatch.delenv("BROWSER_PATH", raising=False)
         monkeypatch.setenv("PATH", str(tmp_path))
-        monkeypatch.setattr(export, "_WELL_KNOWN", ())
+        monkeypatch.setattr(browser_module, "_WELL_KNOWN", ())
         with pytest.raises(BrowserNotFoundError, match="apt-get install chromium"):
             find_browser()
 

@@ -4,8 +4,6 @@ from loglib.present import charts, export, theme
 from loglib.present.export import (
     BrowserNotFoundError,
     BrowserSession,
-    Bundle,
-    export_bundle,
     export_figure,
     export_figures,
     export_table,
@@ -13,6 +11,16 @@ from loglib.present.export import (
 )
 from loglib.present.redact import Redactor, redact_figure, redact_frame, redact_text
 from loglib.present.timeline import timeline
+
+
+def __getattr__(name: str) -> object:
+    """``Bundle`` and ``export_bundle`` live in :mod:`loglib.postmortem` (the layer above)."""
+    if name in ("Bundle", "export_bundle"):
+        from loglib import postmortem
+
+        return getattr(postmortem, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 __all__ = [
     "BrowserNotFoundError",

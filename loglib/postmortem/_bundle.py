@@ -1,0 +1,217 @@
+"""The export bundle (``export_bundle``): a folder of charts and Markdown ready for an incident document."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from loglib.analysis.before_after import before_after_table
+from loglib.analysis.evidence import NoEvidenceError
+from loglib.postmortem._charts import CHART_TITLES, incident_charts
+from loglib.postmortem._detectors import DetectorFailure, run_detectors
+from loglib.present.export import _cell, export_figures, export_table, to_markdown
+from loglib.present.markup import md_text
+from loglib.present.redact import Redactor
+from loglib.present.timeline import timeline
+
+
+@dataclass
+class Bundle:
+    """What :func:`export_bundle` wrote: the folder, the charts (name -> files) and the documents."""
+
+    out_dir: Path
+    charts: dict[str, list[Path]] = field(default_factory=dict)
+    documents: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    #: detector kind -> its error, for each detector that failed
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file written."""
+        return [p for ps in self.charts.values() for p in ps] + list(self.documents.values())
+
+
+def export_bundle(
+    incident: Any,
+    out_dir: str | os.PathLike,
+    *,
+    redact: bool = True,
+    hosts: bool = False,
+    tz: str | None = None,
+    formats: Sequence[str] = ("png", "svg"),
+    html: bool = False,
+    every: str | None = None,
+) -> Bundle:
+    """A folder ready to drop into an incident document.
+
+    Writes ``charts/<name>.png`` and ``.svg`` for every chart the evidence supports,
+    ``timeline.md`` (and ``timeline.csv``), ``findings.md``, ``before_after.md`` when a fix can
+    be compared, and ``summary.md`` that links them all.
+
+    Parameters
+    ----------
+    incident
+        An :class:`~loglib.Incident`.
+    out_dir
+        The folder (created; files in it are overwritten).
+    redact
+        Redact every chart text and table cell (default). ``redact=False`` must be explicit.
+    hosts
+        Also replace hosts and IPs by stable pseudonyms, the same ones in every file.
+    tz
+        Also show timeline times in this IANA time zone (``"Europe/Berlin"``).
+    formats
+        Chart formats (``png``, ``svg``, ``pdf``, ``html``).
+    html
+        Also write each chart as self-contained interactive HTML.
+
+    Returns
+    -------
+    Bundle
+        The folder, chart files, documents, the charts skipped (with the reason) and the
+        detectors that failed (with their error; findings.md and summary.md say so too).
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> inc = ll.Incident.load("data/incidents/pool-exhaustion")   # doctest: +SKIP
+    >>> ll.export_bundle(inc, "out/pool-exhaustion").files          # doctest: +SKIP
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    red = Redactor(hosts=hosts) if redact else None
+    bundle = Bundle(out)
+    figs, bundle.skipped = incident_charts(incident, every=every)
+    results = run_detectors(incident)
+    bundle.failed = {f.kind: f.reason for f in results.failed}
+    fmts = list(formats) + (["html"] if html and "html" not in formats else [])
+    written = export_figures(figs, out / "charts", formats=fmts, redact=redact, redactor=red)
+    for name in figs:
+        bundle.charts[name] = [p for p in written if p.stem == name]
+    tl = timeline(incident, tz=tz)
+    bundle.documents["timeline.md"] = _write_doc(
+        out / "timeline.md", "Timeline", tl, red, note=_timeline_note(tz)
+    )
+    bundle.documents["timeline.csv"] = export_table(tl, out / "timeline.csv", redact=redact, redactor=red)
+    found = list(results.found)
+    bundle.documents["findings.md"] = _write_findings(out / "findings.md", found, results.failed, red)
+    ba = None
+    if "before_after" in figs:
+        ba = before_after_table(incident)
+        bundle.documents["before_after.md"] = _write_doc(
+            out / "before_after.md", "Before and after the fix", ba, red
+        )
+    bundle.documents["summary.md"] = _write_summary(out / "summary.md", incident, bundle, found, tl, ba, red)
+    return bundle
+
+
+def _timeline_note(tz: str | None) -> str:
+    return (
+        "Times in UTC"
+        + (f" and {tz}" if tz else "")
+        + ". Bursts of the same event are one row; `evidence` is file:line."
+    )
+
+
+def _write_doc(path: Path, title: str, frame: pl.DataFrame, red: Redactor | None, *, note: str = "") -> Path:
+    df = red.frame(frame) if red else frame
+    text = f"# {title}\n\n" + (f"{note}\n\n" if note else "") + to_markdown(df) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _write_findings(
+    path: Path, found: list[Any], failed: tuple[DetectorFailure, ...], red: Redactor | None
+) -> Path:
+    clean = (lambda s: md_text(red.text(s))) if red else md_text
+    lines = ["# Findings", ""]
+    for fail in failed:
+        lines += [
+            f"**The {fail.kind} detector failed** ({clean(fail.reason)}): that shape could not be checked.",
+            "",
+        ]
+    if not found and not failed:
+        lines.append(
+            "No known incident shape (pool exhaustion, post-deploy errors, idle drops) was found in the evidence."
+        )
+    for n, f in enumerate(found, start=1):
+        lines += [
+            f"## {n}. {f.kind.replace('_', ' ')} ({f.confidence} confidence)",
+            "",
+            clean(f.statement),
+            "",
+        ]
+        if f.numbers:
+            rows = pl.DataFrame({"figure": list(f.numbers), "value": [_cell(v) for v in f.numbers.values()]})
+            lines += [to_markdown(red.frame(rows) if red else rows), ""]
+        ev = getattr(f, "evidence", None)
+        if ev is not None and ev.height:
+            keep = [c for c in ("ts", "source", "what", "file", "line") if c in ev.columns]
+            head = ev.select(keep).head(10)
+            lines += [
+                f"Evidence ({ev.height} rows{', first 10' if ev.height > 10 else ''}):",
+                "",
+                to_markdown(red.frame(head) if red else head),
+                "",
+            ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _write_summary(
+    path: Path,
+    incident: Any,
+    bundle: Bundle,
+    found: list[Any],
+    tl: pl.DataFrame,
+    ba: pl.DataFrame | None,
+    red: Redactor | None,
+) -> Path:
+    clean = (lambda s: md_text(red.text(s))) if red else md_text
+    title = clean(getattr(incident, "title", "Incident"))
+    lines = [f"# {title}", ""]
+    try:
+        start, end = incident.window()
+        lines += [f"Evidence window: {start:%Y-%m-%d %H:%M:%S} – {end:%Y-%m-%d %H:%M:%S} UTC.", ""]
+    except NoEvidenceError:  # nothing has a timestamp: no window to state
+        pass
+    desc = getattr(incident, "description", "")
+    if desc:
+        lines += [clean(desc), ""]
+    lines += ["## What happened", ""]
+    lines += [f"- {clean(f.statement)}" for f in found]
+    lines += [
+        f"- **The {k} detector failed** ({clean(v)}); that shape could not be checked."
+        for k, v in bundle.failed.items()
+    ]
+    if not found and not bundle.failed:
+        lines.append("- No known incident shape was found; see the timeline.")
+    lines += ["", "Details: [findings.md](findings.md) · full timeline: [timeline.md](timeline.md)", ""]
+    if "overview" in bundle.charts:
+        lines += ["![Incident overview](charts/overview.png)", ""]
+    lines += ["## Timeline (first rows)", "", to_markdown((red.frame(tl) if red else tl).head(12)), ""]
+    if ba is not None:
+        lines += ["## Before and after the fix", "", to_markdown(red.frame(ba) if red else ba), ""]
+    lines += ["## Charts", ""]
+    for name, files in bundle.charts.items():
+        if name == "overview":
+            continue
+        png = next((p for p in files if p.suffix == ".png"), None)
+        others = " · ".join(f"[{p.suffix.lstrip('.')}](charts/{p.name})" for p in files)
+        label = CHART_TITLES.get(name, name)
+        lines += [f"### {label}", ""] + ([f"![{label}](charts/{png.name})", ""] if png else []) + [others, ""]
+    if bundle.skipped:
+        lines += [
+            "Not drawn (no evidence for them): "
+            + "; ".join(f"{k} ({clean(v)})" for k, v in bundle.skipped.items()),
+            "",
+        ]
+    lines += ["", f"_Generated by loglib; secrets {'redacted' if red else 'NOT redacted (redact=False)'}._"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,152 @@
+"""The postmortem's words: what the incident cost (``impact``) and what happened (``summary``)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from loglib.postmortem._detectors import DetectorFailure, run_detectors
+from loglib.present.markup import md_text
+
+#: PostgreSQL events counted as impact, with how the impact table names them
+_IMPACT_EVENTS = (
+    ("too_many_clients", "PostgreSQL refused connections (too many clients)"),
+    ("reserved_slots", "PostgreSQL refused connections (reserved slots)"),
+    ("client_reset", "connections reset by the client side"),
+    ("unexpected_eof", "connections lost with an open transaction"),
+    ("terminated_by_admin", "connections terminated by shutdown or admin"),
+    ("idle_in_transaction_timeout", "sessions killed idle in transaction"),
+)
+
+
+class Markdown(str):
+    """Text that notebooks render as Markdown (``_repr_markdown_``) and ``print`` shows as is."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def _fmt_time(t: datetime | None) -> str:
+    return "?" if t is None else f"{t:%H:%M:%S}"
+
+
+def _fmt_span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _source_names(incident: Any) -> list[str]:
+    """The incident's source names; for an Evidence, the frames it holds."""
+    sources = getattr(incident, "sources", None)
+    if sources is not None:
+        return [s.name for s in sources]
+    return list(incident.frames())
+
+
+def impact(incident: Any) -> pl.DataFrame:
+    """What the incident cost, as a table: ``measure``, ``value``, ``evidence``.
+
+    Application connection errors by class (count, first and last), PostgreSQL refusals and
+    resets, and the evidence window. Only measures the sources can tell are listed.
+    """
+    rows: list[dict[str, str]] = []
+    with _quiet():
+        start, end = incident.window()
+        rows.append(
+            {
+                "measure": "evidence window (UTC)",
+                "value": f"{start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} ({_fmt_span((end - start).total_seconds())})",
+                "evidence": ", ".join(_source_names(incident)),
+            }
+        )
+        app = incident.app
+        if app is not None and "error_class" in app.columns:
+            errs = app.filter(pl.col("error_class").is_not_null())
+            by = errs.group_by("error_class").agg(
+                pl.len().alias("n"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
+            )
+            for cls, n, first, last in by.sort("n", descending=True).iter_rows():
+                rows.append(
+                    {
+                        "measure": f"application errors: {cls}",
+                        "value": f"{n:,} between {_fmt_time(first)} and {_fmt_time(last)} UTC",
+                        "evidence": "app log",
+                    }
+                )
+            if errs.height == 0:
+                rows.append(
+                    {"measure": "application errors", "value": "none classified", "evidence": "app log"}
+                )
+        pg = incident.pg
+        if pg is not None:
+            for event, label in _IMPACT_EVENTS:
+                n = pg.filter(pl.col("event") == event).height
+                if n:
+                    rows.append({"measure": label, "value": f"{n:,}", "evidence": f"PostgreSQL {event}"})
+    return pl.DataFrame(rows, schema={"measure": pl.String, "value": pl.String, "evidence": pl.String})
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Warnings off: the notebook shows rejects and skew on purpose, not as noise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def summary(incident: Any, found: Iterable[Any] | None = None) -> Markdown:
+    """The opening of a postmortem, as Markdown: title, window, impact and what happened, in words.
+
+    ``found`` defaults to :func:`run_detectors` of the incident; a detector that failed is listed
+    as failed, with its error.
+    """
+    failed: tuple[DetectorFailure, ...] = ()
+    with _quiet():
+        if found is None:
+            results = run_detectors(incident)
+            found, failed = results.found, results.failed
+        found = list(found)
+        start, end = incident.window()
+    lines = [f"### {md_text(incident.title)}", ""]
+    desc = getattr(incident, "description", "")
+    if desc:
+        lines += [md_text(desc), ""]
+    lines += [
+        f"**Evidence window:** {start:%Y-%m-%d %H:%M:%S} – {end:%H:%M:%S} UTC "
+        f"({_fmt_span((end - start).total_seconds())}).",
+        "",
+        "**Impact:**",
+        "",
+    ]
+    lines += [f"- {md_text(m)}: {md_text(v)}" for m, v, _ in impact(incident).slice(1).iter_rows()] or [
+        "- nothing measurable"
+    ]
+    lines += ["", "**What happened:**", ""]
+    lines += [
+        f"- *{f.kind.replace('_', ' ')}* ({f.confidence} confidence): {md_text(f.statement)}" for f in found
+    ]
+    lines += [
+        f"- **The {fail.kind} detector failed** ({md_text(fail.reason)}); that shape could not be checked."
+        for fail in failed
+    ]
+    if not found and not failed:
+        lines.append(
+            "- No known incident shape (pool exhaustion, post-deploy errors, idle drops) was found; "
+            "read the timeline below."
+        )
+    return Markdown("\n".join(lines) + "\n")
+
+
+def window_around(when: datetime, before: str | timedelta = "1m", after: str | timedelta = "2m"):
+    """``(start, end)`` around a moment, for ``pl.col("ts").is_between(start, end)``."""
+    from loglib.analysis.skew import parse_offset
+
+    return when - parse_offset(before), when + parse_offset(after)
