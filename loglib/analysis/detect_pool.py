@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -119,6 +119,18 @@ def _demand(inc: Incident, windows: pl.DataFrame) -> tuple[float, float, str] | 
     return rate, float(hold), source
 
 
+def _app_run(app: pl.DataFrame) -> tuple[datetime, datetime] | None:
+    """The app's run time in the evidence: its first to its last timestamped line."""
+    ts = app["ts"].drop_nulls()
+    return (ts.min(), ts.max()) if ts.len() else None
+
+
+def _span_text(seconds: float) -> str:
+    minutes, sec = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {sec} s" if minutes else f"{sec} s"
+
+
 def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
     """Windows where no connection could be had, with the leak rate and a pool size recommendation.
 
@@ -156,6 +168,17 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
     every = f"{max(1, round((end - start).total_seconds() / 40))}s"  # about 40 buckets over the incident
     rates = leak_rates(inc, every=every)
     leaks = summarize_leaks(rates, every)
+    run = _app_run(app) if app is not None else None
+    if leaks.get("leaked_total") is not None:
+        if run is not None and run[1] > run[0]:
+            hours = (run[1] - run[0]).total_seconds() / 3600
+            leaks["leaks_per_hour"] = round(leaks["leaked_total"] / hours, 1)
+            leaks["rate_over"] = (
+                f"leaks ÷ the app's run time, {run[0]:%H:%M:%S}–{run[1]:%H:%M:%S} UTC "
+                f"({_span_text((run[1] - run[0]).total_seconds())}, its first to its last log line)"
+            )
+        else:
+            leaks["rate_over"] = "leaks ÷ the hours from the first to the last bucket with a leak (no app log)"
     peak, p99, conc_from = _concurrency(inc, windows)
     cfg = inc.app_settings
     pgs = inc.postgres_settings
@@ -170,6 +193,7 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
         "capacity": cfg.capacity,
         "max_connections": pgs.max_connections,
         "leaks_per_hour": leaks.get("leaks_per_hour"),
+        "leaks_per_hour_over": leaks.get("rate_over"),
         "leaked_total": leaks.get("leaked_total"),
         "leak_method": leaks.get("method"),
         "leak_confidence": leaks.get("confidence"),
@@ -186,8 +210,9 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
     ]
     if leaks.get("leaked_total"):
         sentences.append(
-            f"Connections leaked: {leaks['leaked_total']:g} in all, about {leaks['leaks_per_hour']:g} per hour "
-            f"({leaks['method']}, {leaks['confidence']} confidence); a leak, not load, filled it."
+            f"Connections leaked: {leaks['leaked_total']:g} in all, {leaks['leaks_per_hour']:g} per hour "
+            f"({leaks['rate_over']}; {leaks['method']}, {leaks['confidence']} confidence); a leak, not load, "
+            "filled it."
         )
     demand = _demand(inc, windows)
     if demand is not None:

@@ -11,10 +11,15 @@ Methods, best first:
     **floor** (its minimum over a trailing ``floor_window``) rises by one per leak. A drop of
     the floor is a restart or a release, never negative leaks. Buckets where the gauge sat at
     the pool's capacity are ``saturated``: new leaks could not happen or be seen there.
-``pg_sessions`` (``medium`` when sessions are otherwise short, else ``low``)
-    PostgreSQL sessions, per application and user, that never ended cleanly (still open at the
-    log's end, or reset/terminated/shut down) and lasted far longer than that group's clean
-    sessions: counted at their start. Buckets where the server refused connections
+``pg_sessions`` (``high`` on direct evidence, ``medium`` when sessions are otherwise short, else ``low``)
+    PostgreSQL sessions, per application and user, that PostgreSQL saw end inside an open
+    transaction (``unexpected EOF on client connection with an open transaction``, an
+    idle-in-transaction timeout: the app died holding a checked-out connection — direct
+    evidence, no comparison needed), or that were still open at the log's end and lasted far
+    longer than that group's clean sessions, or were terminated by an operator
+    (``pg_terminate_backend``) after lasting that long. Sessions ended by a server shutdown or a
+    plain reset (a middlebox, a restart) are not evidence of a leak. Counted at their last logged activity (a statement
+    with ``log_statement``, else their start). Buckets where the server refused connections
     (``too_many_clients``/``reserved_slots``) are ``saturated``.
 
 In a saturated bucket the leak is **not** reported as stopped: ``leaked`` is null when nothing
@@ -183,28 +188,48 @@ def session_leaks(
             pl.len().alias("_clean"),
         )
     )
-    cand = ss.join(stats, on="scope", how="inner").filter(
+    # direct evidence: PostgreSQL saw the session end inside a transaction (the app died holding it)
+    direct = pl.col("open_transaction").fill_null(False)
+    by_rule = (
         ~pl.col("clean")
-        & pl.col("start").is_not_null()
-        & ~pl.col("started_before_log").fill_null(False)
+        & (pl.col("open_at_end").fill_null(False) | (pl.col("end_reason") == "admin_termination"))
         & (pl.col("age") > pl.col("_typical") * LONG_FACTOR)
         & (pl.col("age") > pl.col("_longest"))
     )
+    cand = (
+        ss.join(stats, on="scope", how="left")
+        .filter(
+            pl.col("start").is_not_null()
+            & ~pl.col("started_before_log").fill_null(False)
+            & (direct | by_rule.fill_null(False))
+        )
+        .with_columns(_direct=direct, _at=pl.coalesce(pl.col("last_activity"), pl.col("start")))
+    )
     grid = time_grid(ev["ts"].min(), log_end, every)
-    scopes = stats.select("scope", "_typical", "_clean")
+    scopes = pl.concat(
+        [stats.select("scope", "_typical", "_clean"), cand.select("scope", "_typical", "_clean")],
+        how="vertical_relaxed",
+    ).unique("scope", keep="first")
     if cand.height:  # the groups that leak; without any, every group shows its zero
         scopes = scopes.filter(pl.col("scope").is_in(cand["scope"].unique().implode()))
     frame = grid.join(scopes, how="cross")
-    counts = cand.group_by(pl.col("start").dt.truncate(every).alias("ts"), "scope").agg(pl.len().alias("n"))
+    counts = cand.group_by(pl.col("_at").dt.truncate(every).alias("ts"), "scope").agg(
+        pl.len().alias("n"), pl.col("_direct").all().alias("_all_direct")
+    )
     # refusals: the server was full; per bucket, the share of time from first to last refusal
     refused = ev.filter(pl.col("event").is_in(["too_many_clients", "reserved_slots"]))
     full = _refusal_share(refused, every)
     frame = (
         frame.join(counts, on=["ts", "scope"], how="left")
         .join(full, on="ts", how="left")
-        .with_columns(pl.col("n").fill_null(0).cast(pl.Float64), pl.col("_full").fill_null(0.0))
+        .with_columns(
+            pl.col("n").fill_null(0).cast(pl.Float64),
+            pl.col("_full").fill_null(0.0),
+            pl.col("_all_direct").fill_null(False),
+        )
     )
     short = pl.col("_typical") < pl.duration(seconds=60)
+    exact = (pl.col("n") > 0) & pl.col("_all_direct")
     frame = frame.with_columns(
         method=pl.lit("pg_sessions"),
         saturated=pl.col("_full") > 0,
@@ -213,6 +238,8 @@ def session_leaks(
         .then(pl.lit("none"))
         .when(pl.col("_full") > 0)
         .then(pl.lit("low"))
+        .when(exact)
+        .then(pl.lit("high"))
         .when(short)
         .then(pl.lit("medium"))
         .otherwise(pl.lit("low")),
@@ -225,9 +252,17 @@ def session_leaks(
                 (pl.col("_full") * 100).round(0).cast(pl.Int64),
             )
         )
+        .when(exact)
+        .then(
+            pl.lit(
+                "sessions PostgreSQL saw end inside an open transaction (direct evidence), by last activity"
+            )
+        )
         .otherwise(
             pl.format(
-                "sessions never closed cleanly, over {}x the typical clean session", pl.lit(LONG_FACTOR)
+                "sessions ended inside a transaction, or still open at the log's end / terminated by an operator "
+                "after over {}x the typical clean session; by last activity",
+                pl.lit(LONG_FACTOR),
             )
         ),
     )

@@ -27,6 +27,8 @@ _END_REASON = {
     "incomplete_startup": "rejected",
     "server_not_ready": "rejected",
 }
+#: events that say nothing about what the session did (not activity)
+_LIFECYCLE_ONLY = ("connection_received", "connection_authenticated")
 #: an admin termination this close to a server shutdown is the shutdown terminating backends
 SHUTDOWN_GRACE = "10s"
 
@@ -118,6 +120,17 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("ts").filter(pl.col("event") == "disconnection").first().alias("_disc_ts"),
         pl.col("session_duration").drop_nulls().first().alias("_pg_duration"),
         pl.col("ts").max().alias("_last_ts"),
+        pl.col("ts")
+        .filter(~pl.col("_ending") & ~pl.col("event").is_in(["disconnection", *_LIFECYCLE_ONLY]))
+        .max()
+        .alias("last_activity"),
+        (
+            ((pl.col("event") == "unexpected_eof") & pl.col("message").str.contains("open transaction"))
+            | (pl.col("event") == "idle_in_transaction_timeout")
+        )
+        .filter(pl.col("_ending") | (pl.col("event") == "unexpected_eof"))
+        .any()
+        .alias("open_transaction"),
         pl.col("user").drop_nulls().last().alias("user"),
         pl.col("database").drop_nulls().last().alias("database"),
         pl.col("application").drop_nulls().last().alias("application"),

@@ -157,6 +157,17 @@ PG_SESSIONS = FrameSchema(
         ),
         Column("open_at_end", pl.Boolean, "true when the session was still open when its log ended"),
         Column("started_before_log", pl.Boolean, "true when only the end of the session is in the log"),
+        Column(
+            "open_transaction",
+            pl.Boolean,
+            "true when PostgreSQL said the session ended inside a transaction (`unexpected EOF on client "
+            "connection with an open transaction`, idle-in-transaction timeout): a connection left checked out",
+        ),
+        Column(
+            "last_activity",
+            UTC_TS,
+            "the session's last logged entry before it ended (a statement with log_statement; else its start)",
+        ),
         Column("host", pl.String, "the server that logged it"),
         Column("file", pl.String, "file of the session's first entry"),
         Column("line", pl.Int64, "line of the session's first entry"),

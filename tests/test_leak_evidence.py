@@ -1,0 +1,65 @@
+"""Leaks from PostgreSQL's direct evidence, and the overall rate's denominator (issue 12 defects 2, 4)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+import loglib as ll
+
+PREFIX = "%m [%p] %q%u@%d "
+
+
+def _pooled_leak_log() -> bytes:
+    """An app whose 3 pooled sessions all leaked: no clean session to compare with; the app
+    died and PostgreSQL logged an EOF with an open transaction for each."""
+    lines = []
+    for i, pid in enumerate((101, 102, 103)):
+        lines.append(
+            f"2024-03-01 10:0{i}:00.000 UTC [{pid}] app@shop LOG:  connection authorized: user=app database=shop application_name=api"
+        )
+        lines.append(f"2024-03-01 10:0{i}:01.000 UTC [{pid}] app@shop LOG:  statement: BEGIN")
+        lines.append(f"2024-03-01 10:1{i}:00.000 UTC [{pid}] app@shop LOG:  statement: SELECT 1")
+    for pid in (101, 102, 103):
+        lines.append(
+            f"2024-03-01 10:20:00.000 UTC [{pid}] app@shop LOG:  unexpected EOF on client connection with an open transaction"
+        )
+        lines.append(
+            f"2024-03-01 10:20:00.001 UTC [{pid}] app@shop LOG:  disconnection: session time: 0:20:00.000 user=app database=shop host=10.0.0.1 port=5{pid}"
+        )
+    # a middlebox reset of another pooled session: not a leak
+    lines.append(
+        "2024-03-01 10:00:30.000 UTC [104] app@shop LOG:  connection authorized: user=app database=shop application_name=api"
+    )
+    lines.append(
+        "2024-03-01 10:15:00.000 UTC [104] app@shop LOG:  could not receive data from client: Connection reset by peer"
+    )
+    lines.append(
+        "2024-03-01 10:15:00.001 UTC [104] app@shop LOG:  disconnection: session time: 0:14:30.000 user=app database=shop host=10.0.0.1 port=5104"
+    )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_sessions_keep_that_they_ended_in_an_open_transaction():
+    s = ll.pg_sessions(ll.read_pg_log(_pooled_leak_log(), prefix=PREFIX)).sort("pid")
+    assert s["open_transaction"].to_list() == [True, True, True, False]
+    assert s["end_reason"].to_list() == ["client_reset"] * 4
+    # the last activity is the last statement, not the session start
+    assert s["last_activity"][0].minute == 10
+
+
+def test_pg_sessions_counts_direct_evidence_exactly_without_clean_sessions():
+    pg = ll.read_pg_log(_pooled_leak_log(), prefix=PREFIX)
+    rates = ll.leak_rates(pg=pg, every="1h").filter(pl.col("method") == "pg_sessions")
+    assert rates["leaked"].sum() == 3
+    assert rates.filter(pl.col("leaked") > 0)["confidence"].to_list() == ["high"]
+
+
+def test_the_overall_rate_is_leaks_over_the_apps_run_time():
+    ev = ll.Incident.load("data/lab/leak-12").evidence
+    found = [f for f in ll.findings(ev) if f.kind == "pool_exhaustion"]
+    n = found[0].numbers
+    app_ts = ev.app["ts"].drop_nulls()
+    hours = (app_ts.max() - app_ts.min()).total_seconds() / 3600
+    assert n["leaks_per_hour"] == round(n["leaked_total"] / hours, 1)
+    assert "run time" in n["leaks_per_hour_over"]
+    assert "leaks ÷ the app's run time" in found[0].statement
