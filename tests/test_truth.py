@@ -29,8 +29,6 @@ KNOWN: dict[tuple[str, str], int] = {
     ("deploy-20", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("idle-30", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("idle-31", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("leak-12", "leaks_per_hour[pg_sessions]"): 2,  # every pooled session leaked: no clean ones to compare
-    ("leak-12", "leak_rate"): 2,  # the only leak evidence is pg_sessions, which found none
     ("leak-12", "exhaustion_windows"): 9,
     ("leak-12", "exhaustion_duration"): 9,  # two windows taken as one spans the restart between them
     ("leak-12", "littles_law"): 5,
@@ -42,37 +40,23 @@ KNOWN: dict[tuple[str, str], int] = {
     ): 7,  # the second round's connections had lived 190 s (and both rounds are bursts)
     ("idle-32", "idle_timeout"): 7,
     ("idle-32", "finding_kinds"): 7,
-    ("leak-13", "leaks_per_hour[pg_sessions]"): 2,
     ("leak-13", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("leak-13", "leak_rate"): 4,
-    ("leak-10", "leaks_per_hour[pg_sessions]"): 2,
     ("leak-10", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("leak-10", "leak_rate"): 4,
     ("leak-10", "exhaustion_windows"): 9,
     ("leak-10", "exhaustion_duration"): 9,
     ("leak-10", "littles_law"): 5,  # 3.89 busy on average for a pool of 3
-    ("leak-11", "leaks_per_hour[pg_sessions]"): 2,
     ("leak-11", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("leak-11", "leak_rate"): 4,
     ("mixed-40", "leaks_per_hour[pg_sessions]"): 2,
     ("deploy-23", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("idle-33", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("idle-33", "idle_drops"): 7,  # the one missed had lived 120.8 s
-    ("leak-14", "leaks_per_hour[pg_sessions]"): 2,
-    ("leak-14", "leak_rate"): 4,
     ("leak-14", "exhaustion_windows"): 9,
     ("leak-14", "exhaustion_duration"): 9,
     ("idle-34", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("leak-15", "leaks_per_hour[pg_sessions]"): 2,
     ("leak-15", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("leak-15", "leak_rate"): 2,  # the only leak evidence is pg_sessions, which found none
     ("leak-15", "littles_law"): 5,  # 3,057 connections busy on average for a pool of 4
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
-UNCLEAN_LEAKS = (
-    "pg_sessions counts long-lived pooled sessions that ended uncleanly (a PostgreSQL restart, a middlebox "
-    "reset) as leaks"
-)
 DOUBLE_ERRORS = (
     "post_deploy counts SQLAlchemy's INFO 'Invalidate connection' line and PostgreSQL's own refusal "
     "beside the app's error for the same failed request"
@@ -99,10 +83,7 @@ NEW: dict[tuple[str, str], str] = {
     ("deploy-24", "deploy0_errors"): DOUBLE_ERRORS,
     ("leak-15", "idle_drops"): LEAKS_AS_DROPS,
     ("leak-15", "finding_kinds"): LEAKS_AS_DROPS,
-    ("deploy-20", "leaks_per_hour[pg_sessions]"): UNCLEAN_LEAKS,
-    ("idle-31", "leaks_per_hour[pg_sessions]"): UNCLEAN_LEAKS,
     ("deploy-21", "deploy0_errors"): DOUBLE_ERRORS,
-    ("deploy-22", "leaks_per_hour[pg_sessions]"): UNCLEAN_LEAKS,
     ("deploy-20", "deploy0_errors"): DOUBLE_ERRORS,
     ("deploy-20", "deploy1_errors"): DOUBLE_ERRORS,
     ("idle-30", "idle_drops"): BURST_DROPS,
