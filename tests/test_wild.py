@@ -370,3 +370,46 @@ class TestGrafanaOddities:
         """A table panel's download is one FormatError naming it and its columns, not rejects + NoDataError."""
         with pytest.raises(ll.FormatError, match=f"a table panel, not a time series: columns {columns}\\."):
             ll.read_prometheus(data)
+
+
+class TestLocalisedServers:
+    """lc_messages other than English, read back through the server's own .mo catalogs."""
+
+    @pytest.mark.parametrize("lang", ["de", "fr", "ru"])
+    def test_events_in_every_language_issue_18(self, lang):
+        """Real PostgreSQL 15 logs in German, French and Russian: detected, severities and events in English."""
+        from loglib.formats.pg_catalogs import languages
+
+        from .conftest import require
+
+        require(
+            any(lg.code == lang for lg in languages()),
+            f"PostgreSQL's {lang} message catalog (postgresql package)",
+        )
+        df = ll.read_pg_log(WILD / f"pg15-lc-{lang}.log")
+        report = ll.read_report(df)
+        assert report.format == f"stderr, prefix '%m [%p] %q%u@%d ', lc_messages {lang}"
+        assert report.lines_rejected == 0
+        assert df.height == 22
+        counts = dict(df.group_by("event").len().iter_rows())
+        assert (
+            counts["connection_received"] == counts["connection_authorized"] == counts["disconnection"] == 3
+        )
+        assert counts["terminated_by_admin"] == 1
+        assert {"server_starting", "server_ready", "server_shutdown"} <= set(counts)
+        assert df.filter(pl.col("event") == "disconnection")["session_duration"].null_count() == 0
+        assert set(df["user"].drop_nulls()) == {"postgres"}
+        assert set(df["application"].drop_nulls()) == {"orders-api"}
+        err = df.filter(pl.col("severity") == "ERROR").row(0, named=True)
+        assert err["detail"].startswith("STATEMENT: SELECT id,")
+
+    def test_english_logs_load_no_catalog_issue_18(self, monkeypatch):
+        """A log every line of which reads in English never opens a catalog."""
+        from loglib.formats import pg_catalogs
+
+        def refuse():
+            raise AssertionError("catalogs loaded for an English log")
+
+        monkeypatch.setattr(pg_catalogs, "languages", refuse)
+        df = ll.read_pg_log(WILD / "pg15-cloudsql-text.log")
+        assert ll.read_report(df).format == "stderr, prefix '%m [%p]: [%l-1] db=%d,user=%u,host=%h '"

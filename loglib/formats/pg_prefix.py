@@ -8,6 +8,7 @@ time on any input: no catastrophic backtracking.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -174,7 +175,15 @@ def _literal(text: str) -> str:
     return re.escape(text)
 
 
-def compile_prefix(prefix: str) -> CompiledPrefix:
+def severity_head(severities: tuple[str, ...] | None = None) -> str:
+    """The ``SEVERITY:  `` regex; ``severities`` adds a localised server's words (``FEHLER``, ``ASTUCE ``)."""
+    if severities is None:
+        return SEVERITY_HEAD_RE
+    return "(?P<severity>" + "|".join(re.escape(w) for w in severities) + r"):  ?"
+
+
+@functools.cache
+def compile_prefix(prefix: str, severities: tuple[str, ...] | None = None) -> CompiledPrefix:
     """Compile ``prefix`` (the server's setting, verbatim) into a full-line regex.
 
     The regex matches ``<prefix><SEVERITY>:  <message>`` and captures the escapes' fields
@@ -234,6 +243,7 @@ def compile_prefix(prefix: str) -> CompiledPrefix:
     if optional_open:
         exact.append(")?")
         fast.append(")?")
-    regex = "^" + "".join(exact) + SEVERITY_RE + "$"
-    fast_regex = "^(?P<_head>" + "".join(fast) + SEVERITY_HEAD_RE + ")"
+    head = severity_head(severities)
+    regex = "^" + "".join(exact) + head + "(?P<message>.*)$"
+    fast_regex = "^(?P<_head>" + "".join(fast) + head + ")"
     return CompiledPrefix(prefix, regex, fast_regex, (*groups, "severity", "message"))

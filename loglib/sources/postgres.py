@@ -20,6 +20,7 @@ from loglib.core.rejects import ReadReport, add_rejects, finish_read, record_dam
 from loglib.core.schema import PG_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
 from loglib.errors import FormatError
+from loglib.formats.pg_catalogs import Language, language_of
 from loglib.formats.pg_messages import with_event
 from loglib.formats.pg_prefix import DETECTION_PREFIXES, SECONDARY, CompiledPrefix, compile_prefix
 from loglib.sources._lazy import collect_batches, scan_batches
@@ -100,7 +101,11 @@ def _nonblank_lines(head: bytes, n: int = 400) -> list[str]:
 
 
 def _best_prefix(
-    lines: list[str], candidates: tuple[str, ...], *, strip_tab: bool = True
+    lines: list[str],
+    candidates: tuple[str, ...],
+    *,
+    strip_tab: bool = True,
+    severities: tuple[str, ...] | None = None,
 ) -> tuple[str, float]:
     """The candidate prefix matching most lines (ties: the earlier, more specific one)."""
     sample = pl.Series(
@@ -112,13 +117,10 @@ def _best_prefix(
         return candidates[0], 0.0
     scored = []
     for order, cand in enumerate(candidates):
-        share = sample.str.contains(compile_prefix(cand).regex).mean() or 0.0
+        share = sample.str.contains(compile_prefix(cand, severities).regex).mean() or 0.0
         literal = len(re.sub(r"%-?\d*.", "", cand))
-        if (
-            share
-            and "%q" in cand
-            and not sample.str.contains(compile_prefix(cand.replace("%q", "")).regex).any()
-        ):
+        required = compile_prefix(cand.replace("%q", ""), severities).regex
+        if share and "%q" in cand and not sample.str.contains(required).any():
             # the optional part never shows: it is specific only in name ('%n [%p] %q…' on a '%n [%p] ' log)
             literal = len(re.sub(r"%-?\d*.", "", cand.split("%q", 1)[0]))
         # most lines matched first; among equals, the most specific prefix (most literal text)
@@ -171,6 +173,8 @@ def detect_format(source: Source) -> tuple[str, str | None]:
     if (sample.str.contains(_SYSLOG_BSD) | sample.str.contains(_SYSLOG_ISO)).mean() >= 0.5:
         return "syslog", None
     prefix, share = _best_prefix(lines, DETECTION_PREFIXES)
+    if share < 0.3 and (lang := language_of(lines)) is not None:  # a localised server (lc_messages)
+        prefix, share = _best_prefix(lines, DETECTION_PREFIXES, severities=lang.severity_words())
     if share < 0.3:
         msg = (
             f"{source.name}: no known PostgreSQL log format fits (best stderr prefix {prefix!r} matches "
@@ -380,15 +384,37 @@ class _LineParser:
     """Parses one line-based source: two chunks at a time in worker threads (polars releases
     the GIL), then stitches the entries that cross chunk boundaries, in file order."""
 
-    def __init__(self, source: Source, fmt: str, prefix: str, opts: _Options) -> None:
+    def __init__(
+        self, source: Source, fmt: str, prefix: str, opts: _Options, lang: Language | None = None
+    ) -> None:
         self.source = source
         self.fmt = fmt
         self.prefix = prefix
-        self.compiled = compile_prefix(prefix)
+        self.lang = lang
+        self.compiled = compile_prefix(prefix, lang.severity_words() if lang else None)
         self.opts = opts
 
+    def _english(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """A localised server's severities in English (``FEHLER`` -> ``ERROR``), so folding works."""
+        if self.lang is None or not self.lang.severities:
+            return frame
+        return frame.with_columns(pl.col("severity").replace(self.lang.severities).str.strip_chars())
+
+    def _english_messages(self, entries: pl.DataFrame) -> pl.DataFrame:
+        """Event-naming messages and ``[unknown]`` back in English, through the server's catalog."""
+        lang = self.lang
+        if lang is None or entries.height == 0:
+            return entries
+        entries = entries.with_columns(
+            pl.col("message").map_elements(lang.english, return_dtype=pl.String, skip_nulls=True)
+        )
+        fields = [
+            c for c in ("user", "database", "application", "remote", "client_host") if c in entries.columns
+        ]
+        return entries.with_columns(pl.col(fields).replace(lang.unknown, "[unknown]"))
+
     def parse_chunk(self, frame: pl.DataFrame) -> pl.DataFrame:
-        frame = _parse_prefixed(frame, self.compiled, self.fmt)
+        frame = self._english(_parse_prefixed(frame, self.compiled, self.fmt))
         frame = frame.with_columns(_noise_series(frame["text"], frame["severity"]))
         return frame.with_columns(
             is_cont=pl.col("severity").is_null() & _continuation(pl.col("text")) & pl.col("noise").is_null()
@@ -475,7 +501,7 @@ class _LineParser:
         if "ts_n" in cols and "ts_text" not in cols:
             exprs.append(pl.col("ts_n").cast(pl.Float64, strict=False).alias("epoch"))
         out = entries.with_columns(exprs).with_columns(pl.lit(self.source.name).alias("file"))
-        return out
+        return self._english_messages(out)
 
 
 class _SyslogParser(_LineParser):
@@ -914,6 +940,23 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
 # public readers
 
 
+def _localised(source: Source, fmt: str, prefix: str | None) -> Language | None:
+    """The language of a stderr/RDS server log whose lines the English prefix leaves unmatched
+    because their severities are translated (``FEHLER:  ``); None for English logs."""
+    if fmt not in ("stderr", "rds") or prefix is None:
+        return None
+    lines = [ln for ln in _nonblank_lines(source.head()) if not ln.startswith(("\t", " "))]
+    sample = pl.Series(lines, dtype=pl.String)
+    missed = sample.filter(~sample.str.contains(compile_prefix(prefix).regex)).to_list()
+    if not missed:  # every line reads in English: no catalog is even loaded
+        return None
+    lang = language_of(missed)
+    if lang is None:
+        return None
+    localised = sample.str.contains(compile_prefix(prefix, lang.severity_words()).regex).sum()
+    return lang if localised > sample.len() - len(missed) else None
+
+
 def _parser_for(source: Source, opts: _Options, report: ReadReport):
     fmt, prefix = opts.format, opts.prefix
     if fmt is None:
@@ -946,13 +989,16 @@ def _parser_for(source: Source, opts: _Options, report: ReadReport):
             if m:
                 rests.append(m["rest"])
         prefix, _ = _best_prefix(rests, SYSLOG_PREFIXES + DETECTION_PREFIXES)
+    lang = _localised(source, fmt, prefix)
     label = fmt if prefix is None else f"{fmt}, prefix {prefix!r}"
+    if lang is not None:
+        label += f", lc_messages {lang.code}"
     if report.format is None:
         report.format = label
     elif label not in report.format.split(" + "):
         report.format += f" + {label}"
     if fmt in ("stderr", "rds"):
-        return _LineParser(source, fmt, prefix, opts)
+        return _LineParser(source, fmt, prefix, opts, lang)
     if fmt == "syslog":
         return _SyslogParser(source, fmt, prefix, opts)
     if fmt == "cloudsql":

@@ -48,9 +48,19 @@ def session(port: int) -> None:
     victim.close()
 
 
+#: localised servers (lc_messages), each with the Debian prefix; needs the locale generated (locale-gen)
+LOCALISED = {"de": "de_DE.UTF-8", "fr": "fr_FR.UTF-8", "ru": "ru_RU.UTF-8"}
+
+
 def main() -> None:
-    for name, prefix in PREFIXES.items():
-        server = start_server({"log_line_prefix": f"'{prefix}'", "log_destination": "'stderr'"})
+    runs = [(name, prefix, "C") for name, prefix in PREFIXES.items()]
+    runs += [(f"lc-{lang}", "%m [%p] %q%u@%d ", locale) for lang, locale in LOCALISED.items()]
+    only = set(sys.argv[1:])
+    for name, prefix, lc in runs:
+        if only and name not in only:
+            continue
+        settings = {"log_line_prefix": f"'{prefix}'", "log_destination": "'stderr'", "lc_messages": f"'{lc}'"}
+        server = start_server(settings)
         try:
             session(server.port)
             time.sleep(0.5)
