@@ -209,7 +209,9 @@ def _report(args: argparse.Namespace) -> int:
         print(f"  ! {failure}")
     print(f"Open {result.html} in a browser (works offline).")
     if result.failed:
-        return _error(f"{len(result.failed)} detector(s) failed; the report says which (report.html was written)")
+        return _error(
+            f"{len(result.failed)} detector(s) failed; the report says which (report.html was written)"
+        )
     if result.browser_error:
         return _error(
             f"no PNG/SVG charts in the bundle (HTML charts instead): {result.browser_error} "

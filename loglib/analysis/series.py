@@ -129,7 +129,9 @@ def threshold_spans(
     series = grid.join(totals.rename({"bucket": "ts"}), on="ts", how="left").with_columns(
         pl.col("n").fill_null(0).cast(pl.Float64).alias("value"), series=pl.lit("errors")
     )
-    rule = replay_alert(series.select("ts", "series", "value"), "errors", ">", threshold, alert_for, name=name)
+    rule = replay_alert(
+        series.select("ts", "series", "value"), "errors", ">", threshold, alert_for, name=name
+    )
     return spans_from_transitions(rule)
 
 

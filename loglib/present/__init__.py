@@ -22,6 +22,7 @@ def __getattr__(name: str) -> object:
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
 
+
 __all__ = [
     "BrowserNotFoundError",
     "BrowserSession",
