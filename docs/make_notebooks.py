@@ -1,14 +1,17 @@
-"""Write ``notebooks/*.ipynb`` and their packaged mirror ``loglib/notebooks/*.ipynb`` (no outputs).
+"""Write the notebooks: ``loglib/notebooks/*.ipynb`` (the one copy, no outputs) and the links to them in ``notebooks/``.
 
 Run from the project root: ``python docs/make_notebooks.py``. The notebooks are authored here as
 lists of Markdown and code cells, so that a review reads as a diff of text; the written files are
-the product (JupyterLab opens ``notebooks/``; ``loglib report`` runs the packaged copy, which a
-non-editable ``pip install`` ships too). ``tests/test_notebooks.py`` checks that both copies are
-what this script writes, without outputs, and that every notebook runs on the bundled incidents.
+the product. They live in the package (``loglib/notebooks/``, found through
+``importlib.resources``: ``loglib report`` runs them, and a non-editable ``pip install`` ships
+them); ``notebooks/<name>.ipynb`` is a symbolic link to each, so ``jupyter lab notebooks/`` opens
+them with ``notebooks/`` as the working directory. ``tests/test_notebooks.py`` checks that the
+files are what this script writes, without outputs, and that every notebook runs on the bundled
+incidents.
 
-Editing a notebook in JupyterLab instead is fine: ``python docs/make_notebooks.py --from-lab``
-copies ``notebooks/*.ipynb`` into the package with outputs stripped (and then this script's
-cells are stale: port the edit back here).
+Editing a notebook in JupyterLab instead is fine (saving writes through the link into the
+package): ``python docs/make_notebooks.py --from-lab`` then strips the outputs in place (and this
+script's cells are stale: port the edit back here).
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = (ROOT / "notebooks", ROOT / "loglib" / "notebooks")
+#: the one copy of the notebooks, inside the package
+PACKAGED = ROOT / "loglib" / "notebooks"
+#: where users open them: a symbolic link per notebook, into the package
+LINKS = ROOT / "notebooks"
 
 SETUP = """import polars as pl
 
@@ -445,20 +451,27 @@ def text(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def link(name: str) -> None:
+    """``notebooks/<name>.ipynb`` -> ``../loglib/notebooks/<name>.ipynb`` (replacing a file of that name)."""
+    path = LINKS / f"{name}.ipynb"
+    target = Path("..") / "loglib" / "notebooks" / f"{name}.ipynb"
+    if path.is_symlink() and Path(path.readlink()) == target:
+        return
+    path.unlink(missing_ok=True)
+    path.symlink_to(target)
+
+
 def main(argv: list[str]) -> int:
-    for target in TARGETS:
-        target.mkdir(exist_ok=True)
+    PACKAGED.mkdir(exist_ok=True)
+    LINKS.mkdir(exist_ok=True)
     if "--from-lab" in argv:
-        for path in sorted(TARGETS[0].glob("*.ipynb")):
-            nb = strip(nbformat.read(path, as_version=4))
-            for target in TARGETS:
-                (target / path.name).write_text(text(nb), encoding="utf-8")
+        for path in sorted(PACKAGED.glob("*.ipynb")):
+            path.write_text(text(strip(nbformat.read(path, as_version=4))), encoding="utf-8")
         return 0
     for name, (cells, title) in NOTEBOOKS.items():
-        body = text(build(cells, title))
-        for target in TARGETS:
-            (target / f"{name}.ipynb").write_text(body, encoding="utf-8")
-    print(f"wrote {len(NOTEBOOKS)} notebooks to {', '.join(str(t.relative_to(ROOT)) for t in TARGETS)}")
+        (PACKAGED / f"{name}.ipynb").write_text(text(build(cells, title)), encoding="utf-8")
+        link(name)
+    print(f"wrote {len(NOTEBOOKS)} notebooks to {PACKAGED.relative_to(ROOT)}, linked from {LINKS.relative_to(ROOT)}")
     return 0
 
 
