@@ -53,6 +53,9 @@ KNOWN: dict[tuple[str, str], int] = {
     ("leak-14", "exhaustion_windows"): 9,
     ("leak-14", "exhaustion_duration"): 9,
     ("idle-34", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("deploy-25", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("idle-35", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
+    ("mixed-41", "restart_count"): 6,  # a middlebox resetting 5 idle connections at once read as a restart
     ("leak-15", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("leak-15", "littles_law"): 5,  # 3,057 connections busy on average for a pool of 4
 }
@@ -81,6 +84,14 @@ NEW: dict[tuple[str, str], str] = {
     ("deploy-23", "deploy0_errors"): DOUBLE_ERRORS,
     ("deploy-23", "deploy1_errors"): DOUBLE_ERRORS,
     ("deploy-24", "deploy0_errors"): DOUBLE_ERRORS,
+    ("deploy-25", "deploy0_errors"): DOUBLE_ERRORS,
+    ("deploy-25", "deploy1_errors"): DOUBLE_ERRORS,
+    ("idle-35", "idle_drops"): BURST_DROPS,
+    ("idle-35", "idle_timeout"): BURST_DROPS,
+    ("idle-35", "finding_kinds"): BURST_DROPS,
+    ("mixed-41", "idle_drops"): BURST_DROPS,
+    ("mixed-41", "idle_timeout"): BURST_DROPS,
+    ("mixed-41", "finding_kinds"): BURST_DROPS,
     ("leak-15", "idle_drops"): LEAKS_AS_DROPS,
     ("leak-15", "finding_kinds"): LEAKS_AS_DROPS,
     ("deploy-21", "deploy0_errors"): DOUBLE_ERRORS,
