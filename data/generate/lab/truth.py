@@ -16,8 +16,9 @@ Definitions (the lab README repeats them):
 * a **pool-exhaustion window** is a span where some process had every connection checked out
   and requests failed for it (overlapping spans of several processes are one window);
 * **errors after an action** are requests that failed with a database error (not pool
-  timeouts) from 1 s before the action until 1 s before the next one; the **baseline** is the
-  same in an equal span before it, after the previous action's last error;
+  timeouts) from 1 s before the action until 30 s after its last replacement process answered
+  (or 1 s before the next action); the **baseline** counts them in the span before it as long
+  as the span to the next action, strictly after the previous action's last error;
 * **demand** is the mean number of connections held by requests (leaked checkouts excluded)
   outside the exhaustion windows: the sum of hold times over that time.
 """
@@ -35,6 +36,8 @@ from pathlib import Path
 MERGE_GAP = 5.0
 #: a checkin handed straight to a waiting request dips below capacity for this long at most (s)
 HANDOFF_GAP = 0.1
+#: errors up to this long after an action's last replacement answered are still the action's (s)
+SETTLE_S = 30.0
 #: the finding thresholds: pool timeouts, errors after one action, middlebox drops
 MIN_POOL_TIMEOUTS = 3
 MIN_DEPLOY_ERRORS = 2
@@ -188,7 +191,9 @@ def _after_actions(orch: list[dict], ends: list[dict], stop: float) -> list[dict
     for k, a in enumerate(actions):
         at = a["t"]
         until = actions[k + 1]["t"] - 1 if k + 1 < len(actions) else stop
-        errs = [t for t in db_errors if at - 1 <= t < until]
+        # the action is over when its last replacement process answers; errors later are not its own
+        done = max((e["t"] for e in orch if e["ev"] == "ready" and at <= e["t"] < until), default=at)
+        errs = [t for t in db_errors if at - 1 <= t < min(until, done + SETTLE_S)]
         span = until - at
         since = at - span if settled is None else max(at - span, settled)
         # strictly after the previous action's last error: that error is the previous action's
