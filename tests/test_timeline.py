@@ -137,3 +137,17 @@ class TestMarkdown:
         lines = md.splitlines()
         width = lines[0].count(" | ")
         assert all(line.replace("\\|", "").count(" | ") == width for line in lines)
+
+
+class TestVocabulary:
+    def test_labels_are_postgresql_event_kinds(self):
+        """The timeline's and the impact table's PostgreSQL labels name events the reader produces (one home: formats)."""
+        from loglib.formats.pg_messages import (
+            PG_EVENT_KINDS,
+            PG_EVENT_LABELS,
+            PG_IMPACT_LABELS,
+            REFUSAL_EVENTS,
+        )
+
+        assert set(PG_EVENT_LABELS) | set(PG_IMPACT_LABELS) | set(REFUSAL_EVENTS) <= set(PG_EVENT_KINDS)
+        assert set(REFUSAL_EVENTS) <= set(PG_EVENT_LABELS) & set(PG_IMPACT_LABELS)

@@ -220,7 +220,7 @@ def _table(
                 "per min",
                 per_minute(pg_f, cond, b0, b1),
                 per_minute(pg_f, cond, a0, a1),
-                "PostgreSQL log: too_many_clients / reserved_slots",
+                "PostgreSQL log: " + " / ".join(REFUSAL_EVENTS),
             )
         )
     out = pl.DataFrame(

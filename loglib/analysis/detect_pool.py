@@ -11,14 +11,13 @@ import polars as pl
 from loglib.analysis.findings import Finding
 from loglib.analysis.leaks import leak_rates, summarize_leaks
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN
+from loglib.formats.pg_messages import REFUSAL_EVENTS
 
 if TYPE_CHECKING:
     from loglib.incident import Incident
 
 #: app error classes that mean "no connection could be had"
 EXHAUSTION_CLASSES = ("pool_timeout", "too_many_connections")
-#: PostgreSQL events that mean "the server was full"
-REFUSAL_EVENTS = ("too_many_clients", "reserved_slots")
 #: at least this many failures make a finding
 MIN_FAILURES = 3
 #: failures closer than this belong to one window

@@ -40,6 +40,7 @@ from loglib.analysis.evidence import Evidence, as_evidence
 from loglib.core.schema import LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
+from loglib.formats.pg_messages import REFUSAL_EVENTS
 
 if TYPE_CHECKING:
     from loglib.incident import Incident
@@ -217,7 +218,7 @@ def session_leaks(
         pl.len().alias("n"), pl.col("_direct").all().alias("_all_direct")
     )
     # refusals: the server was full; per bucket, the share of time from first to last refusal
-    refused = ev.filter(pl.col("event").is_in(["too_many_clients", "reserved_slots"]))
+    refused = ev.filter(pl.col("event").is_in(REFUSAL_EVENTS))
     full = _refusal_share(refused, every)
     frame = (
         frame.join(counts, on=["ts", "scope"], how="left")

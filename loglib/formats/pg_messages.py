@@ -81,6 +81,29 @@ REFUSAL_EVENTS = ("too_many_clients", "reserved_slots")
 #: events that end every session of the server at once
 SERVER_ENDING = ("server_shutdown", "crash_restart", "server_starting")
 
+#: how a timeline names a burst of each event it shows (the events worth a row)
+PG_EVENT_LABELS: dict[str, str] = {
+    "too_many_clients": "PostgreSQL refused connections (too many clients)",
+    "reserved_slots": "PostgreSQL refused connections (slots reserved for superusers)",
+    "client_reset": "client connections reset",
+    "unexpected_eof": "client connections lost (unexpected EOF)",
+    "terminated_by_admin": "sessions terminated by an administrator",
+    "idle_session_timeout": "sessions closed by idle_session_timeout",
+    "idle_in_transaction_timeout": "sessions closed by idle_in_transaction_session_timeout",
+    "auth_failed": "authentication failures",
+    "crash_restart": "PostgreSQL crash recovery",
+}
+
+#: the events a postmortem counts as impact, with how its impact table names them
+PG_IMPACT_LABELS: dict[str, str] = {
+    "too_many_clients": "PostgreSQL refused connections (too many clients)",
+    "reserved_slots": "PostgreSQL refused connections (reserved slots)",
+    "client_reset": "connections reset by the client side",
+    "unexpected_eof": "connections lost with an open transaction",
+    "terminated_by_admin": "connections terminated by shutdown or admin",
+    "idle_in_transaction_timeout": "sessions killed idle in transaction",
+}
+
 #: event kinds in the order they are documented
 PG_EVENT_KINDS: tuple[str, ...] = (*(r[0] for r in PG_EVENT_RULES), "other")
 

@@ -10,18 +10,9 @@ from typing import Any
 
 import polars as pl
 
+from loglib.formats.pg_messages import PG_IMPACT_LABELS
 from loglib.postmortem._detectors import DetectorFailure, run_detectors
 from loglib.present.markup import md_text
-
-#: PostgreSQL events counted as impact, with how the impact table names them
-_IMPACT_EVENTS = (
-    ("too_many_clients", "PostgreSQL refused connections (too many clients)"),
-    ("reserved_slots", "PostgreSQL refused connections (reserved slots)"),
-    ("client_reset", "connections reset by the client side"),
-    ("unexpected_eof", "connections lost with an open transaction"),
-    ("terminated_by_admin", "connections terminated by shutdown or admin"),
-    ("idle_in_transaction_timeout", "sessions killed idle in transaction"),
-)
 
 
 class Markdown(str):
@@ -87,7 +78,7 @@ def impact(incident: Any) -> pl.DataFrame:
                 )
         pg = incident.pg
         if pg is not None:
-            for event, label in _IMPACT_EVENTS:
+            for event, label in PG_IMPACT_LABELS.items():
                 n = pg.filter(pl.col("event") == event).height
                 if n:
                     rows.append({"measure": label, "value": f"{n:,}", "evidence": f"PostgreSQL {event}"})

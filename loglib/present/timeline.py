@@ -10,6 +10,7 @@ import polars as pl
 from loglib.analysis.series import PoolSeries, firing_spans, pool_series
 from loglib.core.schema import UTC_TS
 from loglib.core.timeparse import check_tz, to_timedelta
+from loglib.formats.pg_messages import PG_EVENT_LABELS
 from loglib.present import _data as d
 
 TIMELINE_SCHEMA: dict[str, pl.DataType] = {
@@ -20,17 +21,6 @@ TIMELINE_SCHEMA: dict[str, pl.DataType] = {
     "detail": pl.String,
     "count": pl.UInt32,
     "evidence": pl.String,
-}
-_PG_BURSTS = {
-    "too_many_clients": "PostgreSQL refused connections (too many clients)",
-    "reserved_slots": "PostgreSQL refused connections (slots reserved for superusers)",
-    "client_reset": "client connections reset",
-    "unexpected_eof": "client connections lost (unexpected EOF)",
-    "terminated_by_admin": "sessions terminated by an administrator",
-    "idle_session_timeout": "sessions closed by idle_session_timeout",
-    "idle_in_transaction_timeout": "sessions closed by idle_in_transaction_session_timeout",
-    "auth_failed": "authentication failures",
-    "crash_restart": "PostgreSQL crash recovery",
 }
 
 
@@ -143,10 +133,10 @@ def _app_rows(app: pl.DataFrame, gap: timedelta) -> list[dict[str, Any]]:
 
 
 def _pg_rows(pg: pl.DataFrame, gap: timedelta) -> list[dict[str, Any]]:
-    ev = pg.filter(pl.col("ts").is_not_null() & pl.col("event").is_in(list(_PG_BURSTS)))
+    ev = pg.filter(pl.col("ts").is_not_null() & pl.col("event").is_in(list(PG_EVENT_LABELS)))
     rows = []
     for r in _bursts(ev, "event", gap).iter_rows(named=True):
-        label = _PG_BURSTS[r["event"]]
+        label = PG_EVENT_LABELS[r["event"]]
         rows.append(
             _row(
                 r["time"],
