@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import polars as pl
 
 import loglib as ll
@@ -63,3 +65,48 @@ def test_the_overall_rate_is_leaks_over_the_apps_run_time():
     assert n["leaks_per_hour"] == round(n["leaked_total"] / hours, 1)
     assert "run time" in n["leaks_per_hour_over"]
     assert "leaks ÷ the app's run time" in found[0].statement
+
+
+def _idle_tx_metrics(counts: list[int]) -> pl.DataFrame:
+    from datetime import datetime, timedelta
+
+    t0 = datetime(2026, 1, 1, 10, 58, tzinfo=UTC)
+    return pl.DataFrame(
+        {
+            "ts": [t0 + timedelta(seconds=15 * i) for i in range(len(counts))],
+            "metric": "pg_stat_activity_count",
+            "value": [float(c) for c in counts],
+            "series": 'pg_stat_activity_count{datname="shop", state="idle in transaction"}',
+        }
+    )
+
+
+def test_idle_in_transaction_gauge_counts_persistent_rises_by_utc_hour():
+    # a request caught between statements (the lone 1), two leaks before 11:00, a restart, one after
+    counts = [0, 1, 0, 0, 1, 1, 1, 2, 2, 2, 2, 0, 0, 1, 1, 1, 1, 1]
+    rates = ll.leak_rates(metrics=_idle_tx_metrics(counts), every="1h", method="idle_in_transaction_gauge")
+    assert rates["method"].unique().to_list() == ["idle_in_transaction_gauge"]
+    assert dict(zip(rates["ts"].dt.hour(), rates["leaked"], strict=True)) == {10: 2.0, 11: 1.0}
+
+
+def test_idle_in_transaction_gauge_from_captured_activity():
+    from datetime import datetime, timedelta
+
+    t0 = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    rows = []
+    for i in range(8):  # backend 7 goes idle in transaction at sample 2 and stays
+        rows.append((t0 + timedelta(seconds=5 * i), 7, "idle in transaction" if i >= 2 else "active"))
+        rows.append((t0 + timedelta(seconds=5 * i), 8, "idle"))
+    act = pl.DataFrame(
+        rows, schema={"ts": pl.Datetime("us", "UTC"), "pid": pl.Int64, "state": pl.String}, orient="row"
+    )
+    act = act.with_columns(database=pl.lit("shop"))
+    rates = ll.leak_rates(pg_activity=act, every="1h", method="idle_in_transaction_gauge")
+    assert rates["leaked"].sum() == 1
+
+
+def test_an_unknown_method_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="idle_in_transaction_gauge"):
+        ll.leak_rates(metrics=_idle_tx_metrics([0, 1]), method="gauge")

@@ -11,6 +11,10 @@ Methods, best first:
     **floor** (its minimum over a trailing ``floor_window``) rises by one per leak. A drop of
     the floor is a restart or a release, never negative leaks. Buckets where the gauge sat at
     the pool's capacity are ``saturated``: new leaks could not happen or be seen there.
+``idle_in_transaction_gauge`` (``medium``)
+    PostgreSQL's own count of sessions idle in a transaction (postgres_exporter's
+    ``pg_stat_activity_count{state="idle in transaction"}`` or ``capture pg-activity``): its
+    forward-looking floor rises by one per leak (:mod:`loglib.analysis.idle_tx`).
 ``pg_sessions`` (``high`` on direct evidence, ``medium`` when sessions are otherwise short, else ``low``)
     PostgreSQL sessions, per application and user, that PostgreSQL saw end inside an open
     transaction (``unexpected EOF on client connection with an open transaction``, an
@@ -37,6 +41,7 @@ import polars as pl
 from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
 from loglib.analysis.evidence import Evidence, as_evidence
+from loglib.analysis.idle_tx import idle_in_transaction_leaks
 from loglib.core.schema import LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
@@ -47,7 +52,9 @@ if TYPE_CHECKING:
 
 #: a session is a leak candidate when it lasted this many times its group's typical clean session
 LONG_FACTOR = 20
-_METHOD_RANK = {"pool_events": 0, "checked_out_gauge": 1, "pg_sessions": 2}
+_METHOD_RANK = {"pool_events": 0, "checked_out_gauge": 1, "pg_sessions": 2, "idle_in_transaction_gauge": 3}
+#: every method :func:`leak_rates` knows, best first
+METHODS = tuple(_METHOD_RANK)
 
 
 def _every(every: str | timedelta) -> str:
@@ -324,6 +331,8 @@ def leak_rates(
     capacity: float | None = None,
     floor_window: str | timedelta | None = None,
     best_only: bool = False,
+    method: str | None = None,
+    pg_activity: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Connections leaked per bucket, from every kind of evidence there is, best first.
 
@@ -342,13 +351,18 @@ def leak_rates(
         Trailing window of the gauge's floor (see :func:`gauge_leaks`).
     best_only
         Keep only the rows of the best method available.
+    method
+        Only this method (one of :data:`METHODS`); its rows are empty when its evidence is missing.
+    pg_activity
+        ``pg_stat_activity`` samples (``loglib capture pg-activity``) for ``idle_in_transaction_gauge``.
 
     Returns
     -------
     polars.DataFrame
         ``loglib.schema.LEAK_RATES``: ``ts``, ``scope``, ``leaked``, ``method``,
         ``confidence`` (``high`` / ``medium`` / ``low`` / ``none``), ``saturated``, ``note``;
-        methods in order ``pool_events``, ``checked_out_gauge``, ``pg_sessions``. The module
+        methods in order ``pool_events``, ``checked_out_gauge``, ``pg_sessions``,
+        ``idle_in_transaction_gauge``. The module
         docstring says how each is measured and how sure it is.
 
     Examples
@@ -369,25 +383,31 @@ def leak_rates(
     └─────────────────────────┴────────┴────────────┴───────────┘
     """
     every = _every(every)
+    if method is not None and method not in _METHOD_RANK:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    wanted = lambda m: method is None or method == m  # noqa: E731
     restarts = None
     evidence = None if incident is None else as_evidence(incident)
     if evidence is not None:
         pg = evidence.pg if pg is None else pg
         metrics = evidence.metrics if metrics is None else metrics
         pool_events = evidence.pool_events if pool_events is None else pool_events
+        pg_activity = evidence.pg_activity if pg_activity is None else pg_activity
         if capacity is None:
             capacity = evidence.app_settings.capacity
         restarts = evidence.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
     parts: list[pl.DataFrame] = []
-    if pool_events is not None:
+    if pool_events is not None and wanted("pool_events"):
         rates = _pool_event_rates(to_polars(pool_events), every)
         if rates is not None:
             parts.append(rates)
-    if metrics is not None:
+    if metrics is not None and wanted("checked_out_gauge"):
         parts.append(
             gauge_leaks(metrics, every, capacity=capacity, floor_window=floor_window, restarts=restarts)
         )
-    if pg is not None:
+    if (metrics is not None or pg_activity is not None) and wanted("idle_in_transaction_gauge"):
+        parts.append(idle_in_transaction_leaks(metrics=metrics, pg_activity=pg_activity, every=every))
+    if pg is not None and wanted("pg_sessions"):
         sessions = evidence.sessions if evidence is not None else None
         parts.append(session_leaks(pg, every, sessions=sessions))
     parts = [p for p in parts if p.height]

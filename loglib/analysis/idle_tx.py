@@ -1,0 +1,109 @@
+"""Leaks seen by PostgreSQL itself: sessions that go idle in a transaction and never come back.
+
+The ``idle_in_transaction_gauge`` method of :func:`loglib.leak_rates`. A connection checked out and
+abandoned on an error path sits ``idle in transaction`` until its process dies; a request's own
+transaction is idle only for the moments between its statements. So the count of sessions idle
+in a transaction has a **floor** that rises by one per leak. The floor here looks *forward*: the
+least count over the next :data:`WINDOW_SAMPLES` samples, so a leak is counted at the sample it
+appears and a request caught between two statements is never taken for one. A drop is leaked
+sessions ending (the app restarted), never negative leaks; a rise after it is new leaks.
+
+Evidence: postgres_exporter's ``pg_stat_activity_count{state="idle in transaction"}`` (one
+scope per database and server), or ``loglib capture pg-activity`` samples (``pg_activity``).
+
+Example
+-------
+>>> import polars as pl
+>>> from datetime import datetime, timedelta, timezone
+>>> from loglib.analysis.idle_tx import idle_in_transaction_leaks
+>>> t0 = datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
+>>> counts = [0, 1, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2]          # a blip, then two leaks
+>>> m = pl.DataFrame({"ts": [t0 + timedelta(seconds=15 * i) for i in range(13)],
+...     "metric": "pg_stat_activity_count", "value": [float(c) for c in counts],
+...     "series": 'pg_stat_activity_count{datname="shop", state="idle in transaction"}'})
+>>> idle_in_transaction_leaks(metrics=m)["leaked"].sum()
+2.0
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+
+from loglib._compat import to_polars
+from loglib.core.schema import LEAK_RATES, UTC_TS, conform
+
+#: a leaked session stays idle in its transaction for at least this many samples (one minute at
+#: postgres_exporter's usual 15 s scrape)
+WINDOW_SAMPLES = 4
+METHOD = "idle_in_transaction_gauge"
+_IDLE_TX = r'state="idle in transaction"'
+
+
+def idle_in_transaction_series(
+    metrics: pl.DataFrame | None = None, pg_activity: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """``ts``, ``scope``, ``value``: sessions idle in a transaction per sample, from either source."""
+    parts = []
+    if metrics is not None:
+        m = to_polars(metrics)
+        if m.height and "series" in m.columns:
+            g = m.filter(
+                pl.col("metric").str.contains("pg_stat_activity_count")
+                & pl.col("series").str.contains(_IDLE_TX, literal=True)
+                & pl.col("value").is_finite()
+            )
+            parts.append(g.select("ts", pl.col("series").alias("scope"), "value"))
+    if pg_activity is not None:
+        a = to_polars(pg_activity)
+        if a.height and "state" in a.columns:
+            scope = pl.format("pg_activity {}", pl.col("database").fill_null("?"))
+            sampled = a.group_by("ts", scope.alias("scope")).agg(
+                pl.col("state").str.starts_with("idle in transaction").sum().cast(pl.Float64).alias("value")
+            )
+            parts.append(sampled)
+    if not parts:
+        return pl.DataFrame(schema={"ts": UTC_TS, "scope": pl.String, "value": pl.Float64})
+    out = pl.concat([p.with_columns(pl.col("ts").cast(UTC_TS)) for p in parts], how="vertical_relaxed")
+    return out.unique(["scope", "ts"], keep="last").sort("scope", "ts")
+
+
+def idle_in_transaction_leaks(
+    *,
+    metrics: pl.DataFrame | None = None,
+    pg_activity: pl.DataFrame | None = None,
+    every: str | timedelta = "1h",
+    window_samples: int = WINDOW_SAMPLES,
+) -> pl.DataFrame:
+    """Leaks per bucket from the count of sessions idle in a transaction (a ``LEAK_RATES`` frame).
+
+    ``confidence`` is ``medium``: the gauge sees every leak that outlives ``window_samples``
+    samples, but a leak and a release in the same interval cancel out.
+    """
+    from loglib.analysis.leaks import _every
+
+    every = _every(every)
+    series = idle_in_transaction_series(metrics, pg_activity)
+    if series.height == 0:
+        return LEAK_RATES.empty()
+    n = max(1, int(window_samples))
+    # forward-looking floor: the least count over this sample and the next n-1 (reverse rolling min)
+    floor = pl.col("value").reverse().rolling_min(window_size=n, min_samples=n).reverse().over("scope")
+    g = series.with_columns(_floor=floor).with_columns(pl.col("_floor").forward_fill().over("scope"))
+    g = g.with_columns(
+        rise=(pl.col("_floor") - pl.col("_floor").shift(1).over("scope")).clip(lower_bound=0).fill_null(0)
+    )
+    per = g.group_by(pl.col("ts").dt.truncate(every).alias("ts"), "scope").agg(
+        pl.col("rise").sum().alias("leaked")
+    )
+    out = per.with_columns(
+        method=pl.lit(METHOD),
+        saturated=pl.lit(False),
+        confidence=pl.lit("medium"),
+        note=pl.format(
+            "rises of the least count of sessions idle in a transaction over {} samples (PostgreSQL's own view)",
+            pl.lit(n),
+        ),
+    )
+    return conform(out.sort("scope", "ts"), LEAK_RATES)  # type: ignore[return-value]
