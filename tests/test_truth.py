@@ -25,45 +25,28 @@ from lab.params import CATALOGUE  # noqa: E402
 
 #: (recording, check) -> the issue-12 defect that makes it fail today
 KNOWN: dict[tuple[str, str], int] = {
-    ("control-50", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("deploy-20", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("idle-30", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("idle-31", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("leak-12", "exhaustion_windows"): 9,
     ("leak-12", "exhaustion_duration"): 9,  # two windows taken as one spans the restart between them
     ("leak-12", "littles_law"): 5,
-    ("deploy-22", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("idle-32", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     (
         "idle-32",
         "idle_drops",
     ): 7,  # the second round's connections had lived 190 s (and both rounds are bursts)
     ("idle-32", "idle_timeout"): 7,
     ("idle-32", "finding_kinds"): 7,
-    ("leak-13", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("leak-10", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("leak-10", "exhaustion_windows"): 9,
     ("leak-10", "exhaustion_duration"): 9,
     ("leak-10", "littles_law"): 5,  # 3.89 busy on average for a pool of 3
-    ("leak-11", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("mixed-40", "leaks_per_hour[pg_sessions]"): 2,
-    ("deploy-23", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("idle-33", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("idle-33", "idle_drops"): 7,  # the one missed had lived 120.8 s
     ("leak-14", "exhaustion_windows"): 9,
     ("leak-14", "exhaustion_duration"): 9,
-    ("idle-34", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("deploy-25", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("idle-35", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("mixed-41", "restart_count"): 6,
-    ("control-51", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
-    ("mixed-42", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("mixed-42", "exhaustion_windows"): 9,
     (
         "mixed-42",
         "littles_law",
     ): 5,  # 2,320 busy on average for 2 pools of 4  # a middlebox resetting 5 idle connections at once read as a restart
-    ("leak-15", "leaks_per_hour[idle_in_transaction_gauge]"): 3,
     ("leak-15", "littles_law"): 5,  # 3,057 connections busy on average for a pool of 4
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
