@@ -1,11 +1,16 @@
-"""Postmortem charts (``loglib.charts``): plotly figures in the loglib look, from frames or an ``Incident``.
+"""Postmortem charts (``loglib.charts``): plotly figures in the loglib look, from frames or an ``Evidence``.
 
-Every chart takes the frame it is about as its first argument, or an ``Incident`` (or any object
+Charts only draw. Every chart takes the frame it is about as its first argument, or an
+``Evidence`` (an ``Incident`` gives its ``.evidence``; or any object
 with the same attributes: ``app``, ``pg``, ``sessions``, ``metrics``, ``events``), polars or
 pandas. Time axes are UTC and say so; deploys, restarts and actions are vertical lines in the
 colours of :data:`loglib.present.theme.EVENT_STYLE`; alert-firing spans are light vermillion
 bands; thresholds and capacities are dark dashed lines with their value written on them. Hover
 text ends with the evidence: ``file:line`` of the first row behind a bar, or the series key.
+
+What a chart shows beyond its own frame (sessions, connections open, alert spans, pool gauges
+with their size, leak rates, the idle timeout, the before/after table) is derived in
+:mod:`loglib.analysis.series` and :mod:`loglib.analysis.before_after`, once per Evidence.
 
 The charts live in one private module per chart family (``_errors``, ``_pool``, ``_connections``,
 ``_leaks``, ``_sessions``, ``_overview``, ``_before_after``; shared marks in ``_marks``); this

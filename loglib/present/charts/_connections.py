@@ -49,7 +49,7 @@ def db_connections(
     Parameters
     ----------
     data
-        A PostgreSQL log frame (``read_pg_log``) or an ``Incident``.
+        A PostgreSQL log frame (``read_pg_log``) or an ``Evidence``/``Incident``.
     max_connections, reserved
         The server's ``max_connections`` and ``superuser_reserved_connections``; default: the
         Incident's ``[postgres]`` settings, else ``pg_settings_max_connections`` in the metrics.

@@ -67,7 +67,7 @@ def error_rate(
     ----------
     data
         An application-log frame (``read_app_log``: ``ts``, ``error_class``, ``level``,
-        ``file``, ``line``) or an ``Incident``.
+        ``file``, ``line``) or an ``Evidence``/``Incident``.
     app, events, metrics, alerts
         Frames that override (or stand in for) the Incident's. ``alerts`` is a
         :func:`loglib.replay_alert` frame; without it, Prometheus' ``ALERTS`` series in

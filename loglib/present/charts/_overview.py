@@ -46,7 +46,7 @@ def overview(
     Parameters
     ----------
     data
-        An ``Incident`` (or an object with ``app``, ``pg``, ``metrics``, ``events`` frames).
+        An ``Evidence``/``Incident`` (or an object with ``app``, ``pg``, ``metrics``, ``events`` frames).
     every
         Bucket width for counts; default: at most 90 buckets over the window.
     alerts

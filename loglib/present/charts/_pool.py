@@ -44,7 +44,7 @@ def pool_utilisation(
     data
         A long metrics frame (``read_prometheus``) holding a checked-out gauge
         (``db_pool_checked_out`` or a name matching ``loglib.formats.metric_names.CHECKED_OUT_PATTERN``),
-        or an ``Incident``.
+        or an ``Evidence``/``Incident``.
     pool_size, max_overflow
         The pool's settings; default: the ``*pool_size*`` / ``*max_overflow*`` series with the
         same labels, else the Incident's ``[app]`` settings.

@@ -63,7 +63,7 @@ def session_durations(
     ----------
     data
         A :func:`loglib.pg_sessions` frame, a PostgreSQL log frame (sessions are derived), or an
-        ``Incident``.
+        ``Evidence``/``Incident``.
     idle_timeout
         Seconds (or a timedelta) to mark as the idle timeout. Default for an Incident: the one
         the ``idle_drops`` finding inferred, else ``[postgres] idle_session_timeout``.
