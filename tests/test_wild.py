@@ -403,6 +403,22 @@ class TestLocalisedServers:
         err = df.filter(pl.col("severity") == "ERROR").row(0, named=True)
         assert err["detail"].startswith("STATEMENT: SELECT id,")
 
+    @pytest.mark.parametrize("ext", ["csv", "json"])
+    def test_csvlog_and_jsonlog_issue_18(self, ext):
+        """The German server's csvlog and jsonlog: severities and events in English too."""
+        from loglib.formats.pg_catalogs import languages
+
+        from .conftest import require
+
+        require(
+            any(lg.code == "de" for lg in languages()), "PostgreSQL's de message catalog (postgresql package)"
+        )
+        df = ll.read_pg_log(WILD / f"pg15-lc-de.{ext}")
+        counts = dict(df.group_by("event").len().iter_rows())
+        assert counts["connection_authorized"] == counts["disconnection"] == 3
+        assert counts["terminated_by_admin"] == 1
+        assert df.filter(pl.col("severity") == "ERROR").height == 1
+
     def test_english_logs_load_no_catalog_issue_18(self, monkeypatch):
         """A log every line of which reads in English never opens a catalog."""
         from loglib.formats import pg_catalogs

@@ -20,9 +20,9 @@ from loglib.core.rejects import ReadReport, add_rejects, finish_read, record_dam
 from loglib.core.schema import PG_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
 from loglib.errors import FormatError
-from loglib.formats.pg_catalogs import Language, language_of
-from loglib.formats.pg_messages import with_event
-from loglib.formats.pg_prefix import DETECTION_PREFIXES, SECONDARY, CompiledPrefix, compile_prefix
+from loglib.formats.pg_catalogs import Language, language_of, languages
+from loglib.formats.pg_messages import PG_EVENT_RULES, with_event
+from loglib.formats.pg_prefix import DETECTION_PREFIXES, SECONDARY, SEVERITIES, CompiledPrefix, compile_prefix
 from loglib.sources._lazy import collect_batches, scan_batches
 from loglib.sources.files import (
     DEFAULT_CHUNK_BYTES,
@@ -401,17 +401,7 @@ class _LineParser:
         return frame.with_columns(pl.col("severity").replace(self.lang.severities).str.strip_chars())
 
     def _english_messages(self, entries: pl.DataFrame) -> pl.DataFrame:
-        """Event-naming messages and ``[unknown]`` back in English, through the server's catalog."""
-        lang = self.lang
-        if lang is None or entries.height == 0:
-            return entries
-        entries = entries.with_columns(
-            pl.col("message").map_elements(lang.english, return_dtype=pl.String, skip_nulls=True)
-        )
-        fields = [
-            c for c in ("user", "database", "application", "remote", "client_host") if c in entries.columns
-        ]
-        return entries.with_columns(pl.col(fields).replace(lang.unknown, "[unknown]"))
+        return _english_messages(entries, self.lang)
 
     def parse_chunk(self, frame: pl.DataFrame) -> pl.DataFrame:
         frame = self._english(_parse_prefixed(frame, self.compiled, self.fmt))
@@ -646,6 +636,7 @@ class _CsvParser:
     def __init__(self, source: Source, opts: _Options) -> None:
         self.source = source
         self.opts = opts
+        self.language = _RecordLanguage()
 
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
         state = {"line": 0, "damage": None}
@@ -689,14 +680,14 @@ class _CsvParser:
             values = dict(zip(_CSV_COLUMNS, row, strict=False))
             _append_record(rec, start, lambda k, v=values: v.get(k) or None)
             if len(rec["line"]) >= 200_000:
-                yield _finish(_records_to_frame(rec, name), self.opts, name)
+                yield _finish(self.language.english(_records_to_frame(rec, name)), self.opts, name)
                 rec = _new_records()
         if bad_lines:
             add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
         if state["damage"]:
             record_damage(report, name, state["line"], state["damage"])
         if rec["line"]:
-            yield _finish(_records_to_frame(rec, name), self.opts, name)
+            yield _finish(self.language.english(_records_to_frame(rec, name)), self.opts, name)
 
 
 _JSONLOG_KEYS = {
@@ -716,6 +707,7 @@ class _JsonParser:
         self.fmt = fmt
         self.opts = opts
         self._raw_re: re.Pattern[str] | None = None
+        self.language = _RecordLanguage()
 
     def _raw_regex(self, seen: str) -> re.Pattern[str]:
         """The prefix of the raw PostgreSQL lines that CloudNativePG passes on in ``msg`` (what the
@@ -801,7 +793,7 @@ class _JsonParser:
                 record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
             if rec["line"]:
                 raw = _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
-                yield _finish(raw, self.opts, name)
+                yield _finish(self.language.english(raw), self.opts, name)
 
     def _decode(self, text: str) -> tuple[str | None, dict]:
         if not text.strip():
@@ -938,6 +930,53 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
 
 # --------------------------------------------------------------------------------------------
 # public readers
+
+
+def _english_messages(entries: pl.DataFrame, lang: Language | None) -> pl.DataFrame:
+    """Event-naming messages and ``[unknown]`` back in English, through the server's catalog."""
+    if lang is None or entries.height == 0:
+        return entries
+    entries = entries.with_columns(
+        pl.col("message").map_elements(lang.english, return_dtype=pl.String, skip_nulls=True)
+    )
+    fields = [c for c in ("user", "database", "application", "remote", "client_host") if c in entries.columns]
+    return entries.with_columns(pl.col(fields).replace(lang.unknown, "[unknown]"))
+
+
+_EVENT_HEAD = "^(?:" + "|".join(f"(?:{regex[1:]})" for _, _, regex in PG_EVENT_RULES) + ")"
+
+
+class _RecordLanguage:
+    """The language of a csvlog/jsonlog/CloudNativePG source, decided on its first records: looked
+    up only when a severity is not English, or when 20 records in a row name no English event."""
+
+    def __init__(self) -> None:
+        self.decided = False
+        self.lang: Language | None = None
+
+    def english(self, raw: pl.DataFrame) -> pl.DataFrame:
+        if not self.decided and raw.height:
+            self.decided = True
+            self.lang = self._decide(raw)
+        if self.lang is None:
+            return raw
+        raw = raw.with_columns(pl.col("severity").replace(self.lang.severities).str.strip_chars())
+        return _english_messages(raw, self.lang)
+
+    @staticmethod
+    def _decide(raw: pl.DataFrame) -> Language | None:
+        sev = raw["severity"].drop_nulls()
+        foreign = sev.filter(~sev.is_in(list(SEVERITIES)))
+        msgs = raw["message"].drop_nulls().head(400)
+        if foreign.len() == 0 and (msgs.len() < 20 or msgs.str.contains(_EVENT_HEAD).any()):
+            return None
+        words, texts = set(foreign.unique().to_list()), msgs.to_list()
+
+        def score(lang: Language) -> int:
+            return len(words & set(lang.severities)) * 100 + sum(t.startswith(lang.starts) for t in texts)
+
+        ranked = sorted(languages(), key=score, reverse=True)
+        return ranked[0] if ranked and score(ranked[0]) > 0 else None
 
 
 def _localised(source: Source, fmt: str, prefix: str | None) -> Language | None:

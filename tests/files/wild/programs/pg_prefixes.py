@@ -60,6 +60,8 @@ def main() -> None:
         if only and name not in only:
             continue
         settings = {"log_line_prefix": f"'{prefix}'", "log_destination": "'stderr'", "lc_messages": f"'{lc}'"}
+        if name == "lc-de":  # the German server also writes csvlog and jsonlog
+            settings["log_destination"] = "'stderr,csvlog,jsonlog'"
         server = start_server(settings)
         try:
             session(server.port)
@@ -67,6 +69,9 @@ def main() -> None:
         finally:
             server.stop()
         shutil.copy(server.log_dir / "postgresql.log", OUT / f"pg15-{name}.log")
+        for ext in ("csv", "json"):
+            if name == "lc-de":
+                shutil.copy(server.log_dir / f"postgresql.{ext}", OUT / f"pg15-{name}.{ext}")
         shutil.rmtree(server.root, ignore_errors=True)
         print(name, "done")
 
