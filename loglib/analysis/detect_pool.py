@@ -22,13 +22,28 @@ EXHAUSTION_CLASSES = ("pool_timeout", "too_many_connections")
 MIN_FAILURES = 3
 #: failures closer than this belong to one window
 WINDOW_GAP = timedelta(minutes=2)
+#: after a restart, a pause this long in the failures ends the window (the new process starts afresh)
+RESTART_PAUSE = timedelta(seconds=5)
+#: a restart this long before the last failure still belongs to the pause after it
+RESTART_SLACK = timedelta(seconds=10)
 #: headroom over the p99 of observed concurrency in the recommendation
 HEADROOM = 1.25
 
 
-def _windows(ts: pl.Series) -> pl.DataFrame:
+def _windows(ts: pl.Series, cuts: pl.Series | None = None) -> pl.DataFrame:
+    """Failures less than ``WINDOW_GAP`` apart form one window. A restart or deploy (``cuts``) ends
+    the window at the first pause in the failures (over ``RESTART_PAUSE``) after it: requests in
+    flight while the old process stops still fail, and the emptied pool fills again afresh."""
     frame = pl.DataFrame({"ts": ts.sort()})
-    frame = frame.with_columns(w=(pl.col("ts").diff() > WINDOW_GAP).fill_null(True).cum_sum())
+    new = pl.col("ts").diff() > WINDOW_GAP
+    if cuts is not None and cuts.len():
+        marks = cuts.cast(frame["ts"].dtype).sort()
+        prev = frame["ts"].shift(1)
+        upto = pl.Series(marks.search_sorted(frame["ts"], side="right"))
+        before = pl.Series(marks.search_sorted((prev - RESTART_SLACK).fill_null(frame["ts"][0]), side="left"))
+        frame = frame.with_columns(_restart_between=(upto - before) > 0)
+        new = new | ((pl.col("ts").diff() > RESTART_PAUSE) & pl.col("_restart_between"))
+    frame = frame.with_columns(w=new.fill_null(True).cum_sum())
     return (
         frame.group_by("w")
         .agg(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"), pl.len().alias("failures"))
@@ -135,7 +150,8 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
 
     Fires when at least ``MIN_FAILURES`` app errors of class ``pool_timeout`` /
     ``too_many_connections`` or PostgreSQL refusals (``too_many_clients``, ``reserved_slots``)
-    occurred; failures less than ``WINDOW_GAP`` apart form one window. The recommendation is
+    occurred; failures less than ``WINDOW_GAP`` apart form one window, and a restart or deploy
+    between two failures ends the window. The recommendation is
     ``ceil(p99 concurrent checkouts × 1.25)``, with concurrency measured outside the windows
     and without leaked connections; it is compared with the configured pool and, times
     ``workers × instances``, with PostgreSQL's ``max_connections``. Little's law (checkout
@@ -159,7 +175,8 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
     if evidence.height < MIN_FAILURES:
         return []
     evidence = evidence.sort("ts")
-    windows = _windows(evidence["ts"])
+    restarts = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
+    windows = _windows(evidence["ts"], restarts)
     full_s = float(sum((e - s).total_seconds() for s, e in windows.select("start", "end").iter_rows()))
     app_fail = int((evidence["source"] == "app").sum())
     pg_fail = int((evidence["source"] == "postgres").sum())
