@@ -95,12 +95,19 @@ def _outside(windows: pl.DataFrame, col: str = "ts") -> pl.Expr:
     return keep
 
 
-def _demand(inc: Incident, windows: pl.DataFrame) -> tuple[float, float, str] | None:
-    """Little's law inputs outside the full windows: (checkouts per second, mean hold in s, source).
+#: clean PostgreSQL sessions this short mean one connection per request (no pool): they are holds
+PER_REQUEST_SESSION = timedelta(seconds=5)
 
-    From the pool's own event log when there is one (every checkout and its checkin), else
-    from PostgreSQL sessions that closed cleanly (apps that open a connection per request).
-    Their product is the mean number of connections busy at once.
+
+def _demand(inc: Incident, windows: pl.DataFrame) -> tuple[float | None, float | None, float, str] | str:
+    """Mean connections busy with requests, outside the full windows, from request-scoped holds.
+
+    Returns ``(checkouts per second, mean hold in s, mean busy, source)``, or the reason there is
+    no request-scoped evidence. Sources, best first: the pool's own event log (every checkout and
+    its checkin: Little's law); the checked-out gauge minus its floor (the floor is the leaked
+    connections); PostgreSQL sessions only when the app opens one per request (clean sessions
+    shorter than ``PER_REQUEST_SESSION``). A pool's sessions live as long as the pool and are
+    never taken for request holds.
     """
     events = inc.pool_events
     if events is not None and events.height:
@@ -109,16 +116,27 @@ def _demand(inc: Incident, windows: pl.DataFrame) -> tuple[float, float, str] | 
         holds = _holds(events, None).filter(
             (pl.col("end_event") == "checkin") & _outside(windows, "checkout_ts")
         )
-        times, held, source = holds["checkout_ts"], holds["held"], "pool events"
-    else:
-        s = inc.sessions
-        if s is None or s.height == 0:
-            return None
+        return _littles(holds["checkout_ts"], holds["held"], windows, "pool events (Little's law)")
+    busy = _gauge_busy(inc, windows)
+    if busy is not None:
+        return None, None, busy, "the checked-out gauge minus its floor (leaked connections excluded)"
+    s = inc.sessions
+    if s is not None and s.height:
         clean = s.filter((pl.col("end_reason") == "disconnection") & pl.col("start").is_not_null())
         clean = clean.filter(_outside(windows, "start"))
-        times, held, source = clean["start"], clean["duration"], "PostgreSQL sessions that closed cleanly"
+        if clean.height >= 2 and clean["duration"].median() <= PER_REQUEST_SESSION:
+            return _littles(
+                clean["start"], clean["duration"], windows, "per-request PostgreSQL sessions (Little's law)"
+            )
+    return (
+        "no request-scoped holds in the evidence (pool events, the checked-out gauge, or per-request "
+        "PostgreSQL sessions); a pool's long-lived sessions say nothing about demand"
+    )
+
+
+def _littles(times: pl.Series, held: pl.Series, windows: pl.DataFrame, source: str):
     if times.len() < 2:
-        return None
+        return f"too few holds in {source}"
     span = (times.max() - times.min()).total_seconds()
     full = sum(
         (min(e, times.max()) - max(st, times.min())).total_seconds()
@@ -127,10 +145,34 @@ def _demand(inc: Incident, windows: pl.DataFrame) -> tuple[float, float, str] | 
     )
     busy_span = span - max(0.0, full)
     if busy_span <= 0:
-        return None
+        return f"no time outside the full windows in {source}"
     rate = times.len() / busy_span
-    hold = held.dt.total_microseconds().mean() / 1e6
-    return rate, float(hold), source
+    hold = float(held.dt.total_microseconds().mean() / 1e6)
+    return rate, hold, rate * hold, source
+
+
+def _gauge_busy(inc: Incident, windows: pl.DataFrame) -> float | None:
+    """Mean of (checked-out gauge − its trailing floor) outside the full windows, summed over the
+    app's processes: the connections requests held, the leaked ones (the floor) left out."""
+    m = inc.metrics
+    if m is None or m.height == 0:
+        return None
+    g = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
+    if g.height == 0:
+        return None
+    restarts = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"].cast(g["ts"].dtype).sort()
+    total = 0.0
+    for _, one in g.sort("ts").group_by("series", maintain_order=True):
+        one = one.select("ts", "value").unique("ts", keep="last").sort("ts")
+        seg = pl.Series(restarts.search_sorted(one["ts"], side="right")) if restarts.len() else pl.lit(0)
+        # the floor looks forward (this sample and the next three): a leak raises it at once, so
+        # only the connections requests hold stay above it; a request is never in it
+        fwd = pl.col("value").reverse().rolling_min(window_size=4, min_samples=1).reverse().over("_seg")
+        one = one.with_columns(_seg=seg).with_columns(_floor=fwd)
+        outside = one.filter(_outside(windows, "ts"))
+        if outside.height:
+            total += float((outside["value"] - outside["_floor"]).mean())
+    return total
 
 
 def _app_run(app: pl.DataFrame) -> tuple[datetime, datetime] | None:
@@ -194,7 +236,9 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
                 f"({_span_text((run[1] - run[0]).total_seconds())}, its first to its last log line)"
             )
         else:
-            leaks["rate_over"] = "leaks ÷ the hours from the first to the last bucket with a leak (no app log)"
+            leaks["rate_over"] = (
+                "leaks ÷ the hours from the first to the last bucket with a leak (no app log)"
+            )
     peak, p99, conc_from = _concurrency(inc, windows)
     cfg = inc.app_settings
     pgs = inc.postgres_settings
@@ -231,18 +275,22 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
             "filled it."
         )
     demand = _demand(inc, windows)
-    if demand is not None:
-        rate, hold, demand_from = demand
-        numbers.update(
-            request_rate_per_s=round(rate, 4),
-            mean_hold_s=round(hold, 4),
-            mean_busy_littles_law=round(rate * hold, 3),
-            demand_from=demand_from,
-        )
-        sentences.append(
-            f"Demand by Little's law: {rate:.3g} checkouts/s × {hold:.3g} s held = {rate * hold:.2g} connection(s) "
-            f"busy on average ({demand_from})."
-        )
+    if isinstance(demand, str):
+        numbers["demand_from"] = demand
+        sentences.append(f"Demand is not measured: {demand}.")
+    else:
+        rate, hold, busy, demand_from = demand
+        numbers.update(mean_busy_littles_law=round(busy, 3), demand_from=demand_from)
+        if rate is not None and hold is not None:
+            numbers.update(request_rate_per_s=round(rate, 4), mean_hold_s=round(hold, 4))
+            sentences.append(
+                f"Demand by Little's law: {rate:.3g} checkouts/s × {hold:.3g} s held = {busy:.2g} connection(s) "
+                f"busy on average ({demand_from})."
+            )
+        else:
+            sentences.append(
+                f"Demand: {busy:.2g} connection(s) busy with requests on average ({demand_from})."
+            )
     if p99 is not None:
         rec = max(1, math.ceil(p99 * HEADROOM))
         numbers["recommended_pool_size"] = rec

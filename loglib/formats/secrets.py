@@ -54,6 +54,11 @@ URL_PASSWORD = re.compile(r"(?i)(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<pw
 AUTH_HEADER = re.compile(
     r"(?i)\b(?P<kind>bearer|basic|token|digest|negotiate|apikey)(?P<sp>\s+)(?P<cred>[A-Za-z0-9._~+/=-]{8,})"
 )
+#: an ``Authorization:`` header's credential, whatever its length
+AUTHORIZATION = re.compile(
+    r"""(?i)(?P<head>\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?(?:(?:bearer|basic|digest|negotiate|token|apikey)\s+)?+)"""
+    r"""(?P<cred>(?!\[REDACTED)[^\s"',;]+)"""
+)
 #: PEM private keys (also cut ones: to the end of the text)
 PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S)
 #: tokens with a recognisable shape, wherever they stand

@@ -124,6 +124,7 @@ class Redactor:
         out = _s.URL_PASSWORD.sub(lambda m: m.group("head") + SECRET + m.group("at"), out)
         out = _s.SQL_PASSWORD.sub(lambda m: m.group("head") + "'" + SECRET + "'", out)
         out = _s.TOKENS.sub(SECRET, out)
+        out = _s.AUTHORIZATION.sub(lambda m: m.group("head") + SECRET, out)
         out = _s.AUTH_HEADER.sub(_auth_sub, out)
         out = _s.COOKIE.sub(_cookie_sub, out)
         out = _s.KEY_VALUE.sub(_kv_sub, out)
@@ -345,6 +346,9 @@ _FIGURE_CODE_KEYS = frozenset(
 )  # fmt: skip
 
 
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate", "apikey"})
+
+
 def _auth_sub(m: re.Match[str]) -> str:
     return m.group(0) if m.group("cred").startswith("[REDACTED") else m.group("kind") + m.group("sp") + SECRET
 
@@ -369,6 +373,8 @@ def _kv_sub(m: re.Match[str]) -> str:
         return m.group("key") + m.group("sep") + quote + SECRET + quote
     if value.startswith(("'", '"')):
         return m.group("key") + m.group("sep") + value[0] + SECRET + value[0]
+    if value.lower() in _AUTH_SCHEMES:  # "Authorization: Bearer …": the credential is already gone
+        return m.group(0)
     if value == SECRET or value.startswith("[REDACTED") or _s.COOKIE.match(m.group(0)):
         return m.group(0)
     return m.group("key") + m.group("sep") + SECRET
