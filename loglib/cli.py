@@ -297,6 +297,11 @@ def _parse(args: argparse.Namespace) -> int:
             frame = fn(args.paths, **options)
     except (OSError, UnicodeError) as exc:
         return _error(f"cannot read {' '.join(args.paths)}: {exc}")
+    if args.redact:
+        from loglib.present.redact import Redactor
+
+        with steps.step("redacting secrets"):
+            frame = Redactor(hosts=args.hosts).frame(frame)
     with steps.step(f"writing {out.name}"):
         if fmt == "parquet":
             frame.write_parquet(out)
@@ -452,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument("--prefix", help="postgres: the server's log_line_prefix, verbatim")
     parse.add_argument("--pattern", help="app: the logging format string, e.g. '%%(asctime)s %%(message)s'")
     parse.add_argument("--tz", type=_tz_arg, help="zone of naive timestamps")
+    parse.add_argument("--redact", action="store_true", help="remove secrets from every text column first")
+    parse.add_argument("--hosts", action="store_true", help="with --redact: also pseudonymise hosts and IPs")
     parse.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parse.set_defaults(func=_parse)
 

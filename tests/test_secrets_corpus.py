@@ -160,3 +160,32 @@ def test_no_element_from_the_data_runs_in_the_report(runs):
 )
 def test_ordinary_log_text_is_left_alone(text):
     assert Redactor().text(text) == text
+
+
+def test_loglib_parse_redacts_when_asked(tmp_path):
+    import polars as pl
+
+    from loglib.cli import main
+
+    log = tmp_path / "app.log"
+    log.write_text(
+        "".join(f"2026-11-22 00:21:05,{i:03d} ERROR api [x] {s.text}\n" for i, s in enumerate(CORPUS[:20]))
+    )
+    for flag, expect_clean in (("--redact", True), (None, False)):
+        out = tmp_path / ("clean.parquet" if flag else "raw.parquet")
+        args = [
+            "parse",
+            "app",
+            str(log),
+            "--out",
+            str(out),
+            "-q",
+            "--tz",
+            "UTC",
+            "--pattern",
+            "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s",
+        ]
+        assert main([*args, flag] if flag else args) == 0
+        text = "\n".join(pl.read_parquet(out)["message"].to_list())
+        leaked = [s.kind for s in CORPUS[:20] if _holders(s, {"out": text})]
+        assert (leaked == []) is expect_clean
