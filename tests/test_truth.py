@@ -26,15 +26,8 @@ from lab.params import CATALOGUE  # noqa: E402
 #: (recording, check) -> the issue-12 defect that makes it fail today
 KNOWN: dict[tuple[str, str], int] = {
     ("leak-12", "littles_law"): 5,
-    (
-        "idle-32",
-        "idle_drops",
-    ): 7,  # the second round's connections had lived 190 s (and both rounds are bursts)
-    ("idle-32", "idle_timeout"): 7,
-    ("idle-32", "finding_kinds"): 7,
     ("leak-10", "littles_law"): 5,  # 3.89 busy on average for a pool of 3
     ("mixed-40", "leaks_per_hour[pg_sessions]"): 2,
-    ("idle-33", "idle_drops"): 7,  # the one missed had lived 120.8 s
     ("mixed-41", "restart_count"): 6,
     (
         "mixed-42",
@@ -74,19 +67,9 @@ NEW: dict[tuple[str, str], str] = {
     ("deploy-24", "deploy0_errors"): DOUBLE_ERRORS,
     ("deploy-25", "deploy0_errors"): DOUBLE_ERRORS,
     ("deploy-25", "deploy1_errors"): DOUBLE_ERRORS,
-    ("idle-35", "idle_drops"): BURST_DROPS,
-    ("idle-35", "idle_timeout"): BURST_DROPS,
-    ("idle-35", "finding_kinds"): BURST_DROPS,
-    ("mixed-41", "idle_drops"): BURST_DROPS,
-    ("mixed-41", "idle_timeout"): BURST_DROPS,
-    ("mixed-41", "finding_kinds"): BURST_DROPS,
-    ("mixed-42", "idle_drops"): BURST_DROPS,  # 19 of 20
-    ("leak-15", "idle_drops"): LEAKS_AS_DROPS,
-    ("leak-15", "finding_kinds"): LEAKS_AS_DROPS,
     ("deploy-21", "deploy0_errors"): DOUBLE_ERRORS,
     ("deploy-20", "deploy0_errors"): DOUBLE_ERRORS,
     ("deploy-20", "deploy1_errors"): DOUBLE_ERRORS,
-    ("idle-30", "idle_drops"): BURST_DROPS,
 }
 
 

@@ -49,12 +49,19 @@ def _candidate_resets(inc: Incident) -> pl.DataFrame:
     hi = us.search_sorted(us + window_us, side="right")
     resets = resets.with_columns(burst=pl.Series((hi - lo) >= BURST_SIZE))
     # sessions ending together (origin "connections") is what is being judged here, not a cause
+    # a process stopping (with or without a start after it) resets its connections too
+    stopped = (pl.col("kind") == "note") & pl.col("text").str.contains("stopped|shut down")
     events = inc.events.filter(
-        pl.col("kind").is_in(["restart", "deploy"]) & (pl.col("origin") != "connections")
+        (pl.col("kind").is_in(["restart", "deploy"]) | stopped) & (pl.col("origin") != "connections")
     )
-    for at in events["ts"]:
-        resets = resets.filter(~pl.col("ts").is_between(at - NEAR_EVENT, at + NEAR_EVENT))
-    return resets
+    for at, kind in events.select("ts", "kind").iter_rows():
+        # a stop resets connections at and after its line; a restart's time may be a declared one
+        before = timedelta(seconds=1) if kind == "note" else NEAR_EVENT
+        resets = resets.filter(~pl.col("ts").is_between(at - before, at + NEAR_EVENT))
+    # when the app's own start/stop lines are in the evidence, every restart and stop is known and
+    # left out above: a burst that remains is a middlebox dropping a pool idle together
+    lifecycle_known = inc.events.filter(pl.col("origin") == "app").height > 0
+    return resets.with_columns(burst=pl.col("burst") & ~pl.lit(lifecycle_known))
 
 
 def _idle_times(pg: pl.DataFrame, resets: pl.DataFrame) -> pl.DataFrame:
