@@ -108,3 +108,10 @@ def test_sessions_ending_at_once_are_a_restart_only_if_the_app_comes_back(reconn
     pg = ll.read_pg_log(_sessions_log(reconnect), prefix="%m [%p] %q%u@%d ")
     mass = ll.detect_events(pg=pg).filter(pl.col("origin") == "connections")
     assert mass["kind"].to_list() == [kind]
+
+
+def test_one_process_restarting_twice_quickly_is_two_restarts_then_a_stop():
+    ev = app_lifecycle(_app([(0, "a", "api starting pid 1"), (10, "a", "received SIGTERM, shutting down"),
+                             (11, "a", "api starting pid 2"), (24, "a", "received SIGTERM, shutting down"),
+                             (26, "a", "api starting pid 3"), (30, "a", "Shutting down")]))  # fmt: skip
+    assert _kinds(ev) == [(0, "note"), (10, "restart"), (24, "restart"), (30, "note")]

@@ -6,7 +6,7 @@ file). Its time is the application's own stop line ("received SIGTERM, shutting 
 no stop line before it, in a stream that was already writing, is a restart of a killed process
 (SIGKILL, OOM kill) stamped at its start line. A stop with nothing after it is a stop, never a
 restart; a stream's first start is only a note. Processes of one service restarting in turn
-(a rolling deploy) within :data:`ROLLING_GAP` are one restart.
+(a rolling deploy) within :data:`ROLLING_GAP` are one restart; one process restarting twice is two.
 
 Example
 -------
@@ -65,8 +65,8 @@ def app_lifecycle(app: pl.DataFrame) -> pl.DataFrame:
         .sort("_svc", "_file", "ts", "line")
     )
     moments: list[dict[str, Any]] = []
-    for (svc, _file), stream in lines.group_by("_svc", "_file", maintain_order=True):
-        moments += _stream_moments(str(svc), stream)
+    for (svc, file), stream in lines.group_by("_svc", "_file", maintain_order=True):
+        moments += [{**m, "stream": file} for m in _stream_moments(str(svc), stream)]
     if not moments:
         return INCIDENT_EVENTS.empty()
     return _rolling(moments)
@@ -131,6 +131,7 @@ def _rolling(moments: list[dict[str, Any]]) -> pl.DataFrame:
             m["svc"] != group[0]["svc"]
             or (m["what"] == "first") != (group[0]["what"] == "first")
             or m["at"]["ts"] - group[-1]["at"]["ts"] > ROLLING_GAP
+            or any(g["stream"] == m["stream"] for g in group)  # a process restarting twice: two moments
         ):
             flush()
         group.append(m)
