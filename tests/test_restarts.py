@@ -115,3 +115,10 @@ def test_one_process_restarting_twice_quickly_is_two_restarts_then_a_stop():
                              (11, "a", "api starting pid 2"), (24, "a", "received SIGTERM, shutting down"),
                              (26, "a", "api starting pid 3"), (30, "a", "Shutting down")]))  # fmt: skip
     assert _kinds(ev) == [(0, "note"), (10, "restart"), (24, "restart"), (30, "note")]
+
+
+def test_a_home_grown_name_version_starting_line_is_a_start():
+    ev = app_lifecycle(_app([(0, "a", "checkout-api 1.4.2 starting on port 8000: pool_size=5"),
+                             (30, "a", "checkout-api 1.4.2 stopped"),
+                             (31, "a", "checkout-api 1.4.2 starting on port 8000: pool_size=5")]))  # fmt: skip
+    assert _kinds(ev) == [(0, "note"), (30, "restart")]

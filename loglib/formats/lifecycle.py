@@ -13,11 +13,12 @@ True
 from __future__ import annotations
 
 #: a process (re)started: uvicorn, gunicorn, Spring Boot, Rails/Puma, Node and home-grown wording
-#: (``myapp 1.2 starting pid 1234``)
+#: (``myapp 1.2 starting pid 1234``, ``checkout-api 1.4.2 starting on port 8000``)
 APP_START_PATTERN = (
     r"Application startup complete|Started server process \[\d+\]|Starting gunicorn \d|Booting worker with pid"
     r"|Started \w+ in [\d.]+ seconds|Puma starting in|Listening on (?:tcp|http|unix)://"
     r"|(?i:\bstarting (?:up )?(?:with )?pid[ :=]\s*\d+)"
+    r"|(?i:^\S+ v?\d+(?:\.\d+)+\S* (?:is )?starting\b)"
     r"|(?i:\b(?:application|app|service|server|worker) (?:started|starting up|is starting|booted)\b)"
 )
 #: a process is about to stop: a signal received, a graceful shutdown, a worker exiting
