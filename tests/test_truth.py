@@ -36,10 +36,6 @@ KNOWN: dict[tuple[str, str], int] = {
     ("leak-15", "littles_law"): 5,  # 3,057 connections busy on average for a pool of 4
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
-DOUBLE_ERRORS = (
-    "post_deploy counts SQLAlchemy's INFO 'Invalidate connection' line and PostgreSQL's own refusal "
-    "beside the app's error for the same failed request"
-)
 BURST_DROPS = (
     "without statement logging, resets of a pool's connections idle together (a burst) are not counted"
 )
@@ -62,14 +58,6 @@ NEW: dict[tuple[str, str], str] = {
     ("mixed-40", "leaks_per_hour[checked_out_gauge]"): GAUGE_UNDER,
     ("mixed-40", "leak_rate"): NO_LEAK_FINDING,
     ("leak-14", "leaks_per_hour[checked_out_gauge]"): GAUGE_UNDER,
-    ("deploy-23", "deploy0_errors"): DOUBLE_ERRORS,
-    ("deploy-23", "deploy1_errors"): DOUBLE_ERRORS,
-    ("deploy-24", "deploy0_errors"): DOUBLE_ERRORS,
-    ("deploy-25", "deploy0_errors"): DOUBLE_ERRORS,
-    ("deploy-25", "deploy1_errors"): DOUBLE_ERRORS,
-    ("deploy-21", "deploy0_errors"): DOUBLE_ERRORS,
-    ("deploy-20", "deploy0_errors"): DOUBLE_ERRORS,
-    ("deploy-20", "deploy1_errors"): DOUBLE_ERRORS,
 }
 
 

@@ -248,17 +248,29 @@ def _moments(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: levels of lines that note a problem without being a failed request
+_BELOW_ERROR = ("trace", "debug", "info", "notice", "warning", "warn")
+
+
 def connection_errors(inc) -> pl.DataFrame:
-    """The connection errors deploys are judged by: app events of :data:`FLAKY_CLASSES` and
-    PostgreSQL ``server_not_ready`` refusals (``ts``, ``source``, ``what``, ``file``, ``line``)."""
+    """The connection errors deploys are judged by (``ts``, ``source``, ``what``, ``file``, ``line``):
+    app events of :data:`FLAKY_CLASSES` at level error or above (one per failed request), or, with
+    no app log, PostgreSQL's ``server_not_ready`` refusals."""
     parts = []
     if inc.app is not None and inc.app.height:
+        # a failed request is one error: a library's INFO/WARNING note about the same connection
+        # (SQLAlchemy's "Invalidate connection") is not another one
+        level = pl.col("level").fill_null("error").str.to_lowercase()
         parts.append(
             inc.app.filter(
-                pl.col("error_class").is_in(list(FLAKY_CLASSES)) & pl.col("ts").is_not_null()
+                pl.col("error_class").is_in(list(FLAKY_CLASSES))
+                & pl.col("ts").is_not_null()
+                & ~level.is_in(list(_BELOW_ERROR))
             ).select("ts", pl.lit("app").alias("source"), pl.col("error_class").alias("what"), "file", "line")
         )
-    if inc.pg is not None and inc.pg.height:
+    # PostgreSQL's refusal of the same attempt is the app's error seen from the server: counted only
+    # when there is no app log to count the failed requests
+    if inc.pg is not None and inc.pg.height and not (parts and parts[0].height):
         parts.append(
             inc.pg.filter((pl.col("event") == "server_not_ready") & pl.col("ts").is_not_null()).select(
                 "ts", pl.lit("postgres").alias("source"), pl.col("event").alias("what"), "file", "line"
