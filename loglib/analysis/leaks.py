@@ -8,9 +8,13 @@ Methods, best first:
 ``checked_out_gauge`` (``medium``)
     The pool's checked-out gauge (a metric named like ``*checked_out*`` / ``*checkedout*`` /
     ``*in_use*``): in-flight requests come and go, leaked connections stay, so the gauge's
-    **floor** (its minimum over a trailing ``floor_window``) rises by one per leak. A drop of
-    the floor is a restart or a release, never negative leaks. Buckets where the gauge sat at
-    the pool's capacity are ``saturated``: new leaks could not happen or be seen there.
+    **floor** rises by one per leak. The floor looks *forward* (the least value over the next
+    ``floor_window``), so a leak is counted at the sample where it appears, in its own bucket.
+    A drop of the floor is a restart or a release, never negative leaks. A series that stops
+    being scraped around a restart and comes back lower is a new process, which started with
+    nothing checked out: its floor counts from 0 (leaks made while it came up are not lost).
+    Buckets where the gauge sat at the pool's capacity are ``saturated``: new leaks could not
+    happen or be seen there.
 ``idle_in_transaction_gauge`` (``medium``)
     PostgreSQL's own count of sessions idle in a transaction (postgres_exporter's
     ``pg_stat_activity_count{state="idle in transaction"}`` or ``capture pg-activity``): its
@@ -96,40 +100,26 @@ def gauge_leaks(
     if gauges.height == 0:
         return LEAK_RATES.empty()
     sizes = m.filter(pl.col("metric").str.contains(POOL_SIZE_PATTERN) & pl.col("value").is_finite())
+    marks = restarts.cast(UTC_TS).sort() if restarts is not None and restarts.len() else None
     parts = []
     for (series,), g in gauges.sort("ts").group_by("series", maintain_order=True):
         g = g.select("ts", "value", "labels").unique("ts", keep="last", maintain_order=True).sort("ts")
-        step = g["ts"].diff().drop_nulls().median()
-        window = (
-            to_timedelta(floor_window, argument="floor_window")
-            if floor_window
-            else 4 * (step or timedelta(seconds=15))
-        )
+        step = g["ts"].diff().drop_nulls().median() or timedelta(seconds=15)
+        window = to_timedelta(floor_window, argument="floor_window") if floor_window else 4 * step
         cap = capacity
         if cap is None and sizes.height:
             same = sizes.filter(pl.col("labels") == g["labels"][0])
             cap = same["value"].max() if same.height else None
         if cap is None:
             cap = g["value"].max()
-        if restarts is not None and restarts.len():
-            marks = restarts.cast(UTC_TS).sort()
-            g = g.with_columns(segment=pl.Series(marks.search_sorted(g["ts"], side="right")).cast(pl.Int64))
-        else:
-            g = g.with_columns(segment=pl.lit(0, pl.Int64))
-        g = g.with_columns(
-            floor=pl.col("value")
-            .rolling_min_by("ts", window_size=f"{int(window.total_seconds() * 1e6)}us")
-            .over("segment")
+        g = _forward_floor(g, step=step, samples=max(1, round(window / step)), restarts=marks)
+        g = g.with_columns(full=pl.col("value") >= cap)
+        full = g.group_by(pl.col("ts").dt.truncate(every)).agg(pl.col("full").mean().alias("_full"))
+        rises = g.group_by(pl.col("rise_at").dt.truncate(every).alias("ts")).agg(
+            pl.col("rise").sum().alias("leaked")
         )
-        g = g.with_columns(
-            rise=(pl.col("floor") - pl.col("floor").shift(1).over("segment"))
-            .clip(lower_bound=0)
-            .fill_null(0),
-            full=pl.col("value") >= cap,
-        )
-        per = g.group_by(pl.col("ts").dt.truncate(every)).agg(
-            pl.col("rise").sum().alias("leaked"),
-            pl.col("full").mean().alias("_full"),
+        per = full.join(rises, on="ts", how="full", coalesce=True).with_columns(
+            pl.col("leaked").fill_null(0.0), pl.col("_full").fill_null(0.0)
         )
         parts.append(per.with_columns(scope=pl.lit(str(series)), _cap=pl.lit(float(cap))))
     out = pl.concat(parts).sort("scope", "ts")
@@ -156,6 +146,59 @@ def gauge_leaks(
         .otherwise(pl.lit("rise of the checked-out gauge's floor")),
     )
     return conform(out, LEAK_RATES)  # type: ignore[return-value]
+
+
+def _process_splits(
+    g: pl.DataFrame, *, step: timedelta, samples: int, restarts: pl.Series | None
+) -> pl.Series:
+    """``_seg`` of each sample of one gauge series: a new segment where its process restarted.
+
+    A process ends where the series stops being scraped (a gap of more than 1.5 steps), or at a
+    known restart when the least value just after it is lower than the least just before it
+    (that process's leaked connections were gone). A restart of another process of the same
+    app, where this series does not drop, splits nothing.
+    """
+    split = (g["ts"].diff() > step * 1.5).fill_null(False)
+    if restarts is not None and restarts.len():
+        span = step * samples
+        for r in restarts.unique().sort():
+            before = g.filter(pl.col("ts").is_between(r - span, r, closed="right"))["value"].min()
+            after = g.filter(pl.col("ts").is_between(r, r + span, closed="right"))
+            if before is not None and after.height and after["value"].min() < before:  # type: ignore[operator]
+                split = split | (g["ts"] == after["ts"][0])
+    return split.cum_sum().cast(pl.Int64).alias("_seg")
+
+
+def _forward_floor(
+    g: pl.DataFrame, *, step: timedelta, samples: int, restarts: pl.Series | None
+) -> pl.DataFrame:
+    """``g`` (one gauge series: ``ts``, ``value``) with ``floor``, ``rise`` and ``rise_at``.
+
+    The floor is the least value over this sample and the next ``samples - 1`` of the same
+    process (:func:`_process_splits`); over a process's last samples, the least of those left,
+    when at least two are (one sample cannot tell a leak from a request in flight). A process
+    after a split that starts lower than the one before it is a new process with nothing
+    checked out: its first floor is a rise from 0. Elsewhere a rise is the floor's increase
+    over the previous sample's (drops are releases or restarts, never negative leaks). A leak
+    happened between the two samples: ``rise_at`` is their midpoint.
+    """
+    n = max(1, samples)
+    g = g.with_columns(_process_splits(g, step=step, samples=n, restarts=restarts))
+    floor = pl.col("value").reverse().rolling_min(window_size=n, min_samples=min(2, n)).reverse()
+    g = g.with_columns(floor=floor.over("_seg")).with_columns(pl.col("floor").forward_fill())
+    g = g.with_columns(pl.col("floor").fill_null(pl.col("floor").backward_fill()).fill_null(0.0))
+    ends = g.group_by("_seg", maintain_order=True).agg(
+        pl.col("floor").first().alias("_f0"), pl.col("floor").last().alias("_f1")
+    )
+    new_process = ends["_f0"] < ends["_f1"].shift(1)
+    g = g.join(ends.select("_seg", new_process.fill_null(False).alias("_new")), on="_seg", how="left")
+    first_of_seg = pl.col("_seg") != pl.col("_seg").shift(1)
+    base = pl.when(first_of_seg & pl.col("_new")).then(0.0).otherwise(pl.col("floor").shift(1))
+    prev_ts = pl.col("ts").shift(1).fill_null(pl.col("ts"))
+    return g.with_columns(
+        rise=(pl.col("floor") - base).clip(lower_bound=0).fill_null(0),
+        rise_at=prev_ts + (pl.col("ts") - prev_ts) / 2,
+    ).drop("_seg", "_new")
 
 
 def session_leaks(
