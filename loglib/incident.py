@@ -15,6 +15,7 @@ import inspect
 import itertools
 import os
 import tomllib
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,11 +28,12 @@ import polars as pl
 from loglib.analysis.align import align
 from loglib.analysis.evidence import AppSettings, Evidence, PostgresSettings, Window
 from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
-from loglib.core.rejects import ReadReport, read_report
+from loglib.core.rejects import ReadReport, attach_report, read_report
 from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import parse_instant
 from loglib.errors import LoglibError
 from loglib.sources.app import read_app_log
+from loglib.sources.files import expand_sources
 from loglib.sources.pg_activity import read_pg_activity
 from loglib.sources.pgbouncer import read_pgbouncer_log
 from loglib.sources.pool_events import read_pool_events
@@ -232,10 +234,9 @@ def _windows(entries: Any, start: datetime | None, end: datetime | None) -> tupl
     return tuple(out)
 
 
-def _signature(spec: SourceSpec, root: Path) -> tuple:
+def _signature(spec: SourceSpec, root: Path, paths: Sequence[str]) -> tuple:
     files = []
-    for pattern in spec.paths:
-        full = pattern if os.path.isabs(pattern) else str(root / pattern)
+    for full in paths:
         for path in sorted(glob.glob(full)):
             st = os.stat(path)
             files.append((os.path.realpath(path), st.st_mtime_ns, st.st_size))
@@ -369,16 +370,54 @@ class Incident:
             frame = apply_offset(frame, spec.clock_offset)
         return frame
 
+    def _paths(self, spec: SourceSpec) -> list[str]:
+        return [p if os.path.isabs(p) else str(self.root / p) for p in spec.paths]
+
+    def _unclaimed(self, spec: SourceSpec) -> tuple[list[str], list[str]]:
+        """The files of ``spec`` that no earlier source of its kind reads, and a note for each one
+        that one does (two ``[[sources]]`` reaching one file through ``../``, a link or a glob)."""
+        earlier = self.sources[: list(self.sources).index(spec)]
+        claimed: dict[tuple[int, int], tuple[str, str]] = {}
+        for other in earlier:
+            if other.kind == spec.kind:
+                for src in expand_sources(self._paths(other)):
+                    st = os.stat(src.path)
+                    claimed.setdefault((st.st_dev, st.st_ino), (src.name, other.name or other.kind))
+        keep, notes = [], []
+        for src in expand_sources(self._paths(spec)):
+            st = os.stat(src.path)
+            twin = claimed.get((st.st_dev, st.st_ino))
+            if twin is None:
+                keep.append(str(src.path))
+            else:
+                notes.append(
+                    f"{src.name} is the same file as {twin[0]} of source {twin[1]!r}: read once, there"
+                )
+        return keep, notes
+
     def _read_raw(self, spec: SourceSpec) -> pl.DataFrame:
         fn = reader(spec.kind)
-        key = (id(fn), _signature(spec, self.root))
+        paths, notes = self._paths(spec), []
+        if any(other.kind == spec.kind for other in self.sources[: list(self.sources).index(spec)]):
+            kept, notes = self._unclaimed(spec)
+            if notes:
+                paths = kept
+        key = (id(fn), _signature(spec, self.root, paths))
         if key in _CACHE:
             _CACHE.move_to_end(key)
             frame = _CACHE[key]
-        else:
-            paths = [p if os.path.isabs(p) else str(self.root / p) for p in spec.paths]
+        elif paths:
             frame = fn(paths, **spec.options)
             _CACHE[key] = frame
+        else:  # every file is another source's: an empty frame that says so
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                frame = fn(b"", raise_if_empty=False)
+            frame = attach_report(frame, ReadReport(fn.__name__))
+            _CACHE[key] = frame
+        if notes:
+            report = read_report(frame)
+            report.notes.extend(n for n in notes if n not in report.notes)
         with contextlib.suppress(KeyError):  # readers without a read report (pool events, pg_activity)
             self._reports[spec.name or spec.kind] = read_report(frame)
             while len(_CACHE) > _CACHE_SIZE:

@@ -7,6 +7,7 @@ import polars as pl
 from loglib._compat import to_polars
 from loglib.core.schema import PG_SESSIONS, conform
 from loglib.formats.pg_messages import SERVER_ENDING, SESSION_ENDING
+from loglib.sources.files import read_order
 
 _CONNECTION_EVENTS = (
     "connection_received",
@@ -49,6 +50,9 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
       ``end_reason`` null),
       unless a server shutdown, crash or restart on the same host came later: then they end
       there with ``end_reason = "server_shutdown"``.
+    * **clock steps**: a pid's entries are paired in file order (files as readers read them,
+      rotated sets oldest first, then by line), never by time, so a clock stepping back
+      mid-log (the read report notes where) leaves each session whole.
     * **rotated files** are one stream: read them together (``read_pg_log("x.log*")``) and a
       session that crosses files is one row.
     * **refused attempts** (too many clients, reserved slots, failed authentication, server not
@@ -82,7 +86,15 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
     server_ends = ev.filter(pl.col("event").is_in(list(SERVER_ENDING))).select(
         "host", pl.col("ts").alias("_srv")
     )
-    conn = ev.filter(pl.col("pid").is_not_null()).sort("host", "pid", "ts", "_order")
+    # a pid's lines in the order PostgreSQL wrote them (files in read order, then line), never by
+    # time: a clock stepping back mid-log must not turn one session into an ended and an open one
+    names = ev["file"].drop_nulls().unique().to_list()
+    file_rank = pl.col("file").replace_strict(
+        read_order(names), list(range(len(names))), default=None, return_dtype=pl.Int64
+    )
+    conn = ev.filter(pl.col("pid").is_not_null()).sort(
+        "host", "pid", file_rank, pl.coalesce(pl.col("line"), pl.col("_order").cast(pl.Int64)), "_order"
+    )
     # only pids that took part in a client connection story
     story = conn.group_by("host", "pid").agg(pl.col("event").is_in(_CONNECTION_EVENTS).any().alias("_client"))
     conn = conn.join(story.filter("_client").select("host", "pid"), on=["host", "pid"], how="semi")

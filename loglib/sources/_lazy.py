@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import polars as pl
 
 from loglib.core.rejects import ReadReport, attach_report
 from loglib.core.schema import FrameSchema
+
+#: a clock that goes back this far within one file is a step (NTP, a VM restored, a wrong manual set)
+CLOCK_STEP = timedelta(seconds=1)
 
 
 def scan_batches(
@@ -61,6 +65,8 @@ def collect_batches(
     from loglib.errors import NoDataError
 
     parts = list(batches)
+    for source in sources:  # a rotation during the read: where the lines were found
+        report.notes.extend(n for n in getattr(source, "notes", ()) if n not in report.notes)
     frame = pl.concat(parts, rechunk=False) if parts else schema.empty()
     if frame.height == 0 and raise_if_empty:
         msg = (
@@ -72,5 +78,45 @@ def collect_batches(
     ts = frame["ts"]
     in_order = ts.null_count() == 0 and ts.is_sorted()  # one file in time order: no copy needed
     if ts.is_not_null().any() and not in_order:
+        report.notes.extend(clock_steps(frame))  # in file order, before the sort hides them
         frame = frame.sort("ts", maintain_order=True, nulls_last=True)
     return frame
+
+
+def clock_steps(frame: pl.DataFrame, *, at_least: timedelta = CLOCK_STEP, show: int = 3) -> list[str]:
+    """Notes naming where a file's clock steps back by ``at_least`` or more, in file order.
+
+    A step is a line whose time is ``at_least`` before the line above it in the same file
+    while the line after it stays back too (one late line among concurrent writers is not a
+    step). Eager reads are then sorted by time, so ``file``/``line`` keep the order the lines
+    were written in; ``pg_sessions`` pairs a pid's sessions in that order.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = [datetime(2024, 3, 1, 10, m) for m in (0, 59, 0, 1)]
+    >>> clock_steps(pl.DataFrame({"ts": t, "file": ["a.log"] * 4, "line": [1, 2, 3, 4]}))[0]
+    'a.log:3: the clock steps back 59 min (10:59:00 -> 10:00:00 on 2024-03-01); times are kept as logged, and lines are read in file order'
+    """
+    if not {"ts", "file", "line"} <= set(frame.columns):
+        return []
+    prev, nxt = pl.col("ts").shift(1), pl.col("ts").shift(-1)
+    same_prev = (pl.col("file") == pl.col("file").shift(1)).fill_null(False)
+    same_next = (pl.col("file") == pl.col("file").shift(-1)).fill_null(False)
+    stays_back = ~same_next | (nxt <= prev - at_least).fill_null(True)
+    steps = (
+        frame.select("ts", "file", "line")
+        .with_columns(_prev=prev, _step=same_prev & (pl.col("ts") <= prev - at_least).fill_null(False) & stays_back)
+        .filter("_step")
+    )
+    notes = []
+    for r in steps.head(show).iter_rows(named=True):
+        back = (r["_prev"] - r["ts"]).total_seconds()
+        span = f"{back / 3600:.1f} h" if back >= 3600 else f"{back / 60:.0f} min" if back >= 60 else f"{back:.0f} s"
+        notes.append(
+            f"{r['file']}:{r['line']}: the clock steps back {span} ({r['_prev']:%H:%M:%S} -> {r['ts']:%H:%M:%S} "
+            f"on {r['ts']:%Y-%m-%d}); times are kept as logged, and lines are read in file order"
+        )
+    if steps.height > show:
+        notes.append(f"… and {steps.height - show} more step(s) back of {at_least.total_seconds():.0f} s or more")
+    return notes

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -216,12 +216,16 @@ class Source:
     name: str
     path: Path | None = None
     data: bytes | None = None
+    #: ``(st_dev, st_ino)`` when the file was listed: the file meant, even if renamed since
+    ident: tuple[int, int] | None = field(default=None, compare=False)
+    #: what happened to the file while it was read (a rotation), for the read report
+    notes: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @contextmanager
     def open_raw(self) -> Iterator[io.BufferedIOBase]:
         """The decompressed byte stream as UTF-8-compatible bytes (compression is told by magic
         bytes, not the suffix; UTF-16/UTF-32 text is recoded to UTF-8)."""
-        raw: io.BufferedIOBase = io.BytesIO(self.data) if self.data is not None else _open_file(self.path)
+        raw: io.BufferedIOBase = io.BytesIO(self.data) if self.data is not None else self._open_listed()
         with raw:
             head = raw.read(10)
             raw.seek(0)
@@ -230,6 +234,33 @@ class Source:
             wide = _wide_encoding(_peek(stream))
             yield _Recoded(stream, wide) if wide else stream
 
+    def _open_listed(self) -> io.BufferedIOBase:
+        """The file that was listed, even when a rotation renamed it since (``x.log`` -> ``x.log.1``):
+        a file is followed by its identity, so a logrotate during a read neither skips the lines
+        that were in ``x.log`` nor reads the rotated ones twice."""
+        assert self.path is not None
+        fh = _open_file(self.path)
+        st = os.fstat(fh.fileno())
+        if self.ident is None or (st.st_dev, st.st_ino) == self.ident:
+            return fh
+        fh.close()
+        moved = _find_ident(self.path.parent, self.ident)
+        if moved is None:
+            msg = (
+                f"{self.name} was replaced while loglib read (a log rotation) and the file it was is "
+                "gone (removed or compressed): read the file now at that path"
+            )
+            if msg not in self.notes:
+                self.notes.append(msg)
+            return _open_file(self.path)
+        msg = (
+            f"{self.name} was rotated while loglib read: its lines were read from {moved.name}, where "
+            "the rotation moved them; lines written since are not in this read"
+        )
+        if msg not in self.notes:
+            self.notes.append(msg)
+        return _open_file(moved)
+
     def head(self, n_bytes: int = 65536) -> bytes:
         """The first ``n_bytes`` of decompressed content (for format sniffing)."""
         with self.open_raw() as fh:
@@ -237,6 +268,22 @@ class Source:
                 return fh.read(n_bytes)
             except (EOFError, OSError, lzma.LZMAError):
                 return b""
+
+
+def _find_ident(folder: Path, ident: tuple[int, int]) -> Path | None:
+    """The file in ``folder`` whose ``(st_dev, st_ino)`` is ``ident``, or None."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == ident and stat.S_ISREG(st.st_mode):
+            return Path(entry.path)
+    return None
 
 
 def _peek(stream: io.BufferedIOBase) -> bytes:
@@ -302,6 +349,17 @@ def _rotation_key(path: Path) -> tuple[str, int]:
     return (str(path.parent / name), 0)
 
 
+def read_order(names: Iterable[str]) -> list[str]:
+    """File names in the order a reader reads them: rotated sets oldest first, others by name.
+
+    Examples
+    --------
+    >>> read_order(["pg/postgresql.log", "pg/postgresql.log.2.gz", "pg/postgresql.log.1"])
+    ['pg/postgresql.log.2.gz', 'pg/postgresql.log.1', 'pg/postgresql.log']
+    """
+    return sorted(names, key=lambda name: (_rotation_key(Path(name)), name))
+
+
 def expand_sources(paths: PathsLike) -> Sources:
     """Turn a path, glob, directory, list of those, or raw bytes into ordered sources.
 
@@ -338,7 +396,7 @@ def expand_sources(paths: PathsLike) -> Sources:
             msg = f"no file matches {str(item)!r} (looked for a file, a directory and a glob)"
             raise NoDataError(msg)
         found.extend(matches)
-    ordered = sorted(set(found), key=lambda q: (_rotation_key(q), str(q)))
+    ordered = [Path(n) for n in read_order({str(q) for q in found})]
     out = Sources()
     seen: dict[tuple[int, int], str] = {}
     for path in ordered:
@@ -347,7 +405,7 @@ def expand_sources(paths: PathsLike) -> Sources:
         if first != str(path):  # the same file by another name (../, a symlink, a hard link)
             out.notes.append(f"{path} is the same file as {first}: read once")
             continue
-        out.append(Source(str(path), path=path))
+        out.append(Source(str(path), path=path, ident=(st.st_dev, st.st_ino)))
     return out
 
 
