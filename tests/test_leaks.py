@@ -144,3 +144,38 @@ class TestGaugeAcrossRestarts:
         m = _gauge([1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2], start)
         got = ll.analysis.leaks.gauge_leaks(m, "1h", capacity=5).sort("ts")
         assert got["leaked"].to_list() == [1.0, 0.0]
+
+
+SHUTDOWN_LOG = """\
+2026-12-02 17:50:00.000 UTC [100] LOG:  database system is ready to accept connections
+2026-12-02 17:57:18.162 UTC [201] [unknown]@[unknown] LOG:  connection received: host=127.0.0.1 port=60456
+2026-12-02 17:57:18.164 UTC [201] checkout@shop LOG:  connection authorized: user=checkout database=shop application_name=checkout-api
+2026-12-02 17:57:19.000 UTC [202] [unknown]@[unknown] LOG:  connection received: host=127.0.0.1 port=60458
+2026-12-02 17:57:19.002 UTC [202] checkout@shop LOG:  connection authorized: user=checkout database=shop application_name=checkout-api
+2026-12-02 17:57:20.000 UTC [203] [unknown]@[unknown] LOG:  connection received: host=127.0.0.1 port=60460
+2026-12-02 17:57:20.002 UTC [203] checkout@shop LOG:  connection authorized: user=checkout database=shop application_name=checkout-api
+2026-12-02 17:58:47.836 UTC [204] [unknown]@[unknown] LOG:  connection received: host=127.0.0.1 port=55342
+2026-12-02 17:58:47.837 UTC [204] checkout@shop LOG:  connection authorized: user=checkout database=shop application_name=checkout-api
+2026-12-02 17:59:11.910 UTC [204] checkout@shop LOG:  unexpected EOF on client connection with an open transaction
+2026-12-02 17:59:11.910 UTC [204] checkout@shop LOG:  disconnection: session time: 0:00:24.074 user=checkout database=shop host=127.0.0.1 port=55342
+2026-12-02 18:01:00.412 UTC [100] LOG:  received fast shutdown request
+2026-12-02 18:01:00.425 UTC [201] checkout@shop FATAL:  terminating connection due to administrator command
+2026-12-02 18:01:00.425 UTC [201] checkout@shop LOG:  disconnection: session time: 0:03:42.263 user=checkout database=shop host=127.0.0.1 port=60456
+2026-12-02 18:01:00.426 UTC [202] checkout@shop FATAL:  terminating connection due to administrator command
+2026-12-02 18:01:00.426 UTC [202] checkout@shop LOG:  disconnection: session time: 0:03:41.424 user=checkout database=shop host=127.0.0.1 port=60458
+2026-12-02 18:01:00.427 UTC [203] checkout@shop FATAL:  terminating connection due to administrator command
+2026-12-02 18:01:00.427 UTC [203] checkout@shop LOG:  disconnection: session time: 0:03:40.425 user=checkout database=shop host=127.0.0.1 port=60460
+2026-12-02 18:01:00.449 UTC [100] LOG:  database system is shut down
+2026-12-02 18:01:11.612 UTC [300] LOG:  database system is ready to accept connections
+"""
+
+
+def test_sessions_ended_by_a_shutdown_make_a_lower_bound():
+    """Issue 12 (lab mixed-40): a server shutdown ends leaked and pooled sessions alike. In a group
+    that leaks (one open-transaction EOF here), the three sessions the shutdown ended may have
+    been leaks: both hours are lower bounds at low confidence, saying how many, never exact."""
+    pg = ll.read_pg_log(SHUTDOWN_LOG.encode(), prefix="%m [%p] %q%u@%d ")
+    got = ll.leak_rates(pg=pg, every="1h", method="pg_sessions").sort("ts")
+    assert got["leaked"].to_list() == [1.0, 0.0]
+    assert got["confidence"].to_list() == ["low", "low"]
+    assert all(n.startswith("lower bound: 3 more session(s)") for n in got["note"])

@@ -27,7 +27,9 @@ Methods, best first:
     longer than that group's clean sessions, or were terminated by an operator
     (``pg_terminate_backend``) after lasting that long. Sessions ended by a server shutdown or a
     plain reset (a middlebox, a restart) are not evidence of a leak. Counted at their last logged activity (a statement
-    with ``log_statement``, else their start). Buckets where the server refused connections
+    with ``log_statement``, else their start). A server shutdown ends leaked and pooled sessions
+    alike: in a group that leaks, the buckets where such sessions were open are a lower bound
+    (``low``; the note says how many more sessions may have been leaks). Buckets where the server refused connections
     (``too_many_clients``/``reserved_slots``) are ``saturated``.
 
 In a saturated bucket the leak is **not** reported as stopped: ``leaked`` is null when nothing
@@ -256,7 +258,16 @@ def session_leaks(
         )
         .with_columns(_direct=direct, _at=pl.coalesce(pl.col("last_activity"), pl.col("start")))
     )
+    # a server shutdown ends leaked and pooled sessions alike, without saying which was which:
+    # in a group that leaks, each such session may have been a leak (a lower bound where they lived)
+    maybe = ss.filter(
+        (pl.col("end_reason") == "server_shutdown")
+        & ~direct
+        & pl.col("start").is_not_null()
+        & pl.col("scope").is_in(cand["scope"].unique().implode())
+    )
     grid = time_grid(ev["ts"].min(), log_end, every)
+    undecided = _sessions_per_bucket(maybe, grid, every)
     scopes = pl.concat(
         [stats.select("scope", "_typical", "_clean"), cand.select("scope", "_typical", "_clean")],
         how="vertical_relaxed",
@@ -273,10 +284,12 @@ def session_leaks(
     frame = (
         frame.join(counts, on=["ts", "scope"], how="left")
         .join(full, on="ts", how="left")
+        .join(undecided, on=["ts", "scope"], how="left")
         .with_columns(
             pl.col("n").fill_null(0).cast(pl.Float64),
             pl.col("_full").fill_null(0.0),
             pl.col("_all_direct").fill_null(False),
+            pl.col("_maybe").fill_null(0),
         )
     )
     short = pl.col("_typical") < pl.duration(seconds=60)
@@ -287,7 +300,7 @@ def session_leaks(
         leaked=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0)).then(None).otherwise(pl.col("n")),
         confidence=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0))
         .then(pl.lit("none"))
-        .when(pl.col("_full") > 0)
+        .when((pl.col("_full") > 0) | (pl.col("_maybe") > 0))
         .then(pl.lit("low"))
         .when(exact)
         .then(pl.lit("high"))
@@ -301,6 +314,14 @@ def session_leaks(
             pl.format(
                 "lower bound: the server refused connections for {}% of the bucket",
                 (pl.col("_full") * 100).round(0).cast(pl.Int64),
+            )
+        )
+        .when(pl.col("_maybe") > 0)
+        .then(
+            pl.format(
+                "lower bound: {} more session(s) of this group, open in this bucket, were ended by a server "
+                "shutdown, which ends leaked and pooled sessions alike (no sign which were leaks)",
+                pl.col("_maybe"),
             )
         )
         .when(exact)
@@ -318,6 +339,20 @@ def session_leaks(
         ),
     )
     return conform(frame.sort("scope", "ts"), LEAK_RATES)  # type: ignore[return-value]
+
+
+def _sessions_per_bucket(sessions: pl.DataFrame, grid: pl.DataFrame, every: str) -> pl.DataFrame:
+    """``ts``, ``scope``, ``_maybe``: how many of ``sessions`` were open during each bucket."""
+    if sessions.height == 0:
+        return pl.DataFrame(schema={"ts": UTC_TS, "scope": pl.String, "_maybe": pl.UInt32})
+    width = to_timedelta(every, argument="every")
+    spans = sessions.select(
+        "scope", pl.col("start").dt.truncate(every).alias("_a"), pl.col("end").alias("_b")
+    )
+    pairs = grid.join(spans, how="cross").filter(
+        (pl.col("ts") >= pl.col("_a")) & (pl.col("ts") < pl.col("_b").fill_null(pl.col("ts") + width))
+    )
+    return pairs.group_by("ts", "scope").agg(pl.len().alias("_maybe"))
 
 
 def _refusal_share(refused: pl.DataFrame, every: str) -> pl.DataFrame:
