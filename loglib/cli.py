@@ -20,6 +20,7 @@ from loglib import __version__
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.reads import read_lines, read_summary
 from loglib.analysis.sessions import pg_sessions
+from loglib.cache import cache_stats, cached_read, clear_cache
 from loglib.core.rejects import read_report
 from loglib.core.timeparse import check_tz, to_timedelta
 from loglib.errors import LoglibError, RejectedLinesWarning
@@ -180,6 +181,8 @@ class _Parser(argparse.ArgumentParser):
 def _report(args: argparse.Namespace) -> int:
     from loglib.report import build_report
 
+    if getattr(args, "no_cache", False):  # this process and the notebook's kernel parse afresh
+        os.environ["LOGLIB_NO_CACHE"] = "1"
     progress, stop = _heartbeat(_progress) if not args.quiet else (None, lambda: None)
     # checked, locked and cleared of the previous run's files before any work (issue 19)
     with claim_out(args.out) as claim:
@@ -198,7 +201,7 @@ def _report(args: argparse.Namespace) -> int:
         claim.record([*result.files, result.notebook])
     if claim.cleared and not args.quiet:
         _progress(f"cleared {len(claim.cleared)} file(s) an earlier loglib run wrote into {args.out}")
-    _print_reads(args.incident_dir)
+    _print_reads(args.incident_dir, reports=result.reads)
     print(f"Postmortem of {Path(args.incident_dir).name} written in {result.seconds:.0f} s:")
     print(result)
     if result.findings:
@@ -220,14 +223,14 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_reads(incident_dir: str, *, file: TextIO | None = None) -> None:
+def _print_reads(incident_dir: str, *, file: TextIO | None = None, reports: dict | None = None) -> None:
     """What was read, one line per source (the sources are cached: nothing is read again)."""
     from loglib.incident import Incident
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RejectedLinesWarning)  # shown here instead
         inc = Incident.load(incident_dir)
-        reports = inc.read_reports()
+        reports = reports or inc.read_reports()
     print("What was read:", file=file)
     kinds = {s.name or s.kind: s.kind for s in inc.sources}
     for line in read_lines(read_summary(reports, kinds=kinds)):
@@ -294,7 +297,7 @@ def _parse(args: argparse.Namespace) -> int:
     try:
         with steps.step(f"reading {' '.join(args.paths)[:80]}"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RejectedLinesWarning)  # counted in the summary below
-            frame = fn(args.paths, **options)
+            frame = cached_read(fn, args.paths, options, use_cache=not args.no_cache)
     except (OSError, UnicodeError) as exc:
         return _error(f"cannot read {' '.join(args.paths)}: {exc}")
     if args.redact:
@@ -349,7 +352,8 @@ def _connections(args: argparse.Namespace) -> int:
     steps = _Steps(quiet=args.quiet)
     with steps.step(f"reading {' '.join(args.paths)[:80]}"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RejectedLinesWarning)  # reported below, with the rest
-        events = read_pg_log(args.paths, format=args.format, prefix=args.prefix, tz=args.tz, year=args.year)
+        options = {"format": args.format, "prefix": args.prefix, "tz": args.tz, "year": args.year}
+        events = cached_read(read_pg_log, args.paths, options, use_cache=not args.no_cache)
     report = read_report(events)
     print(report.summary())
     for line in read_lines(read_summary({"postgres": report}, kinds={"postgres": "postgres"})):
@@ -371,6 +375,14 @@ def _connections(args: argparse.Namespace) -> int:
     if report.unexplained.height:
         print(f"\n{report.unexplained.height} line(s) did not parse; first ones:")
         _print_table(report.unexplained.head(10))
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    if args.action == "clear":
+        print(f"removed {clear_cache()}")
+    else:
+        print(cache_stats())
     return 0
 
 
@@ -425,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     conn.add_argument("--prefix", help="the server's log_line_prefix, verbatim")
     conn.add_argument("--tz", type=_tz_arg, help="the server's log_timezone, for naive or ambiguous times")
     conn.add_argument("--year", type=int, help="year of BSD syslog timestamps")
+    conn.add_argument("--no-cache", action="store_true", help="parse the files again instead of loading loglib's Parquet cache")
     conn.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     conn.set_defaults(func=_connections)
 
@@ -445,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-redact", action="store_true", help="keep secrets in every file written (never for sharing)"
     )
     rep.add_argument("--hosts", action="store_true", help="also replace host names and IPs by pseudonyms")
+    rep.add_argument("--no-cache", action="store_true", help="parse the files again instead of loading loglib's Parquet cache")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     rep.set_defaults(func=_report)
 
@@ -459,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument("--tz", type=_tz_arg, help="zone of naive timestamps")
     parse.add_argument("--redact", action="store_true", help="remove secrets from every text column first")
     parse.add_argument("--hosts", action="store_true", help="with --redact: also pseudonymise hosts and IPs")
+    parse.add_argument("--no-cache", action="store_true", help="parse the files again instead of loading loglib's Parquet cache")
     parse.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parse.set_defaults(func=_parse)
 
@@ -473,6 +488,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     demo.set_defaults(func=_demo)
     _add_capture(sub)
+    cache = sub.add_parser(
+        "cache",
+        help="loglib's Parquet cache of parsed sources: show or clear it",
+        description="Parsed sources are kept as Parquet in $LOGLIB_CACHE_DIR, $XDG_CACHE_HOME/loglib or "
+        "~/.cache/loglib, keyed by the files' identity, so a second read of the same files loads Parquet. "
+        "LOGLIB_NO_CACHE=1 or --no-cache turns it off.",
+    )
+    cache.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
+    cache.set_defaults(func=_cache)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

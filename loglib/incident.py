@@ -28,6 +28,7 @@ import polars as pl
 from loglib.analysis.align import align
 from loglib.analysis.evidence import AppSettings, Evidence, PostgresSettings, Window
 from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
+from loglib.cache import cached_read
 from loglib.core.rejects import ReadReport, attach_report, read_report
 from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import parse_instant
@@ -90,6 +91,11 @@ EVENT_KEYS = ("at", "kind", "text")
 WINDOW_KEYS = ("name", "start", "end", "text")
 _CACHE_SIZE = 16
 _CACHE: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
+
+
+def forget_frames() -> None:
+    """Drop the frames this process keeps across ``Incident.load`` calls (the Parquet cache stays)."""
+    _CACHE.clear()
 
 
 class IncidentError(LoglibError, ValueError):
@@ -407,7 +413,7 @@ class Incident:
             _CACHE.move_to_end(key)
             frame = _CACHE[key]
         elif paths:
-            frame = fn(paths, **spec.options)
+            frame = cached_read(fn, paths, spec.options)  # Parquet when these files were parsed before
             _CACHE[key] = frame
         else:  # every file is another source's: an empty frame that says so
             with warnings.catch_warnings():

@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from loglib.cache import cache_enabled
 from loglib.errors import LoglibError
 from loglib.postmortem import (  # the notebook helpers live there; these names keep ll.report.summary(...) working
     EVIDENCE_CHARTS,
@@ -289,6 +290,8 @@ class ReportResult:
     seconds: float = 0.0
     #: set when static charts could not be drawn (no browser); report.html was still written
     browser_error: str | None = None
+    #: the read report of every source, by source name (what was read, rejected, noted)
+    reads: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"report:  {self.html}", f"bundle:  {self.out_dir}"]
@@ -337,6 +340,42 @@ def check_incident(incident_dir: str | os.PathLike) -> Any:
             msg = f"cannot read source {spec.name or spec.kind!r} ({', '.join(spec.paths)}): {_one_line(str(exc))}"
             raise ReportError(msg) from None
     return inc
+
+
+#: the last cell ``build_report`` adds (and removes before saving): the kernel's own detector
+#: results, so the CLI neither keeps the frames nor runs the detectors a second time
+_RESULTS = ".loglib-results.json"
+_RESULTS_CELL = """import json as _json
+if "inc" in globals():
+    _res = ll.postmortem.run_detectors(inc)
+    with open({path!r}, "w") as _fh:
+        _json.dump({{"found": [f.statement for f in _res.found], "failed": [str(f) for f in _res.failed]}}, _fh)"""
+
+
+def _with_results_cell(nb: Any, out: Path) -> Any:
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(
+        _RESULTS_CELL.format(path=str(out / _RESULTS)), metadata={"tags": ["loglib-results"]}
+    )
+    cell["id"] = "loglib-results"
+    nb.cells.append(cell)
+    return nb
+
+
+def _take_results(nb: Any, out: Path) -> dict[str, list[str]] | None:
+    """Drop the results cell from ``nb``; the kernel's results, or None when it wrote none."""
+    import json
+
+    nb.cells = [c for c in nb.cells if "loglib-results" not in c.get("metadata", {}).get("tags", [])]
+    path = out / _RESULTS
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    finally:
+        path.unlink(missing_ok=True)
+    return {"found": list(doc.get("found", [])), "failed": list(doc.get("failed", []))}
 
 
 def _redaction_line(redact: bool, hosts: bool) -> str:
@@ -407,6 +446,13 @@ def build_report(
     folder = Path(incident_dir).resolve()
     say(f"reading {folder}")
     inc = check_incident(folder)
+    title = f"Postmortem: {inc.title}"
+    reads = inc.read_reports()
+    if cache_enabled():  # the kernel loads the Parquet cache: this process need not hold the frames
+        from loglib.incident import forget_frames
+
+        inc = None
+        forget_frames()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     browser_error = None
@@ -427,13 +473,14 @@ def build_report(
         hosts=hosts,
     )
     say(f"executing {nb_path.name} ({sum(c.cell_type == 'code' for c in nb.cells)} code cells)")
-    title = f"Postmortem: {inc.title}"
+    nb = _with_results_cell(nb, out)
     failure: ReportError | None = None
     try:
         execute_notebook(nb, cwd=out, progress=say, timeout=timeout)
     except ReportError as exc:
         failure = exc
         nb = getattr(exc, "notebook", nb)
+    results = _take_results(nb, out)
     say("writing report.html")
     import nbformat
 
@@ -454,17 +501,20 @@ def build_report(
     files = [out / n for n in keep if (out / n).is_file()]
     if (out / "charts").is_dir():
         files += sorted((out / "charts").iterdir())
-    detected = run_detectors(inc)
+    if results is None:  # a notebook without ``inc``: the detectors run here
+        detected = run_detectors(inc if inc is not None else check_incident(folder))
+        results = {"found": [f.statement for f in detected.found], "failed": [str(f) for f in detected.failed]}
     say("done")
     return ReportResult(
         out_dir=out,
         html=html_path,
         notebook=out / "report.ipynb",
         files=files,
-        findings=[f.statement for f in detected.found],
-        failed=[str(f) for f in detected.failed],
+        findings=results["found"],
+        failed=results["failed"],
         seconds=time.monotonic() - t0,
         browser_error=browser_error,
+        reads=reads,
     )
 
 

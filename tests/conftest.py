@@ -40,6 +40,15 @@ def require_tool(name: str) -> str:
     return path  # type: ignore[return-value]
 
 
+@pytest.fixture(autouse=True)
+def _own_parse_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own empty Parquet parse cache (loglib.cache), never the user's."""
+    folder = tmp_path_factory.mktemp("loglib-cache")
+    monkeypatch.setenv("LOGLIB_CACHE_DIR", str(folder))
+    monkeypatch.delenv("LOGLIB_NO_CACHE", raising=False)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The shared corpus of real logs (../shared/corpus)."""

@@ -1,0 +1,150 @@
+"""The Parquet parse cache (issue 19): parse once per incident, across processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import loglib as ll
+from loglib import cache
+from loglib.cache import cache_dir, cached_read, clear_cache
+
+ROOT = Path(__file__).resolve().parent.parent
+POOL = ROOT / "data" / "incidents" / "pool-exhaustion"
+PREFIX = "%m [%p] %q%u@%d "
+LINE = (
+    "2024-03-01 10:00:{s:02d}.000 UTC [{pid}] app@shop LOG:  connection received: host=10.0.0.5 port=5000\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def _small_inputs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "MIN_INPUT_BYTES", 0)
+
+
+def write_log(path: Path, n: int = 5, *, junk: bool = True) -> Path:
+    path.write_text(
+        "".join(LINE.format(s=i % 60, pid=i) for i in range(n)) + ("not a log line\n" if junk else "")
+    )
+    return path
+
+
+class Counting:
+    """A reader that counts its calls (the cache must not call it on a hit)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.__module__, self.__qualname__ = "tests", "Counting"
+
+    def __call__(self, paths: list[str], **options: object) -> pl.DataFrame:
+        self.calls += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ll.RejectedLinesWarning)
+            return ll.read_pg_log(paths, **options)
+
+
+class TestCachedRead:
+    """cached_read: the same frame and report, without parsing, until a file changes."""
+
+    def test_second_read_loads_parquet(self, tmp_path: Path) -> None:
+        """Same rows and dtypes, same report (rejects included), and the reader is not called."""
+        log = write_log(tmp_path / "postgresql.log")
+        fn = Counting()
+        first = cached_read(fn, [str(log)], {"prefix": PREFIX})
+        with pytest.warns(ll.RejectedLinesWarning):  # rejected lines still warn, as on a fresh read
+            second = cached_read(fn, [str(log)], {"prefix": PREFIX})
+        assert fn.calls == 1
+        assert_frame_equal(first, second)
+        a, b = ll.read_report(first), ll.read_report(second)
+        assert (b.lines_read, b.lines_parsed, b.entries, b.format) == (
+            a.lines_read,
+            a.lines_parsed,
+            a.entries,
+            a.format,
+        )
+        assert_frame_equal(a.rejects, b.rejects)
+        assert any("parse cache" in n for n in b.notes)
+        assert list(cache_dir().glob("*.parquet"))
+
+    def test_changed_file_is_parsed_again(self, tmp_path: Path) -> None:
+        """A file that grew (new size, new mtime) is a new key: the new line is in the frame."""
+        log = write_log(tmp_path / "postgresql.log", 5, junk=False)
+        fn = Counting()
+        assert cached_read(fn, [str(log)], {"prefix": PREFIX}).height == 5
+        with open(log, "a") as fh:
+            fh.write(LINE.format(s=30, pid=99))
+        assert cached_read(fn, [str(log)], {"prefix": PREFIX}).height == 6
+        assert fn.calls == 2
+
+    def test_other_options_other_entry(self, tmp_path: Path) -> None:
+        """Reader options are part of the key."""
+        log = write_log(tmp_path / "postgresql.log", junk=False)
+        fn = Counting()
+        cached_read(fn, [str(log)], {"prefix": PREFIX})
+        cached_read(fn, [str(log)], {"prefix": PREFIX, "tz": "UTC"})
+        assert fn.calls == 2
+
+    def test_no_cache(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """LOGLIB_NO_CACHE=1 parses every time and writes nothing."""
+        monkeypatch.setenv("LOGLIB_NO_CACHE", "1")
+        log = write_log(tmp_path / "postgresql.log", junk=False)
+        fn = Counting()
+        cached_read(fn, [str(log)], {})
+        cached_read(fn, [str(log)], {})
+        assert fn.calls == 2 and not list(cache_dir().glob("*"))
+
+    def test_clear(self, tmp_path: Path) -> None:
+        """clear_cache removes the cached frames and only them."""
+        log = write_log(tmp_path / "postgresql.log", junk=False)
+        cached_read(Counting(), [str(log)], {})
+        (cache_dir() / "mine.txt").write_text("keep")
+        assert clear_cache().entries == 1
+        assert [p.name for p in cache_dir().iterdir()] == ["mine.txt"]
+
+    def test_half_written_entry_is_ignored(self, tmp_path: Path) -> None:
+        """A run killed while writing leaves no usable entry: the files are parsed again."""
+        log = write_log(tmp_path / "postgresql.log", junk=False)
+        fn = Counting()
+        cached_read(fn, [str(log)], {})
+        for p in cache_dir().glob("*.parquet"):
+            p.write_bytes(b"PAR1 cut")
+        assert cached_read(fn, [str(log)], {}).height == 5
+        assert fn.calls == 2
+
+
+class TestIncidentAndProcesses:
+    """The CLI, an Incident and another process share one parse."""
+
+    def test_another_process_loads_the_parquet(self, tmp_path: Path) -> None:
+        """An incident parsed here is loaded from Parquet by a fresh interpreter (the report's kernel)."""
+        ll.Incident.load(POOL).read_reports()  # parses, fills the cache (app.log is 2.2 MB)
+        code = (
+            "import warnings, loglib as ll; warnings.simplefilter('ignore');"
+            f"r = ll.Incident.load({str(POOL)!r}).read_reports();"
+            "print(any('parse cache' in n for n in r['app'].notes), r['app'].entries)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["True", "1151"]
+
+    def test_cli_cache_info_and_clear(self, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+        """`loglib cache` says what it holds; `loglib cache clear` empties it."""
+        from loglib import cli
+
+        log = write_log(tmp_path / "postgresql.log", junk=False)
+        assert cli.main(["connections", str(log), "--prefix", PREFIX, "-q"]) == 0
+        capsys.readouterr()
+        assert cli.main(["cache"]) == 0
+        assert "1 cached frame(s)" in capsys.readouterr().out
+        assert cli.main(["cache", "clear"]) == 0
+        assert "removed 1 cached frame(s)" in capsys.readouterr().out
+        assert not list(cache_dir().glob("*.parquet"))
