@@ -16,7 +16,7 @@ from loglib.analysis.before_after import before_after_table
 from loglib.analysis.connections import pg_connections
 from loglib.analysis.correlate import Correlation, correlate
 from loglib.analysis.deploys import compare_deploys
-from loglib.analysis.detect_deploy import detect_events
+from loglib.analysis.events import detect_events
 from loglib.analysis.evidence import Evidence, NoEvidenceError
 from loglib.analysis.findings import Finding, findings, findings_frame
 from loglib.analysis.leaks import leak_rates

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 import loglib as ll
-from loglib.analysis.detect_deploy import connection_errors
+from loglib.analysis.findings.post_deploy import connection_errors
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from tests.pgbouncerserver import PgBouncer, find_pgbouncer, running
 from tests.pgserver import find_pg_bin
 
 pytestmark = [pytest.mark.postgres, pytest.mark.pgbouncer]
-#: deploys closer than detect_deploy.MOMENT_GAP (5 s) are one deploy: keep them further apart
+#: deploys closer than findings.post_deploy.MOMENT_GAP (5 s) are one deploy: keep them further apart
 MOMENT_GAP = 6.0
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from loglib.analysis.detect_pool import _windows
+from loglib.analysis.findings.pool_exhaustion import _windows
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 

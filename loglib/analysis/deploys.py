@@ -16,8 +16,8 @@ from typing import Any
 
 import polars as pl
 
-from loglib.analysis.detect_deploy import AFTER, _moments, connection_errors
 from loglib.analysis.evidence import Evidence, as_evidence
+from loglib.analysis.findings.post_deploy import AFTER, _moments, connection_errors
 from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions
 from loglib.core.schema import DEPLOY_COMPARISON, DEPLOY_COMPONENTS, UTC_TS, conform
 from loglib.formats.pgbouncer_lines import LOGIN_FAILURE_REASONS

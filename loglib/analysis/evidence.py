@@ -231,7 +231,7 @@ class Evidence:
         return self.cached("events", self._events)
 
     def _events(self) -> pl.DataFrame:
-        from loglib.analysis.detect_deploy import detect_events
+        from loglib.analysis.events import detect_events
 
         declared = conform(self.declared_events, INCIDENT_EVENTS)
         detected = detect_events(app=self.app, pg=self.pg)

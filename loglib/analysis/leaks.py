@@ -40,7 +40,7 @@ the bucket was visible.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -498,37 +498,3 @@ def leak_rates(
     if best_only:
         out = out.filter(pl.col("_rank") == pl.col("_rank").min())
     return out.drop("_rank")
-
-
-def summarize_leaks(rates: pl.DataFrame, every: str | timedelta = "1h") -> dict[str, Any]:
-    """Headline figures of a ``leak_rates`` frame (its best method): total, per hour while leaking, saturation.
-
-    ``leaks_per_hour`` is the total over the visible buckets from the first to the last one
-    with a leak (saturated buckets, whose leaks could not be seen, are left out).
-    """
-    if rates.height == 0:
-        return {}
-    best = rates.filter(pl.col("method") == rates["method"][0])
-    per_ts = (
-        best.group_by("ts")
-        .agg(pl.col("leaked").sum().alias("leaked"), pl.col("leaked").is_null().all().alias("hidden"))
-        .sort("ts")
-    )
-    leaking = per_ts.filter(pl.col("leaked") > 0)
-    hours = to_timedelta(_every(every), argument="every").total_seconds() / 3600
-    total = float(per_ts["leaked"].sum())
-    per_hour = 0.0
-    if leaking.height:
-        span = per_ts.filter(
-            pl.col("ts").is_between(leaking["ts"].min(), leaking["ts"].max()) & ~pl.col("hidden")
-        )
-        per_hour = total / (span.height * hours)
-    return {
-        "method": best["method"][0],
-        "leaked_total": total,
-        "leaks_per_hour": round(per_hour, 1),
-        "saturated_buckets": int(best["saturated"].sum()),
-        "confidence": (best.filter(pl.col("leaked") > 0)["confidence"].mode().sort().to_list() or ["none"])[
-            0
-        ],
-    }

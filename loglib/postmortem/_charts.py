@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from loglib.analysis.evidence import NoEvidenceError
+from loglib.analysis.findings import DETECTORS
 from loglib.postmortem._detectors import run_detectors
 from loglib.postmortem._summary import _quiet
 from loglib.present import charts
@@ -69,12 +70,8 @@ def leak_every(incident: Any) -> str:
     return "1s"
 
 
-#: charts that show the evidence of each finding kind
-EVIDENCE_CHARTS: dict[str, tuple[str, ...]] = {
-    "pool_exhaustion": ("pool_utilisation", "db_connections"),
-    "post_deploy": ("error_rate", "before_after"),
-    "idle_drops": ("session_durations", "error_rate"),
-}
+#: charts that show the evidence of each finding kind (each detector's ``CHARTS``)
+EVIDENCE_CHARTS: dict[str, tuple[str, ...]] = {kind: shape.CHARTS for kind, shape in DETECTORS.items()}
 
 
 def evidence_charts(incident: Any, found: Iterable[Any] | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Deploys and restarts seen in the logs (``detect_events``) and post-deploy flakiness (``detect_post_deploy``)."""
+"""Deploys and restarts seen in the logs (``detect_events``): PostgreSQL restarts, the app's own start
+and stop lines, and sessions of one application ending all at once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from loglib.analysis.restarts import APP_START_GAP, app_lifecycle
 from loglib.core.schema import INCIDENT_EVENTS, UTC_TS, conform
 from loglib.formats.lifecycle import APP_START_PATTERN, APP_STOP_PATTERN
 
-__all__ = ["APP_START_GAP", "APP_START_PATTERN", "APP_STOP_PATTERN", "detect_events", "detect_post_deploy"]
+__all__ = ["APP_START_GAP", "APP_START_PATTERN", "APP_STOP_PATTERN", "detect_events"]
 
 #: PostgreSQL events that make up a server restart
 PG_RESTART_EVENTS = ("server_shutdown", "crash_restart", "server_starting", "server_ready")
@@ -197,157 +198,3 @@ def _mass_session_ends(pg: pl.DataFrame) -> pl.DataFrame:
         "file",
         "line",
     )
-
-
-#: app error classes of connection trouble around a deploy (pool timeouts are the pool detector's)
-FLAKY_CLASSES = (
-    "server_closed",
-    "connection_reset",
-    "admin_shutdown",
-    "crash_restart",
-    "server_not_ready",
-    "connection_refused",
-    "connect_timeout",
-    "ssl_eof",
-    "conn_invalidated",
-    "conn_already_closed",
-    "too_many_connections",
-    "dns_failure",
-)
-#: declared and detected events this close are one deploy/restart
-MOMENT_GAP = timedelta(seconds=5)
-#: how long after a deploy/restart errors are attributed to it
-AFTER = timedelta(minutes=5)
-#: at least this many errors after an event make a finding
-MIN_ERRORS = 2
-#: the error rate after the event must be this many times the rate before it
-RATE_FACTOR = 3.0
-#: sessions ending this close to the event were closed by it
-CLOSE_WINDOW = (timedelta(seconds=-5), timedelta(seconds=30))
-
-
-def _moments(events: pl.DataFrame) -> pl.DataFrame:
-    """Deploys and restarts, one per minute-long cluster (a declared event names the cluster)."""
-    ev = events.filter(pl.col("kind").is_in(["deploy", "restart"]) & pl.col("ts").is_not_null())
-    if ev.height == 0:
-        return ev
-    ev = ev.sort("ts").with_columns(
-        _o=pl.col("origin") != "declared",
-        _cluster=(pl.col("ts").diff() > MOMENT_GAP).fill_null(True).cum_sum(),
-    )
-    return (
-        ev.sort("_cluster", "_o", "ts")
-        .group_by("_cluster", maintain_order=True)
-        .agg(
-            pl.col("ts").min(),
-            pl.col("kind").first(),
-            pl.col("text").first(),
-            pl.col("origin").unique().sort().str.join("+").alias("origin"),
-        )
-        .sort("ts")
-    )
-
-
-#: levels of lines that note a problem without being a failed request
-_BELOW_ERROR = ("trace", "debug", "info", "notice", "warning", "warn")
-
-
-def connection_errors(inc) -> pl.DataFrame:
-    """The connection errors deploys are judged by (``ts``, ``source``, ``what``, ``file``, ``line``):
-    app events of :data:`FLAKY_CLASSES` at level error or above (one per failed request), or, with
-    no app log, PostgreSQL's ``server_not_ready`` refusals."""
-    parts = []
-    if inc.app is not None and inc.app.height:
-        # a failed request is one error: a library's INFO/WARNING note about the same connection
-        # (SQLAlchemy's "Invalidate connection") is not another one
-        level = pl.col("level").fill_null("error").str.to_lowercase()
-        parts.append(
-            inc.app.filter(
-                pl.col("error_class").is_in(list(FLAKY_CLASSES))
-                & pl.col("ts").is_not_null()
-                & ~level.is_in(list(_BELOW_ERROR))
-            ).select("ts", pl.lit("app").alias("source"), pl.col("error_class").alias("what"), "file", "line")
-        )
-    # PostgreSQL's refusal of the same attempt is the app's error seen from the server: counted only
-    # when there is no app log to count the failed requests
-    if inc.pg is not None and inc.pg.height and not (parts and parts[0].height):
-        parts.append(
-            inc.pg.filter((pl.col("event") == "server_not_ready") & pl.col("ts").is_not_null()).select(
-                "ts", pl.lit("postgres").alias("source"), pl.col("event").alias("what"), "file", "line"
-            )
-        )
-    return pl.concat(parts).sort("ts") if parts else pl.DataFrame(schema={"ts": UTC_TS, "what": pl.String})
-
-
-def detect_post_deploy(inc) -> list:
-    """For each deploy or restart (declared or detected): errors by class after it, recovery, graceful close.
-
-    Errors are app events of :data:`FLAKY_CLASSES` (plus PostgreSQL ``server_not_ready``
-    refusals) from the event until ``AFTER`` later or the next event. A finding is made when
-    there are at least ``MIN_ERRORS`` and their rate is ``RATE_FACTOR`` times the rate in the
-    same span before the event (a baseline that starts after the previous event's errors, so
-    one deploy's errors are not the next one's "normal"). ``recovery_s`` is the time from the event to the last of them.
-    Sessions PostgreSQL saw end from 5 s before to 30 s after the event tell whether the old
-    connections were closed gracefully (``disconnection``) or dropped (resets, terminations,
-    server shutdown).
-    """
-    from loglib.analysis.findings import Finding
-
-    moments = _moments(inc.events)
-    if moments.height == 0:
-        return []
-    errors = connection_errors(inc)
-    sessions = inc.sessions
-    out = []
-    times = moments["ts"].to_list()
-    settled = None  # when the previous event's errors ended: the baseline starts after them
-    for i, row in enumerate(moments.iter_rows(named=True)):
-        at = row["ts"]
-        until = min(at + AFTER, times[i + 1]) if i + 1 < len(times) else at + AFTER
-        span = until - at
-        after = errors.filter(pl.col("ts").is_between(at, until, closed="left"))
-        since = at - span if settled is None else max(at - span, settled)
-        before = errors.filter(pl.col("ts").is_between(since, at, closed="left"))
-        rate_before = before.height / max((at - since).total_seconds(), 1.0)
-        rate_after = after.height / max(span.total_seconds(), 1.0)
-        if after.height:
-            settled = after["ts"].max()
-        if after.height < MIN_ERRORS or rate_after < RATE_FACTOR * max(rate_before, 1e-9):
-            continue
-        by_class = dict(after.group_by("what").len().sort("len", descending=True).iter_rows())
-        recovery = (after["ts"].max() - at).total_seconds()
-        numbers = {
-            "at": at,
-            "event": row["kind"],
-            "origin": row["origin"],
-            "errors": after.height,
-            "errors_before": before.height,
-            "errors_by_class": by_class,
-            "recovery_s": round(recovery, 3),
-        }
-        close_text = ""
-        if sessions is not None and sessions.height:
-            ended = sessions.filter(pl.col("end").is_between(at + CLOSE_WINDOW[0], at + CLOSE_WINDOW[1]))
-            reasons = dict(ended.group_by("end_reason").len().iter_rows())
-            clean = int(reasons.get("disconnection", 0))
-            dropped = int(sum(v for k, v in reasons.items() if k not in ("disconnection", "rejected")))
-            numbers.update(closed_clean=clean, closed_dropped=dropped, closed_by_reason=reasons)
-            if clean or dropped:
-                graceful = (
-                    "gracefully"
-                    if dropped == 0
-                    else ("not gracefully" if clean == 0 else "partly gracefully")
-                )
-                close_text = (
-                    f" Old connections were closed {graceful}: {clean} clean disconnection(s), {dropped} "
-                    "reset/terminated."
-                )
-        classes = ", ".join(f"{n} {k}" for k, n in by_class.items())
-        statement = (
-            f"After the {row['kind']} at {at:%H:%M:%S} UTC ({row['text']}), {after.height} connection error(s) "
-            f"followed ({classes}) against {before.height} in the quiet time before; the last came "
-            f"{recovery:.3g} s after it (time to recover).{close_text}"
-        )
-        evidence = after.with_columns(since_s=(pl.col("ts") - at).dt.total_microseconds() / 1e6)
-        out.append(Finding("post_deploy", statement, numbers, evidence, at, after["ts"].max(), "medium"))
-    return out

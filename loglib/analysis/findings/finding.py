@@ -1,8 +1,8 @@
-"""Findings: which known incident shapes the evidence shows (``findings``, ``findings_frame``).
+"""What a detector returns (:class:`Finding`), the shape every detector module has (:class:`Detector`),
+and findings as a frame (:func:`findings_frame`).
 
-Each detector lives in its own module (``detect_pool``, ``detect_deploy``, ``detect_idle``)
-and returns :class:`Finding` objects: a ``kind``, a plain-language ``statement``, its
-``numbers`` (a dict) and its ``evidence`` (a frame of the rows that prove it).
+A finding has a ``kind``, a plain-language ``statement``, its ``numbers`` (a dict) and its
+``evidence`` (a frame of the rows that prove it).
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from loglib.core.schema import FINDINGS, UTC_TS
 
 if TYPE_CHECKING:
-    from loglib.incident import Incident
+    from collections.abc import Callable
 
-FINDING_KINDS: tuple[str, ...] = ("pool_exhaustion", "post_deploy", "idle_drops")
+    from loglib.analysis.evidence import Evidence
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,28 @@ class Finding:
 
     def __str__(self) -> str:
         return f"[{self.kind}] {self.statement}"
+
+
+class Detector(Protocol):
+    """What a detector module exports (``loglib.analysis.findings.pool_exhaustion`` is one).
+
+    ``KIND``
+        The finding kind it detects (``"pool_exhaustion"``).
+    ``detect(evidence)``
+        Its findings on an :class:`~loglib.Evidence` (an empty list when the shape is absent).
+    ``recommend(finding, pre_ping, add)``
+        Calls ``add(recommendation, because)`` for each change its finding asks for;
+        ``pre_ping`` is the app's ``pool_pre_ping`` (None when unknown).
+    ``CHARTS``
+        The names of the ``loglib.charts`` that show its evidence.
+    """
+
+    KIND: str
+    CHARTS: tuple[str, ...]
+
+    def detect(self, inc: Evidence) -> list[Finding]: ...
+
+    def recommend(self, f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]) -> None: ...
 
 
 def _json_default(value: Any) -> Any:
@@ -77,46 +99,3 @@ def findings_frame(found: list[Finding]) -> pl.DataFrame:
     if not rows:
         return FINDINGS.empty()
     return pl.DataFrame(rows, schema={**FINDINGS.polars_schema, "start": UTC_TS, "end": UTC_TS})
-
-
-def findings(incident: Incident, *, kinds: tuple[str, ...] | list[str] | None = None) -> list[Finding]:
-    """Run every detector on an incident; the findings, most important first.
-
-    Parameters
-    ----------
-    incident
-        An :class:`~loglib.Incident` (its app, PostgreSQL and metrics frames, pool settings and
-        events are used, whichever exist).
-    kinds
-        Run only these detectors (names from ``FINDING_KINDS``).
-
-    Returns
-    -------
-    list of Finding
-        Each with ``kind``, ``statement``, ``numbers`` (dict), ``evidence`` (frame), ``start``,
-        ``end`` and ``confidence``. :func:`findings_frame` turns the list into a frame.
-
-    Examples
-    --------
-    >>> import loglib as ll
-    >>> for f in ll.findings(ll.Incident.load("data/incidents/pool-exhaustion")):  # doctest: +SKIP
-    ...     print(f.statement, f.numbers)
-    """
-    from loglib.analysis.detect_deploy import detect_post_deploy
-    from loglib.analysis.detect_idle import detect_idle_drops
-    from loglib.analysis.detect_pool import detect_pool_exhaustion
-
-    detectors = {
-        "pool_exhaustion": detect_pool_exhaustion,
-        "post_deploy": detect_post_deploy,
-        "idle_drops": detect_idle_drops,
-    }
-    chosen = list(kinds) if kinds is not None else list(detectors)
-    unknown = [k for k in chosen if k not in detectors]
-    if unknown:
-        msg = f"kinds={unknown!r}: not detectors; choose from {', '.join(FINDING_KINDS)}"
-        raise ValueError(msg)
-    out: list[Finding] = []
-    for kind in chosen:
-        out.extend(detectors[kind](incident))
-    return out

@@ -1,20 +1,33 @@
-"""Pool exhaustion: when the pool (or the server) was full, what failed, how fast it leaked, what size fits."""
+"""Pool exhaustion and leaks: when the pool (or the server) was full, what failed, how fast it leaked,
+what size fits (``detect``), what to change (``recommend``) and the charts that show it.
+
+>>> import loglib as ll
+>>> from loglib.analysis.findings import pool_exhaustion
+>>> inc = ll.Incident.load("data/incidents/pool-exhaustion")
+>>> [f.kind for f in pool_exhaustion.detect(inc.evidence)]
+['pool_exhaustion']
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 import polars as pl
 
-from loglib.analysis.findings import Finding
-from loglib.analysis.leaks import leak_rates, summarize_leaks
+from loglib.analysis.evidence import Evidence
+from loglib.analysis.findings.finding import Finding
+from loglib.analysis.leaks import leak_rates
+from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
 
-if TYPE_CHECKING:
-    from loglib.incident import Incident
+#: the finding kind this module detects
+KIND = "pool_exhaustion"
+#: the charts that show this finding's evidence (``loglib.charts`` names)
+CHARTS: tuple[str, ...] = ("pool_utilisation", "db_connections")
 
 #: app error classes that mean "no connection could be had"
 EXHAUSTION_CLASSES = ("pool_timeout", "too_many_connections")
@@ -51,7 +64,7 @@ def _windows(ts: pl.Series, cuts: pl.Series | None = None) -> pl.DataFrame:
     )
 
 
-def _concurrency(inc: Incident, windows: pl.DataFrame) -> tuple[float | None, float | None, str]:
+def _concurrency(inc: Evidence, windows: pl.DataFrame) -> tuple[float | None, float | None, str]:
     """Peak and p99 of concurrent checkouts by requests (leaks excluded), outside the full windows."""
     outside = pl.lit(True)
     for start, end in windows.select("start", "end").iter_rows():
@@ -99,7 +112,7 @@ def _outside(windows: pl.DataFrame, col: str = "ts") -> pl.Expr:
 PER_REQUEST_SESSION = timedelta(seconds=5)
 
 
-def _demand(inc: Incident, windows: pl.DataFrame) -> tuple[float | None, float | None, float, str] | str:
+def _demand(inc: Evidence, windows: pl.DataFrame) -> tuple[float | None, float | None, float, str] | str:
     """Mean connections busy with requests, outside the full windows, from request-scoped holds.
 
     Returns ``(checkouts per second, mean hold in s, mean busy, source)``, or the reason there is
@@ -151,7 +164,7 @@ def _littles(times: pl.Series, held: pl.Series, windows: pl.DataFrame, source: s
     return rate, hold, rate * hold, source
 
 
-def _gauge_busy(inc: Incident, windows: pl.DataFrame) -> float | None:
+def _gauge_busy(inc: Evidence, windows: pl.DataFrame) -> float | None:
     """Mean of (checked-out gauge − its trailing floor) outside the full windows, summed over the
     app's processes: the connections requests held, the leaked ones (the floor) left out."""
     m = inc.metrics
@@ -187,7 +200,42 @@ def _span_text(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {sec} s" if minutes else f"{sec} s"
 
 
-def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
+def summarize_leaks(rates: pl.DataFrame, every: str | timedelta = "1h") -> dict[str, Any]:
+    """Headline figures of a ``leak_rates`` frame (its best method): total, per hour while leaking, saturation.
+
+    ``leaks_per_hour`` is the total over the visible buckets from the first to the last one
+    with a leak (saturated buckets, whose leaks could not be seen, are left out).
+    """
+    if rates.height == 0:
+        return {}
+    best = rates.filter(pl.col("method") == rates["method"][0])
+    per_ts = (
+        best.group_by("ts")
+        .agg(pl.col("leaked").sum().alias("leaked"), pl.col("leaked").is_null().all().alias("hidden"))
+        .sort("ts")
+    )
+    leaking = per_ts.filter(pl.col("leaked") > 0)
+    step = every if isinstance(every, timedelta) else to_timedelta(every, argument="every")
+    hours = step.total_seconds() / 3600
+    total = float(per_ts["leaked"].sum())
+    per_hour = 0.0
+    if leaking.height:
+        span = per_ts.filter(
+            pl.col("ts").is_between(leaking["ts"].min(), leaking["ts"].max()) & ~pl.col("hidden")
+        )
+        per_hour = total / (span.height * hours)
+    return {
+        "method": best["method"][0],
+        "leaked_total": total,
+        "leaks_per_hour": round(per_hour, 1),
+        "saturated_buckets": int(best["saturated"].sum()),
+        "confidence": (best.filter(pl.col("leaked") > 0)["confidence"].mode().sort().to_list() or ["none"])[
+            0
+        ],
+    }
+
+
+def detect(inc: Evidence) -> list[Finding]:
     """Windows where no connection could be had, with the leak rate and a pool size recommendation.
 
     Fires when at least ``MIN_FAILURES`` app errors of class ``pool_timeout`` /
@@ -321,3 +369,47 @@ def detect_pool_exhaustion(inc: Incident) -> list[Finding]:
             confidence,
         )
     ]
+
+
+def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]) -> None:
+    """What to change after a ``pool_exhaustion`` finding: ``add(recommendation, because)`` for each.
+
+    ``pre_ping`` is the app's ``pool_pre_ping`` setting (None when unknown; unused here).
+
+    Examples
+    --------
+    >>> from loglib.analysis.findings import Finding, pool_exhaustion
+    >>> f = Finding("pool_exhaustion", "…", {"server_refusals": 4})
+    >>> pool_exhaustion.recommend(f, None, lambda rec, why: print(why))
+    PostgreSQL refused 4 connection(s).
+    """
+    n = f.numbers or {}
+    leaked = n.get("leaked_total")
+    if leaked:
+        rate = n.get("leaks_per_hour")
+        add(
+            "Fix the leak: return every connection on every path, errors included "
+            "(`with Session(engine) as session:`, `try/finally: conn.close()`); do not keep "
+            "exceptions or tracebacks that hold a session.",
+            f"{leaked:g} connection(s) leaked"
+            + (f", about {rate:g} per hour" if rate else "")
+            + f" ({n.get('leak_method', '?')}, {n.get('leak_confidence', '?')} confidence).",
+        )
+        add(
+            "Alert on the leak, not the outage: the floor of the pool's checked-out gauge rising, "
+            "or PostgreSQL sessions `idle in transaction` older than a few minutes.",
+            "The pool filled long before the 503s were noticed.",
+        )
+    rec = n.get("recommended_pool_size")
+    if rec and rec != n.get("pool_size"):
+        add(
+            f"Size the pool at pool_size={rec} (with max_overflow for bursts) once the leak is fixed.",
+            f"Peak concurrent use was {n.get('peak_concurrent', '?')} connection(s) "
+            f"(p99 {n.get('p99_concurrent', '?')}); configured {n.get('pool_size')}+{n.get('max_overflow')}.",
+        )
+    if n.get("server_refusals"):
+        add(
+            "Cap the connections all processes can open below the server's slots "
+            "(pool_size+max_overflow × processes ≤ max_connections − reserved), or add PgBouncer.",
+            f"PostgreSQL refused {n['server_refusals']} connection(s).",
+        )

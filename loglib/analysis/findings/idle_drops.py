@@ -1,18 +1,28 @@
-"""Idle dropouts: connections a middlebox reset after sitting idle, and the idle timeout that did it."""
+"""Idle dropouts: connections a middlebox reset after sitting idle, the idle timeout that did it
+(``detect``), what to change (``recommend``) and the charts that show it.
+
+>>> import loglib as ll
+>>> from loglib.analysis.findings import idle_drops
+>>> inc = ll.Incident.load("data/incidents/idle-drops")                  # doctest: +SKIP
+>>> [f.numbers["idle_timeout_s"] for f in idle_drops.detect(inc.evidence)]  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import polars as pl
 
 from loglib.analysis.correlate import correlate
-from loglib.analysis.findings import Finding
+from loglib.analysis.evidence import Evidence
+from loglib.analysis.findings.finding import Finding
 
-if TYPE_CHECKING:
-    from loglib.incident import Incident
+#: the finding kind this module detects
+KIND = "idle_drops"
+#: the charts that show this finding's evidence (``loglib.charts`` names)
+CHARTS: tuple[str, ...] = ("session_durations", "error_rate")
 
 #: PostgreSQL events of a connection the client side dropped
 RESET_EVENTS = ("client_reset", "unexpected_eof")
@@ -31,11 +41,11 @@ CONSISTENT = 0.25
 _NOT_ACTIVITY = ("connection_received", "connection_authenticated", *RESET_EVENTS, "disconnection")
 
 
-def _candidate_resets(inc: Incident) -> pl.DataFrame:
+def _candidate_resets(inc: Evidence) -> pl.DataFrame:
     """One reset per backend, minus those near a declared or logged restart/deploy, with a
     ``burst`` flag (``BURST_SIZE`` within ``BURST_WINDOW``). A burst is ambiguous: a dying
     process resets all its connections at once, but so does a middlebox when a pool's
-    connections went idle together; :func:`detect_idle_drops` keeps a burst only when its
+    connections went idle together; :func:`detect` keeps a burst only when its
     connections' measured idle times agree with the others'."""
     pg = inc.pg
     resets = pg.filter(pl.col("event").is_in(list(RESET_EVENTS)) & pl.col("ts").is_not_null())
@@ -88,7 +98,7 @@ def _idle_times(pg: pl.DataFrame, resets: pl.DataFrame) -> pl.DataFrame:
     ).drop("_what")
 
 
-def detect_idle_drops(inc: Incident) -> list[Finding]:
+def detect(inc: Evidence) -> list[Finding]:
     """Connections reset after sitting idle: infer the middlebox idle timeout, recommend ``pool_recycle``.
 
     PostgreSQL client resets not near a restart or deploy are the candidates; a burst
@@ -173,3 +183,57 @@ def detect_idle_drops(inc: Incident) -> list[Finding]:
     return [
         Finding("idle_drops", statement, numbers, idle, resets["ts"].min(), resets["ts"].max(), confidence)
     ]
+
+
+def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]) -> None:
+    """What to change after an ``idle_drops`` finding: ``add(recommendation, because)`` for each.
+
+    ``pre_ping`` is the app's ``pool_pre_ping`` setting (None when unknown): advice already in
+    place is left out.
+
+    Examples
+    --------
+    >>> from loglib.analysis.findings import Finding, idle_drops
+    >>> f = Finding("idle_drops", "…", {"idle_timeout_s": 20.0, "recommended_pool_recycle_s": 16})
+    >>> idle_drops.recommend(f, None, lambda rec, why: print(rec))  # doctest: +NORMALIZE_WHITESPACE
+    Set pool_recycle=16 (below the 20 s idle timeout) so no pooled connection outlives it.
+    Or keep connections alive through the middlebox: TCP keepalives shorter than 20 s
+    (`keepalives_idle` in the DSN, or the server's tcp_keepalives_idle).
+    """
+    n = f.numbers or {}
+    # measured (idle_timeout_s) or, without statement logging, only an upper bound
+    timeout = n.get("idle_timeout_s")
+    bound = n.get("idle_timeout_max_s")
+    limit = timeout if timeout is not None else bound
+    said = (
+        f"the {timeout:.0f} s idle timeout"
+        if timeout is not None
+        else f"the idle timeout, which is at most {bound:.0f} s"
+        if bound is not None
+        else "the idle timeout"
+    )
+    recycle = n.get("recommended_pool_recycle_s")
+    if recycle:
+        because = (
+            f"{n.get('drops', '?')} connection(s) were reset after about {timeout:.0f} s idle."
+            if timeout is not None
+            else f"{n.get('drops', '?')} connection(s) were reset at most {bound:.0f} s after they "
+            "logged in (an upper bound: PostgreSQL did not log statements)."
+            if bound is not None
+            else "Connections were reset after sitting idle."
+        )
+        add(
+            f"Set pool_recycle={recycle:g} (below {said}) so no pooled connection outlives it.",
+            because,
+        )
+    if n.get("recommended_pool_pre_ping") and pre_ping is not True:
+        add(
+            "Enable pool_pre_ping=True so a dropped connection is replaced instead of failing a request.",
+            f"{n.get('app_errors_after_reset', '?')} request(s) failed on the first use after a drop.",
+        )
+    if limit is not None:
+        add(
+            f"Or keep connections alive through the middlebox: TCP keepalives shorter than "
+            f"{limit:.0f} s (`keepalives_idle` in the DSN, or the server's tcp_keepalives_idle).",
+            "A firewall, NAT or load balancer drops connections idle longer than that.",
+        )
