@@ -484,12 +484,14 @@ def build_report(
     say("writing report.html")
     import nbformat
 
+    from loglib.present.markup import neutralise_outputs
     from loglib.present.redact import Redactor
 
     if redact:
         red = Redactor(hosts=hosts)
         red.notebook(nb)
         title = red.text(title) or ""
+    neutralise_outputs(nb)  # markup from the data stays text, redacted or not
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(_redaction_line(redact, hosts)))
     offline_outputs(nb)
     nbformat.write(nb, str(out / "report.ipynb"))

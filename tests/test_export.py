@@ -94,12 +94,13 @@ class TestTargets:
 
 class TestTables:
     def test_markdown_csv_html(self, tmp_path):
-        """Markdown (GitHub table), CSV (readable back) and HTML (escaped) from one frame."""
-        df = pl.DataFrame({"event": ["a|b", "<script>"], "count": [3, 4]})
+        """Markdown (GitHub table), CSV (readable back, tags from the data as text) and HTML (escaped)."""
+        df = pl.DataFrame({"event": ["a|b", "<script>", "wait < 5 s"], "count": [3, 4, 5]})
         md = ll.export_table(df, tmp_path / "t.md").read_text().splitlines()
         assert md[0] == "| event | count |" and md[1] == "| --- | ---: |" and md[2] == "| a\\|b | 3 |"
         back = pl.read_csv(ll.export_table(df, tmp_path / "t.csv"))
-        assert back["event"].to_list() == ["a|b", "<script>"]
+        assert back["event"].to_list() == ["a|b", "&lt;script>", "wait < 5 s"]
+        assert back["count"].to_list() == [3, 4, 5]
         html = ll.export_table(df, tmp_path / "t.html").read_text()
         assert "&lt;script&gt;" in html and "<script>" not in html
 

@@ -128,6 +128,46 @@ def test_no_markup_from_the_data_in_markdown(runs):
             assert "<img" not in text and "<script" not in text and "<svg" not in text, name
 
 
+#: what each planted tag looks like once it is text (``&lt;``), and live
+_AS_TEXT = [m.replace("<", "&lt;", 1) for m in MARKUP]
+_LIVE = ["<img src=x", "<script>window", "<svg onload"]
+
+
+@pytest.mark.parametrize("which", ["redacted", "raw"])
+def test_no_markup_from_the_data_in_any_file(runs, which):
+    """Every file but report.html (checked in its DOM below) holds the planted tags only as text:
+    report.ipynb's text/plain, streams and figure JSON, timeline.csv, the chart SVGs, the
+    Markdown; with and without redaction. The tags did reach the files (as text)."""
+    files = _texts(runs / which)
+    live = {name: [t for t in _LIVE if t in text] for name, text in files.items() if name != "report.html"}
+    assert {k: v for k, v in live.items() if v} == {}
+    as_text = [name for name, text in files.items() if any(t[:12] in text for t in _AS_TEXT)]
+    assert "report.ipynb" in as_text and "timeline.csv" in as_text
+
+
+def test_notebook_outputs_hold_no_markup(runs):
+    """Output by output in report.ipynb: no mime type but text/html (escaped by design) holds a
+    planted tag; the figures' JSON holds their text as entities, which plotly shows as ``<``."""
+    nb = json.loads((runs / "redacted" / "report.ipynb").read_text())
+    seen = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {"stream": out.get("text", "")})
+            for mime, value in data.items():
+                text = (
+                    value
+                    if isinstance(value, str)
+                    else json.dumps(value)
+                    if mime.endswith("json")
+                    else "".join(value)
+                )
+                if mime != "text/html":
+                    assert not [t for t in _LIVE if t in text], mime
+                if mime.endswith("plotly.v1+json") and "&lt;img src=x" in text:
+                    seen.append(mime)
+    assert seen, "the planted note should be in a figure, as text"
+
+
 def test_no_element_from_the_data_runs_in_the_report(runs):
     """In headless Chromium: the report's DOM has no element the data carried, and nothing ran."""
     if not _has_browser():

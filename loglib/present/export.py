@@ -34,7 +34,7 @@ from loglib.present._browser import (
     find_browser,
 )
 from loglib.present._browser import _layout_size as _layout_size  # tests size figures as the browser does
-from loglib.present.markup import md_cell
+from loglib.present.markup import TAG_OPEN_POLARS, md_cell
 from loglib.present.redact import Redactor
 
 FIGURE_FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
@@ -344,6 +344,12 @@ def export_table(
     -------
     pathlib.Path
         The file written.
+
+    Notes
+    -----
+    Text from the data never becomes markup: HTML cells are escaped, Markdown cells escape
+    ``<``, ``>``, ``|`` and backticks, and in CSV a ``<`` that could open a tag is written
+    ``&lt;`` (``wait < 5 s`` stays as it is), so a viewer that renders HTML shows it as text.
     """
     path, fmt = _format_of(Path(path), format, TABLE_FORMATS, _TABLE_ALIASES, "md")
     df = to_polars(frame)
@@ -355,6 +361,8 @@ def export_table(
         path.write_text(text, encoding="utf-8")
     elif fmt == "html":
         path.write_text(to_html_table(df, title=title), encoding="utf-8")
-    else:
-        display_frame(df).write_csv(path)
+    else:  # a CSV opened by a viewer that renders HTML shows no markup from the data either
+        shown = display_frame(df)
+        text = [c for c, t in shown.schema.items() if t == pl.String]
+        shown.with_columns(pl.col(text).str.replace_all(TAG_OPEN_POLARS, "&lt;${1}")).write_csv(path)
     return path

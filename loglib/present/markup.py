@@ -10,11 +10,22 @@ Example
 'pool \\\\| &lt;b&gt;full&lt;/b&gt; retry'
 >>> md_text("see `x` <img src=x onerror=alert(1)>")
 'see \\\\`x\\\\` &lt;img src=x onerror=alert(1)&gt;'
+>>> plain_text("retry <script>alert(1)</script> if latency < 5 s")
+'retry &lt;script>alert(1)&lt;/script> if latency < 5 s'
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
+
+#: a ``<`` that opens a tag, a closing tag, a comment or a processing instruction
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+#: the same for polars (no look-ahead there): replace with ``"&lt;${1}"``
+TAG_OPEN_POLARS = r"<([A-Za-z/!?])"
+#: the formatting tags plotly draws (loglib's own hover templates use them), without attributes
+_PLOTLY_TAG = re.compile(r"(</?(?:br|b|i|em|sup|sub|extra)\s*/?>)", re.I)
 
 
 def md_text(value: Any) -> str:
@@ -50,3 +61,86 @@ def short_label(text: Any, limit: int = 38) -> str:
     if space >= limit // 2:
         cut = cut[:space]
     return cut.rstrip(" ,;") + "…"
+
+
+def plain_text(value: Any) -> str:
+    """``value`` with every ``<`` that could open a tag written ``&lt;``: no HTML, SVG or
+    Markdown renderer sees an element, whatever shows the text (``a < b`` stays as it is)."""
+    text = "" if value is None else str(value)
+    return _TAG_OPEN.sub("&lt;", text)
+
+
+def figure_text(value: str) -> str:
+    """A string for a plotly figure: :func:`plain_text`, except the formatting tags plotly draws
+    itself (``<br>``, ``<b>``, ``<i>``, ``<sup>``, ``<sub>``, ``<em>``, ``<extra>``, no attributes).
+
+    plotly shows ``&lt;`` as ``<``, so a chart reads the same; the figure's JSON carries no markup.
+
+    >>> figure_text("%{x}<br>note: <img src=x onerror=alert(1)><extra></extra>")
+    '%{x}<br>note: &lt;img src=x onerror=alert(1)><extra></extra>'
+    """
+    parts = _PLOTLY_TAG.split(value)
+    return "".join(p if i % 2 else plain_text(p) for i, p in enumerate(parts))
+
+
+def _figure_strings(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return figure_text(obj)
+    if isinstance(obj, dict):
+        return {k: _figure_strings(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_figure_strings(v) for v in obj]
+    return obj
+
+
+def map_outputs(nb: Any, fn: Callable[[Any, str], Any]) -> int:
+    """Replace every output of an executed notebook by ``fn(value, mime)``, in place; return
+    how many changed. Streams and tracebacks come as ``text/plain``; a list of lines as one string.
+
+    >>> nb = {"cells": [{"outputs": [{"output_type": "stream", "text": ["a", "b"]}]}]}
+    >>> map_outputs(nb, lambda v, mime: v.upper()), nb["cells"][0]["outputs"][0]["text"]
+    (1, 'AB')
+    """
+    changed = 0
+
+    def one(value: Any, mime: str = "text/plain") -> Any:
+        nonlocal changed
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = "".join(value)
+        new = fn(value, mime)
+        changed += new != value
+        return new
+
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            kind = out.get("output_type")
+            if kind == "stream":
+                out["text"] = one(out.get("text", ""))
+            elif kind in ("display_data", "execute_result"):
+                data = out.get("data", {})
+                for mime in list(data):
+                    data[mime] = one(data[mime], mime)
+            elif kind == "error":
+                out["evalue"] = one(out.get("evalue", ""))
+                out["traceback"] = [one(t) for t in out.get("traceback", [])]
+    return changed
+
+
+def neutralise_outputs(nb: Any) -> int:
+    """Make every output of an executed notebook inert, in place; return how many changed.
+
+    Text outputs (``text/plain``, ``text/markdown``, streams, tracebacks) get :func:`plain_text`;
+    JSON outputs (plotly figures) get :func:`figure_text` on every string. ``text/html`` is
+    left: it is markup by design, and the frames and figures in it escape their text already.
+    A report made from logs that carry ``<script>`` then holds it nowhere as markup, in
+    report.ipynb or report.html, whichever viewer renders which output.
+    """
+
+    def inert(value: Any, mime: str) -> Any:
+        if mime.endswith("json"):
+            return figure_text(value) if isinstance(value, str) else _figure_strings(value)
+        if mime in ("text/plain", "text/markdown", "text/latex") and isinstance(value, str):
+            return plain_text(value)
+        return value
+
+    return map_outputs(nb, inert)

@@ -229,36 +229,16 @@ class Redactor:
         don't hide a secret), JSON outputs (plotly figures) and tracebacks. Images are left:
         loglib's notebook draws its charts as plotly JSON, which is redacted.
         """
-        changed = 0
+        from loglib.present.markup import map_outputs
 
-        def clean(value: Any, mime: str = "text/plain") -> Any:
-            nonlocal changed
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                text = "".join(value)
-            elif isinstance(value, str):
-                text = value
-            else:
-                new = self._walk(value, None)
-                changed += new != value
-                return new
-            new = self.html(text) if mime == "text/html" else self.text(text)
-            changed += new != text
-            return new
+        def clean(value: Any, mime: str) -> Any:
+            if not (mime.startswith("text/") or mime.endswith("json")):
+                return value  # images: base64, not text
+            if isinstance(value, str):
+                return self.html(value) if mime == "text/html" else self.text(value)
+            return self._walk(value, None)
 
-        for cell in nb.get("cells", []):
-            for out in cell.get("outputs", []):
-                kind = out.get("output_type")
-                if kind == "stream":
-                    out["text"] = clean(out.get("text", ""))
-                elif kind in ("display_data", "execute_result"):
-                    data = out.get("data", {})
-                    for mime in list(data):
-                        if mime.startswith("text/") or mime.endswith("json"):
-                            data[mime] = clean(data[mime], mime)
-                elif kind == "error":
-                    out["evalue"] = clean(out.get("evalue", ""))
-                    out["traceback"] = [clean(t) for t in out.get("traceback", [])]
-        return changed
+        return map_outputs(nb, clean)
 
     def html(self, markup: str) -> str:
         """``markup`` with secrets removed from its text, attributes and scripts.
