@@ -1,11 +1,15 @@
-"""Benchmark read_app_log / scan_app_log on a large mixed application log.
+"""Benchmark read_app_log / scan_app_log, each figure a ratio to a baseline measured in the same run.
 
-Generates (once) a Python-logging file of mostly INFO lines with some chained SQLAlchemy
-tracebacks under ``benchmarks/work/`` (git-ignored), then parses it and prints MB/s, lines/s
-and peak RSS. Each measurement runs in a fresh process so peak RSS belongs to it alone.
+Generates (once, under ``benchmarks/work/``, git-ignored) a Python-logging text file of mostly
+INFO lines with some chained SQLAlchemy tracebacks, and a JSON-lines file in pino's shape, then
+measures, each in a fresh process so peak RSS belongs to it alone:
 
-    python benchmarks/bench_app_log.py --size-mb 520            # streaming scan + eager read
-    python benchmarks/bench_app_log.py --size-mb 50 --mode scan
+* text: ``read_app_log`` and ``scan_app_log`` against a naive polars pass (lines, one
+  ``str.extract_groups``, ``str.to_datetime``);
+* JSON: ``read_app_log`` against polars' own ``pl.read_ndjson`` on the same file.
+
+    python benchmarks/bench_app_log.py --size-mb 200
+    python benchmarks/bench_app_log.py --size-mb 50 --only json
 """
 
 from __future__ import annotations
@@ -76,6 +80,34 @@ def generate(path: Path, size_mb: int) -> None:
             written += len(block)
 
 
+def generate_json(path: Path, size_mb: int) -> None:
+    """Write ~size_mb MB of pino records (epoch ms ``time``, numeric ``level``, ``err`` objects)."""
+    import orjson
+
+    target = size_mb * 1_000_000
+    t0 = 1_709_251_200_000
+    n = written = 0
+    with open(path, "wb") as fh:
+        while written < target:
+            rows = []
+            for _ in range(20_000):
+                rec = {"level": 30, "time": t0 + n * 7, "pid": 4242, "hostname": "api-1", "reqId": f"req-{n}",
+                       "msg": INFO[n % len(INFO)].format(n=n, ms=n % 900, a=n % 250, b=n % 199)}  # fmt: skip
+                if n % 200 == 199:
+                    rec.update(level=50, msg=f"request {n} failed", err={
+                        "type": "Error", "message": "timeout exceeded when trying to connect",
+                        "stack": "Error: timeout exceeded when trying to connect\n    at Pool.connect (pg-pool/index.js:45:11)"})  # fmt: skip
+                rows.append(orjson.dumps(rec))
+                n += 1
+            block = b"\n".join(rows) + b"\n"
+            fh.write(block)
+            written += len(block)
+
+
+#: the naive text pass: one regex over every line, as a user would write it for this format
+NAIVE_REGEX = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) ([\w.]+): (.*)$"
+
+
 def measure(path: Path, mode: str) -> dict:
     """Parse ``path`` in this process; return timings and peak RSS."""
     import polars as pl
@@ -83,12 +115,20 @@ def measure(path: Path, mode: str) -> dict:
     import loglib as ll
 
     start = time.perf_counter()
-    if mode == "scan":
+    report = None
+    if mode == "naive":
+        lines = pl.Series([path.read_bytes().decode()]).str.split("\n").explode()
+        frame = lines.str.extract_groups(NAIVE_REGEX).struct.unnest()
+        frame = frame.with_columns(pl.col("1").str.to_datetime("%Y-%m-%d %H:%M:%S,%3f", strict=False))
+        events = frame.height
+    elif mode == "ndjson":
+        events = pl.read_ndjson(path).height
+    elif mode == "scan":
         lf = ll.scan_app_log(path, tz="UTC")
         out = lf.group_by("level", "error_class").agg(pl.len()).collect(engine="streaming")
         events = int(out["len"].sum())
         report = ll.read_report(lf)
-    else:
+    else:  # read, json
         df = ll.read_app_log(path, tz="UTC")
         events = df.height
         report = ll.read_report(df)
@@ -98,12 +138,11 @@ def measure(path: Path, mode: str) -> dict:
     return {
         "mode": mode,
         "file_mb": round(size / 1e6, 1),
-        "lines": report.lines_read,
+        "lines": report.lines_read if report else None,
         "events": events,
-        "rejected": report.lines_rejected,
+        "rejected": report.lines_rejected if report else None,
         "seconds": round(seconds, 2),
         "mb_per_s": round(size / 1e6 / seconds, 1),
-        "lines_per_s": round(report.lines_read / seconds),
         "peak_rss_mb": round(peak_kb / 1024, 1),
     }
 
@@ -112,25 +151,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--size-mb", type=int, default=520)
-    parser.add_argument("--mode", choices=["scan", "read", "both"], default="both")
-    parser.add_argument("--child", choices=["scan", "read"], help=argparse.SUPPRESS)
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the fastest is kept")
+    parser.add_argument("--only", nargs="*", default=["text", "json"], choices=["text", "json"])
+    parser.add_argument(
+        "--child", choices=["naive", "scan", "read", "ndjson", "json"], help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
-    path = WORK / f"app_mixed_{args.size_mb}mb.log"
+    text_path = WORK / f"app_mixed_{args.size_mb}mb.log"
+    json_path = WORK / f"app_pino_{args.size_mb // 2}mb.json"
     if args.child:
-        print(json.dumps(measure(path, args.child)))
+        print(json.dumps(measure(json_path if args.child in ("ndjson", "json") else text_path, args.child)))
         return
-    if not path.exists() or path.stat().st_size < args.size_mb * 1_000_000:
-        t = time.perf_counter()
-        generate(path, args.size_mb)
-        print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
-    modes = ["scan", "read"] if args.mode == "both" else [args.mode]
+    for path, make, size in (
+        (text_path, generate, args.size_mb),
+        (json_path, generate_json, args.size_mb // 2),
+    ):
+        if not path.exists() or path.stat().st_size < size * 1_000_000:
+            t = time.perf_counter()
+            make(path, size)
+            print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    for mode in modes:
+
+    def best(mode: str) -> dict:
         cmd = [sys.executable, __file__, "--size-mb", str(args.size_mb), "--child", mode]
-        done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-        print(done.stdout.strip().splitlines()[-1])
+        runs = [
+            subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+            for _ in range(args.repeat)
+        ]
+        return min((json.loads(r.stdout.strip().splitlines()[-1]) for r in runs), key=lambda r: r["seconds"])
+
+    def show(label: str, r: dict, base: dict | None, base_name: str) -> None:
+        ratio = f", {base['seconds'] / r['seconds']:.2f}x {base_name}" if base else ""
+        print(f"{label:32s} {r['file_mb']:6,.0f} MB {r['seconds']:6.2f} s {r['mb_per_s']:6.0f} MB/s{ratio}, "
+              f"peak RSS {r['peak_rss_mb']:,.0f} MB ({r['peak_rss_mb'] / r['file_mb']:.1f}x file)", flush=True)  # fmt: skip
+
+    if "text" in args.only:
+        naive = best("naive")
+        show("naive polars pass (baseline)", naive, None, "")
+        show("read_app_log text", best("read"), naive, "naive")
+        show("scan_app_log text (streaming)", best("scan"), naive, "naive")
+    if "json" in args.only:
+        ndjson = best("ndjson")
+        show("pl.read_ndjson (baseline)", ndjson, None, "")
+        show("read_app_log JSON (pino)", best("json"), ndjson, "read_ndjson")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,19 @@ PG_IMPACT_LABELS: dict[str, str] = {
     "idle_in_transaction_timeout": "sessions killed idle in transaction",
 }
 
+#: the fields of a ``connection received`` message: host, port
+RECEIVED_FIELDS = r"^connection received: host=(\S+?)(?: port=(\d+))?$"
+#: the fields of a ``connection authorized`` message: user, database, application_name
+AUTHORIZED_FIELDS = (
+    r"^(?:replication )?connection authorized: user=(\S*)(?: database=(\S*))?"
+    r"(?: application_name=(.*?))?(?: SSL enabled.*| GSS .*)?$"
+)
+#: the fields of a ``disconnection`` message: hours, minutes, seconds, user, database, host, port
+DISCONNECTION_FIELDS = (
+    r"^disconnection: session time: (\d+):(\d\d):(\d\d(?:\.\d+)?) user=(\S*) database=(\S*) host=(\S*)"
+    r"(?: port=(\d+))?"
+)
+
 #: event kinds in the order they are documented
 PG_EVENT_KINDS: tuple[str, ...] = (*(r[0] for r in PG_EVENT_RULES), "other")
 
@@ -115,12 +128,15 @@ def with_event(frame: pl.DataFrame, severity: str = "severity", message: str = "
     """``frame`` with an ``event`` column named from each row's severity and message.
 
     One regex pass finds which rule's text starts the message (all rules are anchored at the
-    start); the rules are then checked in order on that short match only, so the cost hardly
-    grows with the number of rules.
+    start); the rules are then checked in order on the distinct (severity, start) pairs only,
+    a handful per file, so the cost hardly grows with the number of rules or rows.
     """
-    frame = frame.with_columns(pl.col(message).str.extract(_COMBINED, 0).alias("_event_head"))
+    heads = frame.select(
+        pl.col(severity).alias("_sev"), pl.col(message).str.extract(_COMBINED, 0).alias("_event_head")
+    )
+    keys = heads.unique()
     head = pl.col("_event_head")
-    sev = pl.col(severity)
+    sev = pl.col("_sev")
     expr: pl.Expr | None = None
     for event, severities, regex in PG_EVENT_RULES:
         cond = head.str.contains(regex)
@@ -129,8 +145,11 @@ def with_event(frame: pl.DataFrame, severity: str = "severity", message: str = "
         expr = pl.when(cond).then(pl.lit(event)) if expr is None else expr.when(cond).then(pl.lit(event))
     assert expr is not None
     # rows no rule starts with skip the rule checks entirely
-    event = pl.when(head.is_null()).then(pl.lit("other")).otherwise(expr.otherwise(pl.lit("other")))
-    return frame.with_columns(event=event).drop("_event_head")
+    keys = keys.with_columns(
+        event=pl.when(head.is_null()).then(pl.lit("other")).otherwise(expr.otherwise(pl.lit("other")))
+    )
+    event = heads.join(keys, on=["_sev", "_event_head"], how="left", nulls_equal=True, maintain_order="left")
+    return frame.with_columns(event["event"])
 
 
 def classify_pg_message(severity: str, message: str) -> str:

@@ -21,7 +21,13 @@ from loglib.core.schema import PG_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_iso, parse_naive
 from loglib.errors import FormatError
 from loglib.formats.pg_catalogs import Language, language_of, languages
-from loglib.formats.pg_messages import PG_EVENT_RULES, with_event
+from loglib.formats.pg_messages import (
+    AUTHORIZED_FIELDS,
+    DISCONNECTION_FIELDS,
+    PG_EVENT_RULES,
+    RECEIVED_FIELDS,
+    with_event,
+)
 from loglib.formats.pg_prefix import DETECTION_PREFIXES, SECONDARY, SEVERITIES, CompiledPrefix, compile_prefix
 from loglib.sources._lazy import collect_batches, scan_batches
 from loglib.sources.files import (
@@ -207,15 +213,15 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     bad = (~matched & ~pl.col("is_cont")) | (pl.col("entry") == 0) & ~pl.col("primary")
     rejected = frame.filter(bad)
     frame = frame.filter(~bad)
-    # an entry has several lines when it is followed by a line that is not a new entry
-    primary = pl.col("primary")
-    multi = frame.select(~primary | ~primary.shift(-1).fill_null(True)).to_series()
     helpers = ["primary", "section", "entry", "is_cont"]
-    if not multi.any():
-        return frame.drop(helpers), rejected
-    single = frame.filter(~multi)
+    primary = pl.col("primary")
+    # every entry is its primary line; continuation and DETAIL/HINT/... lines only add text to it
+    entries = frame.filter(primary)
+    if entries.height == frame.height:
+        return entries.drop(helpers), rejected
+    # the lines of entries that have several (a primary followed by a line that is not a new entry)
+    multi = frame.select(~primary | ~primary.shift(-1).fill_null(True)).to_series()
     rows = frame.filter(multi)
-    # sections: a matched line plus its continuation lines (only multi-line entries get here)
     cont_text = pl.col("text").str.strip_prefix("\t").str.replace("^#011", "")
     sections = (
         rows.select(
@@ -233,23 +239,22 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
             pl.col("part").str.join("\n").alias("section_text"),
         )
     )
-    message = sections.filter(pl.col("primary")).select("entry", pl.col("section_text").alias("_message"))
+    first_entry = int(entries["entry"][0])
+    message = sections.filter(pl.col("primary"))
     detail = (
         sections.filter(~pl.col("primary"))
         .group_by("entry", maintain_order=True)
         .agg(pl.concat_str("severity", pl.lit(": "), "section_text").str.join("\n").alias("_detail"))
     )
-    heads = (
-        rows.filter(pl.col("primary"))
-        .join(message, on="entry", how="left", maintain_order="left")
-        .join(detail, on="entry", how="left", maintain_order="left")
-        .with_columns(message=pl.col("_message"))
-    )
-    if "detail" in heads.columns:
-        heads = heads.with_columns(detail=pl.coalesce("detail", "_detail"))
-    else:
-        heads = heads.with_columns(detail=pl.col("_detail"))
-    entries = pl.concat([single, heads.drop("_message", "_detail")], how="diagonal_relaxed").sort("line")
+    # entries are numbered first_entry, first_entry + 1, ... in row order: write the texts in place
+    at = (message["entry"] - first_entry).cast(pl.UInt32)
+    entries = entries.with_columns(entries["message"].scatter(at, message["section_text"]))
+    if detail.height:
+        at = (detail["entry"] - first_entry).cast(pl.UInt32)
+        new = _nulls("detail", entries.height).scatter(at, detail["_detail"])
+        if "detail" in entries.columns:
+            new = entries["detail"].fill_null(new)
+        entries = entries.with_columns(new.alias("detail"))
     return entries.drop(helpers), rejected
 
 
@@ -272,8 +277,13 @@ _SQL_LOG = r"^(?:duration: [\d.]+ ms  )?(?:statement|execute [^:]*|parse [^:]*|b
 
 def _noise_series(text: pl.Series, severity: pl.Series) -> pl.Series:
     """``memory`` / ``command`` for lines the prefix did not match that are known noise, else null."""
-    out = pl.Series("noise", [None] * text.len(), dtype=pl.String)
-    idx = severity.is_null().arg_true()
+    # every memory-dump line holds "blocks; " and no command line starts with a tab: the regexes
+    # run only on the few lines that can match them
+    maybe = severity.is_null() & (
+        text.str.contains("blocks; ", literal=True) | ~text.str.starts_with("\t")
+    ).fill_null(False)
+    out = _nulls("noise", text.len())
+    idx = maybe.arg_true()
     if idx.len() == 0:
         return out
     sub = text.gather(idx)
@@ -839,12 +849,15 @@ def _str(value: object) -> str | None:
 # shared finishing: times, events, fields from messages, schema
 
 
-_RECEIVED = r"^connection received: host=(\S+?)(?: port=(\d+))?$"
-_AUTHORIZED = (
-    r"^(?:replication )?connection authorized: user=(\S*)(?: database=(\S*))?"
-    r"(?: application_name=(.*?))?(?: SSL enabled.*| GSS .*)?$"
-)
-_DISCONNECTION = r"^disconnection: session time: (\d+):(\d\d):(\d\d(?:\.\d+)?) user=(\S*) database=(\S*) host=(\S*)(?: port=(\d+))?"
+def _nulls(name: str, n: int) -> pl.Series:
+    return pl.repeat(None, n, dtype=pl.String, eager=True).alias(name)
+
+
+def _fields_where(raw: pl.DataFrame, event: str, regex: str, name: str) -> list[pl.Series]:
+    """``regex``'s groups (``name1``, ``name2``…) read from the messages of ``event`` rows only."""
+    rows = (raw["event"] == event).arg_true()
+    groups = raw["message"].gather(rows).str.extract_groups(regex).struct.unnest()
+    return [_nulls(f"{name}{c}", raw.height).scatter(rows, groups[c]) for c in groups.columns]
 
 
 def _known(expr: pl.Expr) -> pl.Expr:
@@ -869,58 +882,64 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
             else pl.Series("ts", [None] * raw.height, dtype=UTC_TS)
         )
     ts = pl.select(pl.coalesce(ts.cast(UTC_TS), parse_iso(raw["iso"]), parse_epoch(raw["epoch"]))).to_series()
-    raw = with_event(raw.with_columns(message=pl.col("message").str.strip_chars_end()))
-    msg = pl.col("message")
-
-    def only(event: str) -> pl.Expr:
-        # parse a message only where it is that event: most rows skip the regex entirely
-        return pl.when(pl.col("event") == event).then(msg)
-
-    # each parse runs once, into a column (eager polars does not share repeated sub-expressions)
-    raw = raw.with_columns(
-        _rcv=only("connection_received").str.extract_groups(_RECEIVED),
-        _auth=only("connection_authorized").str.extract_groups(_AUTHORIZED),
-        _disc=only("disconnection").str.extract_groups(_DISCONNECTION),
+    message = raw["message"]
+    padded = message.str.contains(r"\s$").fill_null(False)
+    if padded.any():  # trailing blanks (a statement's last line), stripped on those rows only
+        idx = padded.arg_true()
+        raw = raw.with_columns(message.scatter(idx, message.gather(idx).str.strip_chars_end()))
+    raw = with_event(raw)
+    # each event's fields are parsed once, on that event's rows only
+    raw = raw.hstack(
+        [
+            *_fields_where(raw, "connection_received", RECEIVED_FIELDS, "_rcv"),
+            *_fields_where(raw, "connection_authorized", AUTHORIZED_FIELDS, "_auth"),
+            *_fields_where(raw, "disconnection", DISCONNECTION_FIELDS, "_disc"),
+        ]
     )
-    received, authorized, disc = pl.col("_rcv"), pl.col("_auth"), pl.col("_disc")
+
+    def received(i: int) -> pl.Expr:
+        return pl.col(f"_rcv{i}")
+
+    def authorized(i: int) -> pl.Expr:
+        return pl.col(f"_auth{i}")
+
+    def disc(i: int) -> pl.Expr:
+        return pl.col(f"_disc{i}")
+
     # %r is host(port); csvlog/cnpg connection_from is host:port
-    raw = raw.with_columns(
-        _remote=pl.col("remote").str.extract_groups(r"^(?P<h>.*?)(?:\((?P<p>\d+)\)|:(?P<q>\d+))?$")
+    remote = raw["remote"]
+    if remote.null_count() < raw.height:
+        parts = remote.str.extract_groups(r"^(?P<h>.*?)(?:\((?P<p>\d+)\)|:(?P<q>\d+))?$").struct.unnest()
+        raw = raw.with_columns(_remote_h=parts["h"], _remote_p=pl.coalesce(parts["p"], parts["q"]))
+    else:
+        raw = raw.with_columns(_remote_h=remote, _remote_p=remote)
+    remote_host, remote_port = pl.col("_remote_h"), pl.col("_remote_p")
+    session_pid = (
+        pl.col("session_id").str.extract(r"^[0-9a-f]+\.([0-9a-f]+)$", 1).str.to_integer(base=16, strict=False)
+        if raw["session_id"].null_count() < raw.height
+        else pl.lit(None, dtype=pl.Int64)
     )
-    remote_host = pl.col("_remote").struct.field("h")
-    remote_port = pl.coalesce(pl.col("_remote").struct.field("p"), pl.col("_remote").struct.field("q"))
     frame = raw.with_columns(
         ts=ts,
         # %c is '<start time hex>.<pid hex>': the pid of prefixes that carry only it (Azure's '%t-%c-')
-        pid=pl.coalesce(
-            pl.col("pid").cast(pl.Int64, strict=False),
-            pl.col("session_id")
-            .str.extract(r"^[0-9a-f]+\.([0-9a-f]+)$", 1)
-            .str.to_integer(base=16, strict=False),
-        ),
+        pid=pl.coalesce(pl.col("pid").cast(pl.Int64, strict=False), session_pid),
     ).with_columns(
         client_host=pl.coalesce(
             _known(pl.col("client_host")),
             _known(remote_host),
-            received.struct.field("1"),
-            disc.struct.field("6"),
+            received(1),
+            disc(6),
         ),
-        client_port=pl.coalesce(
-            pl.col("client_port"), remote_port, received.struct.field("2"), disc.struct.field("7")
-        ),
-        user=pl.coalesce(
-            _known(pl.col("user")), _known(authorized.struct.field("1")), _known(disc.struct.field("4"))
-        ),
-        database=pl.coalesce(
-            _known(pl.col("database")), _known(authorized.struct.field("2")), _known(disc.struct.field("5"))
-        ),
-        application=pl.coalesce(_known(pl.col("application")), _known(authorized.struct.field("3"))),
+        client_port=pl.coalesce(pl.col("client_port"), remote_port, received(2), disc(7)),
+        user=pl.coalesce(_known(pl.col("user")), _known(authorized(1)), _known(disc(4))),
+        database=pl.coalesce(_known(pl.col("database")), _known(authorized(2)), _known(disc(5))),
+        application=pl.coalesce(_known(pl.col("application")), _known(authorized(3))),
         sqlstate=_known(pl.col("sqlstate")),
-        session_duration=pl.when(disc.struct.field("1").is_not_null()).then(
+        session_duration=pl.when(disc(1).is_not_null()).then(
             pl.duration(
-                hours=disc.struct.field("1").cast(pl.Int64),
-                minutes=disc.struct.field("2").cast(pl.Int64),
-                microseconds=(disc.struct.field("3").cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64),
+                hours=disc(1).cast(pl.Int64),
+                minutes=disc(2).cast(pl.Int64),
+                microseconds=(disc(3).cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64),
                 time_unit="us",
             )
         ),
