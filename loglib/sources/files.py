@@ -11,10 +11,8 @@ import glob
 import io
 import lzma
 import os
-import queue
 import re
 import stat
-import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -463,39 +461,21 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run ``items`` in a background thread, ``depth`` items ahead of the consumer.
 
     Reading, decompressing and splitting the next chunk then overlaps with parsing this one
-    (zlib, bz2 and polars release the GIL). Exceptions are re-raised in the consumer.
+    (zlib, bz2 and polars release the GIL). One worker takes the items in order; what it raises
+    is re-raised in the consumer, at that item (its ``Future`` carries it).
     """
-    q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                q.put((item, None))
-            q.put((done, None))
-        except BaseException as exc:  # handed to the consumer
-            q.put((done, exc))
-
-    worker = threading.Thread(target=produce, name="loglib-prefetch", daemon=True)
-    worker.start()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loglib-prefetch")
     try:
+        ahead: deque[Future] = deque(pool.submit(next, items, done) for _ in range(max(1, depth)))
         while True:
-            item, exc = q.get()
+            item = ahead.popleft().result()
             if item is done:
-                if exc is not None:
-                    raise exc
                 return
+            ahead.append(pool.submit(next, items, done))
             yield item
     finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                worker.join(0.01)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 2) -> Iterator[R]:
