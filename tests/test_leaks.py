@@ -179,3 +179,40 @@ def test_sessions_ended_by_a_shutdown_make_a_lower_bound():
     assert got["leaked"].to_list() == [1.0, 0.0]
     assert got["confidence"].to_list() == ["low", "low"]
     assert all(n.startswith("lower bound: 3 more session(s)") for n in got["note"])
+
+
+PG_BEHIND_BOUNCER = """\
+2026-12-03 06:19:07.266 UTC [501] LOG:  connection received: host=127.0.0.1 port=60906
+2026-12-03 06:19:07.267 UTC [501] LOG:  connection authorized: user=checkout database=shop application_name=checkout-api
+2026-12-03 06:19:08.067 UTC [502] LOG:  connection received: host=127.0.0.1 port=60914
+2026-12-03 06:19:08.068 UTC [502] LOG:  connection authorized: user=checkout database=shop application_name=checkout-api
+2026-12-03 06:19:09.000 UTC [503] LOG:  connection received: host=127.0.0.1 port=60920
+2026-12-03 06:19:09.001 UTC [503] LOG:  connection authorized: user=checkout database=shop application_name=checkout-api
+2026-12-03 06:19:09.500 UTC [503] LOG:  disconnection: session time: 0:00:00.500 user=checkout database=shop host=127.0.0.1 port=60920
+2026-12-03 06:24:10.001 UTC [501] LOG:  disconnection: session time: 0:05:02.735 user=checkout database=shop host=127.0.0.1 port=60906
+2026-12-03 06:24:10.002 UTC [502] LOG:  disconnection: session time: 0:05:01.934 user=checkout database=shop host=127.0.0.1 port=60914
+"""
+BOUNCER = """\
+2026-12-03 06:19:00.000 UTC [28951] LOG process up: PgBouncer 1.18.0, libevent 2.1.12-stable (epoll)
+2026-12-03 06:19:07.200 UTC [28951] LOG C-0x1: shop/checkout@127.0.0.1:40000 login attempt: db=shop user=checkout tls=no
+2026-12-03 06:19:07.265 UTC [28951] LOG S-0x2: shop/checkout@127.0.0.1:5432 new connection to server (from 127.0.0.1:60906)
+2026-12-03 06:19:08.000 UTC [28951] LOG C-0x3: shop/checkout@127.0.0.1:40002 login attempt: db=shop user=checkout tls=no
+2026-12-03 06:19:08.066 UTC [28951] LOG S-0x4: shop/checkout@127.0.0.1:5432 new connection to server (from 127.0.0.1:60914)
+2026-12-03 06:24:10.000 UTC [28951] LOG C-0x1: shop/checkout@127.0.0.1:40000 closing because: client unexpected eof (age=303s)
+2026-12-03 06:24:10.000 UTC [28951] LOG S-0x2: shop/checkout@127.0.0.1:5432 closing because: client disconnect while server was not ready (age=303s)
+2026-12-03 06:24:10.001 UTC [28951] LOG C-0x3: shop/checkout@127.0.0.1:40002 closing because: client close request (age=302s)
+2026-12-03 06:24:10.001 UTC [28951] LOG S-0x4: shop/checkout@127.0.0.1:5432 closing because: client close request (age=302s)
+"""
+
+
+def test_pgbouncer_sees_the_leak_postgresql_logs_as_clean():
+    """Behind pgBouncer, a leaked connection dying with its app is a plain disconnection in
+    PostgreSQL's log; pgBouncer closed its server "because client disconnect while server was
+    not ready" (its client left inside a transaction). pg_sessions counts it, at high confidence;
+    the pooled session closed on request is not a leak (lab pgbouncer-61: 7 -> 16 of 16)."""
+    pg = ll.read_pg_log(PG_BEHIND_BOUNCER.encode(), prefix="%m [%p] ")
+    bouncer = ll.read_pgbouncer_log(BOUNCER.encode())
+    ev = ll.Evidence.from_frames(pg=pg, pgbouncer=bouncer)
+    got = ll.leak_rates(ev, every="1h", method="pg_sessions")
+    assert got["leaked"].sum() == 1 and got["confidence"].to_list() == ["high"]
+    assert ll.leak_rates(pg=pg, every="1h", method="pg_sessions")["leaked"].sum() == 0

@@ -39,7 +39,7 @@ the bucket was visible.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -52,6 +52,7 @@ from loglib.core.schema import LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
+from loglib.formats.pgbouncer_lines import SERVER_CLOSED_MID_TRANSACTION
 
 if TYPE_CHECKING:
     from loglib.incident import Incident
@@ -77,6 +78,8 @@ def gauge_leaks(
     capacity: float | None = None,
     floor_window: str | timedelta | None = None,
     restarts: pl.Series | None = None,
+    pool_timeouts: pl.Series | None = None,
+    app_start: datetime | None = None,
 ) -> pl.DataFrame:
     """Leaks per bucket from the pool's checked-out gauge (the ``checked_out_gauge`` method).
 
@@ -94,7 +97,16 @@ def gauge_leaks(
         The trailing window of the floor; default four sample intervals (long enough that an
         in-flight request is not mistaken for a leak).
     restarts
-        Times of restarts (UTC): the floor starts afresh there.
+        Times of restarts (UTC): where a series drops there, a new process starts from 0.
+    pool_timeouts
+        Times the app's requests timed out waiting for a connection (UTC). A floor that
+        reaches the capacity is the last connection leaked only once requests fail for want
+        of it; until then it can be the one connection waiting requests pass between them.
+        That last leak counts at the first pool timeout (without pool timeouts: never).
+    app_start
+        The app's first log line (UTC). A series whose first sample comes less than one floor
+        window after it started with its process, with nothing checked out: its first floor
+        counts from 0. Otherwise the first floor is what leaked before the evidence began.
     """
     every = _every(every)
     m = to_polars(metrics)
@@ -114,9 +126,17 @@ def gauge_leaks(
             cap = same["value"].max() if same.height else None
         if cap is None:
             cap = g["value"].max()
-        g = _forward_floor(g, step=step, samples=max(1, round(window / step)), restarts=marks)
+        fresh = app_start is not None and g["ts"][0] - app_start <= window
+        g = _forward_floor(
+            g, step=step, samples=max(1, round(window / step)), restarts=marks, capacity=cap,
+            pool_timeouts=pool_timeouts, fresh=fresh,
+        )  # fmt: skip
         g = g.with_columns(full=pl.col("value") >= cap)
-        full = g.group_by(pl.col("ts").dt.truncate(every)).agg(pl.col("full").mean().alias("_full"))
+        full = (
+            g.filter(pl.col("ts").is_not_null())
+            .group_by(pl.col("ts").dt.truncate(every))
+            .agg(pl.col("full").mean().alias("_full"))
+        )
         rises = g.group_by(pl.col("rise_at").dt.truncate(every).alias("ts")).agg(
             pl.col("rise").sum().alias("leaked")
         )
@@ -172,7 +192,14 @@ def _process_splits(
 
 
 def _forward_floor(
-    g: pl.DataFrame, *, step: timedelta, samples: int, restarts: pl.Series | None
+    g: pl.DataFrame,
+    *,
+    step: timedelta,
+    samples: int,
+    restarts: pl.Series | None,
+    capacity: float | None = None,
+    pool_timeouts: pl.Series | None = None,
+    fresh: bool = False,
 ) -> pl.DataFrame:
     """``g`` (one gauge series: ``ts``, ``value``) with ``floor``, ``rise`` and ``rise_at``.
 
@@ -180,9 +207,13 @@ def _forward_floor(
     process (:func:`_process_splits`); over a process's last samples, the least of those left,
     when at least two are (one sample cannot tell a leak from a request in flight). A process
     after a split that starts lower than the one before it is a new process with nothing
-    checked out: its first floor is a rise from 0. Elsewhere a rise is the floor's increase
+    checked out: its first floor is a rise from 0 (so is the series' first, when ``fresh``: it
+    began with its process). Elsewhere a rise is the floor's increase
     over the previous sample's (drops are releases or restarts, never negative leaks). A leak
-    happened between the two samples: ``rise_at`` is their midpoint.
+    happened between the two samples: ``rise_at`` is their midpoint. A pool at ``capacity`` with
+    requests waiting can keep its last connection busy without a pause: the floor's last step to
+    the capacity counts at the first of ``pool_timeouts`` while it stays there (requests failing
+    is the sign that the last connection is gone too), else not at all.
     """
     n = max(1, samples)
     g = g.with_columns(_process_splits(g, step=step, samples=n, restarts=restarts))
@@ -192,15 +223,44 @@ def _forward_floor(
     ends = g.group_by("_seg", maintain_order=True).agg(
         pl.col("floor").first().alias("_f0"), pl.col("floor").last().alias("_f1")
     )
-    new_process = ends["_f0"] < ends["_f1"].shift(1)
-    g = g.join(ends.select("_seg", new_process.fill_null(False).alias("_new")), on="_seg", how="left")
-    first_of_seg = pl.col("_seg") != pl.col("_seg").shift(1)
+    new_process = (ends["_f0"] < ends["_f1"].shift(1)).fill_null(fresh)
+    g = g.join(ends.select("_seg", new_process.alias("_new")), on="_seg", how="left")
+    first_of_seg = (pl.col("_seg") != pl.col("_seg").shift(1)).fill_null(True)
     base = pl.when(first_of_seg & pl.col("_new")).then(0.0).otherwise(pl.col("floor").shift(1))
     prev_ts = pl.col("ts").shift(1).fill_null(pl.col("ts"))
-    return g.with_columns(
-        rise=(pl.col("floor") - base).clip(lower_bound=0).fill_null(0),
+    top = float("inf") if capacity is None or capacity < 1 else capacity - 1
+    g = g.with_columns(
+        rise=(pl.col("floor").clip(upper_bound=top) - base.clip(upper_bound=top))
+        .clip(lower_bound=0)
+        .fill_null(0),
         rise_at=prev_ts + (pl.col("ts") - prev_ts) / 2,
-    ).drop("_seg", "_new")
+        _last=(pl.col("floor") >= top + 1) & ((base < top + 1) | base.is_null()),
+    )
+    g = g.with_columns(rise=pl.col("rise").cast(pl.Float64))
+    if g["_last"].any():
+        g = _last_connection(g, prev_ts=prev_ts, top=top, pool_timeouts=pool_timeouts)
+    return g.drop("_seg", "_new", "_last")
+
+
+def _last_connection(
+    g: pl.DataFrame, *, prev_ts: pl.Expr, top: float, pool_timeouts: pl.Series | None
+) -> pl.DataFrame:
+    """Count the step of the floor to the capacity (``_last`` rows) at the first pool timeout
+    from the sample before it until the floor leaves the capacity; without one, not at all."""
+    g = g.with_columns(_from=prev_ts)
+    spell = (pl.col("floor") >= top + 1).rle_id()
+    g = g.with_columns(_spell=spell)
+    ends = g.group_by("_spell").agg(pl.col("ts").max().alias("_until"))
+    g = g.join(ends, on="_spell", how="left")
+    fails = pool_timeouts.cast(UTC_TS).sort() if pool_timeouts is not None else pl.Series([], dtype=UTC_TS)
+    extra_at: list = []
+    for a, b in g.filter(pl.col("_last")).select("_from", "_until").iter_rows():
+        first = fails.filter((fails >= a) & (fails <= b))
+        extra_at.append(first.min() if first.len() else None)
+    extra = pl.DataFrame({"rise_at": extra_at}, schema={"rise_at": UTC_TS}).drop_nulls()
+    if extra.height:
+        g = pl.concat([g, extra.with_columns(rise=pl.lit(1.0))], how="diagonal_relaxed")
+    return g.drop("_from", "_spell", "_until")
 
 
 def session_leaks(
@@ -208,6 +268,7 @@ def session_leaks(
     every: str | timedelta = "1h",
     *,
     sessions: pl.DataFrame | None = None,
+    mid_transaction: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Leaks per bucket from PostgreSQL sessions that never ended cleanly (the ``pg_sessions`` method).
 
@@ -215,6 +276,11 @@ def session_leaks(
     ``disconnection`` and lasted more than ``LONG_FACTOR`` times the group's median clean
     session (and longer than its slowest clean one). Groups without clean sessions (a pool
     that keeps its connections) cannot be told apart from pooling and are left out.
+
+    ``mid_transaction`` (``pid``, ``end``): PostgreSQL sessions that pgBouncer closed because
+    their client left inside a transaction (``pgbouncer_sessions``' server sessions with
+    :data:`~loglib.formats.pgbouncer_lines.SERVER_CLOSED_MID_TRANSACTION`). PostgreSQL logs a
+    plain disconnection for them, so this is the direct evidence pgBouncer alone keeps.
     """
     from loglib.analysis.sessions import pg_sessions
 
@@ -241,8 +307,10 @@ def session_leaks(
             pl.len().alias("_clean"),
         )
     )
-    # direct evidence: PostgreSQL saw the session end inside a transaction (the app died holding it)
-    direct = pl.col("open_transaction").fill_null(False)
+    ss = _mark_mid_transaction(ss, mid_transaction)
+    # direct evidence: PostgreSQL (or pgBouncer in front of it) saw the session end inside a
+    # transaction (the app died holding it)
+    direct = pl.col("open_transaction").fill_null(False) | pl.col("_mid")
     by_rule = (
         ~pl.col("clean")
         & (pl.col("open_at_end").fill_null(False) | (pl.col("end_reason") == "admin_termination"))
@@ -339,6 +407,22 @@ def session_leaks(
         ),
     )
     return conform(frame.sort("scope", "ts"), LEAK_RATES)  # type: ignore[return-value]
+
+
+def _mark_mid_transaction(ss: pl.DataFrame, mid: pl.DataFrame | None) -> pl.DataFrame:
+    """``ss`` with ``_mid``: pgBouncer closed this session (same pid, end within 5 s) because its
+    client left inside a transaction."""
+    if mid is None or mid.height == 0 or "pid" not in ss.columns:
+        return ss.with_columns(_mid=pl.lit(False))
+    near = timedelta(seconds=5)
+    keyed = ss.with_row_index("_k")
+    hits = (
+        keyed.filter(pl.col("end").is_not_null())
+        .select("_k", "pid", "end")
+        .join(mid.select(pl.col("pid").cast(ss.schema["pid"]), pl.col("end").alias("_pb_end")), on="pid")
+        .filter((pl.col("end") - pl.col("_pb_end")).abs() <= near)
+    )
+    return keyed.with_columns(_mid=pl.col("_k").is_in(hits["_k"].implode())).drop("_k")
 
 
 def _sessions_per_bucket(sessions: pl.DataFrame, grid: pl.DataFrame, every: str) -> pl.DataFrame:
@@ -464,7 +548,7 @@ def leak_rates(
     if method is not None and method not in _METHOD_RANK:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     wanted = lambda m: method is None or method == m  # noqa: E731
-    restarts = None
+    restarts = pool_timeouts = app_start = None
     evidence = None if incident is None else as_evidence(incident)
     if evidence is not None:
         pg = evidence.pg if pg is None else pg
@@ -474,6 +558,10 @@ def leak_rates(
         if capacity is None:
             capacity = evidence.app_settings.capacity
         restarts = evidence.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
+        if evidence.app is not None and "error_class" in evidence.app.columns:
+            pool_timeouts = evidence.app.filter(pl.col("error_class") == "pool_timeout")["ts"]
+        if evidence.app is not None and evidence.app.height:
+            app_start = evidence.app["ts"].min()
     parts: list[pl.DataFrame] = []
     if pool_events is not None and wanted("pool_events"):
         rates = _pool_event_rates(to_polars(pool_events), every)
@@ -481,13 +569,22 @@ def leak_rates(
             parts.append(rates)
     if metrics is not None and wanted("checked_out_gauge"):
         parts.append(
-            gauge_leaks(metrics, every, capacity=capacity, floor_window=floor_window, restarts=restarts)
+            gauge_leaks(
+                metrics,
+                every,
+                capacity=capacity,
+                floor_window=floor_window,
+                restarts=restarts,
+                pool_timeouts=pool_timeouts,
+                app_start=app_start,  # type: ignore[arg-type]
+            )
         )
     if (metrics is not None or pg_activity is not None) and wanted("idle_in_transaction_gauge"):
         parts.append(idle_in_transaction_leaks(metrics=metrics, pg_activity=pg_activity, every=every))
     if pg is not None and wanted("pg_sessions"):
         sessions = evidence.sessions if evidence is not None else None
-        parts.append(session_leaks(pg, every, sessions=sessions))
+        mid = _pgbouncer_mid_transaction(evidence) if evidence is not None else None
+        parts.append(session_leaks(pg, every, sessions=sessions, mid_transaction=mid))
     parts = [p for p in parts if p.height]
     if not parts:
         return LEAK_RATES.empty()
@@ -498,3 +595,18 @@ def leak_rates(
     if best_only:
         out = out.filter(pl.col("_rank") == pl.col("_rank").min())
     return out.drop("_rank")
+
+
+def _pgbouncer_mid_transaction(evidence: Evidence) -> pl.DataFrame | None:
+    """``pid``, ``end`` of PostgreSQL sessions pgBouncer closed because their client left inside a
+    transaction (None without a pgBouncer log)."""
+    if evidence.pgbouncer is None or evidence.pgbouncer.height == 0:
+        return None
+    from loglib.analysis.pgbouncer import pgbouncer_sessions
+
+    pb = pgbouncer_sessions(evidence)
+    return pb.filter(
+        (pl.col("side") == "server")
+        & (pl.col("end_reason") == SERVER_CLOSED_MID_TRANSACTION)
+        & pl.col("pg_pid").is_not_null()
+    ).select(pid="pg_pid", end="end")

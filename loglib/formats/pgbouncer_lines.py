@@ -106,6 +106,11 @@ LOGIN_FAILURE_REASONS = (
     r"|password too long|no pg_hba\.conf entry)"
 )
 
+#: a server connection's close reason when its client went away inside a transaction (session or
+#: transaction pooling): pgBouncer drops the server, so PostgreSQL sees a plain disconnection
+#: although the session ended with its transaction open (a leaked connection dying with its app)
+SERVER_CLOSED_MID_TRANSACTION = "client disconnect while server was not ready"
+
 #: graceful: the process waits for clients or servers (SIGINT; SIGTERM from 1.23; SHUTDOWN
 #: WAIT_FOR_*); fast: connections dropped at once (SIGTERM up to 1.22, SIGQUIT, a second signal)
 GRACEFUL_SHUTDOWN = (
