@@ -17,7 +17,7 @@ Tolerances (the lab README says what each truth number means):
   then none is expected, as for errors after a deploy with fewer than 2);
 * pool timeouts, 503s: exact; failed share: ±1 % (relative);
 * idle drops: exact; idle timeout ±10 %, or an upper bound (labelled as one) not below the truth;
-* errors per deploy and the baseline before it: exact; recovery ±1 s or ±10 %;
+* errors per deploy (and per pgBouncer restart) and the baseline before it: exact; recovery ±1 s or ±10 %;
 * finding kinds: the same set (none on healthy controls);
 * Little's-law demand: within ±25 % of the request-scoped truth and never above what the
   connections could carry (capacity × processes).
@@ -46,6 +46,9 @@ LAB = ROOT / "data" / "lab"
 METHODS = ("pool_events", "checked_out_gauge", "pg_sessions", "idle_in_transaction_gauge")
 ACCESS = re.compile(r'"(?:GET|POST) [^"]*" (\d{3}) ')
 RESTART_KINDS = ("restart", "deploy")
+#: actions whose errors are compared, and the prefix of their checks: a deploy, and pgBouncer
+#: restarted by an operator (the post-deploy finding covers a pgBouncer restart no deploy explains)
+AFTER_KINDS = {"deploy": "deploy", "pooler_restart": "pooler"}
 #: the detectors' own thresholds (``truth.py`` uses the same for ``expected_findings``)
 MIN_POOL_TIMEOUTS = 3
 
@@ -103,8 +106,9 @@ def check_names(truth: dict) -> list[str]:
     if truth["idle_drops"]["total"] >= 3:
         names.append("idle_timeout")
     for i, a in enumerate(truth["after_actions"]):
-        if a["kind"] == "deploy":
-            names += [f"deploy{i}_errors", f"deploy{i}_baseline", f"deploy{i}_recovery"]
+        if a["kind"] in AFTER_KINDS:
+            k = AFTER_KINDS[a["kind"]]
+            names += [f"{k}{i}_errors", f"{k}{i}_baseline", f"{k}{i}_recovery"]
     names.append("finding_kinds")
     if "pool_exhaustion" in truth["expected_findings"]:
         names.append("littles_law")
@@ -181,6 +185,10 @@ def _restart_moments(truth: dict) -> list[dict]:
     for d in truth["db_restarts"]:
         at = ts(d["at"])
         moments.append({"what": "PostgreSQL restart", "lo": at - timedelta(seconds=2),
+                        "hi": (ts(d["ready"]) or at) + timedelta(seconds=5), "anchors": []})  # fmt: skip
+    for d in truth.get("pooler_restarts", []):
+        at = ts(d["at"])
+        moments.append({"what": "pgBouncer restart", "lo": at - timedelta(seconds=2),
                         "hi": (ts(d["ready"]) or at) + timedelta(seconds=5), "anchors": []})  # fmt: skip
     return moments
 
@@ -269,8 +277,9 @@ def _deploys(obs: Observed, truth: dict) -> list[Check]:
     out = []
     end = ts(truth["app_run"]["last_end"])
     for i, a in enumerate(acts):
-        if a["kind"] != "deploy":
+        if a["kind"] not in AFTER_KINDS:
             continue
+        k = AFTER_KINDS[a["kind"]]
         at = ts(a["at"])
         until = ts(acts[i + 1]["at"]) - timedelta(seconds=1) if i + 1 < len(acts) else end
         mine = sorted((t, n) for t, n in found if at - timedelta(seconds=2) <= t < until)
@@ -279,9 +288,10 @@ def _deploys(obs: Observed, truth: dict) -> list[Check]:
         rec = max(((t - at).total_seconds() + n["recovery_s"] for t, n in mine), default=0.0)
         want_errors = a["errors"] if a["errors"] >= 2 else 0  # fewer make no finding
         out += [
-            Check(f"deploy{i}_errors", errors, a["errors"], errors == want_errors, f"{a['version']} at {at:%H:%M:%S}"),
-            Check(f"deploy{i}_baseline", base, a["baseline_errors"], base == a["baseline_errors"] or not mine),
-            Check(f"deploy{i}_recovery", round(rec, 1), a["recovery_s"],
+            Check(f"{k}{i}_errors", errors, a["errors"], errors == want_errors,
+                  f"{a['version'] or 'pgBouncer'} at {at:%H:%M:%S}"),
+            Check(f"{k}{i}_baseline", base, a["baseline_errors"], base == a["baseline_errors"] or not mine),
+            Check(f"{k}{i}_recovery", round(rec, 1), a["recovery_s"],
                   within(rec, a["recovery_s"], 0.10, 1.0) or want_errors == 0),
         ]  # fmt: skip
     return out

@@ -56,9 +56,9 @@ def test_params_follow_the_seed():
 def test_lab_doctests():
     import doctest
 
-    from lab import batch, params, record
+    from lab import batch, params, pooler, record
 
-    for module in (params, record, batch):
+    for module in (params, record, batch, pooler):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 

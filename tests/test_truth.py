@@ -36,6 +36,8 @@ KNOWN: dict[tuple[str, str], int] = {
         "littles_law",
     ): 5,  # 2,320 busy on average for 2 pools of 4  # a middlebox resetting 5 idle connections at once read as a restart
     ("leak-15", "littles_law"): 5,  # 3,057 connections busy on average for a pool of 4
+    ("pgbouncer-60", "littles_law"): 5,  # the gauge minus its floor under-reads (0.121 for 0.162)
+    ("pgbouncer-61", "littles_law"): 5,  # over-reads behind pgBouncer (0.233 for 0.128)
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
 BURST_DROPS = (
@@ -56,7 +58,12 @@ FULL_WITHOUT_FAILURES = (
     "exhaustion windows are measured from failures: a pool that stays full with no request waiting "
     "(mixed-42: 69 s after the last timeout) is not seen; the checked-out gauge would show it"
 )
+IDLE_TX_BEHIND_BOUNCER = (
+    "idle_in_transaction_gauge counts 10 of 16 leaks behind pgBouncer in session mode (held-out: not "
+    "investigated on its data; no development recording has pgBouncer and postgres_exporter yet)"
+)
 NEW: dict[tuple[str, str], str] = {
+    ("pgbouncer-61", "leaks_per_hour[idle_in_transaction_gauge]"): IDLE_TX_BEHIND_BOUNCER,
     ("mixed-42", "exhaustion_duration"): FULL_WITHOUT_FAILURES,
     ("mixed-40", "leaks_per_hour[checked_out_gauge]"): GAUGE_UNDER,
     ("mixed-40", "leak_rate"): NO_LEAK_FINDING,

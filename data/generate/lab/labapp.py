@@ -168,6 +168,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pool-gauge", action="store_true")
     p.add_argument("--pool-event-log")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-prepare",
+        action="store_true",
+        help="no server-side prepared statements (pgBouncer in transaction mode)",
+    )
     return p.parse_args(argv)
 
 
@@ -178,9 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     rng_lock = threading.Lock()
     truth = Truth(args.truth, args.index)
     log = Log(args.logger, args.log, args.pattern)
+    connect_args: dict = {"application_name": "checkout-api", "connect_timeout": 5}
+    if args.no_prepare:
+        connect_args["prepare_threshold"] = None
     engine = create_engine(
         args.db, pool_size=args.pool_size, max_overflow=args.max_overflow, pool_timeout=args.pool_timeout,
-        pool_pre_ping=args.pre_ping, connect_args={"application_name": "checkout-api", "connect_timeout": 5},
+        pool_pre_ping=args.pre_ping, connect_args=connect_args,
     )  # fmt: skip
     held: set[int] = set()
     held_lock = threading.Lock()

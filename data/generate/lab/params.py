@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
-SHAPES = ("leak", "deploy", "idle", "mixed", "control")
+SHAPES = ("leak", "deploy", "idle", "mixed", "control", "pgbouncer")
 #: stderr ``log_line_prefix`` settings the lab draws from (one with ``%t``: whole seconds)
 PG_PREFIXES = (
     "%m [%p] %q%u@%d ",
@@ -43,6 +43,7 @@ CATALOGUE: tuple[tuple[str, int], ...] = (
     ("idle", 30), ("idle", 31), ("idle", 32), ("idle", 33), ("idle", 34), ("idle", 35),
     ("mixed", 40), ("mixed", 41), ("mixed", 42),
     ("control", 50), ("control", 51),
+    ("pgbouncer", 60), ("pgbouncer", 61), ("pgbouncer", 63), ("pgbouncer", 64), ("pgbouncer", 68),
 )  # fmt: skip
 
 
@@ -56,8 +57,11 @@ class Action:
     """One orchestrator step, ``at`` seconds after the load started.
 
     ``kind``: ``restart`` (operator: SIGTERM each process, start it again), ``crash`` (SIGKILL
-    one process; its supervisor starts it again), ``deploy`` (optionally restart PostgreSQL
-    first, then roll every process with ``signal``; ``fix`` deploys the version without the leak).
+    one process; its supervisor starts it again), ``deploy`` (optionally restart PostgreSQL or
+    pgBouncer first, then roll every process with ``signal``; ``fix`` deploys the version
+    without the leak), ``pooler_restart`` (an operator restarts pgBouncer alone: ``signal``
+    ``SIGTERM``, its immediate shutdown, or ``SIGKILL``). pgBouncer is down ``pooler_down_s``;
+    a deploy stops it with ``pooler_signal``.
     """
 
     at: float
@@ -68,6 +72,9 @@ class Action:
     db_down_s: float = 0.0
     fix: bool = False
     version: str = ""
+    pooler_restart: bool = False
+    pooler_signal: str = ""
+    pooler_down_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,9 @@ class Scenario:
     query_s: float
     version: str = "1.0.0"
     notes: list[str] = field(default_factory=list)
+    #: pgBouncer in front of PostgreSQL (the app connects to it): ``pool_mode``,
+    #: ``default_pool_size``, ``max_client_conn``, ``stats_period``; None: the app connects directly
+    pgbouncer: dict | None = None
 
     @property
     def capacity(self) -> int:
@@ -190,6 +200,23 @@ def draw(shape: str, seed: int, *, smoke: bool = False) -> Scenario:
         idle_timeout = round(rng.uniform(15, 120) if shape == "idle" else rng.uniform(15, 40), 1)
         duration = max(duration, round(min(480, idle_timeout * 3.3 + 60)))
         bursts = _bursts(rng, duration, idle_timeout)
+    pooler = None
+    if shape == "pgbouncer":
+        pooler = {"pool_mode": rng.choice(("session", "transaction")),
+                  "default_pool_size": cap_total + rng.randint(2, 5), "max_client_conn": 100,
+                  "stats_period": rng.choice((15, 30, 60))}  # fmt: skip
+        at = duration * rng.uniform(0.3, 0.5)
+        if rng.random() < 0.5:  # a leak too; pgBouncer restarts before it fills the pools
+            leak = _leak_paths(rng, rate, cap_total)
+            fill = cap_total / sum(rate * {"/checkout": 0.6, "/report": 0.15}[p] * q for p, q in leak.items())
+            at = max(40.0, fill * rng.uniform(0.3, 0.6))
+        actions.append(Action(at=round(at, 1), kind="pooler_restart", signal=rng.choice(("SIGTERM", "SIGKILL")),
+                              pooler_down_s=round(rng.uniform(1, 6), 1)))  # fmt: skip
+        deploy = _deploy(rng, duration * rng.uniform(0.65, 0.8), "1.1.0", db=False, fix=bool(leak))
+        if rng.random() < 0.4:  # the deploy restarts pgBouncer first
+            deploy = Action(**{**asdict(deploy), "pooler_restart": True, "pooler_signal": "SIGTERM",
+                               "pooler_down_s": round(rng.uniform(1, 4), 1)})  # fmt: skip
+        actions.append(deploy)
     if shape == "control":
         pre_ping = True
         if seed % 2:
@@ -204,6 +231,11 @@ def draw(shape: str, seed: int, *, smoke: bool = False) -> Scenario:
         processes, pool_size, max_overflow, pool_timeout, rate, duration = 1, 2, 0, 1.0, 3.0, 70
         leak = {"/checkout": 0.05}
         actions = [Action(at=40.0, kind="restart")]
+        if pooler:  # the pgBouncer smoke run: a deploy that restarts pgBouncer first
+            pooler["pool_mode"], pooler["default_pool_size"] = "transaction", 4
+            actions = [Action(at=25.0, kind="pooler_restart", signal="SIGKILL", pooler_down_s=1.0),
+                       Action(at=45.0, kind="deploy", version="1.0.1", pooler_restart=True,
+                              pooler_signal="SIGTERM", pooler_down_s=1.0)]  # fmt: skip
         idle_timeout, bursts, exporter, pool_gauge = None, (), False, False
     actions.sort(key=lambda a: a.at)
     return Scenario(
@@ -234,4 +266,5 @@ def draw(shape: str, seed: int, *, smoke: bool = False) -> Scenario:
         pool_event_log=rng.random() < 0.35 and not smoke,
         declare=rng.choice(("all", "all", "deploys", "none")),
         query_s=round(rng.uniform(0.01, 0.06), 3),
+        pgbouncer=pooler,
     )

@@ -45,9 +45,11 @@ sys.path[:0] = [str(ROOT), str(HERE.parent)]
 import psycopg  # noqa: E402
 
 from lab.params import Action, Scenario, draw, split_of  # noqa: E402
+from lab.pooler import LabBouncer  # noqa: E402
 from lab.proxy import IdleKillProxy  # noqa: E402
 from lab.toml import write_incident_toml  # noqa: E402
 from lab.truth import build_truth, store_streams  # noqa: E402
+from tests.pgbouncerserver import find_pgbouncer  # noqa: E402
 from tests.pgserver import PgServer, find_pg_bin, free_port  # noqa: E402
 
 LAB = ROOT / "data" / "lab"
@@ -108,6 +110,7 @@ class Recorder:
         self.version = sc.version
         self.leaks = dict(sc.leak_paths)
         self.proxy: IdleKillProxy | None = None
+        self.bouncer: LabBouncer | None = None
 
     def note(self, ev: str, **fields: object) -> float:
         t = time.time()
@@ -135,6 +138,32 @@ class Recorder:
             c.execute("create table orders (id serial primary key, total integer not null,"
                       " created_at timestamptz not null default now())")  # fmt: skip
         self.max_connections = int(settings["max_connections"])
+
+    def start_bouncer(self) -> None:
+        """pgBouncer in front of PostgreSQL (``sc.pgbouncer``); the app connects to it."""
+        binary = find_pgbouncer()
+        if binary is None:
+            msg = "pgbouncer not found (apt-get install pgbouncer)"
+            raise RuntimeError(msg)
+        root = self.tmp / "pgbouncer"
+        root.mkdir()
+        root.chmod(0o755)
+        self.bouncer = LabBouncer(root=root, port=free_port(), pg=self.pg, binary=binary)
+        self.bouncer.lab_settings = dict(self.sc.pgbouncer or {})
+        self.bouncer.write_config()
+        self.bouncer.start()
+        self.note("pooler_ready", pid=self.bouncer.proc.pid if self.bouncer.proc else None)
+
+    def restart_bouncer(self, sig: str, down_s: float) -> None:
+        """Stop pgBouncer with ``sig`` (SIGTERM: its immediate shutdown), wait, start it again."""
+        assert self.bouncer is not None
+        self.note("pooler_stop", signal=sig)
+        self.bouncer.signal(getattr(signal, sig))
+        self.note("pooler_stopped")
+        time.sleep(down_s)
+        self.note("pooler_start")
+        self.bouncer.start()
+        self.note("pooler_ready", pid=self.bouncer.proc.pid if self.bouncer.proc else None)
 
     def start_exporter(self) -> None:
         self.exporter_port = free_port()
@@ -172,7 +201,7 @@ class Recorder:
     # --- app processes -------------------------------------------------------------------
     def start_app(self, i: int, why: str) -> float:
         sc = self.sc
-        db_port = self.proxy.port if self.proxy else self.pg.port
+        db_port = self.bouncer.port if self.bouncer else self.proxy.port if self.proxy else self.pg.port
         cmd = [sys.executable, str(HERE / "labapp.py"), "--index", str(i), "--port", str(self.ports[i]),
                "--db", f"postgresql+psycopg://checkout@127.0.0.1:{db_port}/shop",
                "--log", str(self.logs / "app" / f"app-{i + 1}.log"),
@@ -184,6 +213,8 @@ class Recorder:
             cmd += ["--pattern", sc.logging_pattern]
         if sc.pool_pre_ping:
             cmd.append("--pre-ping")
+        if sc.pgbouncer and sc.pgbouncer["pool_mode"] != "session":
+            cmd.append("--no-prepare")
         if sc.pool_gauge:
             cmd.append("--pool-gauge")
         if sc.pool_event_log:
@@ -279,6 +310,9 @@ class Recorder:
             self.stop_app(i, "SIGKILL", "crash")
             time.sleep(0.5)  # the supervisor's restart delay
             self.start_app(i, "supervisor restart after crash")
+        elif a.kind == "pooler_restart":
+            self.note("action", kind="pooler_restart", signal=a.signal)
+            self.restart_bouncer(a.signal, a.pooler_down_s)
         elif a.kind == "deploy":
             self.note(
                 "action",
@@ -286,8 +320,13 @@ class Recorder:
                 version=a.version,
                 signal=a.signal,
                 db_restart=a.db_restart,
+                pooler_restart=a.pooler_restart,
+                pooler_signal=a.pooler_signal,
                 fix=a.fix,
             )
+            if a.pooler_restart:
+                self.restart_bouncer(a.pooler_signal, a.pooler_down_s)
+                time.sleep(3)
             if a.db_restart:
                 self.note("db_stop", mode="fast")
                 self.pg.stop("fast")
@@ -312,6 +351,8 @@ class Recorder:
         if sc.idle_timeout:
             self.proxy = IdleKillProxy(self.pg.port, sc.idle_timeout, self.truth_dir / "proxy.jsonl")
             self.proxy.start()
+        if sc.pgbouncer:
+            self.start_bouncer()
         try:
             if sc.exporter:
                 self.start_exporter()
@@ -350,6 +391,9 @@ class Recorder:
                     proc.kill()
             if self.proxy:
                 self.proxy.stop()
+            if self.bouncer:
+                self.note("pooler_stop", signal="SIGTERM", why="end of recording")
+                self.bouncer.close_gracefully()
         if sc.pg_shutdown_logged:
             self.pg.stop("fast")
             time.sleep(0.5)
@@ -389,6 +433,9 @@ class Recorder:
         ext = {"stderr": "log", "csvlog": "csv", "jsonlog": "json"}[self.sc.pg_format]
         (self.logs / "pg").mkdir()
         shutil.copy(self.pg.log_dir / f"postgresql.{ext}", self.logs / "pg" / f"postgresql.{ext}")
+        if self.bouncer:
+            (self.logs / "pgbouncer").mkdir()
+            shutil.copy(self.bouncer.log_path, self.logs / "pgbouncer" / "pgbouncer.log")
 
     def write(self, start: float, end: float, seconds: float) -> dict:
         shutil.rmtree(self.out, ignore_errors=True)

@@ -47,6 +47,8 @@ def write_incident_toml(path: Path, sc, truth: dict, *, max_connections: int) ->
         lines.append(f"pattern = {_v(sc.logging_pattern)}")
     if (folder / "prometheus").is_dir():
         lines += ["", "[[sources]]", 'kind = "prometheus"', 'paths = ["prometheus/*.json*"]']
+    if (folder / "pgbouncer").is_dir():
+        lines += ["", "[[sources]]", 'kind = "pgbouncer"', 'paths = ["pgbouncer/pgbouncer.log*"]']
     if (folder / "pool").is_dir():
         lines += ["", "[[sources]]", 'kind = "pool_events"', 'paths = ["pool/*.jsonl*"]']
     lines += ["", "[app]", f"pool_size = {sc.pool_size}", f"max_overflow = {sc.max_overflow}",

@@ -12,7 +12,8 @@ Definitions (the lab README repeats them):
 * a **restart** is an orchestrator action that stopped and started app processes (operator
   restart, crash, deploy); ``app_line_at`` is the app's own line: the stop line of the first
   process stopped by SIGTERM, or the start line of the first replacement after a SIGKILL. The
-  final stop is not a restart. A PostgreSQL restart is its own moment (``db_restarts``);
+  final stop is not a restart. A PostgreSQL restart is its own moment (``db_restarts``), and
+  so is a pgBouncer restart (``pooler_restarts``: stop with its signal, ready again);
 * a **pool-exhaustion window** is a span where some process had every connection checked out
   and requests failed for it (overlapping spans of several processes are one window);
 * **errors after an action** are requests that failed with a database error (not pool
@@ -141,7 +142,9 @@ def _windows(spans: list[tuple[float, float, int]], timeouts: list[dict], wait: 
     return out
 
 
-def _restarts(orch: list[dict], life: dict[int, dict]) -> tuple[list[dict], list[dict], dict | None]:
+def _restarts(
+    orch: list[dict], life: dict[int, dict]
+) -> tuple[list[dict], list[dict], list[dict], dict | None]:
     actions = [e for e in orch if e["ev"] == "action"]
     stops = [e for e in orch if e["ev"] == "stop" and e["why"] not in ("end of recording", "cleanup")]
     starts = sorted((lt["start"], lt["proc"]) for lt in life.values())
@@ -176,12 +179,17 @@ def _restarts(orch: list[dict], life: dict[int, dict]) -> tuple[list[dict], list
         if e["ev"] == "db_stop":
             ready = next((x["t"] for x in orch if x["ev"] == "db_ready" and x["t"] > e["t"]), None)
             db.append({"at": iso(e["t"]), "ready": iso(ready)})
+    pooler = []
+    for e in orch:
+        if e["ev"] == "pooler_stop" and e.get("why") != "end of recording":
+            ready = next((x["t"] for x in orch if x["ev"] == "pooler_ready" and x["t"] > e["t"]), None)
+            pooler.append({"at": iso(e["t"]), "signal": e["signal"], "ready": iso(ready)})
     final = [e for e in orch if e["ev"] == "stop" and e["why"] == "end of recording"]
     final_stop = None
     if final:
         line = next((t for t, _p in lines if t >= final[0]["t"]), None)
         final_stop = {"at": iso(final[0]["t"]), "app_line_at": iso(line)}
-    return restarts, db, final_stop
+    return restarts, db, pooler, final_stop
 
 
 def _after_actions(orch: list[dict], ends: list[dict], stop: float) -> list[dict]:
@@ -207,6 +215,7 @@ def _after_actions(orch: list[dict], ends: list[dict], stop: float) -> list[dict
                 "version": a.get("version"),
                 "signal": a.get("signal"),
                 "db_restart": a.get("db_restart", False),
+                "pooler_restart": a.get("pooler_restart", False) or a["kind"] == "pooler_restart",
                 "errors": len(errs),
                 "baseline_errors": len(before),
                 "recovery_s": round(errs[-1] - at, 3) if errs else 0.0,
@@ -257,18 +266,21 @@ def build_truth(sc, folder: Path, *, window: tuple[float, float]) -> dict:
     failed = sum(1 for e in ends if e["status"] >= 500)
     leaks = [e for e in app if e["ev"] == "leak"]
     db_stops = [e["t"] for e in orch if e["ev"] == "db_stop"]
+    pooler_stops = [e["t"] for e in orch if e["ev"] == "pooler_stop"]
     for lk in leaks:
         exit_t = life.get(lk["pid"], {}).get("end")
         db_t = next((t for t in db_stops if t > lk["t"]), None)
         dropped = next((d for d in drops if d.get("app_port") == lk.get("port") and d["t"] > lk["t"]), None)
-        cands = [(exit_t, "app_exit"), (db_t, "db_restart"), (dropped["t"] if dropped else None, "middlebox")]
+        pooler_t = next((t for t in pooler_stops if t > lk["t"]), None)
+        cands = [(exit_t, "app_exit"), (db_t, "db_restart"), (dropped["t"] if dropped else None, "middlebox"),
+                 (pooler_t, "pooler_restart")]  # fmt: skip
         lk["ended"] = min(((t, why) for t, why in cands if t is not None), default=(None, "open"))
     per_hour = Counter(hour(e["t"]) for e in leaks)
     run_h = (run[1] - run[0]) / 3600
     spans = _full_spans(app, life, sc.capacity)
     timeouts = [e for e in ends if e["outcome"] == "pool_timeout"]
     windows = _windows(spans, timeouts, wait=sc.pool_timeout)
-    restarts, db_restarts, final_stop = _restarts(orch, life)
+    restarts, db_restarts, pooler_restarts, final_stop = _restarts(orch, life)
     after = _after_actions(orch, ends, run[1])
     hours = sorted({hour(t) for t in (run[0], run[1])} | set(per_hour))
     truth = {
@@ -322,6 +334,7 @@ def build_truth(sc, folder: Path, *, window: tuple[float, float]) -> dict:
         "exhaustion_windows": windows,
         "restarts": restarts,
         "db_restarts": db_restarts,
+        "pooler_restarts": pooler_restarts,
         "final_stop": final_stop,
         "after_actions": after,
         "idle_drops": {
@@ -349,6 +362,7 @@ def build_truth(sc, folder: Path, *, window: tuple[float, float]) -> dict:
         "windows": len(windows),
         "restarts": len(restarts),
         "db_restarts": len(db_restarts),
+        "pooler_restarts": len(pooler_restarts),
         "drops": len(drops),
         "db_errors": outcome.get("db_error", 0),
         "hours": hours,
