@@ -84,10 +84,12 @@ What happened, in the words of the findings, and what it cost, counted from the 
     md("""
 ## Timeline
 
-Derived from the logs and metrics, plus the events declared in `incident.toml`. Bursts of the
-same event are one row; `evidence` points back to `file:line` (or the metric series).
+Derived from the logs and metrics, plus the events declared in `incident.toml` (with their
+`action` and `owner`). Bursts of the same event are one row, a state (the pool at capacity, an
+alert firing) is one span; Evidence points back to `file:line` (or the metric series). This is
+the bundle's `timeline.md`; every derived row is in `ll.timeline(inc)` and `timeline_full.csv`.
 """),
-    code("ll.timeline(inc, tz=tz)"),
+    code("ll.timeline_document(inc, tz=tz)"),
     md("""
 ## Overview
 

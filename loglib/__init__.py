@@ -66,6 +66,7 @@ from loglib.present.export import (
 )
 from loglib.present.redact import Redactor, redact_displays, redact_figure, redact_frame, redact_text
 from loglib.present.timeline import timeline
+from loglib.present.timeline_doc import TimelineDocument, timeline_document, timeline_table
 from loglib.report import ReportError, build_report
 from loglib.sources.app import NoTimestampWarning, read_app_log, scan_app_log
 from loglib.sources.pg_activity import read_pg_activity, read_pg_activity_gaps
@@ -108,6 +109,7 @@ __all__ = [
     "ReportError",
     "SkewEstimate",
     "SourceSpec",
+    "TimelineDocument",
     "TimezoneError",
     "add_error_rule",
     "align",
@@ -171,5 +173,7 @@ __all__ = [
     "schema",
     "sql_incidents",
     "timeline",
+    "timeline_document",
+    "timeline_table",
     "to_sql",
 ]

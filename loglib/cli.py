@@ -320,25 +320,16 @@ def _parse(args: argparse.Namespace) -> int:
 
 
 def _timeline(args: argparse.Namespace) -> int:
-    from loglib.present.timeline import timeline
+    from loglib.present.timeline_doc import timeline_document
     from loglib.report import check_incident
 
     steps = _Steps(quiet=args.quiet)
     with steps.step(f"reading {args.incident_dir}"):
         inc = check_incident(args.incident_dir)
     with steps.step("building the timeline"):
-        table = timeline(inc, tz=args.tz)
+        doc = timeline_document(inc, tz=args.tz, full=args.full, redact=not args.no_redact, hosts=args.hosts)
     _print_reads(args.incident_dir, file=sys.stderr)
-    print(f"# {inc.title}")
-    days = table["time"].dt.date().unique() if table.height else pl.Series([], dtype=pl.Date)
-    one_day = days.len() == 1
-    on = f" on {days[0]}" if one_day else ""
-    print(f"Times in UTC{on}{' and ' + args.tz if args.tz else ''}; `evidence` is file:line.\n")
-    fmt = "%H:%M:%S%.3f" if one_day else "%Y-%m-%d %H:%M:%S%.3f"
-    shown = table.with_columns(pl.col(pl.Datetime).dt.strftime(fmt)).drop("end", strict=False)
-    with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=90, tbl_hide_dataframe_shape=True,
-                   tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True):  # fmt: skip
-        print(shown)
+    sys.stdout.write(doc.render(args.format))
     return 0
 
 
@@ -480,6 +471,20 @@ def main(argv: list[str] | None = None) -> int:
     tl = sub.add_parser("timeline", help="print the timeline table of an incident folder")
     tl.add_argument("incident_dir", help="folder with incident.toml")
     tl.add_argument("--tz", type=_tz_arg, help="also show times in this IANA zone")
+    tl.add_argument(
+        "--format",
+        choices=("md", "html", "csv"),
+        default="md",
+        help="md: exactly the bundle's timeline.md (default); html: a fragment with inline styles that "
+        "pastes into Confluence and Google Docs; csv: the same cells",
+    )
+    tl.add_argument(
+        "--full",
+        action="store_true",
+        help="the long table: every burst and every run of a state, no row limit",
+    )
+    tl.add_argument("--no-redact", action="store_true", help="keep secrets (never for sharing)")
+    tl.add_argument("--hosts", action="store_true", help="also pseudonymise hosts and IPs")
     tl.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     tl.set_defaults(func=_timeline)
 

@@ -87,7 +87,7 @@ POSTGRES_KEYS: dict[str, type | tuple[type, ...]] = {
     "idle_session_timeout": (int, float),
     "tcp_keepalives_idle": (int, float),
 }
-EVENT_KEYS = ("at", "kind", "text")
+EVENT_KEYS = ("at", "kind", "text", "action", "owner")
 WINDOW_KEYS = ("name", "start", "end", "text")
 _CACHE_SIZE = 16
 _CACHE: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
@@ -204,10 +204,13 @@ def _event(entry: Any, n: int) -> dict[str, Any]:
     kind = entry.get("kind", "note")
     if kind not in INCIDENT_EVENT_KINDS:
         raise _fail(f"{where}.kind", f"must be one of {', '.join(INCIDENT_EVENT_KINDS)}; got {kind!r}")
-    text = entry.get("text", "")
-    if not isinstance(text, str):
-        raise _fail(f"{where}.text", f"expected text, got {text!r}")
-    return {"ts": parse_time(entry["at"], f"{where}.at"), "kind": kind, "text": text}
+    words = {}
+    for key in ("text", "action", "owner"):
+        value = entry.get(key, "" if key == "text" else None)
+        if value is not None and not isinstance(value, str):
+            raise _fail(f"{where}.{key}", f"expected text, got {value!r}")
+        words[key] = value
+    return {"ts": parse_time(entry["at"], f"{where}.at"), "kind": kind, **words}
 
 
 def _windows(entries: Any, start: datetime | None, end: datetime | None) -> tuple[Window, ...]:
@@ -621,5 +624,8 @@ class Incident:
 def _declared_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     if not rows:
         return INCIDENT_EVENTS.empty()
-    frame = pl.DataFrame(rows, schema={"ts": UTC_TS, "kind": pl.String, "text": pl.String})
+    frame = pl.DataFrame(
+        rows,
+        schema={"ts": UTC_TS, "kind": pl.String, "text": pl.String, "action": pl.String, "owner": pl.String},
+    )
     return conform(frame.with_columns(origin=pl.lit("declared")), INCIDENT_EVENTS).sort("ts")  # type: ignore[return-value]

@@ -499,7 +499,16 @@ def build_report(
     html_path.write_text(notebook_html(nb, title=title), encoding="utf-8")
     if failure is not None:
         raise ReportError(f"{failure} (the partial report is in {html_path})")
-    keep = ("report.html", "summary.md", "findings.md", "timeline.md", "timeline.csv", "before_after.md")
+    keep = (
+        "report.html",
+        "summary.md",
+        "findings.md",
+        "timeline.md",
+        "timeline.html",
+        "timeline.csv",
+        "timeline_full.csv",
+        "before_after.md",
+    )
     files = [out / n for n in keep if (out / n).is_file()]
     if (out / "charts").is_dir():
         files += sorted((out / "charts").iterdir())

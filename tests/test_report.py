@@ -181,8 +181,8 @@ class TestTimeline:
         done = loglib("timeline", str(INCIDENTS / "post-deploy"), "--tz", "Europe/Berlin")
         assert done.returncode == 0, done.stderr
         out = done.stdout
-        assert out.startswith("# Connection errors for minutes after every deploy")
-        assert re.search(r"^\| time\s+\|", out, re.MULTILINE)
+        assert out.startswith("# Timeline: Connection errors for minutes after every deploy")
+        assert re.search(r"^\| Time \(UTC, 2026-11-22\) \| Time \(Europe/Berlin, 2026-11-22\) \| Event \|", out, re.M)
         assert out.count("Deploy 2.3.") == 3 and "Europe/Berlin" in out
         assert "pg/postgresql.log:" in out
 

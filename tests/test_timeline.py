@@ -82,27 +82,29 @@ class TestIncidentTimeline:
         assert human["event"] == "restart" and human["detail"] == "Operator restarted the service"
 
     def test_derived_events(self, tl):
-        """Pool at capacity (from the gauge), first pool_timeout (app) and detected starts are there."""
+        """Pool at capacity (from the gauge, one span per stay), first pool_timeout (app) and detected starts."""
         events = set(tl["event"])
-        assert {"first pool_timeout", "pool reached capacity", "pool below capacity"} <= events
-        cap = tl.filter(pl.col("event") == "pool reached capacity").row(0, named=True)
+        assert {"first pool_timeout", "pool at capacity"} <= events
+        assert "pool below capacity" not in events  # the span's end says it
+        cap = tl.filter(pl.col("event") == "pool at capacity").row(0, named=True)
         assert cap["evidence"].startswith("series db_pool_checked_out{")
+        assert cap["end"] > cap["time"] and "pool at capacity (" in cap["what"]
 
     def test_sorted_by_time(self, tl):
         """Rows are in time order."""
         assert tl["time"].is_sorted()
 
     def test_alerts_from_replay(self):
-        """Alert fired/resolved rows come from a replay_alert frame."""
+        """Each firing span of a replay_alert frame is one row, from firing to resolved."""
         series = pl.DataFrame(
             {"ts": [T0 + timedelta(minutes=i) for i in range(5)], "series": "r", "value": [0.0, 1, 1, 1, 0]}
         )
         alerts = ll.replay_alert(series, "r", ">", 0.5, for_="1m", name="HighErrors")
         tl = ll.timeline(app=burst_app(), alerts=alerts)
-        fired = tl.filter(pl.col("event") == "alert fired").row(0, named=True)
-        assert fired["time"] == T0 + timedelta(minutes=2) and fired["detail"] == "HighErrors firing"
-        resolved = tl.filter(pl.col("event") == "alert resolved").row(0, named=True)
-        assert "resolved after 2 min" in resolved["detail"]
+        fired = tl.filter(pl.col("event") == "alert firing").row(0, named=True)
+        assert fired["time"] == T0 + timedelta(minutes=2) and fired["end"] == T0 + timedelta(minutes=4)
+        assert fired["detail"] == "HighErrors firing 09:32:12–09:34:12 (2 min)"
+        assert fired["what"] == "alert HighErrors firing (2 min)"
 
 
 class TestTimeZones:
@@ -122,7 +124,7 @@ class TestTimeZones:
 class TestMarkdown:
     def test_snapshot(self):
         """The timeline renders as this GitHub Markdown table (times labelled with their zone)."""
-        tl = ll.timeline(app=burst_app().head(3), tz="America/New_York").drop("end")
+        tl = ll.timeline(app=burst_app().head(3), tz="America/New_York").drop("end", "what", "action")
         expected = (
             "| time (UTC) | time_local (America/New_York) | source | event | detail | count | evidence |\n"
             "| --- | --- | --- | --- | --- | ---: | --- |\n"

@@ -120,8 +120,11 @@ def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = 
             parts.append(mass)
     if not parts:
         return INCIDENT_EVENTS.empty()
-    out = pl.concat([p.with_columns(pl.col("ts").cast(UTC_TS)) for p in parts], how="vertical_relaxed")
-    out = _drop_echoes(conform(out, INCIDENT_EVENTS))
+    out = pl.concat(
+        [conform(p.with_columns(pl.col("ts").cast(UTC_TS)), INCIDENT_EVENTS) for p in parts],
+        how="vertical_relaxed",
+    )
+    out = _drop_echoes(out)
     return out.sort("ts")  # type: ignore[return-value]
 
 

@@ -483,7 +483,7 @@ ALL_SCHEMAS = (*ALL_SCHEMAS, APP_EVENTS)
 
 # --- incidents ------------------------------------------------------------------------------
 
-INCIDENT_EVENT_KINDS: tuple[str, ...] = ("deploy", "restart", "action", "alert", "note")
+INCIDENT_EVENT_KINDS: tuple[str, ...] = ("deploy", "restart", "action", "fix", "alert", "note")
 
 INCIDENT_EVENTS = FrameSchema(
     "incident_events",
@@ -493,9 +493,12 @@ INCIDENT_EVENTS = FrameSchema(
         Column(
             "kind",
             pl.String,
-            "one of `loglib.schema.INCIDENT_EVENT_KINDS`: deploy, restart, action, alert, note",
+            "one of `loglib.schema.INCIDENT_EVENT_KINDS`: deploy, restart, action, fix (the change that "
+            "ended the incident: the before/after table's split), alert, note",
         ),
         Column("text", pl.String, "what happened, in words"),
+        Column("action", pl.String, "what people did about it (`action` in incident.toml), for the timeline"),
+        Column("owner", pl.String, "who did it or owns the follow-up (`owner` in incident.toml)"),
         Column(
             "origin",
             pl.String,

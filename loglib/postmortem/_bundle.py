@@ -17,7 +17,7 @@ from loglib.postmortem._detectors import DetectorFailure, run_detectors
 from loglib.present.export import _cell, export_figures, export_table, to_markdown
 from loglib.present.markup import md_text
 from loglib.present.redact import Redactor
-from loglib.present.timeline import timeline
+from loglib.present.timeline_doc import TIMELINE_FORMATS, TimelineDocument, timeline_document
 
 
 @dataclass
@@ -50,9 +50,11 @@ def export_bundle(
 ) -> Bundle:
     """A folder ready to drop into an incident document.
 
-    Writes ``charts/<name>.png`` and ``.svg`` for every chart the evidence supports,
-    ``timeline.md`` (and ``timeline.csv``), ``findings.md``, ``before_after.md`` when a fix can
-    be compared, and ``summary.md`` that links them all.
+    Writes ``charts/<name>.png`` and ``.svg`` for every chart the evidence supports, the
+    timeline to paste (:func:`loglib.timeline_document`) as ``timeline.md``, ``timeline.html``
+    (a fragment with inline styles) and ``timeline.csv`` (the same cells), every derived row in
+    ``timeline_full.csv``, ``findings.md``, ``before_after.md`` when a fix can be compared, and
+    ``summary.md`` that links them all.
 
     Parameters
     ----------
@@ -94,11 +96,14 @@ def export_bundle(
     written = export_figures(figs, out / "charts", formats=fmts, redact=redact, redactor=red)
     for name in figs:
         bundle.charts[name] = [p for p in written if p.stem == name]
-    tl = timeline(incident, tz=tz)
-    bundle.documents["timeline.md"] = _write_doc(
-        out / "timeline.md", "Timeline", tl, red, note=_timeline_note(tz)
+    doc = timeline_document(incident, tz=tz, redact=redact, redactor=red)
+    for fmt in TIMELINE_FORMATS:
+        path = out / f"timeline.{fmt}"
+        path.write_text(doc.render(fmt), encoding="utf-8")
+        bundle.documents[path.name] = path
+    bundle.documents["timeline_full.csv"] = export_table(
+        doc.full, out / "timeline_full.csv", redact=redact, redactor=red
     )
-    bundle.documents["timeline.csv"] = export_table(tl, out / "timeline.csv", redact=redact, redactor=red)
     found = list(results.found)
     bundle.documents["findings.md"] = _write_findings(out / "findings.md", found, results.failed, red)
     ba = None
@@ -107,16 +112,8 @@ def export_bundle(
         bundle.documents["before_after.md"] = _write_doc(
             out / "before_after.md", "Before and after the fix", ba, red
         )
-    bundle.documents["summary.md"] = _write_summary(out / "summary.md", incident, bundle, found, tl, ba, red)
+    bundle.documents["summary.md"] = _write_summary(out / "summary.md", incident, bundle, found, doc, ba, red)
     return bundle
-
-
-def _timeline_note(tz: str | None) -> str:
-    return (
-        "Times in UTC"
-        + (f" and {tz}" if tz else "")
-        + ". Bursts of the same event are one row; `evidence` is file:line."
-    )
 
 
 def _write_doc(path: Path, title: str, frame: pl.DataFrame, red: Redactor | None, *, note: str = "") -> Path:
@@ -169,7 +166,7 @@ def _write_summary(
     incident: Any,
     bundle: Bundle,
     found: list[Any],
-    tl: pl.DataFrame,
+    doc: TimelineDocument,
     ba: pl.DataFrame | None,
     red: Redactor | None,
 ) -> Path:
@@ -195,7 +192,15 @@ def _write_summary(
     lines += ["", "Details: [findings.md](findings.md) · full timeline: [timeline.md](timeline.md)", ""]
     if "overview" in bundle.charts:
         lines += ["![Incident overview](charts/overview.png)", ""]
-    lines += ["## Timeline (first rows)", "", to_markdown((red.frame(tl) if red else tl).head(12)), ""]
+    rows = min(doc.table.height, 12)
+    lines += [
+        f"## Timeline (first {rows} of {doc.table.height} rows)"
+        if rows < doc.table.height
+        else "## Timeline",
+        "",
+        to_markdown(doc.table.head(12)),
+        "",
+    ]
     if ba is not None:
         lines += ["## Before and after the fix", "", to_markdown(red.frame(ba) if red else ba), ""]
     lines += ["## Charts", ""]

@@ -11,6 +11,7 @@ from loglib.present.export import (
 )
 from loglib.present.redact import Redactor, redact_figure, redact_frame, redact_text
 from loglib.present.timeline import timeline
+from loglib.present.timeline_doc import TimelineDocument, timeline_document, timeline_table
 
 
 def __getattr__(name: str) -> object:
@@ -28,6 +29,7 @@ __all__ = [
     "BrowserSession",
     "Bundle",
     "Redactor",
+    "TimelineDocument",
     "charts",
     "export",
     "export_bundle",
@@ -40,4 +42,6 @@ __all__ = [
     "redact_text",
     "theme",
     "timeline",
+    "timeline_document",
+    "timeline_table",
 ]

@@ -12,6 +12,8 @@ Example
 'see \\\\`x\\\\` &lt;img src=x onerror=alert(1)&gt;'
 >>> plain_text("retry <script>alert(1)</script> if latency < 5 s")
 'retry &lt;script>alert(1)&lt;/script> if latency < 5 s'
+>>> md_text("__init__ *x* [a](b) &amp; pool_size")
+'\\\\_\\\\_init\\\\_\\\\_ \\\\*x\\\\* \\\\[a](b) &amp;amp; pool_size'
 """
 
 from __future__ import annotations
@@ -27,12 +29,23 @@ TAG_OPEN_POLARS = r"<([A-Za-z/!?])"
 #: the formatting tags plotly draws (loglib's own hover templates use them), without attributes
 _PLOTLY_TAG = re.compile(r"(</?(?:br|b|i|em|sup|sub|extra)\s*/?>)", re.I)
 
+#: what CommonMark/GFM would read as markup: emphasis (``*``, ``_`` at a word's edge, ``~``),
+#: links and images (``[``), entities (``&name;``); intraword ``_`` (``pool_size``) is left alone
+_MARKUP = re.compile(r"[*~\[]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|&(?=#?\w+;)")
+
+
+def _escape_markup(m: re.Match[str]) -> str:
+    return "&amp;" if m.group(0) == "&" else "\\" + m.group(0)
+
 
 def md_text(value: Any) -> str:
-    """``value`` as Markdown prose that no renderer takes for HTML or code: ``<``, ``>`` and
-    backticks escaped, line breaks kept (an entity such as ``&lt;`` only ever renders as text)."""
+    """``value`` as Markdown prose that no renderer takes for markup: ``<``, ``>``, backticks,
+    emphasis, link brackets and entities escaped, line breaks kept; a CommonMark renderer shows
+    exactly ``value``."""
     text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("<", "&lt;").replace(">", "&gt;").replace("`", "\\`")
+    text = text.replace("\\", "\\\\").replace("`", "\\`")
+    text = _MARKUP.sub(_escape_markup, text)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def md_cell(value: Any) -> str:
