@@ -92,8 +92,11 @@ class TimelineDocument:
         def cell(tag: str, value: Any, extra: str = "") -> str:
             return f'<{tag} style="{_CELL}{extra}">{html.escape(value or "")}</{tag}>'
 
-        head = "".join(cell("th", c, ";background:#f0f0f0;font-weight:bold") for c in self.table.columns)
         nowrap = [c.startswith("Time") for c in self.table.columns]
+        head = "".join(
+            cell("th", c, ";background:#f0f0f0;font-weight:bold" + (";white-space:nowrap" if nw else ""))
+            for c, nw in zip(self.table.columns, nowrap, strict=True)
+        )
         body = "\n".join(
             "<tr>"
             + "".join(
