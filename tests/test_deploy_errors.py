@@ -50,3 +50,42 @@ def test_library_notes_and_server_refusals_are_not_extra_errors():
     assert errors["what"].to_list() == ["admin_shutdown", "connection_refused"]
     # without an app log, PostgreSQL's refusals are what can be counted
     assert connection_errors(ll.Evidence.from_frames(pg=pg))["what"].to_list() == ["server_not_ready"]
+
+
+PGB_LOG = (
+    b"2026-03-01 10:00:01.000 UTC [7] WARNING server login failed: FATAL the database system is starting up\n"
+    b"2026-03-01 10:00:02.000 UTC [7] LOG C-0x1: shop/app@10.0.0.5:5001 closing because: server login has been "
+    b"failing, try again later (server_login_retry) (age=0s)\n"
+    b"2026-03-01 10:00:02.000 UTC [7] WARNING C-0x1: shop/app@10.0.0.5:5001 pooler error: server login has been "
+    b"failing, try again later (server_login_retry)\n"
+    b"2026-03-01 10:00:03.000 UTC [7] WARNING C-0x2: shop/app@10.0.0.5:5002 pooler error: password authentication "
+    b"failed\n"
+    b"2026-03-01 10:00:04.000 UTC [7] WARNING C-0x3: (nodb)/(nouser)@10.0.0.5:5003 pooler error: no more "
+    b"connections allowed (max_client_conn)\n"
+)
+
+
+def test_without_an_app_log_pgbouncers_refusals_are_the_failed_requests():
+    """Each client pgBouncer refused is one error; a wrong password and pgBouncer's own failed
+    login to PostgreSQL are not, nor are PostgreSQL's refusals of pgBouncer's logins."""
+    pg = ll.read_pg_log(
+        b"2026-03-01 10:00:01.000 UTC [9] postgres@shop FATAL:  the database system is starting up\n",
+        prefix="%m [%p] %q%u@%d ",
+    )
+    ev = ll.Evidence.from_frames(pg=pg, pgbouncer=ll.read_pgbouncer_log(PGB_LOG))
+    errors = connection_errors(ev)
+    assert errors["source"].to_list() == ["pgbouncer", "pgbouncer"]
+    assert errors["what"].to_list() == [
+        "pooler: server login has been failing, try again later (server_login_retry)",
+        "pooler: no more connections allowed (max_client_conn)",
+    ]
+    assert errors["line"].to_list() == [3, 5]
+    # with an app log, the app's own lines count the failed requests (its words for the refusals)
+    app = ll.read_app_log(
+        b'{"time": "2026-03-01T10:00:02Z", "level": "ERROR", "message": "db error: server login has been failing, '
+        b'try again later (server_login_retry)"}\n'
+    )
+    both = connection_errors(
+        ll.Evidence.from_frames(app=app, pg=pg, pgbouncer=ll.read_pgbouncer_log(PGB_LOG))
+    )
+    assert both["what"].to_list() == ["pooler_error"]

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import psycopg
 import pytest
 
@@ -155,3 +156,25 @@ def test_the_deploys_that_restarted_pgbouncer_abruptly_brought_the_errors(record
     # the same deploys on the timeline
     tl = ll.timeline(inc)
     assert tl.filter(tl["event"] == "pgbouncer restart").height == 3
+
+
+def test_the_charts_mark_pgbouncers_restarts_and_what_followed_each_deploy(recording):
+    folder, _app = recording
+    inc = ll.Incident.load(folder)
+    marks = inc.evidence.marks
+    pgb = marks.filter(pl.col("origin") == "pgbouncer")
+    assert pgb["kind"].to_list() == ["restart"] * 3
+    assert pgb["text"].to_list() == [
+        "pgBouncer restarted (fast)", "pgBouncer restarted (killed)", "pgBouncer restarted (graceful)"
+    ]  # fmt: skip
+    cmp = ll.compare_deploys(inc)
+    declared = marks.filter(pl.col("origin") == "declared")
+    for detail, errors in zip(declared["detail"], cmp["errors"], strict=True):
+        assert detail.startswith(f"{errors} connection error(s) after it; restarted: ")
+    # every chart draws them: the error chart's restart markers include pgBouncer's three
+    fig = ll.charts.error_rate(inc)
+    hovers = [c[0] for t in fig.data if t.name == "restart" for c in t.customdata]
+    assert sum(h.startswith("pgBouncer restarted") for h in hovers) == 3
+    assert any("client(s)" in h and "dropped" in h for h in hovers)
+    lines = [s for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1]
+    assert len(lines) >= 4 + 3

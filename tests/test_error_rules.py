@@ -56,6 +56,16 @@ SAMPLES = [
     ("FATAL:  terminating connection due to idle-session timeout", "idle_session_timeout", "PostgreSQL 14+"),
     ("FATAL:  terminating connection due to administrator command", "admin_shutdown", "PostgreSQL"),
     ("FATAL:  the database system is starting up", "server_not_ready", "PostgreSQL postmaster.c"),
+    # pgBouncer's own errors, as psycopg printed them from a real pgBouncer 1.18
+    ("psycopg.errors.ProtocolViolation: server login has been failing, try again later (server_login_retry)",
+     "pooler_error", "PgBouncer client.c"),
+    ("psycopg.errors.ProtocolViolation: query_wait_timeout", "pooler_error", "PgBouncer janitor.c"),
+    ("psycopg.errors.ProtocolViolation: server conn crashed?", "pooler_error", "PgBouncer server.c"),
+    ('connection failed: connection to server at "127.0.0.1", port 6432 failed: FATAL:  database "shop" is '
+     "disabled", "pooler_error", "PgBouncer objects.c (DISABLE)"),
+    ("ERROR:  pgbouncer cannot connect to server", "pooler_error", "PgBouncer client.c (before 1.12)"),
+    ('connection to server at "127.0.0.1", port 6432 failed: FATAL:  no more connections allowed '
+     "(max_client_conn)", "too_many_connections", "PgBouncer client.c"),
     ("FATAL:  the database system is in recovery mode", "server_not_ready", "PostgreSQL postmaster.c"),
     ("WARNING:  terminating connection because of crash of another server process", "crash_restart", "PostgreSQL"),
     ('could not translate host name "db" to address: Name or service not known', "dns_failure", "libpq"),

@@ -144,3 +144,26 @@ def test_ambiguous_zone_needs_tz():
         ll.read_pgbouncer_log(log)
     df = ll.read_pgbouncer_log(log, tz="Asia/Kolkata")
     assert df["ts"][0].isoformat() == "2024-03-01T04:30:00+00:00"
+
+
+def test_server_login_failures_are_pooler_errors_and_admin_commands_are_named():
+    """pgBouncer failing to log in to PostgreSQL is a pooler error; PAUSE/RESUME/RELOAD (console or
+    signal) are ``other`` rows whose reason is the command (wording of a real pgBouncer 1.18)."""
+    log = (
+        b'2026-12-03 06:08:17.427 UTC [10409] WARNING server login failed: FATAL database "nosuchdb" does not exist\n'
+        b"2026-12-03 06:19:44.094 UTC [30395] LOG PAUSE 'postgres' command issued\n"
+        b"2026-12-03 06:19:46.391 UTC [30395] LOG RESUME 'postgres' command issued\n"
+        b"2026-12-03 06:19:46.392 UTC [30395] LOG RELOAD command issued\n"
+        b"2026-12-03 06:19:46.392 UTC [30395] LOG got SIGHUP, re-reading config\n"
+        b"2026-12-03 06:19:56.837 UTC [30395] LOG SUSPEND command issued\n"
+        b"2026-12-03 06:19:57.000 UTC [30395] LOG got SIGUSR1, pausing all activity\n"
+        b"2026-12-03 06:19:58.000 UTC [30395] LOG got SIGUSR2, continuing from PAUSE\n"
+        b"2026-12-03 06:19:59.000 UTC [30395] LOG RECONNECT 'postgres' command issued\n"
+    )
+    df = ll.read_pgbouncer_log(log, strict=True)
+    assert df["event"].to_list() == ["pooler_error"] + ["other"] * 8
+    assert df["reason"].to_list() == [
+        'server login failed: FATAL database "nosuchdb" does not exist',
+        "PAUSE 'postgres'", "RESUME 'postgres'", "RELOAD", "RELOAD (SIGHUP)", "SUSPEND",
+        "PAUSE (SIGUSR1)", "RESUME (SIGUSR2)", "RECONNECT 'postgres'",
+    ]  # fmt: skip

@@ -17,9 +17,9 @@ from typing import Any
 import polars as pl
 
 from loglib.analysis.evidence import Evidence, as_evidence
-from loglib.analysis.findings.post_deploy import AFTER, _moments, connection_errors
+from loglib.analysis.findings.post_deploy import AFTER, MOMENT_GAP, _moments, connection_errors
 from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions
-from loglib.core.schema import DEPLOY_COMPARISON, DEPLOY_COMPONENTS, UTC_TS, conform
+from loglib.core.schema import DEPLOY_COMPARISON, DEPLOY_COMPONENTS, INCIDENT_EVENTS, UTC_TS, conform
 from loglib.formats.pgbouncer_lines import LOGIN_FAILURE_REASONS
 
 #: a component that restarted this long before a deploy restarted for it
@@ -211,3 +211,89 @@ def compare_deploys(data: Any) -> pl.DataFrame:
     """
     ev = as_evidence(data)
     return ev.cached("compare_deploys", lambda: _compare(ev))
+
+
+def _pgbouncer_marks(procs: pl.DataFrame) -> pl.DataFrame:
+    """One mark per pgBouncer stop: ``restart`` when another process followed, else ``note``."""
+    stops = procs.with_columns(_next=pl.col("start").shift(-1)).filter(
+        pl.col("stopped").is_not_null() & pl.col("end").is_not_null()
+    )
+    restarted = pl.col("_next").is_not_null()
+    return stops.select(
+        ts=pl.col("end"),
+        kind=pl.when(restarted).then(pl.lit("restart")).otherwise(pl.lit("note")),
+        text=pl.when(restarted)
+        .then(pl.format("pgBouncer restarted ({})", "stopped"))
+        .otherwise(pl.format("pgBouncer stopped ({})", "stopped")),
+        origin=pl.lit("pgbouncer"),
+        source=pl.lit("pgbouncer"),
+        file="file",
+        line="line",
+        detail=pl.format(
+            "{}; {} client(s), {} server connection(s) dropped",
+            "stop_reason",
+            "clients_dropped",
+            "servers_dropped",
+        ),
+    )
+
+
+def _with_outcome(events: pl.DataFrame, cmp: pl.DataFrame) -> pl.DataFrame:
+    """The mark nearest each compared deploy (within ``MOMENT_GAP``) says in ``detail`` what followed it."""
+    if not cmp.height:
+        return events
+    indexed = events.with_row_index("_i")
+    moments = indexed.filter(pl.col("kind").is_in(["deploy", "restart"])).select("_i", "ts").sort("ts")
+    restarted = pl.col("restarted").list.join(", ")
+    outcome = (
+        cmp.select(
+            "at",
+            _outcome=pl.concat_str(
+                pl.format("{} connection error(s) after it", "errors"),
+                pl.when(pl.col("restarted").list.len() > 0)
+                .then(pl.concat_str(pl.lit("; restarted: "), restarted))
+                .otherwise(pl.lit("; nothing restarted")),
+            ),
+        )
+        .sort("at")
+        .join_asof(moments, left_on="at", right_on="ts", strategy="nearest", tolerance=MOMENT_GAP)
+        .drop_nulls("_i")
+        .unique("_i", keep="first")
+    )
+    marked = indexed.join(outcome.select("_i", "_outcome"), on="_i", how="left", maintain_order="left")
+    return marked.with_columns(
+        detail=pl.when(pl.col("detail").is_not_null() & pl.col("_outcome").is_not_null())
+        .then(pl.concat_str(pl.col("detail"), pl.lit(" — "), pl.col("_outcome")))
+        .otherwise(pl.coalesce("detail", "_outcome"))
+    ).select(events.columns)
+
+
+def deploy_marks(data: Any) -> pl.DataFrame:
+    """The events the charts mark (``Evidence.marks``): ``Evidence.events`` plus pgBouncer's restarts.
+
+    A pgBouncer restart (``pgbouncer_processes``: a stop followed by a start) is a ``restart``
+    of origin ``pgbouncer``, stamped when the old process stopped; a final stop is a ``note``.
+    Columns: ``loglib.schema.INCIDENT_EVENTS`` and ``detail``, what a hover adds to ``text``: how
+    pgBouncer stopped and what it dropped, and for each deploy or restart that ``compare_deploys``
+    compares, what followed it.
+
+    Examples
+    --------
+    >>> import polars as pl, loglib as ll
+    >>> log = (b"2024-03-01 10:00:00.000 UTC [7] LOG process up: PgBouncer 1.18.0, libevent 2.1.12\\n"
+    ...        b"2024-03-01 10:05:00.000 UTC [7] LOG got SIGTERM, fast exit\\n"
+    ...        b"2024-03-01 10:05:01.000 UTC [9] LOG process up: PgBouncer 1.18.0, libevent 2.1.12\\n")
+    >>> ll.Evidence.from_frames(pgbouncer=ll.read_pgbouncer_log(log)).marks.select("kind", "text", "detail").rows()
+    [('restart', 'pgBouncer restarted (fast)', 'got SIGTERM, fast exit; 0 client(s), 0 server connection(s) dropped — 0 connection error(s) after it; restarted: pgbouncer')]
+    """
+    ev = as_evidence(data)
+
+    def compute() -> pl.DataFrame:
+        events = conform(ev.events, INCIDENT_EVENTS).with_columns(detail=pl.lit(None, pl.String))
+        if ev.pgbouncer is not None and ev.pgbouncer.height:
+            marks = _pgbouncer_marks(pgbouncer_processes(ev))
+            marks = conform(marks, INCIDENT_EVENTS).with_columns(marks["detail"])  # type: ignore[union-attr]
+            events = pl.concat([events, marks]).sort("ts")
+        return _with_outcome(events, compare_deploys(ev))  # type: ignore[arg-type]
+
+    return ev.cached("deploy_marks", compute)

@@ -230,6 +230,14 @@ class Evidence:
         """
         return self.cached("events", self._events)
 
+    @property
+    def marks(self) -> pl.DataFrame:
+        """What the charts mark: :attr:`events` plus pgBouncer's restarts, each compared deploy
+        saying what followed it (``loglib.analysis.deploys.deploy_marks``)."""
+        from loglib.analysis.deploys import deploy_marks
+
+        return deploy_marks(self)
+
     def _events(self) -> pl.DataFrame:
         from loglib.analysis.events import detect_events
 

@@ -19,8 +19,8 @@ import polars as pl
 
 from loglib._compat import to_polars
 from loglib.analysis.evidence import Evidence, as_evidence
-from loglib.core.schema import PGBOUNCER_PROCESSES, PGBOUNCER_SESSIONS, conform
-from loglib.formats.pgbouncer_lines import STALE_PIDFILE, shutdown_kind
+from loglib.core.schema import PGBOUNCER_EVENTS, PGBOUNCER_PROCESSES, PGBOUNCER_SESSIONS, conform
+from loglib.formats.pgbouncer_lines import LOGIN_FAILURE_REASONS, STALE_PIDFILE, shutdown_kind
 
 #: lines of a pgBouncer coming up (main.c, pooler.c): they belong to the process that starts
 STARTUP = (
@@ -298,3 +298,40 @@ def pgbouncer_sessions(data: Any, *, pg_sessions: Any = None) -> pl.DataFrame:
     [('C-0x1', 5000, True, 'client_close', datetime.timedelta(seconds=1)), ('C-0x1', 5001, False, 'login_failed', datetime.timedelta(0))]
     """
     return _both(data, pg_sessions)[1]
+
+
+def pooler_refusals(data: Any) -> pl.DataFrame:
+    """pgBouncer's refusals: each ``pooler_error`` it sent a client (``side`` client), failed logins aside.
+
+    One row per client pgBouncer refused or dropped with its own error (``no more connections
+    allowed (max_client_conn)``, ``query_wait_timeout``, ``server login has been failing, try again
+    later (server_login_retry)``, ``server conn crashed?``, ``database "shop" is disabled``…): a
+    failed request seen from the pooler. A wrong password is the client's mistake, not a refusal,
+    and ``server login failed: …`` (pgBouncer's own login to PostgreSQL failing) is their cause,
+    not a client's error. pgBouncer logs them with ``log_pooler_errors = 1`` (its default).
+    Columns: those of ``read_pgbouncer_log``.
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> from loglib.analysis.pgbouncer import pooler_refusals
+    >>> log = (b"2024-03-01 10:00:01.000 UTC [7] WARNING C-0x1: (nodb)/(nouser)@10.0.0.5:5000 pooler error: no more connections allowed (max_client_conn)\\n"
+    ...        b"2024-03-01 10:00:02.000 UTC [7] WARNING C-0x2: shop/app@10.0.0.5:5001 pooler error: password authentication failed\\n"
+    ...        b"2024-03-01 10:00:03.000 UTC [7] WARNING server login failed: FATAL the database system is starting up\\n"
+    ...        b"2024-03-01 10:00:04.000 UTC [7] WARNING C-0x3: shop/app@10.0.0.5:5002 pooler error: query_wait_timeout\\n")
+    >>> pooler_refusals(ll.read_pgbouncer_log(log))["reason"].to_list()
+    ['no more connections allowed (max_client_conn)', 'query_wait_timeout']
+    """
+    events, ev = _source(data)
+    if events is None:
+        return PGBOUNCER_EVENTS.empty()
+
+    def compute() -> pl.DataFrame:
+        return events.filter(
+            (pl.col("event") == "pooler_error")
+            & (pl.col("side") == "client")
+            & ~pl.col("reason").fill_null("").str.contains(LOGIN_FAILURE_REASONS)
+            & pl.col("ts").is_not_null()
+        )
+
+    return compute() if ev is None else ev.cached("pooler_refusals", compute)

@@ -610,8 +610,9 @@ PGBOUNCER_EVENTS = FrameSchema(
         Column(
             "reason",
             pl.String,
-            "why: the close reason (`client unexpected eof`, `server idle timeout`…), the pooler error, the "
-            "shutdown line, or the version of a `pooler_start`",
+            "why: the close reason (`client unexpected eof`, `server idle timeout`…), the pooler error "
+            "(`server login failed: …` included), the shutdown line, the version of a `pooler_start`, or the "
+            "admin command of an `other` row (`PAUSE 'shop'`, `RELOAD (SIGHUP)`)",
         ),
         Column("age_s", pl.Int64, "the connection's age in seconds at its close (`age=`)"),
         Column("message", pl.String, "the message after the connection prefix"),
@@ -726,13 +727,16 @@ DEPLOY_COMPARISON = FrameSchema(
         Column(
             "errors",
             pl.UInt32,
-            "connection errors (app and PostgreSQL) from `at` to 5 minutes later or the next deploy",
+            "connection errors from `at` to 5 minutes later or the next deploy: the app's failed requests, or "
+            "without an app log pgBouncer's refusals, or without either PostgreSQL's",
         ),
         Column("errors_before", pl.UInt32, "the same in the quiet time before it (the baseline)"),
         Column(
             "pooler_errors",
             pl.UInt32,
-            "pgBouncer pooler errors (refusals; not failed logins) in the same span",
+            "pgBouncer's pooler errors in the same span: its refusals of clients (`pooler_refusals`) and its "
+            "failed logins to PostgreSQL; not clients' failed logins. Without an app log its refusals are "
+            "`errors`",
         ),
         Column("first_error", UTC_TS, "first connection error after it"),
         Column("last_error", UTC_TS, "last connection error after it"),

@@ -87,6 +87,13 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
     R("deadlock",
       r"deadlock detected|DeadlockDetected|Deadlock found when trying to get lock|SQLSTATE\W{0,2}40P01",
       100, "PostgreSQL deadlock.c (40P01); MySQL 1213"),
+    R("pooler_error",
+      r"server login has been failing, try again later|pgbouncer cannot connect to server|\bquery_wait_timeout\b"
+      r"|client_login_timeout \(server down\)|server conn crashed\?|database \"[^\"]*\" is disabled"
+      r"|\bsuspend_timeout\b",
+      100, "PgBouncer's own error to a client it could not serve (client.c, janitor.c, objects.c "
+           "disconnect_client): PostgreSQL behind it down or restarting, its pool paused or full; "
+           "wording checked against a real pgBouncer 1.18 through psycopg"),
     # --- 90: the application's own fault, named by a detector ------------------------------------
     R("connection_leak",
       r"Apparent connection leak detected|Connection leak detection triggered"

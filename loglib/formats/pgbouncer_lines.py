@@ -90,6 +90,18 @@ SHUTDOWN = (
     r"|^(?i:takeover|suspend) was in progress, going down immediately$"
 )
 STATS = r"^(?i:stats): "
+#: pgBouncer could not log in to PostgreSQL (``server.c``: ``server login failed: FATAL the database
+#: system is starting up``): an error of the pooler, the cause of the refusals its clients then get
+SERVER_LOGIN_FAILED = r"^server login failed: .*$"
+#: the pooler paused, resumed, reloaded…: an admin console command (``admin.c``: ``PAUSE 'shop'
+#: command issued``) or its signal (``main.c``: SIGUSR1 pauses, SIGUSR2 resumes, SIGHUP reloads).
+#: ``reason`` of such an ``other`` row is the command (``PAUSE 'shop'``, ``RELOAD (SIGHUP)``).
+ADMIN_COMMAND = r"^((?:PAUSE|RESUME|RELOAD|SUSPEND|DISABLE|ENABLE|RECONNECT|KILL|WAIT_CLOSE)(?: '[^']*')?) command issued$"
+CONTROL_SIGNALS: tuple[tuple[str, str], ...] = (
+    (r"^got SIGUSR1, pausing all activity$", "PAUSE (SIGUSR1)"),
+    (r"^got SIGUSR2, continuing from (?:PAUSE|SUSPEND)$", "RESUME (SIGUSR2)"),
+    (r"^got SIGHUP, re-reading config$", "RELOAD (SIGHUP)"),
+)
 #: the previous process died without removing its pidfile (SIGKILL, OOM, crash)
 STALE_PIDFILE = r"^stale pidfile, removing$"
 
@@ -149,13 +161,18 @@ def classify(frame: pl.DataFrame) -> pl.DataFrame:
     body = pl.col("body")
     f = frame.with_columns(
         _closing=body.str.extract(CLOSING, 1),
-        _error=pl.coalesce(body.str.extract(POOLER_ERROR, 1), body.str.extract(FATAL_LOCATION, 1)),
+        _error=pl.coalesce(
+            body.str.extract(POOLER_ERROR, 1),
+            body.str.extract(FATAL_LOCATION, 1),
+            body.str.extract(f"({SERVER_LOGIN_FAILED})", 1),
+        ),
+        _command=_command(body),
         _version=body.str.extract(PROCESS_UP, 1),
         _shutdown=body.str.contains(SHUTDOWN),
         _error_level=pl.col("level").is_in(["ERROR", "FATAL"]).fill_null(False),
     )
     closing, error, version = pl.col("_closing"), pl.col("_error"), pl.col("_version")
-    shutdown, error_level = pl.col("_shutdown"), pl.col("_error_level")
+    shutdown, error_level, command = pl.col("_shutdown"), pl.col("_error_level"), pl.col("_command")
     event = (
         pl.when(body.str.starts_with("login attempt: "))
         .then(pl.lit("login_attempt"))
@@ -190,10 +207,20 @@ def classify(frame: pl.DataFrame) -> pl.DataFrame:
         .then(body)
         .when(body.str.contains(STALE_PIDFILE))
         .then(pl.lit("stale pidfile: the previous process did not exit cleanly"))
+        .when(command.is_not_null())
+        .then(command)
     )
     return f.with_columns(event=event, reason=reason).drop(
-        "_closing", "_error", "_version", "_shutdown", "_error_level"
+        "_closing", "_error", "_version", "_shutdown", "_error_level", "_command"
     )
+
+
+def _command(body: pl.Expr) -> pl.Expr:
+    """The admin command or control signal of a line (``PAUSE 'shop'``, ``RELOAD (SIGHUP)``), else null."""
+    out = body.str.extract(ADMIN_COMMAND, 1)
+    for pattern, name in CONTROL_SIGNALS:
+        out = pl.when(body.str.contains(pattern)).then(pl.lit(name)).otherwise(out)
+    return out
 
 
 def stats_struct(body: pl.Expr) -> pl.Expr:

@@ -35,6 +35,9 @@ _STEPS = (
     "1d",
 )
 _MAX_BUCKETS = 90
+#: a frame a chart asks for -> the one to use when the source has no such attribute: an
+#: Evidence's ``marks`` (events plus pgBouncer restarts); a plain object's ``events``
+_FALLBACK = {"marks": "events"}
 
 
 def frame_or_none(obj: Any) -> pl.DataFrame | None:
@@ -44,6 +47,8 @@ def frame_or_none(obj: Any) -> pl.DataFrame | None:
 
 def unpack(data: Any, primary: str, **given: Any) -> dict[str, Any]:
     """Frames for a chart: ``data`` is the primary frame, an Evidence or an Incident; explicit keywords win.
+
+    ``marks`` (what a chart marks) is the Evidence's ``marks``, else the source's ``events``.
 
     ``out["incident"]`` is the Evidence (an Incident's ``.evidence``), or any other object whose
     attributes are read the same way (``getattr(data, "app", None)``), or None for frames.
@@ -59,6 +64,8 @@ def unpack(data: Any, primary: str, **given: Any) -> dict[str, Any]:
             out[name] = to_polars(value) if is_frame(value) else value
         elif name not in out and source is not None:
             attr = getattr(source, name, None)
+            if attr is None and name in _FALLBACK:
+                attr = getattr(source, _FALLBACK[name], None)
             out[name] = to_polars(attr) if is_frame(attr) else attr
         else:
             out.setdefault(name, None)

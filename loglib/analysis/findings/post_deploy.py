@@ -16,6 +16,7 @@ import polars as pl
 
 from loglib.analysis.evidence import Evidence
 from loglib.analysis.findings.finding import Finding
+from loglib.analysis.pgbouncer import pooler_refusals
 from loglib.core.schema import UTC_TS
 
 #: the finding kind this module detects
@@ -37,6 +38,7 @@ FLAKY_CLASSES = (
     "conn_already_closed",
     "too_many_connections",
     "dns_failure",
+    "pooler_error",
 )
 #: declared and detected events this close are one deploy/restart
 MOMENT_GAP = timedelta(seconds=5)
@@ -77,9 +79,22 @@ _BELOW_ERROR = ("trace", "debug", "info", "notice", "warning", "warn")
 
 
 def connection_errors(inc: Evidence) -> pl.DataFrame:
-    """The connection errors deploys are judged by (``ts``, ``source``, ``what``, ``file``, ``line``):
-    app events of :data:`FLAKY_CLASSES` at level error or above (one per failed request), or, with
-    no app log, PostgreSQL's ``server_not_ready`` refusals."""
+    """The connection errors deploys are judged by (``ts``, ``source``, ``what``, ``file``, ``line``),
+    one per failed request, from the closest witness there is:
+
+    * app events of :data:`FLAKY_CLASSES` at level error or above;
+    * with no app log, pgBouncer's refusals (``pooler_refusals``: ``what`` is ``pooler: <reason>``);
+    * with neither, PostgreSQL's ``server_not_ready`` refusals. Behind a pgBouncer those are its own
+      logins to the server (retried every ``server_login_retry``), not the app's requests.
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> from loglib.analysis.findings.post_deploy import connection_errors
+    >>> log = b"2024-03-01 10:00:04.000 UTC [7] WARNING C-0x3: shop/app@10.0.0.5:5002 pooler error: query_wait_timeout\\n"
+    >>> connection_errors(ll.Evidence.from_frames(pgbouncer=ll.read_pgbouncer_log(log)))["what"].to_list()
+    ['pooler: query_wait_timeout']
+    """
     parts = []
     if inc.app is not None and inc.app.height:
         # a failed request is one error: a library's INFO/WARNING note about the same connection
@@ -92,9 +107,21 @@ def connection_errors(inc: Evidence) -> pl.DataFrame:
                 & ~level.is_in(list(_BELOW_ERROR))
             ).select("ts", pl.lit("app").alias("source"), pl.col("error_class").alias("what"), "file", "line")
         )
-    # PostgreSQL's refusal of the same attempt is the app's error seen from the server: counted only
-    # when there is no app log to count the failed requests
-    if inc.pg is not None and inc.pg.height and not (parts and parts[0].height):
+    witnessed = bool(parts and parts[0].height)
+    # the pooler's and the server's refusal of an attempt are the app's error seen from them:
+    # counted only when there is no app log to count the failed requests
+    pgbouncer = inc.pgbouncer if inc.pgbouncer is not None and inc.pgbouncer.height else None
+    if pgbouncer is not None and not witnessed:
+        refused = pooler_refusals(inc).select(
+            "ts",
+            pl.lit("pgbouncer").alias("source"),
+            pl.concat_str(pl.lit("pooler: "), pl.col("reason")).alias("what"),
+            "file",
+            "line",
+        )
+        if refused.height:
+            parts.append(refused)
+    if inc.pg is not None and inc.pg.height and not witnessed and pgbouncer is None:
         parts.append(
             inc.pg.filter((pl.col("event") == "server_not_ready") & pl.col("ts").is_not_null()).select(
                 "ts", pl.lit("postgres").alias("source"), pl.col("event").alias("what"), "file", "line"

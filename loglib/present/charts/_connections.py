@@ -64,7 +64,7 @@ def db_connections(
         (``too_many_clients``/``reserved_slots``) per bucket, stacked. Hover gives the first
         ``file:line`` of the refusals.
     """
-    f = d.unpack(data, "pg", pg=pg, metrics=metrics, events=events)
+    f = d.unpack(data, "pg", pg=pg, metrics=metrics, marks=events)
     pg_f, inc = f["pg"], f["incident"]
     if pg_f is None:
         msg = (
@@ -107,7 +107,7 @@ def db_connections(
     fig.update_yaxes(title={"text": f"new per {unit}"}, rangemode="tozero", row=2, col=1)
     fig.update_xaxes(title={"text": ""}, row=1, col=1)
     fig.update_xaxes(title={"text": TIME_AXIS_TITLE}, row=2, col=1)
-    ev = _events_frame(f.get("events"), span)
+    ev = _events_frame(f.get("marks"), span)
     _add_event_lines(fig, ev)
     _event_legend(fig, ev)
     _time_range(fig, span)

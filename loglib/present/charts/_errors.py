@@ -97,7 +97,7 @@ def error_rate(
     >>> [t.name for t in fig.data if t.type == "bar"]
     ['pool_timeout']
     """
-    f = d.unpack(data, "app", app=app, events=events, metrics=metrics)
+    f = d.unpack(data, "app", app=app, marks=events, metrics=metrics)
     app_f = f["app"]
     if app_f is None:
         msg = "error_rate needs an application-log frame (read_app_log) or an Incident with app sources"
@@ -130,7 +130,7 @@ def error_rate(
         _add_threshold(fig, float(threshold), f"alert threshold: {threshold:g} per {unit}")
     spans = _spans(alerts, f.get("metrics"), buckets, step, threshold, alert_for)
     _add_alert_spans(fig, spans, span[1] if span else None)
-    ev = _events_frame(f.get("events"), span)
+    ev = _events_frame(f.get("marks"), span)
     _add_event_lines(fig, ev)
     _event_legend(fig, ev)
     fig.update_yaxes(title={"text": f"errors per {unit}"}, rangemode="tozero")

@@ -68,13 +68,13 @@ def leak_rate(
         rates = d.frame_or_none(data)
         inc = None
     else:
-        f = d.unpack(data, "pg", pg=pg, metrics=metrics, events=events)
+        f = d.unpack(data, "pg", pg=pg, metrics=metrics, marks=events)
         inc = f["incident"]
         if isinstance(inc, Evidence):
             rates = leak_series(d.evidence_of(f), every=every)
         else:
             rates = leak_series(pg=f["pg"], metrics=f["metrics"], every=every)
-        events = f.get("events")
+        events = f.get("marks")
     if rates.height == 0:
         msg = "leak_rate: no leak evidence (no pool events, checked-out gauge or PostgreSQL sessions)"
         raise ValueError(msg)

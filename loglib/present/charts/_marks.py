@@ -65,7 +65,11 @@ def _event_rows(ev: pl.DataFrame) -> list[dict[str, Any]]:
     for r in ev.iter_rows(named=True):
         text = r.get("text") or r.get("kind") or ""
         where = d.evidence(r.get("file"), r.get("line")) if r.get("file") else "incident.toml"
-        rows.append({"ts": r["ts"], "kind": r.get("kind") or "note", "text": text, "evidence": where})
+        # the hover says more than the label: an Evidence's marks carry a ``detail`` (what followed)
+        hover = f"{text} ({r['detail']})" if r.get("detail") else text
+        rows.append(
+            {"ts": r["ts"], "kind": r.get("kind") or "note", "text": text, "hover": hover, "evidence": where}
+        )
     return rows
 
 
@@ -114,7 +118,7 @@ def _event_legend(
             line={"dash": style["dash"]},
             name=kind,
             legendgroup=f"event:{kind}",
-            customdata=[[r["text"], r["evidence"]] for r in mine],
+            customdata=[[r["hover"], r["evidence"]] for r in mine],
             hovertemplate=f"<b>{kind}</b>: %{{customdata[0]}}<br>{_TIME_HOVER}<br>evidence: %{{customdata[1]}}<extra></extra>",
             cliponaxis=False,
         )

@@ -59,7 +59,7 @@ def overview(
         % of pool_size; PostgreSQL connections open against max_connections; events), with
         deploy/restart/action lines and alert-firing bands across all of them.
     """
-    f = d.unpack(data, "app", app=None, pg=None, metrics=None, events=None)
+    f = d.unpack(data, "app", app=None, pg=None, metrics=None, marks=None)
     inc = f["incident"]
     app_f, pg_f, met = f["app"], f["pg"], f["metrics"]
     span = d.window(inc, app_f, pg_f, met)
@@ -67,7 +67,7 @@ def overview(
     unit = d.human_duration(step)
     evidence = d.evidence_of(f)
     pools = pool_series(evidence)
-    ev = _events_frame(f.get("events"), span)
+    ev = _events_frame(f.get("marks"), span)
     panels = []
     if app_f is not None:
         panels.append("errors")
@@ -212,7 +212,7 @@ def _events_panel(
                 text=[p[2] for p in mine], textposition="middle right", textfont={"size": 12, "color": "#222222"},
                 marker={"symbol": style["symbol"], "size": 10, "color": style["color"]},
                 name=kind, legendgroup=f"event:{kind}",
-                customdata=[[p[0]["text"], p[0]["evidence"]] for p in mine],
+                customdata=[[p[0]["hover"], p[0]["evidence"]] for p in mine],
                 hovertemplate=f"<b>{kind}</b>: %{{customdata[0]}}<br>{_TIME_HOVER}<br>evidence: %{{customdata[1]}}<extra></extra>",
                 cliponaxis=False,
             ),

@@ -55,7 +55,7 @@ def pool_utilisation(
         One step line per pool (instance). 100 % is ``pool_size``; the solid line above it is the
         capacity ``pool_size + max_overflow`` (overflow connections); the dashed line is 80 %.
     """
-    f = d.unpack(data, "metrics", metrics=metrics, events=events)
+    f = d.unpack(data, "metrics", metrics=metrics, marks=events)
     inc = f["incident"]
     pools = pool_series(d.evidence_of(f), pool_size=pool_size, max_overflow=max_overflow)
     if not pools:
@@ -67,7 +67,7 @@ def pool_utilisation(
     span = d.window(inc, f["metrics"])
     fig = _new_figure(title or "Connection pool utilisation")
     _pool_traces(fig, pools, row=None)
-    ev = _events_frame(f.get("events"), span)
+    ev = _events_frame(f.get("marks"), span)
     _add_alert_spans(
         fig,
         firing_spans(alerts=alerts, metrics=f["metrics"]),
