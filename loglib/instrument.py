@@ -156,101 +156,106 @@ class PoolEventLog:
     # -- the handlers --------------------------------------------------------------------------
 
     def _make_handler(self, kind: str) -> Callable:
+        guard = self._guard
         if kind == "checkout":
 
             def on_checkout(dbapi_connection, connection_record, connection_proxy):
-                try:
-                    logged = self.sample >= 1.0 or random.random() < self.sample
-                    self._sampled[id(connection_record)] = logged
-                    if logged:
-                        record = self._base(kind, connection_record, dbapi_connection)
-                        if self.capture_stack:
-                            self._add_call_site(record)
-                        self._emit(record)
-                except Exception as exc:
-                    self._fail(kind, exc)
+                guard(kind, self._on_checkout, dbapi_connection, connection_record)
 
             return on_checkout
-        if kind == "checkin":
+        if kind in ("checkin", "reset"):
+            if kind == "checkin":
 
-            def on_checkin(dbapi_connection, connection_record):
-                self._on_return(kind, dbapi_connection, connection_record)
+                def on_checkin(dbapi_connection, connection_record):
+                    guard(kind, self._on_return, kind, dbapi_connection, connection_record)
 
-            return on_checkin
-        if kind == "reset":
+                return on_checkin
 
             def on_reset(dbapi_connection, connection_record, reset_state):
-                self._on_return(kind, dbapi_connection, connection_record)
+                guard(kind, self._on_return, kind, dbapi_connection, connection_record)
 
             return on_reset
         if kind in ("connect", "first_connect"):
 
             def on_connect(dbapi_connection, connection_record):
-                try:
-                    first = self._first
-                    if kind == "connect" and first is not None and first[0] == id(dbapi_connection):
-                        ident = first[1]  # first_connect already named this connection
-                    else:
-                        ident = (next(self._counter), _backend_pid(dbapi_connection))
-                    self._first = (id(dbapi_connection), ident) if kind == "first_connect" else None
-                    self._ids[id(connection_record)] = ident
-                    self._ids[id(dbapi_connection)] = ident
-                    self._emit(self._base(kind, connection_record, dbapi_connection))
-                except Exception as exc:
-                    self._fail(kind, exc)
+                guard(kind, self._on_connect, kind, dbapi_connection, connection_record)
 
             return on_connect
         if kind == "close_detached":
 
             def on_close_detached(dbapi_connection):
-                try:
-                    record = self._base(kind, None, dbapi_connection)
-                    self._ids.pop(id(dbapi_connection), None)
-                    self._emit(record)
-                except Exception as exc:
-                    self._fail(kind, exc)
+                guard(kind, self._on_close_detached, dbapi_connection)
 
             return on_close_detached
 
         if kind in ("invalidate", "soft_invalidate"):
 
             def on_invalidate(dbapi_connection, connection_record, exception):
-                self._on_other(kind, dbapi_connection, connection_record, exception)
+                guard(kind, self._on_other, kind, dbapi_connection, connection_record, exception)
 
             return on_invalidate
 
         def on_other(dbapi_connection, connection_record):
-            self._on_other(kind, dbapi_connection, connection_record, None)
+            guard(kind, self._on_other, kind, dbapi_connection, connection_record, None)
 
         return on_other
 
-    def _on_return(self, kind: str, dbapi_connection: Any, connection_record: Any) -> None:
+    def _guard(self, kind: str, handle: Callable[..., None], *args: Any) -> None:
+        """Run one event's handler; a failure is counted (:meth:`_fail`), never raised."""
         try:
-            key = id(connection_record)
-            logged = self._sampled.get(key, True)
-            if kind == "checkin":
-                self._sampled.pop(key, None)
-            if logged:
-                record = self._base(kind, connection_record, dbapi_connection)
-                if kind == "checkin" and _returned_by_gc():
-                    record["gc"] = True
-                self._emit(record)
+            handle(*args)
+        # blanket on purpose (1 of 3 in loglib/): this runs inside the application's connection
+        # pool, so a bug in loglib or an odd driver must never fail the application's request;
+        # the first failure is logged with its error and all are counted (PoolEventLog.failures)
         except Exception as exc:
             self._fail(kind, exc)
 
-    def _on_other(self, kind: str, dbapi_connection: Any, connection_record: Any, exception: Any) -> None:
-        try:
-            record = self._base(kind, connection_record, dbapi_connection)
-            if exception is not None:
-                record["error"] = f"{type(exception).__name__}: {exception}"[:500]
-            if kind == "detach":
-                self._sampled.pop(id(connection_record), None)
-                self._ids.pop(id(connection_record), None)  # the record gets a new connection
-            elif kind == "close":
-                self._ids.pop(id(dbapi_connection), None)
+    def _on_checkout(self, dbapi_connection: Any, connection_record: Any) -> None:
+        logged = self.sample >= 1.0 or random.random() < self.sample
+        self._sampled[id(connection_record)] = logged
+        if logged:
+            record = self._base("checkout", connection_record, dbapi_connection)
+            if self.capture_stack:
+                self._add_call_site(record)
             self._emit(record)
-        except Exception as exc:
-            self._fail(kind, exc)
+
+    def _on_connect(self, kind: str, dbapi_connection: Any, connection_record: Any) -> None:
+        first = self._first
+        if kind == "connect" and first is not None and first[0] == id(dbapi_connection):
+            ident = first[1]  # first_connect already named this connection
+        else:
+            ident = (next(self._counter), _backend_pid(dbapi_connection))
+        self._first = (id(dbapi_connection), ident) if kind == "first_connect" else None
+        self._ids[id(connection_record)] = ident
+        self._ids[id(dbapi_connection)] = ident
+        self._emit(self._base(kind, connection_record, dbapi_connection))
+
+    def _on_close_detached(self, dbapi_connection: Any) -> None:
+        record = self._base("close_detached", None, dbapi_connection)
+        self._ids.pop(id(dbapi_connection), None)
+        self._emit(record)
+
+    def _on_return(self, kind: str, dbapi_connection: Any, connection_record: Any) -> None:
+        key = id(connection_record)
+        logged = self._sampled.get(key, True)
+        if kind == "checkin":
+            self._sampled.pop(key, None)
+        if logged:
+            record = self._base(kind, connection_record, dbapi_connection)
+            if kind == "checkin" and _returned_by_gc():
+                record["gc"] = True
+            self._emit(record)
+
+    def _on_other(self, kind: str, dbapi_connection: Any, connection_record: Any, exception: Any) -> None:
+        record = self._base(kind, connection_record, dbapi_connection)
+        if exception is not None:
+            record["error"] = f"{type(exception).__name__}: {exception}"[:500]
+        if kind == "detach":
+            self._sampled.pop(id(connection_record), None)
+            self._ids.pop(id(connection_record), None)  # the record gets a new connection
+        elif kind == "close":
+            self._ids.pop(id(dbapi_connection), None)
+        self._emit(record)
 
     def _base(self, kind: str, connection_record: Any, dbapi_connection: Any) -> dict:
         ident = None
@@ -295,7 +300,8 @@ class PoolEventLog:
 
     def _add_call_site(self, record: dict) -> None:
         frames = []
-        frame = sys._getframe(2)
+        # past this method, _on_checkout, _guard and the listener: SQLAlchemy's first frame
+        frame = sys._getframe(4)
         crossed = False
         while frame is not None and len(frames) < STACK_DEPTH:
             code = frame.f_code
@@ -368,6 +374,9 @@ def _backend_pid(dbapi_connection: Any) -> int | None:
     """The PostgreSQL backend pid of a psycopg 3 / psycopg2 / asyncpg connection, without a round trip."""
     if dbapi_connection is None:
         return None
+    # a driver without this spelling (AttributeError), or one that refuses to say (psycopg2's
+    # InterfaceError on a closed connection): try the next spelling
+    unknown = _driver_errors(dbapi_connection)
     for attempt in (
         lambda c: c.info.backend_pid,  # psycopg 3
         lambda c: c.driver_connection.info.backend_pid,  # SQLAlchemy's asyncio adapter around psycopg 3
@@ -376,16 +385,30 @@ def _backend_pid(dbapi_connection: Any) -> int | None:
     ):
         try:
             pid = attempt(dbapi_connection)
-        except Exception:  # a driver without this attribute: try the next spelling
+        except unknown:
             continue
         if isinstance(pid, int) and not isinstance(pid, bool):
             return pid
     return None
 
 
+def _driver_errors(dbapi_connection: Any) -> tuple[type[Exception], ...]:
+    """``AttributeError`` and the DB-API ``Error`` (PEP 249: at the top of the driver's module) of the
+    connection's driver and of the driver connection it wraps (SQLAlchemy's asyncio adapters)."""
+    errors: list[type[Exception]] = [AttributeError]
+    for conn in (dbapi_connection, getattr(dbapi_connection, "driver_connection", None)):
+        if conn is None:
+            continue
+        driver = sys.modules.get(type(conn).__module__.partition(".")[0])
+        error = getattr(driver, "Error", None)
+        if isinstance(error, type) and issubclass(error, Exception) and error not in errors:
+            errors.append(error)
+    return tuple(errors)
+
+
 def _returned_by_gc() -> bool:
     """True when this checkin is SQLAlchemy finalising a connection object nobody closed."""
-    frame = sys._getframe(2)
+    frame = sys._getframe(3)  # the listener (past _on_return and _guard), then SQLAlchemy's frames
     for _ in range(8):
         if frame is None:
             return False

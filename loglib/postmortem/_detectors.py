@@ -67,7 +67,7 @@ def run_detectors(data: Any) -> DetectorResults:
         for kind in FINDING_KINDS:
             try:
                 found.extend(findings(ev, kinds=[kind]))
-            # blanket on purpose (1 of 2 in loglib/ outside instrument.py): one detector's bug must
+            # blanket on purpose (2 of 3 in loglib/): one detector's bug must
             # not hide the others' findings; it is reported by name, with its error
             except Exception as exc:
                 failed.append(DetectorFailure(kind, exc))

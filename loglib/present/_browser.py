@@ -69,7 +69,7 @@ def _wait(coroutine: Any, loop: asyncio.AbstractEventLoop, timeout: float) -> An
         future.cancel()
         msg = f"did not finish within {timeout:g} s"
         raise ExportError(msg) from exc
-    # blanket on purpose (2 of 2 in loglib/ outside instrument.py): kaleido and its browser driver
+    # blanket on purpose (3 of 3 in loglib/): kaleido and its browser driver
     # raise their own exception types; each is re-raised as an ExportError with the cause
     except Exception as exc:
         msg = f"{type(exc).__name__}: {exc}"
