@@ -122,3 +122,45 @@ def test_a_home_grown_name_version_starting_line_is_a_start():
                              (30, "a", "checkout-api 1.4.2 stopped"),
                              (31, "a", "checkout-api 1.4.2 starting on port 8000: pool_size=5")]))  # fmt: skip
     assert _kinds(ev) == [(0, "note"), (30, "restart")]
+
+
+@pytest.mark.parametrize(("service", "kinds"), [("app", []), ("billing", ["restart"])])
+def test_an_app_that_logs_its_own_restarts_is_not_restarted_by_its_sessions_ending(service, kinds):
+    """Issue 12 defect 6 (lab mixed-41: 'invented 18:22:08'): a middlebox resetting a pool's idle
+    connections together looks like the app dying. When that app's own log has start/stop lines
+    and none says it restarted, its sessions ending at once are not a restart. Another app's are."""
+    pg = ll.read_pg_log(_sessions_log(True), prefix="%m [%p] %q%u@%d ")
+    app = pl.DataFrame({"ts": [datetime(2024, 3, 1, 9, 59, tzinfo=UTC)], "file": ["app.log"], "line": [1],
+                        "message": [f"{service} 1.0.0 starting pid 7"], "service": [service]})  # fmt: skip
+    mass = ll.detect_events(pg=pg, app=app).filter(pl.col("origin") == "connections")
+    assert mass["kind"].to_list() == kinds
+
+
+BOUNCER_KILLED = b"""\
+2024-03-01 10:00:00.000 UTC [7] LOG process up: PgBouncer 1.18.0, libevent 2.1.12-stable (epoll)
+2024-03-01 10:00:01.000 UTC [7] LOG C-0x1: shop/app@127.0.0.1:40000 login attempt: db=shop user=app tls=no
+2024-03-01 10:00:01.010 UTC [7] LOG S-0x2: shop/app@127.0.0.1:5432 new connection to server (from 127.0.0.1:60906)
+2024-03-01 10:00:30.000 UTC [7] LOG stats: 1 xacts/s, 2 queries/s, in 100 B/s, out 100 B/s, xact 100 us, query 50 us, wait 0 us
+2024-03-01 10:00:49.000 UTC [9] LOG stale pidfile, removing
+2024-03-01 10:00:49.010 UTC [9] LOG process up: PgBouncer 1.18.0, libevent 2.1.12-stable (epoll)
+"""
+PG_UNDER_KILLED = b"""\
+2024-03-01 10:00:01.011 UTC [501] LOG:  connection received: host=127.0.0.1 port=60906
+2024-03-01 10:00:01.012 UTC [501] LOG:  connection authorized: user=app database=shop
+2024-03-01 10:00:45.500 UTC [501] LOG:  unexpected EOF on client connection with an open transaction
+2024-03-01 10:00:45.500 UTC [501] LOG:  disconnection: session time: 0:00:44.488 user=app database=shop host=127.0.0.1 port=60906
+"""
+
+
+def test_a_killed_pgbouncer_restarts_when_its_server_sessions_died():
+    """pgBouncer killed by SIGKILL writes nothing; its restart is stamped when PostgreSQL saw its
+    server sessions end (10:00:45.5), not at the next process's first line 3.5 s later (lab pgbouncer-60:
+    the post-deploy errors of that restart were before its stamp and went uncounted)."""
+    pg = ll.read_pg_log(PG_UNDER_KILLED, prefix="%m [%p] ")
+    bouncer = ll.read_pgbouncer_log(BOUNCER_KILLED)
+    got = ll.detect_events(pg=pg, pgbouncer=bouncer).filter(pl.col("origin") == "pgbouncer")
+    assert got.select("ts", "kind").rows() == [
+        (datetime(2024, 3, 1, 10, 0, 45, 500000, tzinfo=UTC), "restart")
+    ]
+    alone = ll.detect_events(pgbouncer=bouncer)
+    assert alone.select("ts", "kind").rows() == [(datetime(2024, 3, 1, 10, 0, 49, tzinfo=UTC), "restart")]

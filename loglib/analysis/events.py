@@ -23,14 +23,21 @@ MASS_END_MIN = 5
 MASS_END_WINDOW = timedelta(seconds=2)
 
 
-def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Restarts seen in the logs, as an ``incident_events`` frame (``origin`` ``app`` or ``postgres``).
+def detect_events(
+    *, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = None, pgbouncer: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Restarts seen in the logs, as an ``incident_events`` frame (``origin`` ``app``, ``postgres``,
+    ``pgbouncer`` or ``connections``).
 
     * PostgreSQL: shutdown, crash, start and ready lines less than a minute apart are one
       restart, stamped at its first line (the moment connections went away).
     * Application: lines matching :data:`APP_START_PATTERN` (uvicorn's ``Application startup
       complete``, gunicorn's ``Booting worker``, Spring's ``Started X in 3.2 seconds``…), one
       event per service and minute.
+
+    * pgBouncer (``read_pgbouncer_log``): a process that stopped (its shutdown line, or killed:
+      silence, then the next ``process up``) and a next one that came up is a restart, stamped
+      where the first one stopped; a stop with nothing after it is a note.
 
     * Connection patterns: ``MASS_END_MIN`` or more sessions of one application ending within
       ``MASS_END_WINDOW`` (resets, terminations or disconnections, not a server shutdown): its
@@ -110,12 +117,19 @@ def detect_events(*, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = 
                     "line",
                 )
             )
+    logged: set[str] = set()
     if app is not None:
-        life = app_lifecycle(to_polars(app))
+        app = to_polars(app)
+        life = app_lifecycle(app)
         if life.height:
             parts.append(life)
+            logged = _services_with_lifecycle(app)
+    if pgbouncer is not None and to_polars(pgbouncer).height:
+        pooler = _pgbouncer_restarts(to_polars(pgbouncer), None if pg is None else to_polars(pg))
+        if pooler.height:
+            parts.append(pooler)
     if pg is not None:
-        mass = _mass_session_ends(pg)
+        mass = _mass_session_ends(pg, logged=logged)
         if mass.height:
             parts.append(mass)
     if not parts:
@@ -144,12 +158,95 @@ def _drop_echoes(events: pl.DataFrame) -> pl.DataFrame:
     return events.filter(~(mass & near))
 
 
-def _mass_session_ends(pg: pl.DataFrame) -> pl.DataFrame:
-    """An application's sessions ending all at once (``MASS_END_MIN`` within ``MASS_END_WINDOW``):
-    its process was restarted, killed or redeployed, even when its own log says nothing. Ends
-    caused by a server shutdown are left to the PostgreSQL restart they belong to."""
+def _pgbouncer_restarts(lines: pl.DataFrame, pg: pl.DataFrame | None) -> pl.DataFrame:
+    """pgBouncer's restarts and final stop from its own log, at its shutdown line. A killed one
+    wrote none: its connections went away when PostgreSQL saw its server sessions end (the first
+    such end after its last line), else, without PostgreSQL's log, at the next start."""
+    from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions
     from loglib.analysis.sessions import pg_sessions
 
+    procs = pgbouncer_processes(lines).sort("process")
+    kill_ends = pl.DataFrame(schema={"process": pl.UInt32, "_end": UTC_TS})
+    if pg is not None and (procs["stopped"] == "killed").any():
+        pgs = pg_sessions(pg)
+        servers = pgbouncer_sessions(lines, pg_sessions=pgs).filter(
+            (pl.col("side") == "server")
+            & (pl.col("end_event") == "pooler_killed")
+            & pl.col("pg_pid").is_not_null()
+        )
+        last = lines.with_columns(pl.col("pid")).group_by("pid").agg(pl.col("ts").max().alias("_last"))
+        kill_ends = (
+            servers.select("process", "pid", pl.col("pg_pid").alias("_pg"), pl.col("start").alias("_s"))
+            .join(last, on="pid", how="left")
+            .join(
+                pgs.select(
+                    pl.col("pid").alias("_pg"), pl.col("start").alias("_pgs"), pl.col("end").alias("_end")
+                ),
+                on="_pg",
+            )
+            .filter(
+                pl.col("_end").is_not_null()
+                & (pl.col("_end") >= pl.col("_last"))
+                & (pl.col("_pgs") <= pl.col("_s") + timedelta(seconds=5))
+            )
+            .group_by("process")
+            .agg(pl.col("_end").min())
+        )
+    marks = lines.filter(
+        pl.col("event").is_in(["pooler_shutdown", "pooler_start"]) & pl.col("ts").is_not_null()
+    )
+    rows = []
+    for i, p in enumerate(procs.iter_rows(named=True)):
+        if p["stopped"] is None or p["stopped"] == "failed" or p["end"] is None:
+            continue
+        back = i + 1 < procs.height and procs["start"][i + 1] is not None
+        how = p["stopped"] if not p["stop_reason"] else f"{p['stopped']}: {p['stop_reason']}"
+        at = marks.filter(pl.col("ts") <= p["end"]).tail(1) if p["stopped"] != "killed" else marks.head(0)
+        when = p["end"]
+        if p["stopped"] == "killed":
+            at = marks.filter((pl.col("ts") >= p["end"]) & (pl.col("event") == "pooler_start")).head(1)
+            seen = kill_ends.filter(pl.col("process") == p["process"])["_end"]
+            if seen.len() and seen[0] <= when:
+                when, how = seen[0], f"{how}; its server sessions ended in PostgreSQL's log then"
+        rows.append(
+            {
+                "ts": when,
+                "kind": "restart" if back else "note",
+                "text": f"pgBouncer {'restarted' if back else 'stopped'} ({how})",
+                "origin": "pgbouncer",
+                "source": "pgbouncer",
+                "file": at["file"][0] if at.height and "file" in at.columns else None,
+                "line": at["line"][0] if at.height and "line" in at.columns else None,
+            }
+        )
+    if not rows:
+        return INCIDENT_EVENTS.empty()
+    return conform(pl.DataFrame(rows).with_columns(pl.col("ts").cast(UTC_TS)), INCIDENT_EVENTS)  # type: ignore[return-value]
+
+
+def _services_with_lifecycle(app: pl.DataFrame) -> set[str]:
+    """Services (lower case) whose own log has start or stop lines: their restarts are known."""
+    if "message" not in app.columns:
+        return set()
+    service = pl.col("service").fill_null("") if "service" in app.columns else pl.lit("")
+    lines = app.filter(
+        pl.col("message").str.contains(APP_START_PATTERN) | pl.col("message").str.contains(APP_STOP_PATTERN)
+    )
+    return {str(s).lower() for s in lines.select(service.alias("s"))["s"].unique()}
+
+
+def _mass_session_ends(pg: pl.DataFrame, *, logged: set[str] | None = None) -> pl.DataFrame:
+    """An application's sessions ending all at once (``MASS_END_MIN`` within ``MASS_END_WINDOW``):
+    its process was restarted, killed or redeployed, even when its own log says nothing. Ends
+    caused by a server shutdown are left to the PostgreSQL restart they belong to.
+
+    An application whose own log has start or stop lines (``logged``: the service names of the
+    app log, matched to PostgreSQL's ``application_name``, case aside) says itself when it
+    restarted: its sessions ending together without such a line are something
+    else (a middlebox dropping a pool idle together), never a restart."""
+    from loglib.analysis.sessions import pg_sessions
+
+    logged = logged or set()
     all_sessions = pg_sessions(pg)
     sessions = all_sessions.filter(
         pl.col("end").is_not_null()
@@ -170,7 +267,7 @@ def _mass_session_ends(pg: pl.DataFrame) -> pl.DataFrame:
             pl.col("file").first(),
             pl.col("line").first(),
         )
-        .filter(pl.col("n") >= MASS_END_MIN)
+        .filter((pl.col("n") >= MASS_END_MIN) & ~pl.col("_app").str.to_lowercase().is_in(sorted(logged)))
     )
     last_start = (
         all_sessions.with_columns(_app=app).group_by("_app").agg(pl.col("start").max().alias("_last"))

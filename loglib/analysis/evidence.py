@@ -242,7 +242,7 @@ class Evidence:
         from loglib.analysis.events import detect_events
 
         declared = conform(self.declared_events, INCIDENT_EVENTS)
-        detected = detect_events(app=self.app, pg=self.pg)
+        detected = detect_events(app=self.app, pg=self.pg, pgbouncer=self.pgbouncer)
         human = declared.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
         if human.len() and detected.height:
             near = pl.lit(False)
