@@ -30,7 +30,6 @@ KNOWN: dict[tuple[str, str], int] = {
     # 7 of its 18 leaked sessions were ended by a PostgreSQL fast shutdown, which ends pooled and
     # leaked sessions alike (no log_statement): pg_sessions reports both hours as lower bounds
     ("mixed-40", "leaks_per_hour[pg_sessions]"): 2,
-    ("mixed-41", "restart_count"): 6,
     (
         "mixed-42",
         "littles_law",
@@ -38,6 +37,7 @@ KNOWN: dict[tuple[str, str], int] = {
     ("leak-15", "littles_law"): 5,  # 3,057 connections busy on average for a pool of 4
     ("pgbouncer-60", "littles_law"): 5,  # the gauge minus its floor under-reads (0.121 for 0.162)
     ("pgbouncer-61", "littles_law"): 5,  # over-reads behind pgBouncer (0.233 for 0.128)
+    ("pgbouncer-68", "littles_law"): 5,  # under-reads (0.127 for 0.265)
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
 BURST_DROPS = (
@@ -59,11 +59,12 @@ FULL_WITHOUT_FAILURES = (
     "(mixed-42: 69 s after the last timeout) is not seen; the checked-out gauge would show it"
 )
 IDLE_TX_BEHIND_BOUNCER = (
-    "idle_in_transaction_gauge counts 10 of 16 leaks behind pgBouncer in session mode (held-out: not "
-    "investigated on its data; no development recording has pgBouncer and postgres_exporter yet)"
+    "idle_in_transaction_gauge under-counts behind pgBouncer in session mode (pgbouncer-61: 10 of 16, "
+    "pgbouncer-68: 8 of 10)"
 )
 NEW: dict[tuple[str, str], str] = {
     ("pgbouncer-61", "leaks_per_hour[idle_in_transaction_gauge]"): IDLE_TX_BEHIND_BOUNCER,
+    ("pgbouncer-68", "leaks_per_hour[idle_in_transaction_gauge]"): IDLE_TX_BEHIND_BOUNCER,
     ("mixed-42", "exhaustion_duration"): FULL_WITHOUT_FAILURES,
     ("mixed-40", "leaks_per_hour[checked_out_gauge]"): GAUGE_UNDER,
     ("mixed-40", "leak_rate"): NO_LEAK_FINDING,
