@@ -23,6 +23,7 @@ from loglib.analysis.leaks import leak_rates
 from loglib.analysis.metrics import metrics_wide
 from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions
 from loglib.analysis.pool import pool_leak_rates, pool_leak_sites, pool_leaks
+from loglib.analysis.requests import RequestImpact, request_impact
 from loglib.analysis.sessions import pg_sessions
 from loglib.analysis.skew import SkewEstimate, apply_offset, estimate_skew
 from loglib.capture import capture_pg_activity
@@ -107,6 +108,7 @@ __all__ = [
     "Redactor",
     "RejectedLinesWarning",
     "ReportError",
+    "RequestImpact",
     "SkewEstimate",
     "SourceSpec",
     "TimelineDocument",
@@ -166,6 +168,7 @@ __all__ = [
     "rejects",
     "replay_alert",
     "report",
+    "request_impact",
     "reset_error_rules",
     "scan_app_log",
     "scan_pg_log",

@@ -473,6 +473,11 @@ APP_EVENTS = FrameSchema(
             APP_EXTRA,
             "the format's remaining fields as key/value pairs (values as text; nested JSON as JSON text)",
         ),
+        Column(
+            "http_status",
+            pl.Int16,
+            "the response status of an access line (`\"GET /x HTTP/1.1\" 503 …` or a `status` field), null otherwise",
+        ),
         Column("format", pl.String, "the format the event was parsed as (see `loglib.APP_LOG_FORMATS`)"),
         Column("file", pl.String, "source file the event came from"),
         Column("line", pl.Int64, "1-based line number of the event's first line in that file"),

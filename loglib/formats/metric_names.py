@@ -26,3 +26,5 @@ OVERFLOW_PATTERN = r"(?i)max_?overflow"
 MAX_CONNECTIONS_PATTERN = r"(?i)max_connections"
 #: a wait/latency histogram's ``*_bucket`` counters (with ``le`` labels)
 HISTOGRAM_PATTERN = r"(?i)(wait|latency|duration).*_bucket$"
+#: "answered HTTP requests" counters (with a ``code`` or ``status`` label): impact in requests
+REQUESTS_TOTAL_PATTERN = r"(?i)^(?:http_(?:server_)?requests?(?:_received)?_total|requests_total)$"

@@ -14,6 +14,7 @@ from loglib.analysis.before_after import before_after_table
 from loglib.analysis.evidence import NoEvidenceError
 from loglib.postmortem._charts import CHART_TITLES, incident_charts
 from loglib.postmortem._detectors import DetectorFailure, run_detectors
+from loglib.postmortem._summary import impact
 from loglib.present.export import _cell, export_figures, export_table, to_markdown
 from loglib.present.markup import md_text
 from loglib.present.redact import Redactor
@@ -172,6 +173,10 @@ def _write_summary(
 ) -> Path:
     clean = (lambda s: md_text(red.text(s))) if red else md_text
     title = clean(getattr(incident, "title", "Incident"))
+    try:
+        imp: pl.DataFrame | None = impact(incident, found)
+    except NoEvidenceError:  # nothing has a timestamp: nothing to count
+        imp = None
     lines = [f"# {title}", ""]
     try:
         start, end = incident.window()
@@ -181,6 +186,8 @@ def _write_summary(
     desc = getattr(incident, "description", "")
     if desc:
         lines += [clean(desc), ""]
+    if imp is not None:
+        lines += ["## Impact", "", to_markdown(red.frame(imp) if red else imp), ""]
     lines += ["## What happened", ""]
     lines += [f"- {clean(f.statement)}" for f in found]
     lines += [

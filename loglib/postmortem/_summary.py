@@ -42,14 +42,81 @@ def _source_names(incident: Any) -> list[str]:
     return list(incident.frames())
 
 
-def impact(incident: Any) -> pl.DataFrame:
+def _request_rows(incident: Any, found: list[Any]) -> list[dict[str, str]]:
+    """Requests answered and failed (5xx, 503), when users were affected, the worst minute, leaks."""
+    from loglib.analysis.requests import request_impact
+
+    imp = request_impact(incident.evidence if hasattr(incident, "evidence") else incident)
+    if imp is None:
+        return [
+            {
+                "measure": "requests answered and failed",
+                "value": "not measured: no access lines in the app log and no http_requests_total{code|status}",
+                "evidence": "app log, metrics",
+            }
+        ]
+    least = "at least " if imp.bound == "at least" else ""
+    rows = [
+        {"measure": "requests answered", "value": f"{least}{imp.answered:,}", "evidence": imp.evidence},
+        {
+            "measure": "requests failed (5xx)",
+            "value": f"{least}{imp.failed:,} of {imp.answered:,} answered ({imp.failed_share or 0:.1%})",
+            "evidence": imp.evidence,
+        },
+        {
+            "measure": "503 responses",
+            "value": f"{least}{imp.status_503:,} ({imp.status_503 / imp.answered if imp.answered else 0:.1%} of answered)",
+            "evidence": imp.evidence,
+        },
+    ]
+    if imp.first_failed is not None and imp.last_failed is not None and imp.affected is not None:
+        rows.append(
+            {
+                "measure": "users affected (UTC)",
+                "value": f"first failed request {_fmt_time(imp.first_failed)}, last {_fmt_time(imp.last_failed)} "
+                f"({_fmt_span(imp.affected.total_seconds())}, a lower bound on how long users saw errors)",
+                "evidence": imp.evidence,
+            }
+        )
+    if imp.peak_minute is not None and imp.peak_answered:
+        rows.append(
+            {
+                "measure": "peak error rate (1-minute bucket, UTC)",
+                "value": f"{imp.peak_failed:,} of {imp.peak_answered:,} requests failed in the minute from "
+                f"{imp.peak_minute:%H:%M} ({imp.peak_failed / imp.peak_answered:.0%})",
+                "evidence": imp.evidence,
+            }
+        )
+    for f in found:
+        n = getattr(f, "numbers", {}) or {}
+        if n.get("leaked_total") is not None:
+            rate = n.get("leaks_per_hour")
+            per = f", {rate:g} per hour ({n.get('leaks_per_hour_over', '')})" if rate is not None else ""
+            rows.append(
+                {
+                    "measure": "connections leaked",
+                    "value": f"{n['leaked_total']:g} in all{per}; {n.get('leak_confidence', '?')} confidence",
+                    "evidence": f"leak method {n.get('leak_method', '?')}",
+                }
+            )
+            break
+    return rows
+
+
+def impact(incident: Any, found: Iterable[Any] | None = None) -> pl.DataFrame:
     """What the incident cost, as a table: ``measure``, ``value``, ``evidence``.
 
-    Application connection errors by class (count, first and last), PostgreSQL refusals and
-    resets, and the evidence window. Only measures the sources can tell are listed.
+    Requests answered and failed (5xx, and 503 on its own) with the failed share, the first and
+    last failed request, the worst minute (from access lines, else ``http_requests_total`` as a
+    lower bound), connections leaked (from ``found``, default: the detectors' findings),
+    application connection errors by class (count, first and last), PostgreSQL refusals and
+    resets, and the evidence window. Only measures the sources can tell are listed; requests
+    that cannot be counted say so.
     """
     rows: list[dict[str, str]] = []
     with _quiet():
+        if found is None:
+            found = run_detectors(incident).found
         start, end = incident.window()
         rows.append(
             {
@@ -58,6 +125,7 @@ def impact(incident: Any) -> pl.DataFrame:
                 "evidence": ", ".join(_source_names(incident)),
             }
         )
+        rows += _request_rows(incident, list(found))
         app = incident.app
         if app is not None and "error_class" in app.columns:
             errs = app.filter(pl.col("error_class").is_not_null())
@@ -117,9 +185,9 @@ def summary(incident: Any, found: Iterable[Any] | None = None) -> Markdown:
         "**Impact:**",
         "",
     ]
-    lines += [f"- {md_text(m)}: {md_text(v)}" for m, v, _ in impact(incident).slice(1).iter_rows()] or [
-        "- nothing measurable"
-    ]
+    lines += [
+        f"- {md_text(m)}: {md_text(v)}" for m, v, _ in impact(incident, found).slice(1).iter_rows()
+    ] or ["- nothing measurable"]
     lines += ["", "**What happened:**", ""]
     lines += [
         f"- *{f.kind.replace('_', ' ')}* ({f.confidence} confidence): {md_text(f.statement)}" for f in found

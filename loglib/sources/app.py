@@ -24,6 +24,7 @@ from loglib.core.rejects import ReadReport, finish_read, record_damage, rejects_
 from loglib.core.schema import APP_EVENTS, APP_EXTRA, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_naive
 from loglib.errors import FormatError, LoglibWarning
+from loglib.formats.access_lines import http_status_expr
 from loglib.formats.app_formats import (
     CONTAINER_PREFIX,
     JSON_MESSAGE_KEYS,
@@ -885,6 +886,8 @@ class _Parser:
             format=pl.col("fmt"),
             file=pl.lit(self.source.name),
         )
+        extra = pl.col("extra") if "extra" in frame.columns else None
+        frame = frame.with_columns(http_status_expr(pl.col("message"), extra))
         return conform(frame, APP_EVENTS)
 
 

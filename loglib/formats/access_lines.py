@@ -1,0 +1,54 @@
+"""HTTP access lines in application logs: the status of each answered request (``http_status``).
+
+An access line names the request in quotes and its status right after it, as the common and
+combined log formats, gunicorn, uvicorn, Rails' and most home-grown access loggers write it
+(``"GET /catalog HTTP/1.1" 200 512``, ``"POST /checkout?total=523" 503 1.002s``); structured
+logs carry it as a field (``status``, ``status_code``, ``statusCode``, ``http.status_code``,
+``res.statusCode``, ``http.response.status_code``).
+
+>>> import polars as pl
+>>> from loglib.formats.access_lines import http_status_expr
+>>> df = pl.DataFrame({"message": ['"GET /catalog HTTP/1.1" 200 512', '127.0.0.1:5 - "POST /c" 503 0.1s',
+...                                "POST /checkout failed: database pool exhausted"]})
+>>> df.select(http_status_expr(pl.col("message"))).to_series().to_list()
+[200, 503, None]
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: the quoted request line and the status after it
+REQUEST_LINE = (
+    r'"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|CONNECT|TRACE) [^"\n]{0,2000}" ([1-5][0-9][0-9])(?:[^0-9]|$)'
+)
+#: structured-log fields that hold a response status
+STATUS_KEYS: tuple[str, ...] = (
+    "status",
+    "status_code",
+    "statusCode",
+    "http.status_code",
+    "http_status",
+    "res.statusCode",
+    "http.response.status_code",
+    "response.status",
+)
+
+
+def http_status_expr(message: pl.Expr, extra: pl.Expr | None = None) -> pl.Expr:
+    """The response status of an access line (Int16), from the message or a status field; else null."""
+    from_line = message.str.extract(REQUEST_LINE, 1).cast(pl.Int16, strict=False)
+    if extra is None:
+        return from_line.alias("http_status")
+    field = (
+        extra.list.eval(
+            pl.when(pl.element().struct.field("key").is_in(STATUS_KEYS)).then(
+                pl.element().struct.field("value")
+            )
+        )
+        .list.drop_nulls()
+        .list.first()
+        .str.extract(r"^([1-5][0-9][0-9])$", 1)
+        .cast(pl.Int16, strict=False)
+    )
+    return pl.coalesce(from_line, field).alias("http_status")
