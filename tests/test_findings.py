@@ -166,3 +166,21 @@ class TestConnectionPatterns:
                 abs(seen.timestamp() - datetime.fromisoformat(declared.replace("Z", "+00:00")).timestamp())
                 < 3
             )
+
+
+def test_pool_advice_fixes_the_leak_first_then_sizes_for_demand():
+    """Issue 12 defect 10: on the bundled leaking pool the advice is the leak fix first, then a pool
+    sized for the measured demand (never from a gauge still showing the old process after a
+    restart: that read 5 then 8 busy), with the rule of thumb workers × 2 + buffer beside it."""
+    from loglib.postmortem._recommend import recommendations
+
+    (f,) = [f for f in ll.findings(ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion"))
+            if f.kind == "pool_exhaustion"]  # fmt: skip
+    n = f.numbers
+    assert n["p99_concurrent"] <= 2 and 2 <= n["recommended_pool_size"] <= n["capacity"]
+    assert n["rule_of_thumb_pool_size"] == 22  # workers 1 × 2 + 20
+    recs = recommendations([f]).filter(pl.col("finding") == "pool_exhaustion")["recommendation"].to_list()
+    assert recs[0].startswith("Fix the leak")
+    sizing = [r for r in recs if "pool_size=" in r]
+    assert sizing and sizing[0].startswith("Then, once the leak is fixed")
+    assert "rule of thumb workers × 2 + buffer gives 1 × 2 + 20 = 22" in f.statement

@@ -170,7 +170,7 @@ def gauge_leaks(
     return conform(out, LEAK_RATES)  # type: ignore[return-value]
 
 
-def _process_splits(
+def gauge_segments(
     g: pl.DataFrame, *, step: timedelta, samples: int, restarts: pl.Series | None
 ) -> pl.Series:
     """``_seg`` of each sample of one gauge series: a new segment where its process restarted.
@@ -187,7 +187,10 @@ def _process_splits(
             before = g.filter(pl.col("ts").is_between(r - span, r, closed="right"))["value"].min()
             after = g.filter(pl.col("ts").is_between(r, r + span, closed="right"))
             if before is not None and after.height and after["value"].min() < before:  # type: ignore[operator]
-                split = split | (g["ts"] == after["ts"][0])
+                # the new process begins where the value drops (a scrape just after the restart
+                # may still show the old one)
+                first_low = after.filter(pl.col("value") < before)["ts"][0]
+                split = split | (g["ts"] == first_low)
     return split.cum_sum().cast(pl.Int64).alias("_seg")
 
 
@@ -204,7 +207,7 @@ def _forward_floor(
     """``g`` (one gauge series: ``ts``, ``value``) with ``floor``, ``rise`` and ``rise_at``.
 
     The floor is the least value over this sample and the next ``samples - 1`` of the same
-    process (:func:`_process_splits`); over a process's last samples, the least of those left,
+    process (:func:`gauge_segments`); over a process's last samples, the least of those left,
     when at least two are (one sample cannot tell a leak from a request in flight). A process
     after a split that starts lower than the one before it is a new process with nothing
     checked out: its first floor is a rise from 0 (so is the series' first, when ``fresh``: it
@@ -216,7 +219,7 @@ def _forward_floor(
     is the sign that the last connection is gone too), else not at all.
     """
     n = max(1, samples)
-    g = g.with_columns(_process_splits(g, step=step, samples=n, restarts=restarts))
+    g = g.with_columns(gauge_segments(g, step=step, samples=n, restarts=restarts))
     floor = pl.col("value").reverse().rolling_min(window_size=n, min_samples=min(2, n)).reverse()
     g = g.with_columns(floor=floor.over("_seg")).with_columns(pl.col("floor").forward_fill())
     g = g.with_columns(pl.col("floor").fill_null(pl.col("floor").backward_fill()).fill_null(0.0))

@@ -19,7 +19,7 @@ import polars as pl
 
 from loglib.analysis.evidence import Evidence
 from loglib.analysis.findings.finding import Finding
-from loglib.analysis.leaks import leak_rates
+from loglib.analysis.leaks import gauge_segments, leak_rates
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
@@ -41,6 +41,12 @@ RESTART_PAUSE = timedelta(seconds=5)
 RESTART_SLACK = timedelta(seconds=10)
 #: headroom over the p99 of observed concurrency in the recommendation
 HEADROOM = 1.25
+#: the buffer of the rule of thumb ``pool_size = workers × 2 + buffer`` (the seed write-up's 20),
+#: shown beside the measured size for comparison, never used for it
+RULE_OF_THUMB_BUFFER = 20
+#: requests arriving independently keep a Poisson number of connections busy: size for this
+#: quantile of it (at the mean demand's upper bound), so a quiet sample is not a pool of one
+DEMAND_QUANTILE = 0.999
 
 
 def _windows(ts: pl.Series, cuts: pl.Series | None = None) -> pl.DataFrame:
@@ -69,17 +75,13 @@ def _concurrency(inc: Evidence, windows: pl.DataFrame) -> tuple[float | None, fl
     outside = pl.lit(True)
     for start, end in windows.select("start", "end").iter_rows():
         outside = outside & ~pl.col("ts").is_between(start, end)
-    m = inc.metrics
-    if m is not None:
-        g = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
-        if g.height:
-            # requests' share: the gauge minus its trailing floor (the leaked connections)
-            g = g.sort("series", "ts").with_columns(
-                busy=pl.col("value") - pl.col("value").rolling_min(5, min_samples=1).over("series")
-            )
-            busy = g.filter(outside)["busy"]
-            if busy.len():
-                return float(busy.max()), float(busy.quantile(0.99)), "checked-out gauge minus its floor"
+    busy = _gauge_requests(inc, windows)
+    if busy is not None and busy.height:
+        return (
+            float(busy["busy"].max()),
+            float(busy["busy"].quantile(0.99)),
+            "checked-out gauge minus its floor, per process",
+        )
     s = inc.sessions
     if s is not None and s.height:
         # sessions that closed cleanly are requests' connections: their overlap is the concurrency
@@ -99,6 +101,23 @@ def _concurrency(inc: Evidence, windows: pl.DataFrame) -> tuple[float | None, fl
                     "PostgreSQL sessions that closed cleanly",
                 )
     return None, None, ""
+
+
+def _poisson_quantile(mean: float, q: float) -> int:
+    """The least k with P(X ≤ k) ≥ q for X ~ Poisson(mean) (connections busy at once).
+
+    >>> _poisson_quantile(0.4, 0.999), _poisson_quantile(0.0, 0.999), _poisson_quantile(5.0, 0.999)
+    (3, 0, 13)
+    """
+    if mean <= 0:
+        return 0
+    k, term = 0, math.exp(-mean)
+    total = term
+    while total < q:
+        k += 1
+        term *= mean / k
+        total += term
+    return k
 
 
 def _outside(windows: pl.DataFrame, col: str = "ts") -> pl.Expr:
@@ -164,9 +183,9 @@ def _littles(times: pl.Series, held: pl.Series, windows: pl.DataFrame, source: s
     return rate, hold, rate * hold, source
 
 
-def _gauge_busy(inc: Evidence, windows: pl.DataFrame) -> float | None:
-    """Mean of (checked-out gauge − its trailing floor) outside the full windows, summed over the
-    app's processes: the connections requests held, the leaked ones (the floor) left out."""
+def _gauge_requests(inc: Evidence, windows: pl.DataFrame) -> pl.DataFrame | None:
+    """``series``, ``ts``, ``busy``: the checked-out gauge minus its floor, per process, outside the
+    full windows and where the leaks did not hold every connection (requests got none there)."""
     m = inc.metrics
     if m is None or m.height == 0:
         return None
@@ -174,18 +193,32 @@ def _gauge_busy(inc: Evidence, windows: pl.DataFrame) -> float | None:
     if g.height == 0:
         return None
     restarts = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"].cast(g["ts"].dtype).sort()
-    total = 0.0
-    for _, one in g.sort("ts").group_by("series", maintain_order=True):
+    cap = inc.app_settings.capacity
+    parts = []
+    for (series,), one in g.sort("ts").group_by("series", maintain_order=True):
         one = one.select("ts", "value").unique("ts", keep="last").sort("ts")
-        seg = pl.Series(restarts.search_sorted(one["ts"], side="right")) if restarts.len() else pl.lit(0)
-        # the floor looks forward (this sample and the next three): a leak raises it at once, so
-        # only the connections requests hold stay above it; a request is never in it
+        step = one["ts"].diff().drop_nulls().median() or timedelta(seconds=15)
+        seg = gauge_segments(one, step=step, samples=4, restarts=restarts)  # type: ignore[arg-type]
+        # the floor looks forward (this sample and the next three) within one process: a leak
+        # raises it at once, so only the connections requests hold stay above it
         fwd = pl.col("value").reverse().rolling_min(window_size=4, min_samples=1).reverse().over("_seg")
-        one = one.with_columns(_seg=seg).with_columns(_floor=fwd)
+        one = one.with_columns(seg).with_columns(_floor=fwd)
         outside = one.filter(_outside(windows, "ts"))
-        if outside.height:
-            total += float((outside["value"] - outside["_floor"]).mean())
-    return total
+        if cap:
+            outside = outside.filter(pl.col("_floor") < cap)
+        parts.append(
+            outside.select(pl.lit(str(series)).alias("series"), "ts", busy=pl.col("value") - pl.col("_floor"))
+        )
+    return pl.concat(parts) if parts else None
+
+
+def _gauge_busy(inc: Evidence, windows: pl.DataFrame) -> float | None:
+    """Mean of (checked-out gauge − its forward floor) outside the full windows, summed over the
+    app's processes: the connections requests held, the leaked ones (the floor) left out."""
+    busy = _gauge_requests(inc, windows)
+    if busy is None:
+        return None
+    return float(busy.group_by("series").agg(pl.col("busy").mean())["busy"].sum())
 
 
 def _app_run(app: pl.DataFrame) -> tuple[datetime, datetime] | None:
@@ -336,17 +369,47 @@ def detect(inc: Evidence) -> list[Finding]:
                 f"busy on average ({demand_from})."
             )
         else:
-            sentences.append(
-                f"Demand: {busy:.2g} connection(s) busy with requests on average ({demand_from})."
-            )
+            caught = _gauge_requests(inc, windows) if "gauge" in demand_from else None
+            n = 0 if caught is None else caught.height // max(1, caught["series"].n_unique())
+            if busy == 0 and n:
+                sentences.append(
+                    f"Demand: none of the gauge's {n} samples per process outside the full windows caught a "
+                    f"request holding a connection, so on average fewer than {3 / n:.2g} were busy "
+                    f"(95% bound; {demand_from})."
+                )
+            else:
+                sentences.append(
+                    f"Demand: {busy:.2g} connection(s) busy with requests on average ({demand_from}"
+                    + (f"; {n} samples per process" if n else "")
+                    + ")."
+                )
+    rule = (cfg.workers or 1) * 2 + RULE_OF_THUMB_BUFFER
+    numbers["rule_of_thumb_pool_size"] = rule
     if p99 is not None:
-        rec = max(1, math.ceil(p99 * HEADROOM))
+        mean = numbers.get("mean_busy_littles_law")
+        samples = _gauge_requests(inc, windows) if "gauge" in str(numbers.get("demand_from")) else None
+        if mean is not None and samples is not None and samples.height:
+            # a few point samples can miss short holds: size for the mean's upper bound (rule of three)
+            per_series = samples.height / max(1, samples["series"].n_unique())
+            mean = max(mean, 3 / per_series)
+            numbers["mean_busy_upper"] = round(mean, 3)
+        need = p99
+        if mean is not None:
+            need = max(need, _poisson_quantile(mean, DEMAND_QUANTILE))
+        rec = max(1, math.ceil(need * HEADROOM))
         numbers["recommended_pool_size"] = rec
         text = f"Requests held at most {peak:g} connection(s) at once (p99 {p99:g}; {conc_from})"
+        if mean is not None:
+            q = _poisson_quantile(mean, DEMAND_QUANTILE)
+            text += f"; {DEMAND_QUANTILE:.1%} of the time at most {q:g} for a mean of {mean:.2g}"
+        text += f". Once the leak is fixed, pool_size {rec} per process carries that demand (× {HEADROOM:g} headroom)"
         if cfg.capacity is not None:
             verdict = "enough" if cfg.capacity >= rec else "too small"
             text += f"; the configured {cfg.pool_size}+{cfg.max_overflow or 0} is {verdict}"
-        text += f": pool_size {rec} suffices once leaks are fixed."
+        text += (
+            f". For comparison, the rule of thumb workers × 2 + buffer gives {cfg.workers or 1} × 2 + "
+            f"{RULE_OF_THUMB_BUFFER} = {rule}: it ignores both the demand and the leak."
+        )
         sentences.append(text)
         per_process = cfg.capacity if cfg.capacity is not None else rec
         total = per_process * (cfg.workers or 1) * (cfg.instances or 1)
@@ -402,10 +465,20 @@ def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]
         )
     rec = n.get("recommended_pool_size")
     if rec and rec != n.get("pool_size"):
+        first = "Then, once the leak is fixed, size" if leaked else "Size"
+        rule = n.get("rule_of_thumb_pool_size")
         add(
-            f"Size the pool at pool_size={rec} (with max_overflow for bursts) once the leak is fixed.",
+            f"{first} the pool for the measured demand: pool_size={rec} per process (with max_overflow "
+            "for bursts). A bigger pool only delays the next outage while connections leak.",
             f"Peak concurrent use was {n.get('peak_concurrent', '?')} connection(s) "
-            f"(p99 {n.get('p99_concurrent', '?')}); configured {n.get('pool_size')}+{n.get('max_overflow')}.",
+            f"(p99 {n.get('p99_concurrent', '?')}; mean {n.get('mean_busy_upper', n.get('mean_busy_littles_law', '?'))}); "
+            f"configured {n.get('pool_size')}+{n.get('max_overflow')}"
+            + (
+                f"; the rule of thumb workers × 2 + {RULE_OF_THUMB_BUFFER} would say {rule}, for comparison"
+                if rule
+                else ""
+            )
+            + ".",
         )
     if n.get("server_refusals"):
         add(
