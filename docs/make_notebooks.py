@@ -269,9 +269,15 @@ print(c.summary)
 c.pairs.group_by(pl.col("lag").dt.total_seconds() // 5 * 5).len().sort("lag")"""),
     md("How the sessions of the pool ended: a server shutdown cuts them, and without pre-ping the pool hands them out."),
     code('inc.sessions.group_by("end_reason").len().sort("len", descending=True)'),
-    md("## Chart: before and after"),
+    md("## Chart: before and after the last deploy"),
     code("ll.charts.db_connections(inc)"),
-    code("ll.charts.before_after_table(inc)"),
+    md("""
+No deploy here fixed anything (each brought its own errors), so `before_after_table(inc)` says
+there is no fix to compare around. Around the last deploy, with `at=`, it shows what that deploy did.
+"""),
+    code("""
+last_deploy = inc.events.filter(pl.col("kind") == "deploy")["ts"].max()
+ll.charts.before_after_table(inc, at=last_deploy)"""),
     md("## Export"),
     code("""
 ll.export_table(ll.timeline(inc), f"{out_dir}/timeline.md")

@@ -9,7 +9,7 @@ import pytest
 
 import loglib as ll
 from loglib.analysis import series
-from tests.conftest import FILES
+from tests.conftest import FILES, ROOT
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 POOL_LEAK = FILES / "incidents" / "pool-leak"
@@ -141,3 +141,33 @@ class TestBeforeAfter:
             events=pl.DataFrame({"ts": [T0 + timedelta(minutes=5)], "kind": ["deploy"], "text": ["v2"]}),
         )
         assert ll.before_after_table(ev)["split"][0] == "deploy: v2"
+
+
+class TestTheFix:
+    """Issue 12 defect 11: before/after picks the fix and its windows from what happened."""
+
+    def test_after_window_holds_no_sample_from_before_the_fix(self):
+        """Bundled pool-exhaustion: the after window starts once the fixed process runs (its
+        restart plus one scrape step), so the pool's peak is 160% -> 0%, not 160% -> 160%."""
+        inc = ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion")
+        table = ll.before_after_table(inc)
+        peak = table.filter(pl.col("measure") == "pool utilisation, peak").row(0, named=True)
+        assert (peak["before"], peak["after"]) == (160.0, 0.0)
+        assert table["split"][0].startswith("deploy: Deployed checkout-api 1.4.3")
+        assert table["window_after"][0].startswith("00:19:30")
+
+    def test_a_deploy_that_brought_errors_is_not_a_fix(self):
+        """Errors only after the deploy: it is not taken for a fix; the message says to pass at=."""
+        ev = ll.Evidence.from_frames(
+            app=pl.DataFrame(
+                {
+                    "ts": [T0, T0 + timedelta(minutes=6), T0 + timedelta(minutes=7), T0 + timedelta(minutes=10)],
+                    "error_class": [None, "server_closed", "server_closed", None],
+                    "service": "api", "message": "x", "level": "error", "file": "a", "line": [1, 2, 3, 4],
+                }
+            ),
+            events=pl.DataFrame({"ts": [T0 + timedelta(minutes=5)], "kind": ["deploy"], "text": ["v2"]}),
+        )  # fmt: skip
+        with pytest.raises(ValueError, match="no fix to compare around; pass at="):
+            ll.before_after_table(ev)
+        assert ll.before_after_table(ev, at=T0 + timedelta(minutes=5))["split"][0] == "given"

@@ -2,7 +2,10 @@
 
 Error rate, p95 wait (from a Prometheus histogram), pool utilisation and PostgreSQL refusals in
 two equal windows around the fix: the incident's windows named ``before``/``after``, else
-either side of ``at`` (default: the last deploy, else action or restart).
+either side of ``at``. By default the fix is the last deploy (else action or restart) after
+which the failures fell; the "after" window starts once it was in place (its replacement
+process up, plus one metric step), so it holds no sample from before it. A deploy that
+brought failures is never taken for a fix.
 """
 
 from __future__ import annotations
@@ -37,24 +40,87 @@ def fix_windows(
     if at is None and b is not None and a is not None:
         return (b.start, b.end), (a.start, a.end), "incident windows"
     how = "given"
-    if at is None:
-        events = ev.events if ev is not None else None
-        if events is not None and events.height:
-            fixes = events.filter(pl.col("kind") == "deploy")
-            if fixes.height == 0:
-                fixes = events.filter(pl.col("kind").is_in(["action", "restart"]))
-            if fixes.height:
-                row = fixes.sort("ts").row(-1, named=True)
-                at, how = row["ts"], f"{row['kind']}: {row['text']}"
+    settled = None
+    if at is None and ev is not None and span is not None:
+        at, settled, how = _the_fix(ev, span)
     if at is None or span is None:
         msg = "before/after needs before=(start, end) and after=(start, end), at=<time of the fix>, or an Incident with a deploy event or windows named 'before'/'after'"
         raise ValueError(msg)
     at = parse_instant(at, argument="at")
-    length = min(at - span[0], span[1] - at)
+    begin = settled or at
+    length = min(at - span[0], span[1] - begin)
     if length <= timedelta(0):
         msg = f"at={at.isoformat()} is not inside the evidence window {span[0].isoformat()} – {span[1].isoformat()}"
         raise ValueError(msg)
-    return (at - length, at), (at, at + length), how
+    return (at - length, at), (begin, begin + length), how
+
+
+#: a replacement process comes up within this long of the fix's first step (a rolling deploy)
+ROLL_OUT = timedelta(seconds=60)
+
+
+def _failures(ev: Evidence) -> pl.Series:
+    """Times of the incident's failures: app errors with an error_class, PostgreSQL refusals."""
+    parts = []
+    if ev.app is not None and "error_class" in ev.app.columns:
+        parts.append(ev.app.filter(pl.col("error_class").is_not_null())["ts"])
+    if ev.pg is not None and ev.pg.height:
+        parts.append(ev.pg.filter(pl.col("event").is_in(REFUSAL_EVENTS))["ts"])
+    return (
+        pl.concat(parts).drop_nulls().sort() if parts else pl.Series("ts", [], dtype=pl.Datetime("us", "UTC"))
+    )
+
+
+def _the_fix(ev: Evidence, span: tuple[datetime, datetime]) -> tuple[datetime, datetime | None, str]:
+    """The fix: the last deploy (else action or restart) after which failures fell, compared over
+    equal spans either side; and when it was in place (its replacement process's restart, plus
+    one metric step: a scrape just after it still shows the old process).
+
+    A deploy that brought failures is not a fix: when no step lowered them, raise ValueError
+    saying so (pass ``at=`` to compare around a time anyway).
+    """
+    events = ev.events.filter(pl.col("ts").is_not_null())
+    fails = _failures(ev)
+    deploys = events.filter(pl.col("kind") == "deploy")["ts"]
+    # a restart within a deploy's roll-out is that deploy's own step, not a fix of its own
+    in_deploy = pl.lit(False)
+    for d in deploys:
+        in_deploy = in_deploy | pl.col("ts").is_between(d, d + ROLL_OUT)
+    for kinds in (["deploy"], ["action", "restart"]):
+        steps = events.filter(pl.col("kind").is_in(kinds) & (pl.col("origin") != "connections"))
+        if kinds != ["deploy"]:
+            steps = steps.filter(~in_deploy)
+        steps = steps.sort("ts")
+        for row in reversed(steps.rows(named=True)):
+            at = row["ts"]
+            length = min(at - span[0], span[1] - at)
+            if length <= timedelta(0):
+                continue
+            before = int(fails.is_between(at - length, at, closed="left").sum())
+            after = int(fails.is_between(at, at + length, closed="left").sum())
+            if before > after:
+                return at, _in_place(ev, events, at), f"{row['kind']}: {row['text']}"
+    last = f" (the last failure was at {fails.max():%H:%M:%S} UTC)" if fails.len() else ""
+    msg = (
+        "before/after: no deploy, action or restart in the evidence lowered the failures"
+        f"{last}, so there is no fix to compare around; pass at=<time> (or windows named "
+        "'before'/'after') to compare anyway"
+    )
+    raise ValueError(msg)
+
+
+def _in_place(ev: Evidence, events: pl.DataFrame, at: datetime) -> datetime:
+    """When the fix at ``at`` was running: the app's last restart of its roll-out, plus one step of
+    the metrics (their samples lag the process they describe)."""
+    rolled = events.filter(
+        pl.col("kind").is_in(["restart", "deploy"]) & pl.col("ts").is_between(at, at + ROLL_OUT)
+    )["ts"]
+    done = max([at, *rolled.to_list()])
+    step = timedelta(0)
+    if ev.metrics is not None and ev.metrics.height:
+        diffs = ev.metrics.sort("ts")["ts"].unique().diff().drop_nulls()
+        step = diffs.median() if diffs.len() else timedelta(0)  # type: ignore[assignment]
+    return done + (step or timedelta(0))
 
 
 def before_after_table(
