@@ -503,6 +503,11 @@ def main(argv: list[str] | None = None) -> int:
     cache.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
     cache.set_defaults(func=_cache)
     args = parser.parse_args(argv)
+    handler = None
+    if not getattr(args, "quiet", True):  # long steps inside the library say how far they are
+        from loglib.core.progress import to_stream
+
+        handler = to_stream(sys.stderr)
     try:
         return args.func(args)
     except LoglibError as exc:
@@ -516,6 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("loglib: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if handler is not None:
+            from loglib.core.progress import logger
+
+            logger.removeHandler(handler)
 
 
 if __name__ == "__main__":

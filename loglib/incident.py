@@ -29,6 +29,7 @@ from loglib.analysis.align import align
 from loglib.analysis.evidence import AppSettings, Evidence, PostgresSettings, Window
 from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
 from loglib.cache import cached_read
+from loglib.core.progress import step
 from loglib.core.rejects import ReadReport, attach_report, read_report
 from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import parse_instant
@@ -416,7 +417,8 @@ class Incident:
             _CACHE.move_to_end(key)
             frame = _CACHE[key]
         elif paths:
-            frame = cached_read(fn, paths, spec.options)  # Parquet when these files were parsed before
+            with step(f"reading source {spec.name or spec.kind!r} ({spec.kind})"):
+                frame = cached_read(fn, paths, spec.options)  # Parquet when these files were parsed before
             _CACHE[key] = frame
         else:  # every file is another source's: an empty frame that says so
             with warnings.catch_warnings():

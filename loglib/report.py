@@ -378,6 +378,36 @@ def _take_results(nb: Any, out: Path) -> dict[str, list[str]] | None:
     return {"found": list(doc.get("found", [])), "failed": list(doc.get("failed", []))}
 
 
+#: where the notebook's kernel writes its progress lines (loglib.core.progress), followed here
+_KERNEL_LOG = ".loglib-progress.log"
+
+
+def _follow(path: Path, say: Progress) -> Callable[[], None]:
+    """Print the lines the kernel appends to ``path`` while it runs (a long cell is not silent)."""
+    import threading
+
+    stop = threading.Event()
+
+    def tail() -> None:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            while True:
+                finished = stop.wait(0.5)
+                for line in fh.read().splitlines():
+                    if line.strip():
+                        say(f"  kernel: {line}")
+                if finished:
+                    return
+
+    follower = threading.Thread(target=tail, name="loglib-kernel-log", daemon=True)
+    follower.start()
+
+    def stop_following() -> None:
+        stop.set()
+        follower.join(5)
+
+    return stop_following
+
+
 def _redaction_line(redact: bool, hosts: bool) -> str:
     if not redact:
         return "**Secrets NOT redacted** (`redact=False` / `--no-redact`): do not share this report."
@@ -475,11 +505,17 @@ def build_report(
     say(f"executing {nb_path.name} ({sum(c.cell_type == 'code' for c in nb.cells)} code cells)")
     nb = _with_results_cell(nb, out)
     failure: ReportError | None = None
+    kernel_log = out / _KERNEL_LOG
+    kernel_log.write_text("")
+    stop_following = _follow(kernel_log, say)
     try:
-        execute_notebook(nb, cwd=out, progress=say, timeout=timeout)
+        execute_notebook(nb, cwd=out, progress=say, timeout=timeout, env={"LOGLIB_PROGRESS_FILE": str(kernel_log)})
     except ReportError as exc:
         failure = exc
         nb = getattr(exc, "notebook", nb)
+    finally:
+        stop_following()
+        kernel_log.unlink(missing_ok=True)
     results = _take_results(nb, out)
     say("writing report.html")
     import nbformat

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from loglib._compat import to_polars
+from loglib.core.progress import step
 from loglib.core.schema import INCIDENT_EVENTS, conform
 from loglib.errors import LoglibError
 
@@ -197,7 +198,9 @@ class Evidence:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        value = compute()
+        what = key if isinstance(key, str) else " ".join(map(str, key)) if isinstance(key, tuple) else repr(key)
+        with step(f"computing {what}"):  # progress on long ones (sessions, events, leak rates, …)
+            value = compute()
         with self._lock:
             return self._cache.setdefault(key, value)
 

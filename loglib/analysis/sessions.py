@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import polars as pl
 
 from loglib._compat import to_polars
@@ -80,8 +82,35 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
     └─────┴──────────────┴──────┴──────────────┘
     """
     ev = to_polars(events)
+    key = (id(ev), ev.height, tuple(ev.columns))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0]() is ev:
+        return hit[1]
+    out = _pg_sessions(ev)
+    _MEMO.clear()  # one frame remembered: the incident's (detectors, charts and leaks all ask for it)
+    _MEMO[key] = (weakref.ref(ev), out)
+    return out
+
+
+#: the sessions of the last frame asked for, while that frame lives
+_MEMO: dict[tuple, tuple[weakref.ref, pl.DataFrame]] = {}
+#: the columns pairing needs (``message`` only as a flag: a log's text is most of its bytes)
+_NEEDED = ("ts", "pid", "host", "event", "session_duration", "user", "database", "application",
+           "client_host", "client_port", "file", "line")  # fmt: skip
+
+
+def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
     if "host" not in ev.columns:
         ev = ev.with_columns(host=pl.lit(None, dtype=pl.String))
+    open_tx_text = (
+        (pl.col("event") == "unexpected_eof") & pl.col("message").str.contains("open transaction")
+        if "message" in ev.columns
+        else pl.lit(False)
+    )
+    ev = ev.select(
+        *(pl.col(c) for c in _NEEDED if c in ev.columns),
+        open_tx_text.fill_null(False).alias("_open_tx_text"),
+    )
     ev = ev.with_columns(pl.col("host").fill_null("")).with_row_index("_order")
     server_ends = ev.filter(pl.col("event").is_in(list(SERVER_ENDING))).select(
         "host", pl.col("ts").alias("_srv")
@@ -92,36 +121,39 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
     file_rank = pl.col("file").replace_strict(
         read_order(names), list(range(len(names))), default=None, return_dtype=pl.Int64
     )
+    # hosts as small integers (sorting text costs more than the rest of the pairing)
+    host_key = pl.col("host").cast(pl.Categorical).to_physical()
     conn = ev.filter(pl.col("pid").is_not_null()).sort(
-        "host", "pid", file_rank, pl.coalesce(pl.col("line"), pl.col("_order").cast(pl.Int64)), "_order"
+        host_key, "pid", file_rank, pl.coalesce(pl.col("line"), pl.col("_order").cast(pl.Int64)), "_order"
     )
-    # only pids that took part in a client connection story
-    story = conn.group_by("host", "pid").agg(pl.col("event").is_in(_CONNECTION_EVENTS).any().alias("_client"))
-    conn = conn.join(story.filter("_client").select("host", "pid"), on=["host", "pid"], how="semi")
     if conn.height == 0:
         return PG_SESSIONS.empty()
-    ending = pl.col("event").is_in(list(SESSION_ENDING))
-    prev_event = pl.col("event").shift(1).over("host", "pid")
-    conn = conn.with_columns(_ending=ending).with_columns(
+    # rows are grouped by (host, pid) now: "the line before, of the same pid" is a shift with a
+    # mask (a window per pid costs a hash of every row); a pid that never took part in a client
+    # connection has no session with a connection event, and is dropped with them below
+    same_pid = (pl.col("pid") == pl.col("pid").shift(1)) & (pl.col("host") == pl.col("host").shift(1))
+    prev_event = pl.when(same_pid).then(pl.col("event").shift(1))
+    conn = conn.with_columns(_ending=pl.col("event").is_in(list(SESSION_ENDING)), _prev=prev_event)
+    conn = conn.with_columns(
         _start=(pl.col("event") == "connection_received")
         | (
             (pl.col("event") == "connection_authorized")
-            & ~prev_event.is_in(["connection_received", "connection_authenticated"]).fill_null(False)
+            & ~pl.col("_prev").is_in(["connection_received", "connection_authenticated"]).fill_null(False)
         )
-        | (prev_event.is_null())
+        | pl.col("_prev").is_null(),
+        # after a disconnection line the pid is free: whatever it logs next is a new session. After
+        # other endings (reset, timeout, FATAL) the dying backend may still log (e.g. its disconnection)
+        _after_end=(pl.col("_prev") == "disconnection").fill_null(False),
     )
-    # an entry after the pid's session already ended belongs to the next session
-    ended = pl.col("_ending").cast(pl.Int32).cum_sum().over("host", "pid")
-    # after a disconnection line the pid is free: whatever it logs next is a new session. After
-    # other endings (reset, timeout, FATAL) the dying backend may still log (e.g. its disconnection)
-    conn = conn.with_columns(_after_end=(prev_event == "disconnection").fill_null(False))
+    # a session number that grows at every start: unique across pids (each pid's first row starts one)
     conn = conn.with_columns(
-        _sess=(pl.col("_start") | pl.col("_after_end")).cast(pl.Int32).cum_sum().over("host", "pid"),
-        _ended_before=ended,
+        _sess=(pl.col("_start") | pl.col("_after_end")).cast(pl.Int64).cum_sum().set_sorted()
     )
     # within a session, the first ending event decides; a disconnection line after it is kept for its time
     first_end = pl.col("ts").filter(pl.col("_ending")).first()
-    agg = conn.group_by("host", "pid", "_sess").agg(
+    agg = conn.group_by("_sess", maintain_order=True).agg(
+        pl.col("host").first(),
+        pl.col("pid").first(),
         pl.col("ts")
         .filter(pl.col("event").is_in(["connection_received", "connection_authorized"]))
         .first()
@@ -137,7 +169,7 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
         .max()
         .alias("last_activity"),
         (
-            ((pl.col("event") == "unexpected_eof") & pl.col("message").str.contains("open transaction"))
+            pl.col("_open_tx_text")
             | (pl.col("event") == "idle_in_transaction_timeout")
         )
         .filter(pl.col("_ending") | (pl.col("event") == "unexpected_eof"))
@@ -154,8 +186,10 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("_order").first().alias("_order"),
     )
     agg = agg.filter("_is_client")
+    if agg.height == 0:
+        return PG_SESSIONS.empty()
     # sessions without their own end: next session on the same pid, or a server shutdown
-    agg = agg.sort("host", "pid", "_sess").with_columns(
+    agg = agg.sort("_sess").with_columns(  # _sess grows along (host, pid, file order)
         _next_start=pl.col("_start_ts").shift(-1).over("host", "pid"),
     )
     agg = agg.sort("_last_ts")

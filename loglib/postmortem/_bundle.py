@@ -12,6 +12,7 @@ import polars as pl
 
 from loglib.analysis.before_after import before_after_table
 from loglib.analysis.evidence import NoEvidenceError
+from loglib.core.progress import step
 from loglib.postmortem._charts import CHART_TITLES, incident_charts
 from loglib.postmortem._detectors import DetectorFailure, run_detectors
 from loglib.postmortem._summary import impact
@@ -94,7 +95,8 @@ def export_bundle(
     results = run_detectors(incident)
     bundle.failed = {f.kind: f.reason for f in results.failed}
     fmts = list(formats) + (["html"] if html and "html" not in formats else [])
-    written = export_figures(figs, out / "charts", formats=fmts, redact=redact, redactor=red)
+    with step(f"writing {len(figs)} chart(s) as {', '.join(fmts)}"):
+        written = export_figures(figs, out / "charts", formats=fmts, redact=redact, redactor=red)
     for name in figs:
         bundle.charts[name] = [p for p in written if p.stem == name]
     doc = timeline_document(incident, tz=tz, redact=redact, redactor=red)

@@ -7,6 +7,7 @@ from typing import Any
 
 from loglib.analysis.evidence import NoEvidenceError
 from loglib.analysis.findings import DETECTORS
+from loglib.core.progress import step as progress_step
 from loglib.postmortem._detectors import run_detectors
 from loglib.postmortem._summary import _quiet
 from loglib.present import charts
@@ -46,7 +47,8 @@ def incident_charts(incident: Any, *, every: str | None = None) -> tuple[dict[st
         skipped["session_durations"] = str(failed["idle_drops"])
     for name, make in makers.items():
         try:
-            fig = make()
+            with progress_step(f"chart {name}"):
+                fig = make()
         except ValueError as exc:  # the evidence cannot draw it (the message says why)
             skipped[name] = str(exc).splitlines()[0]
             continue

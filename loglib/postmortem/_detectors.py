@@ -12,6 +12,7 @@ from typing import Any
 
 from loglib.analysis.evidence import as_evidence
 from loglib.analysis.findings import FINDING_KINDS, Finding, findings
+from loglib.core.progress import step
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def run_detectors(data: Any) -> DetectorResults:
         failed: list[DetectorFailure] = []
         for kind in FINDING_KINDS:
             try:
-                found.extend(findings(ev, kinds=[kind]))
+                with step(f"detector {kind}"):
+                    found.extend(findings(ev, kinds=[kind]))
             # blanket on purpose (2 of 3 in loglib/): one detector's bug must
             # not hide the others' findings; it is reported by name, with its error
             except Exception as exc:

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import polars as pl
 
+from loglib.core.progress import ByteProgress
 from loglib.errors import LoglibError, NoDataError
 
 PathsLike = str | os.PathLike | bytes | Iterable[str | os.PathLike]
@@ -511,7 +512,9 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
     sep: bytes | None = None  # b"\n", or b"\r" for a CR-only file (told from the first block)
     with source.open_raw() as fh:
         step = min(chunk_bytes, 256 * 1024)
+        shown = ByteProgress(source.name, _size(source))
         while True:
+            shown.update(_raw_position(fh))
             blocks: list[bytes] = []
             size = 0
             while size < chunk_bytes:
@@ -564,6 +567,25 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
         )
     elif damage:
         yield LineChunk(source.name, next_line, pl.Series("text", [], dtype=pl.String), 0, damage)
+
+
+def _size(source: Source) -> int | None:
+    if source.data is not None:
+        return len(source.data)
+    try:
+        return os.stat(source.path).st_size  # type: ignore[arg-type]
+    except OSError:
+        return None
+
+
+def _raw_position(fh: io.IOBase) -> int:
+    """Bytes of the file on disk read so far (compressed bytes for a .gz), for progress lines."""
+    while isinstance(fh, _Streamed | _Recoded):
+        fh = fh.raw
+    try:
+        return fh.tell()
+    except (OSError, ValueError):
+        return 0
 
 
 def _cr_only(head: bytes) -> bool:
