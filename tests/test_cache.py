@@ -124,6 +124,9 @@ class TestIncidentAndProcesses:
 
     def test_another_process_loads_the_parquet(self, tmp_path: Path) -> None:
         """An incident parsed here is loaded from Parquet by a fresh interpreter (the report's kernel)."""
+        from loglib.incident import forget_frames
+
+        forget_frames()  # an earlier test may hold these frames in this process
         ll.Incident.load(POOL).read_reports()  # parses, fills the cache (app.log is 2.2 MB)
         code = (
             "import warnings, loglib as ll; warnings.simplefilter('ignore');"
