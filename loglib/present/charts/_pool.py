@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import plotly.graph_objects as go
+import polars as pl
 
 from loglib.analysis.series import PoolSeries, firing_spans, pool_series
 from loglib.present import _data as d
@@ -80,18 +81,55 @@ def pool_utilisation(
     return fig
 
 
+#: at most this many points per pool trace, whatever the incident's length (a figure stays small)
+MAX_POINTS = 1500
+_NICE_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+
+
+def bounded(frame: pl.DataFrame, *, max_points: int = MAX_POINTS) -> tuple[pl.DataFrame, str | None]:
+    """A gauge (``ts``, ``value``) with at most ``max_points`` rows: the highest value per bucket.
+
+    The bucket is the first of 1 s, 2 s, 5 s, … 1 d that fits the window in ``max_points``,
+    so a peak (the pool full) survives; ``None`` when the samples already fit.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> t0 = datetime(2024, 3, 1)
+    >>> g = pl.DataFrame({"ts": [t0 + timedelta(seconds=5 * i) for i in range(5000)], "value": [i % 9 for i in range(5000)]})
+    >>> b, every = bounded(g, max_points=100)
+    >>> b.height <= 100, every, b["value"].max()
+    (True, '5m', 8)
+    """
+    if frame.height <= max_points:
+        return frame, None
+    span = (frame["ts"].max() - frame["ts"].min()).total_seconds()
+    seconds = next((n for n in _NICE_S if span / n < max_points), int(span / max_points) + 1)
+    every = f"{seconds // 60}m" if seconds % 60 == 0 and seconds < 3600 else (
+        f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds}s"
+    )  # fmt: skip
+    out = (
+        frame.group_by(pl.col("ts").dt.truncate(every), maintain_order=True)
+        .agg(pl.col("value").max())
+        .sort("ts")
+    )
+    return out, every
+
+
 def _pool_traces(fig: go.Figure, pools: list[PoolSeries], *, row: int | None) -> None:
     kw = {"row": row, "col": 1} if row else {}
     relative = all(p.size for p in pools)
     top = 0.0
     for i, p in enumerate(pools):
-        v = p.frame["value"]
+        g, every = bounded(p.frame.select("ts", "value"))
+        v = g["value"]
         y = (v / p.size * 100) if relative else v
         top = max(top, float(y.max() or 0))
         cap = f"{p.size:g}+{(p.overflow or 0):g}" if p.size else "?"
+        most = f" (highest in the {every} from this time)" if every else ""
         fig.add_trace(
             go.Scatter(
-                x=p.frame["ts"].to_list(),
+                x=g["ts"].to_list(),
                 y=y.to_list(),
                 mode="lines",
                 line={
@@ -102,7 +140,7 @@ def _pool_traces(fig: go.Figure, pools: list[PoolSeries], *, row: int | None) ->
                 name=f"checked out: {p.name}" if len(pools) > 1 else "checked out",
                 customdata=[[c, p.series] for c in v.to_list()],
                 hovertemplate=(
-                    f"<b>{p.name}</b>: %{{customdata[0]:g}} checked out (pool {cap})"
+                    f"<b>{p.name}</b>: %{{customdata[0]:g}} checked out{most} (pool {cap})"
                     + (" = %{y:.0f}% of pool_size" if relative else "")
                     + f"<br>{_TIME_HOVER}<br>series: %{{customdata[1]}}<extra></extra>"
                 ),
