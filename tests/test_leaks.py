@@ -216,3 +216,17 @@ def test_pgbouncer_sees_the_leak_postgresql_logs_as_clean():
     got = ll.leak_rates(ev, every="1h", method="pg_sessions")
     assert got["leaked"].sum() == 1 and got["confidence"].to_list() == ["high"]
     assert ll.leak_rates(pg=pg, every="1h", method="pg_sessions")["leaked"].sum() == 0
+
+
+def test_bundled_per_minute_leaks_match_the_truth():
+    """Issue 12 defect 12: the bundled pool-exhaustion incident's per-minute leak chart draws these
+    rows. Truth (truth.json, by leak time): 4, 4, 0, 7, 1 in 00:14-00:18. The gauge sees 4, 4 (a
+    lower bound: the pool filled), nothing while the pool sat full, 7, and the 8th leak of the
+    second fill at 00:18, when requests began to fail (it had been the one connection waiters
+    passed around). Before: 4/4/?/8/? (and earlier 0 at medium confidence in a minute of 4)."""
+    inc = ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion")
+    got = ll.leak_rates(inc, every="1m", method="checked_out_gauge").sort("ts")
+    assert got["leaked"].to_list()[:5] == [4.0, 4.0, None, 7.0, 1.0]
+    assert got["confidence"].to_list()[:5] == ["medium", "low", "none", "low", "low"]
+    truth = json.loads((ROOT / "data" / "incidents" / "pool-exhaustion" / "truth.json").read_text())
+    assert len(truth["leaks"]) == 16 and got["leaked"].sum() == 16
