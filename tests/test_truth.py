@@ -25,19 +25,9 @@ from lab.params import CATALOGUE  # noqa: E402
 
 #: (recording, check) -> the issue-12 defect that makes it fail today
 KNOWN: dict[tuple[str, str], int] = {
-    ("leak-12", "littles_law"): 5,
-    ("leak-10", "littles_law"): 5,  # 3.89 busy on average for a pool of 3
     # 7 of its 18 leaked sessions were ended by a PostgreSQL fast shutdown, which ends pooled and
     # leaked sessions alike (no log_statement): pg_sessions reports both hours as lower bounds
     ("mixed-40", "leaks_per_hour[pg_sessions]"): 2,
-    (
-        "mixed-42",
-        "littles_law",
-    ): 5,  # 2,320 busy on average for 2 pools of 4  # a middlebox resetting 5 idle connections at once read as a restart
-    ("leak-15", "littles_law"): 5,  # 3,057 connections busy on average for a pool of 4
-    ("pgbouncer-60", "littles_law"): 5,  # the gauge minus its floor under-reads (0.121 for 0.162)
-    ("pgbouncer-61", "littles_law"): 5,  # over-reads behind pgBouncer (0.233 for 0.128)
-    ("pgbouncer-68", "littles_law"): 5,  # under-reads (0.127 for 0.265)
 }
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
 BURST_DROPS = (

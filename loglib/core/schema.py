@@ -476,7 +476,13 @@ APP_EVENTS = FrameSchema(
         Column(
             "http_status",
             pl.Int16,
-            "the response status of an access line (`\"GET /x HTTP/1.1\" 503 …` or a `status` field), null otherwise",
+            'the response status of an access line (`"GET /x HTTP/1.1" 503 …` or a `status` field), null otherwise',
+        ),
+        Column(
+            "http_duration_s",
+            pl.Float64,
+            "seconds the request of an access line took, when the line gives them with a unit after the status "
+            "(`… 503 1.002s`, `… 200 34ms`), null otherwise",
         ),
         Column("format", pl.String, "the format the event was parsed as (see `loglib.APP_LOG_FORMATS`)"),
         Column("file", pl.String, "source file the event came from"),

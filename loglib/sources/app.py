@@ -24,7 +24,7 @@ from loglib.core.rejects import ReadReport, finish_read, record_damage, rejects_
 from loglib.core.schema import APP_EVENTS, APP_EXTRA, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_epoch, parse_naive
 from loglib.errors import FormatError, LoglibWarning
-from loglib.formats.access_lines import http_status_expr
+from loglib.formats.access_lines import http_duration_expr, http_status_expr
 from loglib.formats.app_formats import (
     CONTAINER_PREFIX,
     JSON_MESSAGE_KEYS,
@@ -887,7 +887,9 @@ class _Parser:
             file=pl.lit(self.source.name),
         )
         extra = pl.col("extra") if "extra" in frame.columns else None
-        frame = frame.with_columns(http_status_expr(pl.col("message"), extra))
+        frame = frame.with_columns(
+            http_status_expr(pl.col("message"), extra), http_duration_expr(pl.col("message"))
+        )
         return conform(frame, APP_EVENTS)
 
 

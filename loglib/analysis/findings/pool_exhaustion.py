@@ -149,6 +149,13 @@ def _demand(inc: Evidence, windows: pl.DataFrame) -> tuple[float | None, float |
             (pl.col("end_event") == "checkin") & _outside(windows, "checkout_ts")
         )
         return _littles(holds["checkout_ts"], holds["held"], windows, "pool events (Little's law)")
+    served = _served_requests(inc, windows)
+    if served is not None:
+        return _littles(
+            served["_start"], served["_held"], windows,
+            "access-line durations of served requests (Little's law; a request holds its connection "
+            "at most that long: an upper bound)",
+        )  # fmt: skip
     busy = _gauge_busy(inc, windows)
     if busy is not None:
         return None, None, busy, "the checked-out gauge minus its floor (leaked connections excluded)"
@@ -164,6 +171,27 @@ def _demand(inc: Evidence, windows: pl.DataFrame) -> tuple[float | None, float |
         "no request-scoped holds in the evidence (pool events, the checked-out gauge, or per-request "
         "PostgreSQL sessions); a pool's long-lived sessions say nothing about demand"
     )
+
+
+#: this many served requests with a duration in their access line make it a demand source
+MIN_SERVED = 20
+
+
+def _served_requests(inc: Evidence, windows: pl.DataFrame) -> pl.DataFrame | None:
+    """Requests answered 2xx/3xx whose access line says how long they took, started outside the
+    full windows: ``_start`` and ``_held`` (their duration). Requests that failed waiting for a
+    connection held none and are left out; so are the leaking ones (they failed too)."""
+    app = inc.app
+    if app is None or "http_duration_s" not in app.columns or "http_status" not in app.columns:
+        return None
+    served = app.filter(
+        pl.col("http_duration_s").is_not_null() & (pl.col("http_status") < 400) & pl.col("ts").is_not_null()
+    ).select(
+        _start=pl.col("ts") - pl.duration(microseconds=(pl.col("http_duration_s") * 1e6).cast(pl.Int64)),
+        _held=pl.duration(microseconds=(pl.col("http_duration_s") * 1e6).cast(pl.Int64)),
+    )
+    served = served.filter(_outside(windows, "_start")).sort("_start")
+    return served if served.height >= MIN_SERVED else None
 
 
 def _littles(times: pl.Series, held: pl.Series, windows: pl.DataFrame, source: str):
