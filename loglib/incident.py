@@ -455,8 +455,8 @@ class Incident:
             return None
         frames = [self.read(s.name or s.kind) for s in specs]
         frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-        if "ts" in frame.columns:
-            frame = frame.sort("ts", nulls_last=True, maintain_order=True)
+        if "ts" in frame.columns and not (frame["ts"].null_count() == 0 and frame["ts"].is_sorted()):
+            frame = frame.sort("ts", nulls_last=True, maintain_order=True)  # a copy: only when needed
         self._frames[kind] = frame
         return frame
 
