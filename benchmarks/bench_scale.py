@@ -1,0 +1,314 @@
+"""How loglib scales with the incident: wall time and peak memory of the faces at 100 MB, 1 GB (, 5 GB).
+
+Builds incident folders under ``benchmarks/work/scale-<size>/`` from the bundled
+``pool-exhaustion`` incident (real PostgreSQL 15, a real Python app, a real Prometheus): hours of
+healthy traffic before it, in the same formats (PostgreSQL sessions with their statements, the
+app's access lines and an occasional error with its traceback, the same metric series at their
+5 s step), then the real incident at the end. About 62 % of the bytes are PostgreSQL's log, 36 %
+the app's and 2 % metrics. Then, each in a fresh process tree, it measures
+
+* ``loglib report INC --out OUT`` (the CLI and its notebook kernel: peak RSS is the sum over the
+  process tree, sampled every 0.1 s), run twice: cold (no Parquet cache) and warm (the cache of
+  the first run);
+* ``loglib connections pg/postgresql.log --every 1h``;
+* ``ll.export_bundle(Incident.load(INC), OUT)`` in a fresh interpreter;
+* a naive polars pass over the same bytes as the baseline ratio: every line read and its
+  timestamp parsed (``read_csv`` one column, ``str.to_datetime``), in the bench process.
+
+and prints each figure with its ratio to the 100 MB case.
+
+Run: ``python benchmarks/bench_scale.py [--sizes 100,1024] [--only report,connections,export]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work"
+SOURCE = ROOT / "data" / "incidents" / "pool-exhaustion"
+PREFIX = "%m [%p] %q%u@%d "
+#: share of the bytes per source
+SHARES = {"pg": 0.62, "app": 0.36}
+#: hours of healthy traffic before the real incident
+HOURS = 6
+STEP_S = 5
+
+_QUERIES = (
+    "SELECT id, name, price FROM products WHERE id = $1",
+    "SELECT count(*) FROM orders WHERE customer_id = $1 AND created_at > now() - interval '1 day'",
+    "INSERT INTO orders (customer_id, total, created_at) VALUES ($1, $2, now()) RETURNING id",
+    "UPDATE inventory SET stock = stock - $1 WHERE product_id = $2",
+    "BEGIN",
+    "COMMIT",
+)
+
+
+def _pg_background(path: Path, n_bytes: int, t0: float) -> None:
+    """PostgreSQL sessions of the checkout app, one per request, written in file (time) order."""
+    import polars as pl
+
+    per_session = 4 + 2  # received, authorized, statements, disconnection
+    n_sessions = max(1, n_bytes // (per_session * 125))
+    span_us = HOURS * 3600 * 1_000_000
+    gap = span_us // n_sessions
+    s = pl.DataFrame({"i": pl.arange(0, n_sessions, eager=True, dtype=pl.Int64)})
+    s = s.with_columns(
+        start=pl.lit(int(t0 * 1e6)) + pl.col("i") * gap,
+        pid=20_000 + pl.col("i") % 30_000,  # pids come back, far apart
+        port=30_000 + pl.col("i") % 30_000,
+        q=pl.col("i") % len(_QUERIES),
+    )
+    step = max(1, min(gap * 200, 40_000))  # a session lasts a few milliseconds (x4 steps)
+    rows = []
+    rows.append(s.select("i", "pid", ts="start", k=pl.lit(0),
+                         text=pl.format("LOG:  connection received: host=10.1.0.7 port={}", "port")))  # fmt: skip
+    rows.append(s.select("i", "pid", ts=pl.col("start") + 300, k=pl.lit(1),
+                         text=pl.lit("checkout@shop LOG:  connection authorized: user=checkout database=shop application_name=checkout-api")))  # fmt: skip
+    for n in range(1, 4):
+        query = pl.lit(pl.Series(_QUERIES)).get((pl.col("q") + n) % len(_QUERIES))
+        rows.append(s.select("i", "pid", ts=pl.col("start") + n * step, k=pl.lit(1 + n),
+                             text=pl.format("checkout@shop LOG:  duration: {}.{} ms  statement: {}",
+                                            (pl.col("i") % 7), (pl.col("i") % 997 + 100), query)))  # fmt: skip
+    rows.append(s.select("i", "pid", ts=pl.col("start") + 4 * step + 500, k=pl.lit(9),
+                         text=pl.format("checkout@shop LOG:  disconnection: session time: 0:00:00.{} user=checkout "
+                                        "database=shop host=10.1.0.7 port={}",
+                                        pl.lit(f"{(4 * step + 500) // 1000:03d}"), "port")))  # fmt: skip
+    frame = pl.concat(rows).sort("ts", "i", "k")
+    ts = pl.from_epoch(pl.col("ts"), time_unit="us").dt.strftime("%Y-%m-%d %H:%M:%S%.3f")
+    lines = frame.select(pl.format("{} UTC [{}] {}", ts, "pid", "text"))
+    lines.write_csv(path, include_header=False, quote_style="never")
+
+
+def _app_background(path: Path, n_bytes: int, t0: float) -> None:
+    """The app's access lines, and one failed request in 500 with the traceback the app logs."""
+    import polars as pl
+
+    real = (SOURCE / "app" / "app.log").read_text().splitlines()
+    at = next(i for i, ln in enumerate(real) if " ERROR " in ln)
+    end = next(i for i in range(at + 1, len(real)) if real[i][:2] == "20")
+    trace = "\n".join(real[at + 1 : end])
+    n = max(1, n_bytes // 115)
+    gap = HOURS * 3600 * 1_000_000 // n
+    f = pl.DataFrame({"i": pl.arange(0, n, eager=True, dtype=pl.Int64)})
+    ts = pl.from_epoch(pl.lit(int(t0 * 1e6)) + pl.col("i") * gap, time_unit="us")
+    stamp = pl.format(
+        "{},{}", ts.dt.strftime("%Y-%m-%d %H:%M:%S"), (ts.dt.millisecond()).cast(pl.String).str.zfill(3)
+    )
+    thread = pl.format("[Thread-{} (process_request_thread)]", pl.col("i") % 64 + 4)
+    access = pl.format('{} INFO checkout.access {} "{}" 200 0.0{}s', stamp, thread,
+                       pl.when(pl.col("i") % 3 == 0).then(pl.lit("GET /catalog"))
+                       .otherwise(pl.format("POST /checkout?total={}", pl.col("i") % 50_000)),
+                       (pl.col("i") % 90 + 10))  # fmt: skip
+    failed = pl.format("{} ERROR checkout.api {} POST /checkout failed\n{}", stamp, thread, pl.lit(trace))
+    lines = f.select(pl.when(pl.col("i") % 500 == 499).then(failed).otherwise(access))
+    lines.write_csv(path, include_header=False, quote_style="never")
+
+
+def _metrics(src: Path, dst: Path, t0: float) -> None:
+    """The real series, extended back over the healthy hours at their own step with their first value."""
+    doc = json.loads(src.read_text())
+    for series in doc.get("data", {}).get("result", []):
+        values = series.get("values")
+        if not values:
+            continue
+        first_t, first_v = float(values[0][0]), values[0][1]
+        back = [[t, first_v] for t in range(int(t0), int(first_t), STEP_S)]
+        series["values"] = back + values
+    dst.write_text(json.dumps(doc))
+
+
+def build(folder: Path, size_mb: int) -> float:
+    """Write the incident folder (``size_mb`` MiB in all); return its size in bytes."""
+    import tomllib
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    for sub in ("pg", "app", "prometheus"):
+        (folder / sub).mkdir(parents=True)
+    toml = (SOURCE / "incident.toml").read_text()
+    from datetime import datetime
+
+    start = tomllib.loads(toml)["start"]
+    t_inc = datetime.fromisoformat(start).timestamp() if isinstance(start, str) else start.timestamp()
+    t0 = t_inc - HOURS * 3600 - 60
+    total = size_mb * 1024 * 1024
+    real_pg = (SOURCE / "pg" / "postgresql.log").read_bytes()
+    real_app = (SOURCE / "app" / "app.log").read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        bg_pg, bg_app = Path(tmp) / "pg.log", Path(tmp) / "app.log"
+        _pg_background(bg_pg, max(0, int(total * SHARES["pg"]) - len(real_pg)), t0)
+        _app_background(bg_app, max(0, int(total * SHARES["app"]) - len(real_app)), t0)
+        with open(folder / "pg" / "postgresql.log", "wb") as out:
+            with open(bg_pg, "rb") as bg:
+                shutil.copyfileobj(bg, out, 1 << 24)
+            out.write(real_pg)
+        with open(folder / "app" / "app.log", "wb") as out:
+            with open(bg_app, "rb") as bg:
+                shutil.copyfileobj(bg, out, 1 << 24)
+            out.write(real_app)
+    for src in (SOURCE / "prometheus").glob("*.json"):
+        _metrics(src, folder / "prometheus" / src.name, t0)
+    # the window covers the healthy hours too, so every line is in the analysis
+    lines = toml.splitlines()
+    from datetime import UTC
+
+    first = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [f'start = "{first}"' if ln.startswith("start =") else ln for ln in lines]
+    lines = [ln.replace("Checkout 503s", f"Checkout 503s ({size_mb} MB)") for ln in lines]
+    (folder / "incident.toml").write_text("\n".join(lines) + "\n")
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and every descendant (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        p = int(entry)
+        children.setdefault(int(fields[1]), []).append(p)
+        rss[p] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+def run_tree(cmd: list[str], env: dict[str, str]) -> dict:
+    """Run ``cmd``; its wall time, the peak RSS summed over its process tree, and its exit code."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.1):
+            peak = max(peak, _tree_rss(proc.pid))
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    out, err = proc.communicate()
+    stop.set()
+    watcher.join()
+    return {"seconds": time.perf_counter() - t, "peak_mb": peak / 2**20, "rc": proc.returncode,
+            "stderr": err[-2000:], "stdout": out[-4000:]}  # fmt: skip
+
+
+def naive_pass(folder: Path) -> float:
+    """Seconds for the baseline: every line of the two logs read, its timestamp parsed (polars)."""
+    import polars as pl
+
+    t = time.perf_counter()
+    for log, fmt, cut in ((folder / "pg" / "postgresql.log", "%Y-%m-%d %H:%M:%S%.3f", 23),
+                          (folder / "app" / "app.log", "%Y-%m-%d %H:%M:%S,%3f", 23)):  # fmt: skip
+        frame = pl.scan_csv(log, has_header=False, separator="\x1f", quote_char=None,
+                            schema={"text": pl.String}).select(
+            pl.col("text").str.slice(0, cut).str.to_datetime(fmt, strict=False).alias("ts")
+        ).filter(pl.col("ts").is_not_null()).select(pl.len(), pl.col("ts").min()).collect()  # fmt: skip
+        assert frame.height == 1
+    return time.perf_counter() - t
+
+
+def measure(folder: Path, only: set[str], cache_dir: Path) -> dict[str, dict]:
+    loglib = str(Path(sys.executable).with_name("loglib"))
+    env = dict(
+        os.environ,
+        LOGLIB_CACHE_DIR=str(cache_dir),
+        POLARS_MAX_THREADS=os.environ.get("POLARS_MAX_THREADS", "2"),
+    )
+    out: dict[str, dict] = {}
+    if "report" in only:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        out["report (cold)"] = run_tree(
+            [loglib, "report", str(folder), "--out", str(folder.with_suffix(".out")), "-q"], env
+        )
+        out["report (warm)"] = run_tree(
+            [loglib, "report", str(folder), "--out", str(folder.with_suffix(".out")), "-q"], env
+        )
+    if "connections" in only:
+        out["connections"] = run_tree(
+            [
+                loglib,
+                "connections",
+                str(folder / "pg" / "postgresql.log"),
+                "--every",
+                "1h",
+                "--prefix",
+                PREFIX,
+                "-q",
+            ],
+            env,
+        )
+    if "export" in only:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        code = (
+            "import warnings, loglib as ll; warnings.simplefilter('ignore'); "
+            f"ll.export_bundle(ll.Incident.load({str(folder)!r}), {str(folder.with_suffix('.bundle'))!r})"
+        )
+        out["export_bundle"] = run_tree([sys.executable, "-c", code], env)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1024", help="MiB, comma-separated (the first is the base)")
+    parser.add_argument("--only", default="report,connections,export")
+    parser.add_argument("--keep", action="store_true", help="reuse incident folders already built")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    only = set(args.only.split(","))
+    WORK.mkdir(parents=True, exist_ok=True)
+    base: dict[str, dict] = {}
+    for size in sizes:
+        folder = WORK / f"scale-{size}"
+        if args.keep and (folder / "incident.toml").exists():
+            n_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        else:
+            t = time.perf_counter()
+            n_bytes = build(folder, size)
+            print(f"built {folder} ({n_bytes / 1e6:,.0f} MB) in {time.perf_counter() - t:.0f} s", flush=True)
+        naive = naive_pass(folder)
+        results = measure(folder, only, WORK / f"cache-{size}")
+        results["naive polars pass"] = {"seconds": naive, "peak_mb": float("nan"), "rc": 0}
+        print(f"\n{n_bytes / 1e6:,.0f} MB incident ({folder.name}):")
+        for name, r in results.items():
+            ratio = ""
+            if name in base and size != sizes[0]:
+                ratio = f"  x{r['seconds'] / base[name]['seconds']:.1f} time vs {sizes[0]} MiB"
+            rss = (
+                f"{r['peak_mb']:7,.0f} MB peak RSS ({r['peak_mb'] * 2**20 / n_bytes:.2f}x input)"
+                if r["peak_mb"] == r["peak_mb"]
+                else " " * 32
+            )
+            fail = (
+                ""
+                if r["rc"] == 0
+                else f"  FAILED rc={r['rc']}: {r.get('stderr', '').strip().splitlines()[-1:]}"
+            )
+            print(f"  {name:18s} {r['seconds']:7.1f} s {rss}{ratio}"
+                  f"  ({r['seconds'] / naive:.1f}x the naive pass){fail}", flush=True)  # fmt: skip
+        if size == sizes[0]:
+            base = results
+
+
+if __name__ == "__main__":
+    main()
