@@ -44,10 +44,6 @@ LEAKS_AS_DROPS = (
 NO_LEAK_FINDING = (
     "a leak that never exhausted the pool (a crash and a deploy emptied it) makes no finding and no rate"
 )
-FULL_WITHOUT_FAILURES = (
-    "exhaustion windows are measured from failures: a pool that stays full with no request waiting "
-    "(mixed-42: 69 s after the last timeout) is not seen; the checked-out gauge would show it"
-)
 IDLE_TX_BEHIND_BOUNCER = (
     "idle_in_transaction_gauge under-counts behind pgBouncer in session mode (pgbouncer-61: 10 of 16, "
     "pgbouncer-68: 8 of 10)"
@@ -55,7 +51,6 @@ IDLE_TX_BEHIND_BOUNCER = (
 NEW: dict[tuple[str, str], str] = {
     ("pgbouncer-61", "leaks_per_hour[idle_in_transaction_gauge]"): IDLE_TX_BEHIND_BOUNCER,
     ("pgbouncer-68", "leaks_per_hour[idle_in_transaction_gauge]"): IDLE_TX_BEHIND_BOUNCER,
-    ("mixed-42", "exhaustion_duration"): FULL_WITHOUT_FAILURES,
     ("mixed-40", "leaks_per_hour[checked_out_gauge]"): GAUGE_UNDER,
     ("mixed-40", "leak_rate"): NO_LEAK_FINDING,
 }

@@ -103,6 +103,48 @@ def _concurrency(inc: Evidence, windows: pl.DataFrame) -> tuple[float | None, fl
     return None, None, ""
 
 
+def _full_spans(inc: Evidence, windows: pl.DataFrame) -> tuple[list[tuple[datetime, datetime]], str]:
+    """How long each window had its pool full, and from what.
+
+    With the pool's checked-out gauge and a known capacity: each failure window joined with the
+    spans where a process's gauge sat at the capacity around it (edges at the midpoints of the
+    samples either side), since a full pool with nobody waiting fails no request but is still
+    full. Otherwise the failures' own span, first to last: a lower bound.
+    """
+    spans = [(a, b) for a, b in windows.select("start", "end").iter_rows()]
+    cap = inc.app_settings.capacity
+    m = inc.metrics
+    if not cap or m is None or m.height == 0:
+        return spans, "first to last failure (a lower bound)"
+    g = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
+    if g.height == 0:
+        return spans, "first to last failure (a lower bound)"
+    full: list[tuple[datetime, datetime]] = []
+    for _, one in g.sort("ts").group_by("series", maintain_order=True):
+        one = one.select("ts", "value").unique("ts", keep="last").sort("ts")
+        one = one.with_columns(
+            _a=pl.col("ts").shift(1).fill_null(pl.col("ts")),
+            _b=pl.col("ts").shift(-1).fill_null(pl.col("ts")),
+            _full=pl.col("value") >= cap,
+        ).with_columns(_run=pl.col("_full").rle_id())
+        runs = (
+            one.filter("_full")
+            .group_by("_run")
+            .agg(
+                (pl.col("_a").first() + (pl.col("ts").first() - pl.col("_a").first()) / 2).alias("s"),
+                (pl.col("ts").last() + (pl.col("_b").last() - pl.col("ts").last()) / 2).alias("e"),
+            )
+        )
+        full += list(runs.select("s", "e").iter_rows())
+    out = []
+    for a, b in spans:
+        for s, e in full:
+            if s <= b and e >= a:  # a full span of the gauge overlaps this window of failures
+                a, b = min(a, s), max(b, e)
+        out.append((a, b))
+    return out, "the checked-out gauge at the pool's capacity, joined with the failures"
+
+
 def _poisson_quantile(mean: float, q: float) -> int:
     """The least k with P(X ≤ k) ≥ q for X ~ Poisson(mean) (connections busy at once).
 
@@ -328,7 +370,8 @@ def detect(inc: Evidence) -> list[Finding]:
     evidence = evidence.sort("ts")
     restarts = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
     windows = _windows(evidence["ts"], restarts)
-    full_s = float(sum((e - s).total_seconds() for s, e in windows.select("start", "end").iter_rows()))
+    full, full_from = _full_spans(inc, windows)
+    full_s = float(sum((e - s).total_seconds() for s, e in full))
     app_fail = int((evidence["source"] == "app").sum())
     pg_fail = int((evidence["source"] == "postgres").sum())
     start, end = inc.window()
@@ -354,6 +397,7 @@ def detect(inc: Evidence) -> list[Finding]:
     numbers: dict = {
         "windows": windows.height,
         "full_s": round(full_s, 3),
+        "full_s_from": full_from,
         "pool_timeouts": int((evidence["what"] == "pool_timeout").sum()),
         "app_refusals": int((evidence["what"] == "too_many_connections").sum()),
         "server_refusals": pg_fail,
