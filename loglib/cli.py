@@ -12,20 +12,15 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
-
-import polars as pl
+from typing import TYPE_CHECKING, TextIO
 
 from loglib import __version__
-from loglib.analysis.connections import pg_connections
-from loglib.analysis.reads import read_lines, read_summary
-from loglib.analysis.sessions import pg_sessions
-from loglib.cache import cache_stats, cached_read, clear_cache
-from loglib.core.rejects import read_report
-from loglib.core.timeparse import check_tz, to_timedelta
 from loglib.errors import LoglibError, RejectedLinesWarning
+from loglib.formats.pg_prefix import FORMATS
 from loglib.outdir import check_writable, claim_out
-from loglib.sources.postgres import FORMATS, read_pg_log
+
+if TYPE_CHECKING:  # polars is imported by the commands that use it: `loglib --help` stays fast
+    import polars as pl
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample-pg"
 #: the bundled incidents, in a source checkout (an editable install)
@@ -140,6 +135,8 @@ def _heartbeat(
 
 
 def _tz_arg(value: str) -> str:
+    from loglib.core.timeparse import check_tz
+
     try:
         return check_tz(value) or value
     except LoglibError:
@@ -150,6 +147,8 @@ def _tz_arg(value: str) -> str:
 
 
 def _every_arg(value: str) -> str:
+    from loglib.core.timeparse import to_timedelta
+
     try:
         width = to_timedelta(value, argument="--every")
     except ValueError:
@@ -225,6 +224,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _print_reads(incident_dir: str, *, file: TextIO | None = None, reports: dict | None = None) -> None:
     """What was read, one line per source (the sources are cached: nothing is read again)."""
+    from loglib.analysis.reads import read_lines, read_summary
     from loglib.incident import Incident
 
     with warnings.catch_warnings():
@@ -263,6 +263,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _csv_column(name: str, dtype: pl.DataType) -> pl.Expr:
     """A column CSV can hold: structs as JSON, lists joined by newlines, durations in seconds."""
+    import polars as pl
+
     col = pl.col(name)
     if isinstance(dtype, pl.Struct):
         return col.struct.json_encode()
@@ -274,6 +276,9 @@ def _csv_column(name: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _parse(args: argparse.Namespace) -> int:
+    from loglib.analysis.reads import read_lines, read_summary
+    from loglib.cache import cached_read
+    from loglib.core.rejects import read_report
     from loglib.incident import reader
 
     out = Path(args.out)
@@ -334,12 +339,23 @@ def _timeline(args: argparse.Namespace) -> int:
 
 
 def _print_table(frame: pl.DataFrame) -> None:
+    import polars as pl
+
     with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True,
                    tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True):  # fmt: skip
         print(frame)
 
 
 def _connections(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from loglib.analysis.connections import pg_connections
+    from loglib.analysis.reads import read_lines, read_summary
+    from loglib.analysis.sessions import pg_sessions
+    from loglib.cache import cached_read
+    from loglib.core.rejects import read_report
+    from loglib.sources.postgres import read_pg_log
+
     steps = _Steps(quiet=args.quiet)
     with steps.step(f"reading {' '.join(args.paths)[:80]}"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RejectedLinesWarning)  # reported below, with the rest
@@ -370,6 +386,8 @@ def _connections(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
+    from loglib.cache import cache_stats, clear_cache
+
     if args.action == "clear":
         print(f"removed {clear_cache()}")
     else:
@@ -428,7 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     conn.add_argument("--prefix", help="the server's log_line_prefix, verbatim")
     conn.add_argument("--tz", type=_tz_arg, help="the server's log_timezone, for naive or ambiguous times")
     conn.add_argument("--year", type=int, help="year of BSD syslog timestamps")
-    conn.add_argument("--no-cache", action="store_true", help="parse the files again instead of loading loglib's Parquet cache")
+    conn.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="parse the files again instead of loading loglib's Parquet cache",
+    )
     conn.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     conn.set_defaults(func=_connections)
 
@@ -449,7 +471,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-redact", action="store_true", help="keep secrets in every file written (never for sharing)"
     )
     rep.add_argument("--hosts", action="store_true", help="also replace host names and IPs by pseudonyms")
-    rep.add_argument("--no-cache", action="store_true", help="parse the files again instead of loading loglib's Parquet cache")
+    rep.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="parse the files again instead of loading loglib's Parquet cache",
+    )
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     rep.set_defaults(func=_report)
 
@@ -464,7 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument("--tz", type=_tz_arg, help="zone of naive timestamps")
     parse.add_argument("--redact", action="store_true", help="remove secrets from every text column first")
     parse.add_argument("--hosts", action="store_true", help="with --redact: also pseudonymise hosts and IPs")
-    parse.add_argument("--no-cache", action="store_true", help="parse the files again instead of loading loglib's Parquet cache")
+    parse.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="parse the files again instead of loading loglib's Parquet cache",
+    )
     parse.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parse.set_defaults(func=_parse)
 

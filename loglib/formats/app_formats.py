@@ -362,6 +362,30 @@ def exc_chain_expr(text: pl.Expr) -> pl.Expr:
 
 #: a JSON record's message keys, first found wins (Rust tracing nests it: ``fields.message``)
 JSON_MESSAGE_KEYS = ("msg", "message", "event", "@message")
+#: the keys each canonical field of a JSON record is read from, the first one present wins
+JSON_FIELD_KEYS: dict[str, tuple[str, ...]] = {
+    "ts": ("time", "timestamp", "ts", "@timestamp", "t", "date", "datetime", "asctime"),
+    "level": ("level", "severity", "levelname", "log.level", "lvl", "loglevel"),
+    "logger": ("logger", "logger_name", "name", "log.logger", "component", "target"),
+    "service": ("service", "service.name", "app", "application"),
+    "host": ("hostname", "host", "host.name"),
+    "pid": ("pid", "process.pid"),
+    "request_id": (
+        "request_id",
+        "requestId",
+        "req_id",
+        "reqId",
+        "x_request_id",
+        "x-request-id",
+        "request.id",
+        "http.request.id",
+        "correlation_id",
+        "correlationId",
+    ),
+    "caller": ("caller", "source", "func"),
+    "tb": ("exception", "exc_info", "stack", "stacktrace", "stack_trace", "error.stack_trace"),
+    "err": ("error", "err", "error.message"),
+}
 #: error fields whose text stands in for a missing message (a record that is only an error)
 JSON_ERROR_KEYS = ("error", "err", "exception", "error.message", "exc_info", "stack_trace")
 #: the reject reason of a one-line JSON object that is no log record

@@ -12,6 +12,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+#: the PostgreSQL log formats the reader knows (``read_pg_log(format=...)``)
+FORMATS = ("stderr", "csvlog", "jsonlog", "syslog", "rds", "cloudsql", "cnpg")
 _TS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 _ZONE = r"(?:[A-Za-z][A-Za-z0-9_/+\-]*|[+\-]\d\d(?::?\d\d)?)"
 

@@ -1,0 +1,249 @@
+"""JSON log records decoded by polars' own JSON reader, each field mapped by expressions.
+
+A chunk's JSON lines are decoded in one ``str.json_decode`` (a struct column, one field per
+key seen in the chunk); the canonical fields are then chosen per row with the same key
+tables as the record-by-record reader (:data:`~loglib.formats.app_formats.JSON_FIELD_KEYS`,
+the first key present wins) and the other keys become ``extra``. No Python runs per record.
+
+What the struct cannot say exactly is left to the record-by-record reader, row by row: an
+explicit ``null`` (a key present with no value is still an ``extra``), nested objects other
+than the error (``extra`` keeps Python's JSON spelling of them), integral or exponent floats
+(``3`` vs ``3.0``), records without a message (Rust tracing ``fields``, error-only records),
+loguru's ``record``, and whole chunks polars will not decode (``NaN``, a broken line).
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from loglib.core.schema import APP_EXTRA
+from loglib.formats.app_formats import JSON_FIELD_KEYS, JSON_MESSAGE_KEYS, NUMERIC_LEVELS, PY_LEVELNO
+from loglib.sources.app._common import _FIELDS
+
+_NESTED = (pl.Struct, pl.List, pl.Array)
+#: numeric levels: pino/bunyan's, else Python's levelno (pino's win where both name a number)
+_LEVELS = {**PY_LEVELNO, **NUMERIC_LEVELS}
+#: the error object's fields the reader uses (pino/bunyan ``err``, ECS ``error``)
+_ERR_FIELDS = ("type", "message", "stack", "stack_trace")
+_EXPLICIT_NULL = r":\s*null\s*[,}\]]"
+#: the raw line, beside the decoded keys (no JSON key is spelled so)
+_LINE = "\x00line"
+
+
+def _key_position(key: str) -> pl.Expr:
+    """Where ``"key":`` stands in the raw line: extras keep the record's own key order."""
+    return pl.col(_LINE).str.find('"' + re.escape(key) + r'"\s*:')
+
+
+def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
+    """``(ok, fields)`` for JSON lines (each starting with ``{``): ``fields`` has the reader's
+    intermediate columns plus ``epoch`` and ``ts_text``; rows with ``ok`` False must be read
+    record by record. None when polars cannot decode the chunk at all.
+
+    Examples
+    --------
+    >>> ok, f = decode_json(pl.Series(['{"level":30,"time":1709287200000,"msg":"up","port":80}']))
+    >>> ok.to_list(), f["level"].to_list(), f["message"].to_list(), f["extra"].to_list()
+    ([True], ['info'], ['up'], [[{'key': 'port', 'value': '80'}]])
+    """
+    try:
+        decoded = lines.str.json_decode(infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        return None
+    if not isinstance(decoded.dtype, pl.Struct) or not decoded.dtype.fields:
+        return None
+    frame = decoded.struct.unnest()
+    schema = frame.schema
+    frame = frame.with_columns(lines.alias(_LINE))
+    ok = ~lines.str.contains(_EXPLICIT_NULL).fill_null(True)
+    present = {t: [k for k in keys if k in schema] for t, keys in JSON_FIELD_KEYS.items()}
+    present["message"] = [k for k in JSON_MESSAGE_KEYS if k in schema]
+    if not present["message"]:
+        return pl.repeat(False, lines.len(), eager=True), _empty(lines.len())
+    # per row, the key each field is read from, then whether each key was read (computed once)
+    frame = frame.with_columns([_first_key(keys).alias(f"\x00c{t}") for t, keys in present.items()])
+    chosen = {t: pl.col(f"\x00c{t}") for t in present}
+    picked = {t: keys for t, keys in present.items() if keys}
+    extra_keys = [k for k, dt in schema.items() if not isinstance(dt, _NESTED) and dt != pl.Null]
+    frame = frame.with_columns(
+        [
+            pl.any_horizontal(
+                [chosen[t] == key for t, keys in picked.items() if key in keys] or [pl.lit(False)]
+            )
+            .fill_null(False)
+            .alias(f"\x00u{key}")
+            for key in schema
+        ]
+        + [_key_position(key).alias(f"\x00p{key}") for key in extra_keys]
+    )
+    err_struct = [k for k in ("err", "error") if isinstance(schema.get(k), pl.Struct)]
+    checks: list[pl.Expr] = [chosen["message"].is_not_null()]
+    for key, dtype in schema.items():
+        value, used = pl.col(key), pl.col(f"\x00u{key}")
+        if isinstance(dtype, _NESTED):
+            # only the error object may be nested, and only when it is the one read as the error
+            allowed = key in err_struct and all(
+                schema[key].to_schema().get(f, pl.String) == pl.String for f in _ERR_FIELDS
+            )
+            checks.append(value.is_null() | (pl.lit(allowed) & (chosen["err"] == key).fill_null(False)))
+        elif dtype != pl.Null:  # an extra whose place in the line is not found is read record by record
+            checks.append(value.is_null() | used | pl.col(f"\x00p{key}").is_not_null())
+        if dtype == pl.Float64 and key not in present["ts"]:
+            exact = (value != value.floor()) & (value.abs() < 1e16) & (value.abs() >= 1e-4)
+            checks.append(value.is_null() | exact)
+        if key in present["message"] and dtype != pl.String:
+            checks.append(value.is_null() | (chosen["message"] != key).fill_null(True))
+    ok = ok & frame.select(pl.all_horizontal(checks)).to_series()
+    fields = frame.select(_field_exprs(schema, present, chosen, err_struct, extra_keys, frame))
+    return ok, fields
+
+
+def _first_key(keys: list[str]) -> pl.Expr:
+    """The first of ``keys`` whose value is not null, per row (null: none)."""
+    expr: pl.Expr = pl.lit(None, dtype=pl.String)
+    for key in reversed(keys):
+        expr = pl.when(pl.col(key).is_not_null()).then(pl.lit(key)).otherwise(expr)
+    return expr
+
+
+def _text(key: str, dtype: pl.DataType) -> pl.Expr:
+    """A scalar as the record-by-record reader spells it (strings as they are, JSON's true/false)."""
+    if dtype == pl.Boolean:
+        return pl.when(pl.col(key)).then(pl.lit("true")).otherwise(pl.lit("false"))
+    return pl.col(key).cast(pl.String)
+
+
+def _pick(keys: list[str], chosen: pl.Expr, schema: pl.Schema, convert=None) -> pl.Expr:
+    """The value of the chosen key as text (``convert(key, dtype)`` overrides the spelling)."""
+    parts = []
+    for key in keys:
+        dtype = schema[key]
+        if isinstance(dtype, _NESTED):
+            continue
+        value = convert(key, dtype) if convert else _text(key, dtype)
+        parts.append(pl.when(chosen == key).then(value))
+    return pl.coalesce(parts) if parts else pl.lit(None, dtype=pl.String)
+
+
+def _field_exprs(
+    schema: pl.Schema,
+    present: dict[str, list[str]],
+    chosen: dict[str, pl.Expr],
+    err_struct: list[str],
+    extra_keys: list[str],
+    frame: pl.DataFrame,
+) -> list[pl.Expr]:
+    def level(key: str, dtype: pl.DataType) -> pl.Expr:
+        if dtype == pl.Int64:
+            return pl.col(key).replace_strict(_LEVELS, default=None, return_dtype=pl.String)
+        return _text(key, dtype)
+
+    def err_field(name: str) -> pl.Expr:
+        """A field of the error object: ``err`` when it is an object, else ``error``."""
+        out: pl.Expr = pl.lit(None, dtype=pl.String)
+        for key in reversed(err_struct):
+            sub = schema[key].to_schema()
+            value = (
+                pl.col(key).struct.field(name).cast(pl.String)
+                if name in sub
+                else pl.lit(None, dtype=pl.String)
+            )
+            out = pl.when(pl.col(key).is_not_null()).then(value).otherwise(out)
+        return out
+
+    ts_keys, chosen_ts = present["ts"], chosen["ts"]
+    epoch_parts, text_parts = [], []
+    for key in ts_keys:
+        dtype = schema[key]
+        if dtype in (pl.Int64, pl.Float64):
+            epoch_parts.append(pl.when(chosen_ts == key).then(pl.col(key).cast(pl.Float64)))
+        elif dtype == pl.String:
+            digits = pl.col(key).str.contains(r"^\d+(?:\.\d+)?$")
+            epoch_parts.append(
+                pl.when((chosen_ts == key) & digits).then(pl.col(key).cast(pl.Float64, strict=False))
+            )
+            text_parts.append(pl.when((chosen_ts == key) & ~digits).then(pl.col(key)))
+    message = _pick(present["message"], chosen["message"], schema)
+    err_chosen = chosen["err"]
+    err_string = pl.coalesce(
+        [pl.when(err_chosen == k).then(pl.col(k)) for k in present["err"] if schema[k] == pl.String]
+        or [pl.lit(None, dtype=pl.String)]
+    )
+    err = pl.coalesce(err_string, err_field("message"))
+    tb = _pick(present["tb"], chosen["tb"], schema)
+    stack, stack_trace = err_field("stack"), err_field("stack_trace")
+    tb = pl.when(tb != "").then(tb).when(stack != "").then(stack).otherwise(stack_trace)
+    etype = err_field("type")
+    if "error.type" in schema and not isinstance(schema["error.type"], _NESTED):
+        etype = pl.when(etype != "").then(etype).otherwise(_text("error.type", schema["error.type"]))
+    m_ok, e_ok = message.fill_null("") != "", err.fill_null("") != ""
+    head = (
+        pl.when(m_ok & e_ok & (message != err))
+        .then(pl.concat_str(message, pl.lit("\n"), err))
+        .when(m_ok)
+        .then(message)
+        .when(e_ok)
+        .then(err)
+        .otherwise(pl.lit(""))
+    )
+    # every key no field was read from is an extra, in the record's own key order
+    included = {k: ~pl.col(f"\x00u{k}") & pl.col(k).is_not_null() for k in extra_keys}
+    extras = [
+        pl.struct(pl.lit(k).alias("key"), pl.when(included[k]).then(_text(k, schema[k])).alias("value"))
+        for k in extra_keys
+    ]
+    element = pl.element().struct
+    kept = element.field("value").is_not_null()
+    extra = (
+        pl.concat_list(extras).list.eval(pl.element().filter(kept))
+        if extras
+        else pl.lit(None, dtype=APP_EXTRA)
+    )
+    if extras and _out_of_order(frame, extra_keys, included):  # records of several key orders
+        placed = [
+            pl.struct(pl.lit(k).alias("key"), pl.when(included[k]).then(_text(k, schema[k])).alias("value"),
+                      pl.col(f"\x00p{k}").alias("pos"))
+            for k in extra_keys
+        ]  # fmt: skip
+        extra = pl.concat_list(placed).list.eval(
+            pl.struct(element.field("key"), element.field("value"))
+            .filter(kept)
+            .sort_by(element.field("pos").filter(kept))
+        )
+    text_null = pl.lit(None, dtype=pl.String)
+    return [
+        pl.lit(None, dtype=_FIELDS["ts"]).alias("ts"),
+        _pick(present["level"], chosen["level"], schema, level).alias("level"),
+        _pick(present["logger"], chosen["logger"], schema).alias("logger"),
+        message.alias("message"),
+        _pick(present["pid"], chosen["pid"], schema).alias("pid"),
+        _pick(present["request_id"], chosen["request_id"], schema).alias("request_id"),
+        _pick(present["host"], chosen["host"], schema).alias("host"),
+        _pick(present["service"], chosen["service"], schema).alias("service"),
+        _pick(present["caller"], chosen["caller"], schema).alias("caller"),
+        pl.when(extra.list.len() > 0).then(extra).cast(APP_EXTRA).alias("extra"),
+        tb.alias("tb"),
+        err.alias("err"),
+        pl.when(etype.fill_null("") != "").then(pl.concat_list(etype)).cast(pl.List(pl.String)).alias("exc"),
+        head.alias("head"),
+        (pl.coalesce(epoch_parts) if epoch_parts else pl.lit(None, dtype=pl.Float64)).alias("epoch"),
+        (pl.coalesce(text_parts) if text_parts else text_null).alias("ts_text"),
+    ]
+
+
+def _out_of_order(frame: pl.DataFrame, keys: list[str], included: dict[str, pl.Expr]) -> bool:
+    """Does any row hold its extra keys in another order than the chunk's key order?"""
+    seen: pl.Expr = pl.lit(-1, dtype=pl.Int64)
+    late: list[pl.Expr] = []
+    for k in keys:
+        pos = pl.when(included[k]).then(pl.col(f"\x00p{k}").cast(pl.Int64))
+        late.append((pos < seen).fill_null(False))
+        seen = pl.max_horizontal(seen, pos)
+    return bool(frame.select(pl.any_horizontal(late).any()).item())
+
+
+def _empty(n: int) -> pl.DataFrame:
+    cols = {**_FIELDS, "epoch": pl.Float64, "ts_text": pl.String}
+    return pl.DataFrame({k: pl.repeat(None, n, dtype=v, eager=True) for k, v in cols.items()})

@@ -1,0 +1,175 @@
+"""What every PostgreSQL format ends with: UTC times, the event, fields read from messages, the schema; English messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from loglib.core.schema import PG_EVENTS, UTC_TS, conform
+from loglib.core.timeparse import localize, parse_epoch, parse_iso, parse_naive
+from loglib.formats.pg_catalogs import Language, languages
+from loglib.formats.pg_messages import (
+    AUTHORIZED_FIELDS,
+    DISCONNECTION_FIELDS,
+    PG_EVENT_RULES,
+    RECEIVED_FIELDS,
+    with_event,
+)
+from loglib.formats.pg_prefix import SEVERITIES
+
+_UNKNOWN = ("", "[unknown]", "unknown")
+
+
+@dataclass
+class _Options:
+    format: str | None
+    prefix: str | None
+    tz: str | None
+    year: int | None
+    chunk_bytes: int
+
+
+def _nulls(name: str, n: int) -> pl.Series:
+    return pl.repeat(None, n, dtype=pl.String, eager=True).alias(name)
+
+
+def _fields_where(raw: pl.DataFrame, event: str, regex: str, name: str) -> list[pl.Series]:
+    """``regex``'s groups (``name1``, ``name2``…) read from the messages of ``event`` rows only."""
+    rows = (raw["event"] == event).arg_true()
+    groups = raw["message"].gather(rows).str.extract_groups(regex).struct.unnest()
+    return [_nulls(f"{name}{c}", raw.height).scatter(rows, groups[c]) for c in groups.columns]
+
+
+def _known(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.is_in(list(_UNKNOWN))).then(None).otherwise(expr)
+
+
+def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
+    """Intermediate columns -> canonical ``pg_events`` rows."""
+    cols = set(raw.columns)
+    for c in ("ts_text", "zone", "iso", "epoch", "remote", "client_host", "client_port", "detail", "host",
+              "user", "database", "application", "sqlstate", "session_id", "pid"):  # fmt: skip
+        if c not in cols:
+            raw = raw.with_columns(pl.lit(None, dtype=pl.Float64 if c == "epoch" else pl.String).alias(c))
+    # time: wall clock + zone, ISO with offset, or epoch seconds
+    if "ts_fmt" in cols:
+        naive = parse_naive(raw["ts_text"].str.replace(r"  +", " "), raw["ts_fmt"][0])
+        ts = localize(naive, None, tz=opts.tz, where=where)
+    else:
+        ts = (
+            localize(parse_naive(raw["ts_text"]), raw["zone"], tz=opts.tz, where=where)
+            if raw["ts_text"].is_not_null().any()
+            else pl.Series("ts", [None] * raw.height, dtype=UTC_TS)
+        )
+    ts = pl.select(pl.coalesce(ts.cast(UTC_TS), parse_iso(raw["iso"]), parse_epoch(raw["epoch"]))).to_series()
+    message = raw["message"]
+    padded = message.str.contains(r"\s$").fill_null(False)
+    if padded.any():  # trailing blanks (a statement's last line), stripped on those rows only
+        idx = padded.arg_true()
+        raw = raw.with_columns(message.scatter(idx, message.gather(idx).str.strip_chars_end()))
+    raw = with_event(raw)
+    # each event's fields are parsed once, on that event's rows only
+    raw = raw.hstack(
+        [
+            *_fields_where(raw, "connection_received", RECEIVED_FIELDS, "_rcv"),
+            *_fields_where(raw, "connection_authorized", AUTHORIZED_FIELDS, "_auth"),
+            *_fields_where(raw, "disconnection", DISCONNECTION_FIELDS, "_disc"),
+        ]
+    )
+
+    def received(i: int) -> pl.Expr:
+        return pl.col(f"_rcv{i}")
+
+    def authorized(i: int) -> pl.Expr:
+        return pl.col(f"_auth{i}")
+
+    def disc(i: int) -> pl.Expr:
+        return pl.col(f"_disc{i}")
+
+    # %r is host(port); csvlog/cnpg connection_from is host:port
+    remote = raw["remote"]
+    if remote.null_count() < raw.height:
+        parts = remote.str.extract_groups(r"^(?P<h>.*?)(?:\((?P<p>\d+)\)|:(?P<q>\d+))?$").struct.unnest()
+        raw = raw.with_columns(_remote_h=parts["h"], _remote_p=pl.coalesce(parts["p"], parts["q"]))
+    else:
+        raw = raw.with_columns(_remote_h=remote, _remote_p=remote)
+    remote_host, remote_port = pl.col("_remote_h"), pl.col("_remote_p")
+    session_pid = (
+        pl.col("session_id").str.extract(r"^[0-9a-f]+\.([0-9a-f]+)$", 1).str.to_integer(base=16, strict=False)
+        if raw["session_id"].null_count() < raw.height
+        else pl.lit(None, dtype=pl.Int64)
+    )
+    frame = raw.with_columns(
+        ts=ts,
+        # %c is '<start time hex>.<pid hex>': the pid of prefixes that carry only it (Azure's '%t-%c-')
+        pid=pl.coalesce(pl.col("pid").cast(pl.Int64, strict=False), session_pid),
+    ).with_columns(
+        client_host=pl.coalesce(
+            _known(pl.col("client_host")),
+            _known(remote_host),
+            received(1),
+            disc(6),
+        ),
+        client_port=pl.coalesce(pl.col("client_port"), remote_port, received(2), disc(7)),
+        user=pl.coalesce(_known(pl.col("user")), _known(authorized(1)), _known(disc(4))),
+        database=pl.coalesce(_known(pl.col("database")), _known(authorized(2)), _known(disc(5))),
+        application=pl.coalesce(_known(pl.col("application")), _known(authorized(3))),
+        sqlstate=_known(pl.col("sqlstate")),
+        session_duration=pl.when(disc(1).is_not_null()).then(
+            pl.duration(
+                hours=disc(1).cast(pl.Int64),
+                minutes=disc(2).cast(pl.Int64),
+                microseconds=(disc(3).cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64),
+                time_unit="us",
+            )
+        ),
+    )
+    return conform(frame, PG_EVENTS)
+
+
+def _english_messages(entries: pl.DataFrame, lang: Language | None) -> pl.DataFrame:
+    """Event-naming messages and ``[unknown]`` back in English, through the server's catalog."""
+    if lang is None or entries.height == 0:
+        return entries
+    entries = entries.with_columns(
+        pl.col("message").map_elements(lang.english, return_dtype=pl.String, skip_nulls=True)
+    )
+    fields = [c for c in ("user", "database", "application", "remote", "client_host") if c in entries.columns]
+    return entries.with_columns(pl.col(fields).replace(lang.unknown, "[unknown]"))
+
+
+_EVENT_HEAD = "^(?:" + "|".join(f"(?:{regex[1:]})" for _, _, regex in PG_EVENT_RULES) + ")"
+
+
+class _RecordLanguage:
+    """The language of a csvlog/jsonlog/CloudNativePG source, decided on its first records: looked
+    up only when a severity is not English, or when 20 records in a row name no English event."""
+
+    def __init__(self) -> None:
+        self.decided = False
+        self.lang: Language | None = None
+
+    def english(self, raw: pl.DataFrame) -> pl.DataFrame:
+        if not self.decided and raw.height:
+            self.decided = True
+            self.lang = self._decide(raw)
+        if self.lang is None:
+            return raw
+        raw = raw.with_columns(pl.col("severity").replace(self.lang.severities).str.strip_chars())
+        return _english_messages(raw, self.lang)
+
+    @staticmethod
+    def _decide(raw: pl.DataFrame) -> Language | None:
+        sev = raw["severity"].drop_nulls()
+        foreign = sev.filter(~sev.is_in(list(SEVERITIES)))
+        msgs = raw["message"].drop_nulls().head(400)
+        if foreign.len() == 0 and (msgs.len() < 20 or msgs.str.contains(_EVENT_HEAD).any()):
+            return None
+        words, texts = set(foreign.unique().to_list()), msgs.to_list()
+
+        def score(lang: Language) -> int:
+            return len(words & set(lang.severities)) * 100 + sum(t.startswith(lang.starts) for t in texts)
+
+        ranked = sorted(languages(), key=score, reverse=True)
+        return ranked[0] if ranked and score(ranked[0]) > 0 else None

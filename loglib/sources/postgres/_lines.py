@@ -1,0 +1,344 @@
+"""Line-based PostgreSQL logs (stderr, RDS, syslog, Cloud SQL): the prefix regex, folding, rejects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import polars as pl
+
+from loglib.core.rejects import ReadReport, add_rejects
+from loglib.errors import FormatError
+from loglib.formats.pg_catalogs import Language
+from loglib.formats.pg_prefix import SECONDARY, CompiledPrefix, compile_prefix
+from loglib.sources._chunks import read_entries
+from loglib.sources.files import (
+    Source,
+)
+from loglib.sources.postgres._detect import (
+    _COMMAND_OUTPUT,
+    _MEMORY_DUMP,
+    _SYSLOG_BSD,
+    _SYSLOG_ISO,
+    COMMAND_OUTPUT_REASON,
+    MEMORY_DUMP_REASON,
+)
+from loglib.sources.postgres._finish import _english_messages, _finish, _nulls, _Options
+
+
+def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fold matched lines, secondary lines and continuations into entries.
+
+    ``frame`` has ``line`` (number), ``text``, ``severity`` (null when the prefix did not
+    match), ``message``, ``is_cont`` (a continuation of the line before) and the prefix's
+    groups. Returns (entries, rejected line rows).
+    """
+    matched = pl.col("severity").is_not_null()
+    secondary = pl.col("severity").is_in(list(SECONDARY))
+    if "noise" in frame.columns:
+        frame = frame.with_columns(is_cont=pl.col("is_cont") | _untabbed_sql(frame))
+    frame = frame.with_columns(
+        primary=matched & ~secondary,
+        section=matched.cum_sum(),
+    ).with_columns(entry=pl.col("primary").cum_sum())
+    bad = (~matched & ~pl.col("is_cont")) | (pl.col("entry") == 0) & ~pl.col("primary")
+    rejected = frame.filter(bad)
+    frame = frame.filter(~bad)
+    helpers = ["primary", "section", "entry", "is_cont"]
+    primary = pl.col("primary")
+    # every entry is its primary line; continuation and DETAIL/HINT/... lines only add text to it
+    entries = frame.filter(primary)
+    if entries.height == frame.height:
+        return entries.drop(helpers), rejected
+    # the lines of entries that have several (a primary followed by a line that is not a new entry)
+    multi = frame.select(~primary | ~primary.shift(-1).fill_null(True)).to_series()
+    rows = frame.filter(multi)
+    cont_text = pl.col("text").str.strip_prefix("\t").str.replace("^#011", "")
+    sections = (
+        rows.select(
+            "section",
+            "entry",
+            "primary",
+            "severity",
+            part=pl.when(pl.col("is_cont")).then(cont_text).otherwise(pl.col("message")),
+        )
+        .group_by("section", maintain_order=True)
+        .agg(
+            pl.col("entry").first(),
+            pl.col("primary").first(),
+            pl.col("severity").first(),
+            pl.col("part").str.join("\n").alias("section_text"),
+        )
+    )
+    first_entry = int(entries["entry"][0])
+    message = sections.filter(pl.col("primary"))
+    detail = (
+        sections.filter(~pl.col("primary"))
+        .group_by("entry", maintain_order=True)
+        .agg(pl.concat_str("severity", pl.lit(": "), "section_text").str.join("\n").alias("_detail"))
+    )
+    # entries are numbered first_entry, first_entry + 1, ... in row order: write the texts in place
+    at = (message["entry"] - first_entry).cast(pl.UInt32)
+    entries = entries.with_columns(entries["message"].scatter(at, message["section_text"]))
+    if detail.height:
+        at = (detail["entry"] - first_entry).cast(pl.UInt32)
+        new = _nulls("detail", entries.height).scatter(at, detail["_detail"])
+        if "detail" in entries.columns:
+            new = entries["detail"].fill_null(new)
+        entries = entries.with_columns(new.alias("detail"))
+    return entries.drop(helpers), rejected
+
+
+# entries whose message or section is SQL, which copy-pasted logs continue on lines without a tab
+_SQL_SECTIONS = ("STATEMENT", "QUERY", "CONTEXT", "DETAIL", "HINT")
+_SQL_LOG = r"^(?:duration: [\d.]+ ms  )?(?:statement|execute [^:]*|parse [^:]*|bind [^:]*): "
+
+
+def _noise_series(text: pl.Series, severity: pl.Series) -> pl.Series:
+    """``memory`` / ``command`` for lines the prefix did not match that are known noise, else null."""
+    # every memory-dump line holds "blocks; " and no command line starts with a tab: the regexes
+    # run only on the few lines that can match them
+    maybe = severity.is_null() & (
+        text.str.contains("blocks; ", literal=True) | ~text.str.starts_with("\t")
+    ).fill_null(False)
+    out = _nulls("noise", text.len())
+    idx = maybe.arg_true()
+    if idx.len() == 0:
+        return out
+    sub = text.gather(idx)
+    kind = pl.select(
+        pl.when(sub.str.contains(_MEMORY_DUMP))
+        .then(pl.lit("memory"))
+        .when(sub.str.contains(_COMMAND_OUTPUT))
+        .then(pl.lit("command"))
+    ).to_series()
+    return out.scatter(idx, kind)
+
+
+def _untabbed_sql(frame: pl.DataFrame) -> pl.Series:
+    """Unmatched lines that continue SQL with no leading tab (downloaded or copy-pasted logs): the
+    line follows a STATEMENT/QUERY/CONTEXT/DETAIL/HINT section or a ``statement:`` entry, or
+    another such line, and is not known noise."""
+    sev = pl.col("severity")
+    sql = sev.is_in(list(_SQL_SECTIONS)) | ((sev == "LOG") & pl.col("message").str.contains(_SQL_LOG))
+    ctx = (
+        pl.when(sev.is_not_null())
+        .then(sql)
+        .when(pl.col("noise").is_not_null())
+        .then(pl.lit(False))
+        .forward_fill()
+        .fill_null(False)
+    )
+    return frame.select(sev.is_null() & pl.col("noise").is_null() & ctx).to_series()
+
+
+def _reject_reasons(rows: pl.DataFrame, prefix: str | None, fmt: str) -> pl.DataFrame:
+    """Reason text (and the noise flag) for rejected line rows."""
+    text = pl.col("text")
+    pg_ctl_noise = text.str.contains(
+        r"^(?:waiting for server to (?:start|shut down)|server (?:started|stopped)|done$|\.+ ?done$|pg_ctl: "
+        r"|Examine the log output\.$|stopped waiting$)"
+    )
+    noise = pl.col("noise") if "noise" in rows.columns else pl.lit(None, dtype=pl.String)
+    reason = (
+        pl.when(text.str.strip_chars() == "")
+        .then(pl.lit("blank line"))
+        .when(pg_ctl_noise)
+        .then(pl.lit("pg_ctl output, not a server log entry"))
+        .when(noise == "memory")
+        .then(pl.lit(MEMORY_DUMP_REASON))
+        .when(noise == "command")
+        .then(pl.lit(COMMAND_OUTPUT_REASON))
+        .when(pl.col("is_cont"))
+        .then(pl.lit("continuation line before the first entry of the file"))
+        .when(pl.col("severity").is_in(list(SECONDARY)))
+        .then(pl.lit("DETAIL/HINT/CONTEXT/STATEMENT line before the first entry of the file"))
+        .otherwise(pl.lit(f"does not match {fmt} log_line_prefix {prefix!r}"))
+    )
+    return rows.select("line", "text", reason.alias("reason"))
+
+
+def _parse_prefixed(
+    chunk: pl.DataFrame, compiled: CompiledPrefix, fmt: str, text_col: str = "text"
+) -> pl.DataFrame:
+    """Apply the compiled prefix to ``text_col``: adds the groups, ``severity`` and ``message``.
+
+    The fast regex captures only the line's head; the message is the rest of the line. Lines
+    it misses (a free-text field holding its own delimiter) are retried with the exact regex.
+    """
+    text = chunk.get_column(text_col)
+    groups = text.str.extract_groups(compiled.fast_regex).struct.unnest()
+    head = groups.get_column("_head")
+    groups = groups.drop("_head").with_columns(message=text.str.slice(head.str.len_chars()))
+    missed = (head.is_null() & text.is_not_null() & ~_continuation_series(text)).fill_null(False)
+    if missed.any():
+        idx = missed.arg_true()
+        exact = text.gather(idx).str.extract_groups(compiled.regex).struct.unnest()
+        groups = groups.with_columns(
+            [
+                groups.get_column(c).scatter(idx, exact.get_column(c))
+                for c in exact.columns
+                if c in groups.columns
+            ]
+        )
+    keep = [c for c in groups.columns if c not in chunk.columns]
+    return chunk.hstack(groups.select(keep))
+
+
+def _continuation_series(text: pl.Series) -> pl.Series:
+    return pl.select(_continuation(pl.lit(text))).to_series()
+
+
+def _continuation(text: pl.Expr) -> pl.Expr:
+    """Lines that continue the entry above: PostgreSQL indents them with a tab (some tools turn
+    it into spaces); blank lines inside multi-line statements count too."""
+    return text.str.starts_with("\t") | text.str.starts_with(" ") | (text.str.len_bytes() == 0)
+
+
+class _LineParser:
+    """Parses one line-based source (stderr, RDS) through the one chunk driver
+    (:func:`~loglib.sources._chunks.read_entries`)."""
+
+    def __init__(
+        self, source: Source, fmt: str, prefix: str, opts: _Options, lang: Language | None = None
+    ) -> None:
+        self.source = source
+        self.fmt = fmt
+        self.prefix = prefix
+        self.lang = lang
+        self.compiled = compile_prefix(prefix, lang.severity_words() if lang else None)
+        self.opts = opts
+
+    def _english(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """A localised server's severities in English (``FEHLER`` -> ``ERROR``), so folding works."""
+        if self.lang is None or not self.lang.severities:
+            return frame
+        return frame.with_columns(pl.col("severity").replace(self.lang.severities).str.strip_chars())
+
+    def _english_messages(self, entries: pl.DataFrame) -> pl.DataFrame:
+        return _english_messages(entries, self.lang)
+
+    def parse_lines(self, frame: pl.DataFrame) -> pl.DataFrame:
+        frame = self._english(_parse_prefixed(frame, self.compiled, self.fmt))
+        frame = frame.with_columns(_noise_series(frame["text"], frame["severity"]))
+        return frame.with_columns(
+            is_cont=pl.col("severity").is_null() & _continuation(pl.col("text")) & pl.col("noise").is_null()
+        )
+
+    def starts_entry(self, parsed: pl.DataFrame) -> pl.Series:
+        return parsed.select(
+            pl.col("severity").is_not_null() & ~pl.col("severity").is_in(list(SECONDARY))
+        ).to_series()
+
+    def fold(self, rows: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+        entries, rejected = _entries_from_matched(rows)
+        finished = _finish(self.to_raw(entries), self.opts, self.source.name) if entries.height else None
+        return finished, rejected
+
+    def reject(self, report: ReadReport, rejected: pl.DataFrame) -> None:
+        reasons = _reject_reasons(rejected, self.prefix, self.fmt)
+        add_rejects(
+            report, self.source.name, reasons["line"].to_list(), reasons["reason"].to_list(),
+            reasons["text"].to_list(),
+        )  # fmt: skip
+
+    def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        yield from read_entries(self, report, chunk_bytes=self.opts.chunk_bytes)
+
+    def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
+        """Map prefix groups onto the intermediate columns."""
+        cols = set(entries.columns)
+        exprs: list[pl.Expr] = []
+        for name, width in (("ts_m", 23), ("ts_t", 19)):
+            if name in cols:
+                zone = pl.col(name).str.slice(width + 1)
+                exprs += [
+                    pl.col(name).str.slice(0, width).alias("ts_text"),
+                    pl.when(zone != "").then(zone).alias("zone"),
+                ]
+                break
+        if "ts_n" in cols and "ts_text" not in cols:
+            exprs.append(pl.col("ts_n").cast(pl.Float64, strict=False).alias("epoch"))
+        out = entries.with_columns(exprs).with_columns(pl.lit(self.source.name).alias("file"))
+        return self._english_messages(out)
+
+
+class _SyslogParser(_LineParser):
+    """syslog: ``Mon dd hh:mm:ss host postgres[pid]: [seq-part] <prefix><SEVERITY>:  message``."""
+
+    def parse_lines(self, frame: pl.DataFrame) -> pl.DataFrame:
+        bsd = frame["text"].str.extract_groups(_SYSLOG_BSD).struct.unnest()
+        iso = frame["text"].str.extract_groups(_SYSLOG_ISO).struct.unnest()
+        hdr = bsd.select(
+            pl.col("sys_ts"),
+            iso["sys_iso"],
+            pl.coalesce(bsd["host"], iso["host"]).alias("host"),
+            pl.coalesce(bsd["pid"], iso["pid"]).alias("pid"),
+            pl.coalesce(bsd["part"], iso["part"]).cast(pl.Int64).alias("part"),
+            pl.coalesce(bsd["rest"], iso["rest"]).alias("rest"),
+        )
+        frame = frame.hstack(hdr)
+        frame = _parse_prefixed(frame, self.compiled, self.fmt, text_col="rest")
+        frame = frame.with_columns(
+            # the syslog header's pid wins over a %p in the prefix
+            pl.col("pid"),
+            is_cont=pl.col("severity").is_null() & (pl.col("part") > 1),
+            # a continuation's text is what follows the header; '#011' is syslog's escaped tab
+            text=pl.when(pl.col("rest").is_not_null()).then(pl.col("rest")).otherwise(pl.col("text")),
+        )
+        return frame
+
+    def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
+        entries = entries.with_columns(iso=pl.col("sys_iso"))
+        if self.compiled.has_time:
+            # PostgreSQL's own time in the message (%m: ms, with its year) beats the header's seconds
+            own = super().to_raw(entries)
+            stamped = pl.coalesce(
+                pl.col("ts_text") if "ts_text" in own.columns else pl.lit(None, dtype=pl.String),
+                pl.col("epoch").cast(pl.String) if "epoch" in own.columns else pl.lit(None, dtype=pl.String),
+            )
+            if own.select(stamped.is_not_null().all()).item():
+                return own
+        if entries["sys_ts"].is_not_null().any() and self.opts.year is None:
+            msg = (
+                f"{self.source.name}: BSD syslog timestamps have no year (e.g. {entries['sys_ts'].drop_nulls()[0]!r}); "
+                "pass year= (e.g. year=2024). loglib will not guess it."
+            )
+            raise FormatError(msg)
+        return entries.with_columns(
+            ts_text=pl.concat_str(pl.lit(str(self.opts.year)), pl.lit(" "), pl.col("sys_ts")),
+            ts_fmt=pl.lit("%Y %b %e %H:%M:%S"),
+            file=pl.lit(self.source.name),
+        )
+
+
+class _CloudSqlParser(_LineParser):
+    """Cloud Logging JSON export of Cloud SQL for PostgreSQL: the entry is in ``textPayload``."""
+
+    def parse_lines(self, frame: pl.DataFrame) -> pl.DataFrame:
+        texts = frame["text"].to_list()
+        payload, stamp, host = [], [], []
+        for t in texts:
+            try:
+                obj = json.loads(t)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                payload.append(None)
+                stamp.append(None)
+                host.append(None)
+                continue
+            payload.append(obj.get("textPayload"))
+            stamp.append(obj.get("timestamp"))
+            labels = (obj.get("resource") or {}).get("labels") or {}
+            host.append(labels.get("database_id"))
+        frame = frame.with_columns(
+            payload=pl.Series(payload, dtype=pl.String),
+            iso=pl.Series(stamp, dtype=pl.String),
+            host=pl.Series(host, dtype=pl.String),
+        )
+        frame = _parse_prefixed(frame, self.compiled, self.fmt, text_col="payload")
+        return frame.with_columns(is_cont=pl.col("severity").is_null() & _continuation(pl.col("payload")))
+
+    def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
+        return entries.with_columns(file=pl.lit(self.source.name))

@@ -1,0 +1,287 @@
+"""Record-based PostgreSQL logs (csvlog, jsonlog, CloudNativePG): one record per entry."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+
+import polars as pl
+
+from loglib.core.rejects import ReadReport, add_rejects, record_damage
+from loglib.formats.pg_prefix import DETECTION_PREFIXES, SECONDARY, compile_prefix
+from loglib.sources.files import (
+    Source,
+    iter_line_chunks,
+)
+from loglib.sources.postgres._detect import _best_prefix, _nonblank_lines
+from loglib.sources.postgres._finish import _finish, _Options, _RecordLanguage
+
+_CSV_COLUMNS = (
+    "log_time", "user_name", "database_name", "process_id", "connection_from", "session_id",
+    "session_line_num", "command_tag", "session_start_time", "virtual_transaction_id", "transaction_id",
+    "error_severity", "sql_state_code", "message", "detail", "hint", "internal_query", "internal_query_pos",
+    "context", "query", "query_pos", "location", "application_name", "backend_type", "leader_pid", "query_id",
+)  # fmt: skip
+_CSV_WIDTHS = (23, 24, 25, 26)  # PostgreSQL <=12, 13, 14–17 (25: some tools drop leader_pid)
+_RAW_STRING_COLUMNS = (
+    "pid", "severity", "sqlstate", "user", "database", "application", "client_host", "client_port",
+    "remote", "session_id", "message", "detail", "host", "ts_text", "zone",
+)  # fmt: skip
+
+
+def _records_to_frame(records: dict[str, list], name: str) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        {k: pl.Series(v, dtype=pl.Int64 if k == "line" else pl.String) for k, v in records.items()}
+    )
+    return frame.with_columns(file=pl.lit(name))
+
+
+def _new_records() -> dict[str, list]:
+    return {k: [] for k in ("line", "ts_text", "zone", "iso", *_RAW_STRING_COLUMNS[:-3])}
+
+
+def _split_pg_time(value: str | None) -> tuple[str | None, str | None]:
+    if not value:
+        return None, None
+    parts = value.rsplit(" ", 1)
+    if len(parts) == 2 and not parts[1][:1].isdigit():
+        return parts[0], parts[1]
+    return value, None
+
+
+def _append_record(rec: dict[str, list], line: int, get) -> None:
+    ts_text, zone = _split_pg_time(get("log_time"))
+    rec["line"].append(line)
+    rec["ts_text"].append(ts_text)
+    rec["zone"].append(zone)
+    rec["iso"].append(None)
+    rec["pid"].append(get("process_id"))
+    rec["severity"].append(get("error_severity"))
+    rec["sqlstate"].append(get("sql_state_code"))
+    rec["user"].append(get("user_name"))
+    rec["database"].append(get("database_name"))
+    rec["application"].append(get("application_name"))
+    rec["client_host"].append(None)
+    rec["client_port"].append(None)
+    rec["remote"].append(get("connection_from"))
+    rec["session_id"].append(get("session_id"))
+    rec["message"].append(get("message"))
+    details = [
+        f"{label}: {get(key)}"
+        for label, key in (
+            ("DETAIL", "detail"),
+            ("HINT", "hint"),
+            ("QUERY", "internal_query"),
+            ("CONTEXT", "context"),
+            ("STATEMENT", "query"),
+        )
+        if get(key)
+    ]
+    rec["detail"].append("\n".join(details) or None)
+
+
+class _CsvParser:
+    """csvlog: one CSV record per entry; quoted fields may span lines."""
+
+    def __init__(self, source: Source, opts: _Options) -> None:
+        self.source = source
+        self.opts = opts
+        self.language = _RecordLanguage()
+
+    def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        state = {"line": 0, "damage": None}
+
+        def physical_lines() -> Iterator[str]:
+            for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
+                for text in chunk.lines:
+                    state["line"] += 1
+                    yield text + "\n"
+                if chunk.damage:
+                    state["damage"] = chunk.damage
+
+        rec = _new_records()
+        reader = csv.reader(physical_lines())
+        name = self.source.name
+        bad_lines, bad_reasons, bad_texts = [], [], []
+        while True:
+            start = state["line"] + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                row, reason = None, f"malformed CSV record: {exc}"
+            else:
+                reason = None
+                if len(row) not in _CSV_WIDTHS:
+                    reason = (
+                        "blank line" if not row else f"csvlog record has {len(row)} fields, expected 23 to 26"
+                    )
+            span = state["line"] - start + 1
+            report.lines_read += span
+            if reason is not None:
+                # every physical line of a bad record is rejected, so read = parsed + rejected holds
+                for offset in range(span):
+                    bad_lines.append(start + offset)
+                    bad_reasons.append(reason if offset == 0 else f"{reason} (continued)")
+                    bad_texts.append(",".join(row or []) if offset == 0 else "")
+                continue
+            report.lines_parsed += span
+            values = dict(zip(_CSV_COLUMNS, row, strict=False))
+            _append_record(rec, start, lambda k, v=values: v.get(k) or None)
+            if len(rec["line"]) >= 200_000:
+                yield _finish(self.language.english(_records_to_frame(rec, name)), self.opts, name)
+                rec = _new_records()
+        if bad_lines:
+            add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
+        if state["damage"]:
+            record_damage(report, name, state["line"], state["damage"])
+        if rec["line"]:
+            yield _finish(self.language.english(_records_to_frame(rec, name)), self.opts, name)
+
+
+_JSONLOG_KEYS = {
+    "log_time": "timestamp", "process_id": "pid", "error_severity": "error_severity",
+    "sql_state_code": "state_code", "user_name": "user", "database_name": "dbname",
+    "application_name": "application_name", "session_id": "session_id", "message": "message",
+    "detail": "detail", "hint": "hint", "internal_query": "internal_query", "context": "context",
+    "query": "statement",
+}  # fmt: skip
+
+
+class _JsonParser:
+    """jsonlog (PostgreSQL 15+) and CloudNativePG: one JSON object per line."""
+
+    def __init__(self, source: Source, fmt: str, opts: _Options) -> None:
+        self.source = source
+        self.fmt = fmt
+        self.opts = opts
+        self._raw_re: re.Pattern[str] | None = None
+        self.language = _RecordLanguage()
+
+    def _raw_regex(self, seen: str) -> re.Pattern[str]:
+        """The prefix of the raw PostgreSQL lines that CloudNativePG passes on in ``msg`` (what the
+        server wrote to stderr before its logging collector started), detected from the file's head."""
+        if self._raw_re is None:
+            msgs = []
+            for ln in _nonblank_lines(self.source.head()):
+                try:
+                    obj = json.loads(ln)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and _raw_postgres(obj):
+                    msgs.append(obj["msg"])
+            prefix, _ = _best_prefix(msgs or [seen], DETECTION_PREFIXES)
+            self._raw_re = re.compile(compile_prefix(prefix).regex)
+        return self._raw_re
+
+    def _raw_record(self, obj: dict) -> tuple[str | None, dict | None]:
+        """A ``"logger":"postgres"`` record whose ``msg`` is a raw PostgreSQL line, as csvlog fields."""
+        m = self._raw_regex(obj["msg"]).match(obj["msg"])
+        if m is None:
+            return "CloudNativePG postgres line that is not a PostgreSQL log entry", None
+        g = m.groupdict()
+        stamp = g.get("ts_m") or g.get("ts_t")
+        if stamp is None and g.get("ts_n"):
+            stamp = _epoch_text(g["ts_n"])
+        fields = {
+            "log_time": stamp, "process_id": g.get("pid"), "error_severity": g.get("severity"),
+            "message": g.get("message"), "user_name": g.get("user"), "database_name": g.get("database"),
+            "application_name": g.get("application"), "session_id": g.get("session_id"),
+            "sql_state_code": g.get("sqlstate"), "connection_from": g.get("remote") or g.get("client_host"),
+        }  # fmt: skip
+        return None, {k: v for k, v in fields.items() if v not in (None, "")}
+
+    def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        name = self.source.name
+        for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
+            rec = _new_records()
+            hosts: list[str | None] = []
+            bad_lines, bad_reasons, bad_texts = [], [], []
+            last_raw: tuple[int, str | None, str | None] | None = None  # (row, pid, time) of a raw entry
+            for offset, text in enumerate(chunk.lines):
+                line = chunk.first_line + offset
+                report.lines_read += 1
+                reason, obj = self._decode(text)
+                if not reason and self.fmt == "cnpg" and not isinstance(obj.get("record"), dict):
+                    reason, record = self._raw_record(obj)
+                    if record is not None and record.get("error_severity") in SECONDARY:
+                        # a raw HINT/DETAIL line belongs to the raw entry just before it
+                        key = (record.get("process_id"), record.get("log_time"))
+                        if last_raw is None or last_raw[1:] != key:
+                            reason = "CloudNativePG postgres line: a HINT/DETAIL whose entry is not before it"
+                        else:
+                            row = last_raw[0]
+                            extra = f"{record['error_severity']}: {record.get('message', '')}"
+                            rec["detail"][row] = "\n".join(x for x in (rec["detail"][row], extra) if x)
+                            report.lines_parsed += 1
+                            continue
+                    if record is not None:
+                        obj = {**obj, "record": record}
+                        last_raw = (len(rec["line"]), record.get("process_id"), record.get("log_time"))
+                if reason:
+                    bad_lines.append(line)
+                    bad_reasons.append(reason)
+                    bad_texts.append(text)
+                    continue
+                report.lines_parsed += 1
+                if self.fmt == "cnpg":
+                    record = obj["record"]
+                    get = lambda k, r=record: _str(r.get(k))  # noqa: E731
+                    hosts.append(_str(obj.get("logging_pod")))
+                else:
+                    get = lambda k, o=obj: _str(o.get(_JSONLOG_KEYS.get(k, k)))  # noqa: E731
+                    hosts.append(None)
+                _append_record(rec, line, get)
+                if self.fmt != "cnpg":
+                    rec["remote"][-1] = None
+                    rec["client_host"][-1] = _str(obj.get("remote_host"))
+                    rec["client_port"][-1] = _str(obj.get("remote_port"))
+            if bad_lines:
+                add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
+            if chunk.damage:
+                record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
+            if rec["line"]:
+                raw = _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
+                yield _finish(self.language.english(raw), self.opts, name)
+
+    def _decode(self, text: str) -> tuple[str | None, dict]:
+        if not text.strip():
+            return "blank line", {}
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            return f"not valid JSON ({exc.__class__.__name__}: {str(exc)[:80]})", {}
+        if not isinstance(obj, dict):
+            return "JSON value is not an object", {}
+        if self.fmt == "cnpg":
+            if not isinstance(obj.get("record"), dict) and not _raw_postgres(obj):
+                return f"CloudNativePG {obj.get('logger', 'operator')} line, not a PostgreSQL record", {}
+            return None, obj
+        if "error_severity" not in obj and "message" not in obj:
+            return "JSON object has no PostgreSQL jsonlog keys (error_severity, message)", {}
+        return None, obj
+
+
+def _raw_postgres(obj: dict) -> bool:
+    """A CloudNativePG ``"logger":"postgres"`` record carrying a raw PostgreSQL line in ``msg``."""
+    return obj.get("logger") == "postgres" and isinstance(obj.get("msg"), str) and obj["msg"] != "record"
+
+
+def _epoch_text(value: str) -> str | None:
+    """``%n`` epoch seconds as csvlog's ``log_time`` text (UTC)."""
+    import datetime as dt
+
+    try:
+        stamp = dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _str(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
