@@ -151,6 +151,62 @@ _JSONLOG_KEYS = {
 }  # fmt: skip
 
 
+#: the jsonlog keys the reader uses, as text (numbers such as pid are read as their digits)
+_JSONLOG_DTYPE = pl.Struct(
+    {k: pl.String for k in (*_JSONLOG_KEYS.values(), "connection_from", "remote_host", "remote_port")}
+)
+_DETAIL_PARTS = (("DETAIL", "detail"), ("HINT", "hint"), ("QUERY", "internal_query"), ("CONTEXT", "context"),
+                 ("STATEMENT", "statement"))  # fmt: skip
+
+
+def _jsonlog_frame(lines: pl.Series, first_line: int, name: str) -> pl.DataFrame | None:
+    """A chunk of jsonlog records decoded by polars into the raw columns :func:`_finish` takes, or
+    None when some line is not one plain record (blank, not an object, no jsonlog key, not JSON):
+    then the chunk is read record by record, which names each bad line's reason."""
+    text = lines.str.strip_chars()
+    if not (text.str.starts_with("{") & text.str.ends_with("}")).all():
+        return None
+    try:
+        rec = lines.str.json_decode(dtype=_JSONLOG_DTYPE).struct.unnest()
+    except pl.exceptions.PolarsError:
+        return None
+    if (rec["error_severity"].is_null() & rec["message"].is_null()).any():
+        return None
+    stamp = pl.col("timestamp")
+    after = stamp.str.extract(r" ([^ ]*)$", 1)
+    zoned = stamp.str.contains(" ", literal=True) & ~after.str.contains(r"^\d").fill_null(False)
+    known = [
+        pl.when(pl.col(k) != "").then(pl.concat_str(pl.lit(f"{label}: "), pl.col(k)))
+        for label, k in _DETAIL_PARTS
+    ]
+    detail = pl.concat_str(known, separator="\n", ignore_nulls=True)
+    n = lines.len()
+    return rec.select(
+        line=pl.int_range(first_line, first_line + n, dtype=pl.Int64),
+        ts_text=pl.when(stamp == "")
+        .then(None)
+        .when(zoned)
+        .then(stamp.str.extract(r"^(.*) [^ ]*$", 1))
+        .otherwise(stamp),
+        zone=pl.when(zoned & (stamp != "")).then(after),
+        iso=pl.lit(None, dtype=pl.String),
+        pid=pl.col("pid"),
+        severity=pl.col("error_severity"),
+        sqlstate=pl.col("state_code"),
+        user=pl.col("user"),
+        database=pl.col("dbname"),
+        application=pl.col("application_name"),
+        client_host=pl.col("remote_host"),
+        client_port=pl.col("remote_port"),
+        remote=pl.lit(None, dtype=pl.String),
+        session_id=pl.col("session_id"),
+        message=pl.col("message"),
+        detail=pl.when(detail != "").then(detail),
+        file=pl.lit(name),
+        host=pl.lit(None, dtype=pl.String),
+    )
+
+
 class _JsonParser:
     """jsonlog (PostgreSQL 15+) and CloudNativePG: one JSON object per line."""
 
@@ -197,6 +253,15 @@ class _JsonParser:
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
         name = self.source.name
         for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
+            raw = _jsonlog_frame(chunk.lines, chunk.first_line, name) if self.fmt == "jsonlog" else None
+            if raw is not None:  # polars decoded every record of the chunk
+                report.lines_read += chunk.lines.len()
+                report.lines_parsed += chunk.lines.len()
+                if chunk.damage:
+                    record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
+                if raw.height:
+                    yield _finish(self.language.english(raw), self.opts, name)
+                continue
             rec = _new_records()
             hosts: list[str | None] = []
             bad_lines, bad_reasons, bad_texts = [], [], []
