@@ -230,3 +230,25 @@ def test_bundled_per_minute_leaks_match_the_truth():
     assert got["confidence"].to_list()[:5] == ["medium", "low", "none", "low", "low"]
     truth = json.loads((ROOT / "data" / "incidents" / "pool-exhaustion" / "truth.json").read_text())
     assert len(truth["leaks"]) == 16 and got["leaked"].sum() == 16
+
+
+def test_idle_in_transaction_leaks_a_restart_ended_soon_after():
+    """Lab pgbouncer-68: two leaks live 9 s before a pgBouncer restart ends them (the count shows
+    2 for two samples, then 0); they count. PostgreSQL's count covers every process: when a
+    restart drops it from 5 to 3 (one process's leaks ended), the 3 left are not counted again."""
+    from datetime import timedelta
+
+    from loglib.analysis.idle_tx import idle_in_transaction_leaks
+
+    t0 = datetime(2026, 12, 3, 6, 28, 34, tzinfo=UTC)
+    counts = [0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 3, 3, 3, 3, 3]
+    m = pl.DataFrame(
+        {"ts": [t0 + timedelta(seconds=5 * i) for i in range(len(counts))], "metric": "pg_stat_activity_count",
+         "value": [float(c) for c in counts],
+         "series": 'pg_stat_activity_count{datname="shop", state="idle in transaction"}'},
+        schema_overrides={"ts": UTC_TS},
+    )  # fmt: skip
+    marks = pl.Series([t0 + timedelta(seconds=22), t0 + timedelta(seconds=102)]).cast(UTC_TS)
+    got = idle_in_transaction_leaks(metrics=m, restarts=marks)
+    assert got["leaked"].sum() == 2 + 5
+    assert idle_in_transaction_leaks(metrics=m)["leaked"].sum() == 5  # without the restarts: the 2 are lost

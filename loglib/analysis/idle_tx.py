@@ -75,26 +75,35 @@ def idle_in_transaction_leaks(
     pg_activity: pl.DataFrame | None = None,
     every: str | timedelta = "1h",
     window_samples: int = WINDOW_SAMPLES,
+    restarts: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Leaks per bucket from the count of sessions idle in a transaction (a ``LEAK_RATES`` frame).
 
     ``confidence`` is ``medium``: the gauge sees every leak that outlives ``window_samples``
-    samples, but a leak and a release in the same interval cancel out.
+    samples, but a leak and a release in the same interval cancel out. ``restarts`` (times of the
+    app's, PostgreSQL's or pgBouncer's restarts): where the count drops there, the leaked sessions
+    ended; the samples before it are their last (two suffice), so leaks a restart ended soon
+    after they began are still counted. PostgreSQL's count covers every process, so a drop
+    leaves the others' leaks: rises after it count from where it fell.
     """
-    from loglib.analysis.leaks import _every
+    from loglib.analysis.leaks import _every, _forward_floor
 
     every = _every(every)
     series = idle_in_transaction_series(metrics, pg_activity)
     if series.height == 0:
         return LEAK_RATES.empty()
     n = max(1, int(window_samples))
-    # forward-looking floor: the least count over this sample and the next n-1 (reverse rolling min)
-    floor = pl.col("value").reverse().rolling_min(window_size=n, min_samples=n).reverse().over("scope")
-    g = series.with_columns(_floor=floor).with_columns(pl.col("_floor").forward_fill().over("scope"))
-    g = g.with_columns(
-        rise=(pl.col("_floor") - pl.col("_floor").shift(1).over("scope")).clip(lower_bound=0).fill_null(0)
-    )
-    per = g.group_by(pl.col("ts").dt.truncate(every).alias("ts"), "scope").agg(
+    marks = restarts.cast(UTC_TS).sort() if restarts is not None and restarts.len() else None
+    parts = []
+    for (scope,), one in series.group_by("scope", maintain_order=True):
+        one = one.select("ts", "value").sort("ts")
+        step = one["ts"].diff().drop_nulls().median() or timedelta(seconds=15)
+        # forward-looking floor per stretch between restarts (the least count over this sample
+        # and the next n-1), as the checked-out gauge's
+        g = _forward_floor(one, step=step, samples=n, restarts=marks, from_zero=False)  # type: ignore[arg-type]
+        parts.append(g.select(pl.lit(str(scope)).alias("scope"), "rise", "rise_at"))
+    g = pl.concat(parts)
+    per = g.group_by(pl.col("rise_at").dt.truncate(every).alias("ts"), "scope").agg(
         pl.col("rise").sum().alias("leaked")
     )
     out = per.with_columns(

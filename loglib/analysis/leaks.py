@@ -176,21 +176,22 @@ def gauge_segments(
     """``_seg`` of each sample of one gauge series: a new segment where its process restarted.
 
     A process ends where the series stops being scraped (a gap of more than 1.5 steps), or at a
-    known restart when the least value just after it is lower than the least just before it
-    (that process's leaked connections were gone). A restart of another process of the same
+    known restart when the series drops around it: the segment ends at the largest fall among
+    the samples from one step before the restart to ``samples`` steps after it (a scrape just
+    after the restart may still show the old process). A restart of another process of the same
     app, where this series does not drop, splits nothing.
     """
     split = (g["ts"].diff() > step * 1.5).fill_null(False)
     if restarts is not None and restarts.len():
         span = step * samples
         for r in restarts.unique().sort():
-            before = g.filter(pl.col("ts").is_between(r - span, r, closed="right"))["value"].min()
-            after = g.filter(pl.col("ts").is_between(r, r + span, closed="right"))
-            if before is not None and after.height and after["value"].min() < before:  # type: ignore[operator]
-                # the new process begins where the value drops (a scrape just after the restart
-                # may still show the old one)
-                first_low = after.filter(pl.col("value") < before)["ts"][0]
-                split = split | (g["ts"] == first_low)
+            near = g.filter(pl.col("ts").is_between(r - step * 2, r + span)).with_columns(
+                fall=pl.col("value").shift(1) - pl.col("value")
+            )
+            falls = near.filter(pl.col("ts") >= r - step)
+            if falls.height and (falls["fall"].max() or 0) > 0:
+                at = falls.sort("fall", descending=True, maintain_order=True)["ts"][0]
+                split = split | (g["ts"] == at)
     return split.cum_sum().cast(pl.Int64).alias("_seg")
 
 
@@ -203,6 +204,7 @@ def _forward_floor(
     capacity: float | None = None,
     pool_timeouts: pl.Series | None = None,
     fresh: bool = False,
+    from_zero: bool = True,
 ) -> pl.DataFrame:
     """``g`` (one gauge series: ``ts``, ``value``) with ``floor``, ``rise`` and ``rise_at``.
 
@@ -211,7 +213,8 @@ def _forward_floor(
     when at least two are (one sample cannot tell a leak from a request in flight). A process
     after a split that starts lower than the one before it is a new process with nothing
     checked out: its first floor is a rise from 0 (so is the series' first, when ``fresh``: it
-    began with its process). Elsewhere a rise is the floor's increase
+    began with its process); ``from_zero=False`` for a count shared by several processes (a drop
+    leaves the others' leaks). Elsewhere a rise is the floor's increase
     over the previous sample's (drops are releases or restarts, never negative leaks). A leak
     happened between the two samples: ``rise_at`` is their midpoint. A pool at ``capacity`` with
     requests waiting can keep its last connection busy without a pause: the floor's last step to
@@ -226,7 +229,8 @@ def _forward_floor(
     ends = g.group_by("_seg", maintain_order=True).agg(
         pl.col("floor").first().alias("_f0"), pl.col("floor").last().alias("_f1")
     )
-    new_process = (ends["_f0"] < ends["_f1"].shift(1)).fill_null(fresh)
+    new_process = (ends["_f0"] < ends["_f1"].shift(1)) & from_zero
+    new_process = new_process.fill_null(fresh)
     g = g.join(ends.select("_seg", new_process.alias("_new")), on="_seg", how="left")
     first_of_seg = (pl.col("_seg") != pl.col("_seg").shift(1)).fill_null(True)
     base = pl.when(first_of_seg & pl.col("_new")).then(0.0).otherwise(pl.col("floor").shift(1))
@@ -551,7 +555,7 @@ def leak_rates(
     if method is not None and method not in _METHOD_RANK:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     wanted = lambda m: method is None or method == m  # noqa: E731
-    restarts = pool_timeouts = app_start = None
+    restarts = app_restarts = pool_timeouts = app_start = None
     evidence = None if incident is None else as_evidence(incident)
     if evidence is not None:
         pg = evidence.pg if pg is None else pg
@@ -560,7 +564,10 @@ def leak_rates(
         pg_activity = evidence.pg_activity if pg_activity is None else pg_activity
         if capacity is None:
             capacity = evidence.app_settings.capacity
-        restarts = evidence.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
+        moments = evidence.events.filter(pl.col("kind").is_in(["restart", "deploy"]))
+        restarts = moments["ts"]
+        # the app's pool keeps its checked-out count through a database or pooler restart
+        app_restarts = moments.filter(~pl.col("origin").fill_null("").is_in(["postgres", "pgbouncer"]))["ts"]
         if evidence.app is not None and "error_class" in evidence.app.columns:
             pool_timeouts = evidence.app.filter(pl.col("error_class") == "pool_timeout")["ts"]
         if evidence.app is not None and evidence.app.height:
@@ -577,13 +584,17 @@ def leak_rates(
                 every,
                 capacity=capacity,
                 floor_window=floor_window,
-                restarts=restarts,
+                restarts=app_restarts,
                 pool_timeouts=pool_timeouts,
                 app_start=app_start,  # type: ignore[arg-type]
             )
         )
     if (metrics is not None or pg_activity is not None) and wanted("idle_in_transaction_gauge"):
-        parts.append(idle_in_transaction_leaks(metrics=metrics, pg_activity=pg_activity, every=every))
+        parts.append(
+            idle_in_transaction_leaks(
+                metrics=metrics, pg_activity=pg_activity, every=every, restarts=restarts
+            )
+        )
     if pg is not None and wanted("pg_sessions"):
         sessions = evidence.sessions if evidence is not None else None
         mid = _pgbouncer_mid_transaction(evidence) if evidence is not None else None
