@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -91,15 +92,48 @@ class _CsvParser:
         self.language = _RecordLanguage()
 
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
-        state = {"line": 0, "damage": None}
+        """Blocks of whole records (a block ends where the quotes before it are balanced, so a
+        record's quoted newlines never cross it), each decoded by polars when it can be."""
+        carry: pl.Series | None = None  # the lines of a record still open at the chunk's end
+        carry_first = 1
+        damage = None
+        last = 0
+        for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
+            lines, first = chunk.lines, chunk.first_line
+            if carry is not None:
+                lines, first = pl.concat([carry, lines]), carry_first
+            inside = (lines.str.count_matches('"', literal=True).cum_sum() % 2 == 1).fill_null(False)
+            closed = (~inside).arg_true()
+            n = int(closed[-1]) + 1 if closed.len() else 0
+            if n:
+                yield from self._block(lines.head(n), first, report)
+            carry, carry_first = (lines.slice(n), first + n) if n < lines.len() else (None, 1)
+            damage = damage or chunk.damage
+            last = chunk.first_line + chunk.lines.len() - 1
+        if carry is not None:
+            yield from self._block(carry, carry_first, report)
+        if damage:
+            record_damage(report, self.source.name, last, damage)
+
+    def _block(self, lines: pl.Series, first: int, report: ReadReport) -> Iterator[pl.DataFrame]:
+        name = self.source.name
+        raw = _csvlog_frame(lines, first, name)
+        if raw is not None:
+            report.lines_read += lines.len()
+            report.lines_parsed += lines.len()
+            if raw.height:
+                yield _finish(self.language.english(raw), self.opts, name)
+            return
+        yield from self._block_by_record(lines, first, report)
+
+    def _block_by_record(self, lines: pl.Series, first: int, report: ReadReport) -> Iterator[pl.DataFrame]:
+        """Python's csv module, record by record: every bad record's lines rejected with its reason."""
+        state = {"line": first - 1}
 
         def physical_lines() -> Iterator[str]:
-            for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
-                for text in chunk.lines:
-                    state["line"] += 1
-                    yield text + "\n"
-                if chunk.damage:
-                    state["damage"] = chunk.damage
+            for text in lines:
+                state["line"] += 1
+                yield text + "\n"
 
         rec = _new_records()
         reader = csv.reader(physical_lines())
@@ -131,15 +165,92 @@ class _CsvParser:
             report.lines_parsed += span
             values = dict(zip(_CSV_COLUMNS, row, strict=False))
             _append_record(rec, start, lambda k, v=values: v.get(k) or None)
-            if len(rec["line"]) >= 200_000:
-                yield _finish(self.language.english(_records_to_frame(rec, name)), self.opts, name)
-                rec = _new_records()
         if bad_lines:
             add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
-        if state["damage"]:
-            record_damage(report, name, state["line"], state["damage"])
         if rec["line"]:
             yield _finish(self.language.english(_records_to_frame(rec, name)), self.opts, name)
+
+
+_QUOTED = r'"(?:[^"]|"")*"'
+
+
+def _csvlog_frame(lines: pl.Series, first: int, name: str) -> pl.DataFrame | None:
+    """A block of whole csvlog records decoded by polars' CSV reader into the raw columns
+    :func:`_finish` takes, or None when it is not plain (a blank line, a record of another width
+    than the others or than 23 to 26 fields, CSV polars refuses): then it is read record by record."""
+    starts = ~(lines.str.count_matches('"', literal=True).cum_sum() % 2 == 1).shift(1, fill_value=False)
+    if (starts & (lines == "")).any():
+        return None
+    record = starts.cum_sum()
+    texts = (
+        pl.DataFrame({"r": record, "t": lines})
+        .group_by("r", maintain_order=True)
+        .agg(pl.col("t").str.join("\n"))
+    )
+    widths = texts["t"].str.replace_all(_QUOTED, "").str.count_matches(",", literal=True) + 1
+    width = int(widths[0])
+    if width not in _CSV_WIDTHS or (widths != width).any():
+        return None
+    body = (lines.str.join("\n")[0] + "\n").encode()
+    try:
+        rows = pl.read_csv(
+            io.BytesIO(body), has_header=False, infer_schema=False, new_columns=list(_CSV_COLUMNS[:width]),
+            quote_char='"',
+        )  # fmt: skip
+    except pl.exceptions.PolarsError:
+        return None
+    if rows.height != texts.height or rows.width != width:
+        return None
+    rows = rows.with_columns(pl.all().replace("", None))  # an empty field is no value, as by record
+    for c in _CSV_COLUMNS:
+        if c not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    detail = [("DETAIL", "detail"), ("HINT", "hint"), ("QUERY", "internal_query"), ("CONTEXT", "context"),
+              ("STATEMENT", "query")]  # fmt: skip
+    lines_at = (starts.arg_true() + first).cast(pl.Int64)
+    return rows.select(
+        line=lines_at,
+        **_time_parts(pl.col("log_time")),
+        iso=pl.lit(None, dtype=pl.String),
+        pid=pl.col("process_id"),
+        severity=pl.col("error_severity"),
+        sqlstate=pl.col("sql_state_code"),
+        user=pl.col("user_name"),
+        database=pl.col("database_name"),
+        application=pl.col("application_name"),
+        client_host=pl.lit(None, dtype=pl.String),
+        client_port=pl.lit(None, dtype=pl.String),
+        remote=pl.col("connection_from"),
+        session_id=pl.col("session_id"),
+        message=pl.col("message"),
+        detail=_detail_expr(detail),
+        file=pl.lit(name),
+    )
+
+
+def _time_parts(stamp: pl.Expr) -> dict[str, pl.Expr]:
+    """``ts_text`` and ``zone`` of csvlog/jsonlog's ``log_time`` (``2024-03-01 10:00:00.123 CET``), as
+    :func:`_split_pg_time` splits one value."""
+    after = stamp.str.extract(r" ([^ ]*)$", 1)
+    zoned = stamp.str.contains(" ", literal=True) & ~after.str.contains(r"^\d").fill_null(False)
+    empty = stamp.is_null() | (stamp == "")
+    return {
+        "ts_text": pl.when(empty)
+        .then(None)
+        .when(zoned)
+        .then(stamp.str.extract(r"^(.*) [^ ]*$", 1))
+        .otherwise(stamp),
+        "zone": pl.when(~empty & zoned).then(after),
+    }
+
+
+def _detail_expr(parts: list[tuple[str, str]]) -> pl.Expr:
+    """``DETAIL: …`` / ``HINT: …`` … lines of the fields that hold text, joined (null when none)."""
+    known = [
+        pl.when(pl.col(k) != "").then(pl.concat_str(pl.lit(f"{label}: "), pl.col(k))) for label, k in parts
+    ]
+    joined = pl.concat_str(known, separator="\n", ignore_nulls=True)
+    return pl.when(joined != "").then(joined)
 
 
 _JSONLOG_KEYS = {
@@ -172,23 +283,10 @@ def _jsonlog_frame(lines: pl.Series, first_line: int, name: str) -> pl.DataFrame
         return None
     if (rec["error_severity"].is_null() & rec["message"].is_null()).any():
         return None
-    stamp = pl.col("timestamp")
-    after = stamp.str.extract(r" ([^ ]*)$", 1)
-    zoned = stamp.str.contains(" ", literal=True) & ~after.str.contains(r"^\d").fill_null(False)
-    known = [
-        pl.when(pl.col(k) != "").then(pl.concat_str(pl.lit(f"{label}: "), pl.col(k)))
-        for label, k in _DETAIL_PARTS
-    ]
-    detail = pl.concat_str(known, separator="\n", ignore_nulls=True)
     n = lines.len()
     return rec.select(
         line=pl.int_range(first_line, first_line + n, dtype=pl.Int64),
-        ts_text=pl.when(stamp == "")
-        .then(None)
-        .when(zoned)
-        .then(stamp.str.extract(r"^(.*) [^ ]*$", 1))
-        .otherwise(stamp),
-        zone=pl.when(zoned & (stamp != "")).then(after),
+        **_time_parts(pl.col("timestamp")),
         iso=pl.lit(None, dtype=pl.String),
         pid=pl.col("pid"),
         severity=pl.col("error_severity"),
@@ -201,7 +299,7 @@ def _jsonlog_frame(lines: pl.Series, first_line: int, name: str) -> pl.DataFrame
         remote=pl.lit(None, dtype=pl.String),
         session_id=pl.col("session_id"),
         message=pl.col("message"),
-        detail=pl.when(detail != "").then(detail),
+        detail=_detail_expr(list(_DETAIL_PARTS)),
         file=pl.lit(name),
         host=pl.lit(None, dtype=pl.String),
     )
