@@ -280,7 +280,7 @@ last_deploy = inc.events.filter(pl.col("kind") == "deploy")["ts"].max()
 ll.charts.before_after_table(inc, at=last_deploy)"""),
     md("## Export"),
     code("""
-ll.export_table(ll.timeline(inc), f"{out_dir}/timeline.md")
+ll.export_table(ll.timeline_table(inc), f"{out_dir}/timeline.md")
 ll.export_figure(ll.charts.error_rate(inc), f"{out_dir}/error_rate.html")"""),
 ]
 

@@ -211,12 +211,15 @@ class TestIncidentCharts:
         assert any("given" in a.text for a in fig.layout.annotations)
 
     def test_before_after(self, inc):
-        """Before/after of the last fix: table and chart agree."""
-        table = charts.before_after_table(inc)
+        """Before/after a fix given as at=: table and chart agree (the incident declares none)."""
+        with pytest.raises(ValueError, match="needs the fix"):
+            charts.before_after_table(inc)
+        at = inc.window()[0] + (inc.window()[1] - inc.window()[0]) / 2
+        table = charts.before_after_table(inc, at=at)
         assert table.columns[:5] == ["measure", "unit", "before", "after", "change"]
-        err = table.filter(pl.col("measure") == "error rate").row(0, named=True)
-        assert err["before"] > err["after"]
-        fig = charts.before_after(inc)
+        share = table.filter(pl.col("unit").str.starts_with("% of capacity"))
+        assert share.height == 2 and share["before"].max() <= 100 and share["after"].max() <= 100
+        fig = charts.before_after(inc, at=at)
         assert {t.legendgroup for t in fig.data} == {"before", "after"}
 
     def test_before_after_windows(self):

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 INCIDENTS = ROOT / "data" / "incidents"
 NAMES = ("pool-exhaustion", "post-deploy", "idle-drops")
 SOURCE_KINDS = {"app", "postgres", "prometheus", "pool_events", "pg_activity"}
-EVENT_KINDS = {"deploy", "restart", "action", "alert", "note"}
+EVENT_KINDS = {"deploy", "restart", "action", "fix", "alert", "note"}
 # no pool_recycle: the apps use SQLAlchemy's "never" (-1), which Incident does not accept
 APP_KEYS = {
     "pool_size",

@@ -118,14 +118,18 @@ class TestHistogramQuantile:
 class TestBeforeAfter:
     def test_table_cached_per_evidence(self):
         """The table of an incident is computed once per Evidence; the chart draws the same table."""
-        ev = ll.Incident.load(POOL_LEAK).evidence
+        inc = ll.Incident.load(POOL_LEAK)
+        mid = inc.window()[0] + (inc.window()[1] - inc.window()[0]) / 2
+        ev = inc.evidence.replace(
+            declared_events=pl.DataFrame({"ts": [mid], "kind": ["fix"], "text": ["v2"]})
+        )
         table = ll.before_after_table(ev)
         assert ll.before_after_table(ev) is table
         fig = ll.charts.before_after(table)
         assert {t.legendgroup for t in fig.data} == {"before", "after"}
 
-    def test_split_at_the_last_deploy(self):
-        """Without windows the split is the last deploy event, named in the table."""
+    def test_split_at_the_declared_fix_never_a_deploy(self):
+        """Without windows the split is the declared fix, named in the table; a deploy alone is not taken for it."""
         ev = ll.Evidence.from_frames(
             app=pl.DataFrame(
                 {
@@ -140,7 +144,17 @@ class TestBeforeAfter:
             ),
             events=pl.DataFrame({"ts": [T0 + timedelta(minutes=5)], "kind": ["deploy"], "text": ["v2"]}),
         )
-        assert ll.before_after_table(ev)["split"][0] == "deploy: v2"
+        assert ll.before_after_table(ev)["split"][0].startswith(
+            'no fix declared (kind = "fix"): taken as the deploy: v2, after which the failures fell'
+        )
+        fixed = ev.replace(
+            declared_events=pl.DataFrame(
+                {"ts": [T0 + timedelta(minutes=3)], "kind": ["fix"], "text": ["flag off"]}
+            )
+        )
+        assert ll.before_after_table(fixed)["split"][0].startswith(
+            "fix: flag off; after window from 00:03:00"
+        )
 
 
 class TestTheFix:
@@ -148,12 +162,12 @@ class TestTheFix:
 
     def test_after_window_holds_no_sample_from_before_the_fix(self):
         """Bundled pool-exhaustion: the after window starts once the fixed process runs (its
-        restart plus one scrape step), so the pool's peak is 160% -> 0%, not 160% -> 160%."""
+        restart plus one scrape step), so the pool's peak is 100% -> 0% of capacity, not 160% -> 160%."""
         inc = ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion")
         table = ll.before_after_table(inc)
         peak = table.filter(pl.col("measure") == "pool utilisation, peak").row(0, named=True)
-        assert (peak["before"], peak["after"]) == (160.0, 0.0)
-        assert table["split"][0].startswith("deploy: Deployed checkout-api 1.4.3")
+        assert (peak["before"], peak["after"]) == (100.0, 0.0)  # % of pool_size + max_overflow
+        assert table["split"][0].startswith("fix: Deployed checkout-api 1.4.3")
         assert table["window_after"][0].startswith("00:19:30")
 
     def test_a_deploy_that_brought_errors_is_not_a_fix(self):

@@ -392,6 +392,7 @@ def write_toml(path: Path, *, title: str, window: tuple[float, float], max_conne
     for ev in events:
         lines += ["", "[[events]]", f"at = {value(ev['at'])}", f"kind = {value(ev['kind'])}",
                   f"text = {value(ev['text'])}"]  # fmt: skip
+        lines += [f"{k} = {value(ev[k])}" for k in ("action", "owner") if ev.get(k)]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -90,8 +90,10 @@ def main() -> None:
         "generation_seconds": round(time.time() - t_begin),
     }
     events = [
-        {"at": iso_s(restart), "kind": "restart", "text": "Operator restarted checkout-api (pool exhausted, 503s)"},
-        {"at": iso_s(deploy), "kind": "deploy", "text": "Deployed checkout-api 1.4.3: sessions closed by a context manager"},
+        {"at": iso_s(restart), "kind": "restart", "text": "Operator restarted checkout-api (pool exhausted, 503s)",
+         "action": "Restarted checkout-api to free the pool", "owner": "oncall"},
+        {"at": iso_s(deploy), "kind": "fix", "text": "Deployed checkout-api 1.4.3: sessions closed by a context manager",
+         "action": "Leak fixed: every session in a context manager", "owner": "checkout team"},
     ]  # fmt: skip
     truth["events"] = events
     write_toml(

@@ -1,11 +1,11 @@
 """Before and after a fix: the windows either side of it and the measures that changed (``before_after_table``).
 
-Error rate, p95 wait (from a Prometheus histogram), pool utilisation and PostgreSQL refusals in
-two equal windows around the fix: the incident's windows named ``before``/``after``, else
-either side of ``at``. By default the fix is the last deploy (else action or restart) after
-which the failures fell; the "after" window starts once it was in place (its replacement
-process up, plus one metric step), so it holds no sample from before it. A deploy that
-brought failures is never taken for a fix.
+Pool capacity, pool utilisation as a share of capacity (``pool_size + max_overflow``), the 503
+and 5xx rate of answered requests, request wait p95 (where a histogram exists), leaked
+connections per hour and PostgreSQL refusals, in two equal windows around the fix: the
+incident's windows named ``before``/``after``, else either side of ``at`` (default: the declared
+``fix`` event; without one, the last deploy, action or restart after which the failures fell,
+and the split says it was not declared). The after window starts once the fix was in place.
 """
 
 from __future__ import annotations
@@ -18,14 +18,29 @@ import polars as pl
 from loglib._compat import is_frame, to_polars
 from loglib.analysis.evidence import AppSettings, Evidence, NoEvidenceError, as_evidence
 from loglib.analysis.series import histogram_quantile, pool_series
+from loglib.core.schema import CHANGE_KINDS
 from loglib.core.timeparse import parse_instant
+from loglib.formats.metric_names import OVERFLOW_PATTERN, POOL_SIZE_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
+
+#: what before_after_table says when nothing tells it where the fix is
+NEEDS_FIX = (
+    'before/after needs the fix: declare it in incident.toml ([[events]] at = <when>, kind = "fix", '
+    'text = "..."), or give at=<time of the fix>, or before=(start, end) and after=(start, end), or '
+    "windows named 'before'/'after'"
+)
 
 
 def fix_windows(
     ev: Evidence | None, before: Any, after: Any, at: Any, span: tuple[datetime, datetime] | None
 ) -> tuple[tuple[datetime, datetime], tuple[datetime, datetime], str]:
-    """The windows before and after the fix, and how they were chosen (see :func:`before_after_table`)."""
+    """The windows before and after the fix, and how they were chosen (see :func:`before_after_table`).
+
+    The fix is ``at``, else the last declared ``fix`` event, else (said so in the split) the last
+    deploy, action or restart after which the failures fell. The after window starts once the
+    fix was in place (the app's last restart of its roll-out, plus one metric step), so it holds
+    no pre-fix sample.
+    """
     if before is not None and after is not None:
         b0, b1, a0, a1 = (
             parse_instant(v, argument=f"{name}[{i}]")
@@ -40,18 +55,24 @@ def fix_windows(
     if at is None and b is not None and a is not None:
         return (b.start, b.end), (a.start, a.end), "incident windows"
     how = "given"
-    settled = None
-    if at is None and ev is not None and span is not None:
-        at, settled, how = _the_fix(ev, span)
+    events = ev.events.filter(pl.col("ts").is_not_null()) if ev is not None else None
+    declared = events.filter(pl.col("kind") == "fix") if events is not None else None
+    if at is None and declared is not None and declared.height:
+        row = declared.sort("ts").row(-1, named=True)
+        at, how = row["ts"], f"fix: {row['text']}"
+    elif at is None and ev is not None and span is not None:
+        at, _, step = _the_fix(ev, span)
+        how = f'no fix declared (kind = "fix"): taken as the {step}, after which the failures fell'
     if at is None or span is None:
-        msg = "before/after needs before=(start, end) and after=(start, end), at=<time of the fix>, or an Incident with a deploy event or windows named 'before'/'after'"
-        raise ValueError(msg)
+        raise ValueError(NEEDS_FIX)
     at = parse_instant(at, argument="at")
-    begin = settled or at
+    begin = _in_place(ev, events, at) if ev is not None and events is not None else at
     length = min(at - span[0], span[1] - begin)
     if length <= timedelta(0):
-        msg = f"at={at.isoformat()} is not inside the evidence window {span[0].isoformat()} – {span[1].isoformat()}"
+        msg = f"at={at.isoformat()} leaves no time before or after it in the evidence window {span[0].isoformat()} – {span[1].isoformat()}"
         raise ValueError(msg)
+    if how != "given":
+        how += f"; after window from {begin:%H:%M:%S} (the fix in place: its last restart + one metric step)"
     return (at - length, at), (begin, begin + length), how
 
 
@@ -104,7 +125,7 @@ def _the_fix(ev: Evidence, span: tuple[datetime, datetime]) -> tuple[datetime, d
     msg = (
         "before/after: no deploy, action or restart in the evidence lowered the failures"
         f"{last}, so there is no fix to compare around; pass at=<time> (or windows named "
-        "'before'/'after') to compare anyway"
+        "'before'/'after') to compare anyway, or declare the fix in incident.toml ([[events]] kind = \"fix\")"
     )
     raise ValueError(msg)
 
@@ -112,9 +133,9 @@ def _the_fix(ev: Evidence, span: tuple[datetime, datetime]) -> tuple[datetime, d
 def _in_place(ev: Evidence, events: pl.DataFrame, at: datetime) -> datetime:
     """When the fix at ``at`` was running: the app's last restart of its roll-out, plus one step of
     the metrics (their samples lag the process they describe)."""
-    rolled = events.filter(
-        pl.col("kind").is_in(["restart", "deploy"]) & pl.col("ts").is_between(at, at + ROLL_OUT)
-    )["ts"]
+    rolled = events.filter(pl.col("kind").is_in(CHANGE_KINDS) & pl.col("ts").is_between(at, at + ROLL_OUT))[
+        "ts"
+    ]
     done = max([at, *rolled.to_list()])
     step = timedelta(0)
     if ev.metrics is not None and ev.metrics.height:
@@ -183,6 +204,92 @@ def before_after_table(
     return _table(ev, app_f, pg_f, met, before, after, at)
 
 
+def _pool_rows(
+    pools: list[Any],
+    met: pl.DataFrame | None,
+    before: tuple[datetime, datetime],
+    after: tuple[datetime, datetime],
+) -> list[tuple[str, str, float | None, float | None, str]]:
+    """Capacity (pool_size + max_overflow, per window from the size series when there is one) and
+    utilisation as a share of it: a full pool is 100 %, never more."""
+    sizes = (
+        met.filter(
+            pl.col("metric").str.contains(POOL_SIZE_PATTERN)
+            & ~pl.col("metric").str.contains(OVERFLOW_PATTERN)
+        )
+        if met is not None and "metric" in met.columns
+        else None
+    )
+
+    def capacity(p: Any, s: datetime, e: datetime) -> float:
+        size = p.size
+        if sizes is not None and sizes.height:
+            w = _in_window(sizes, s, e)
+            if w.height:
+                size = float(w["value"].max())
+        cap = size + (p.overflow or 0)
+        peak = _in_window(p.frame, s, e)["value"].max()
+        return max(cap, float(peak)) if peak is not None else cap  # a gauge above it: settings are stale
+
+    def util(s: datetime, e: datetime, fn: str) -> float | None:
+        vals = []
+        for p in pools:
+            w = _in_window(p.frame, s, e)
+            if w.height:
+                vals.append(getattr(w["value"] / capacity(p, s, e) * 100, fn)())
+        return max(vals) if vals else None
+
+    cap_b = sum(capacity(p, *before) for p in pools)
+    cap_a = sum(capacity(p, *after) for p in pools)
+    series = f"series {pools[0].series}" + (f" and {len(pools) - 1} more" if len(pools) > 1 else "")
+    unit = "% of capacity (pool_size + max_overflow)"
+    return [
+        (
+            "pool capacity",
+            "connections (pool_size + max_overflow)",
+            cap_b,
+            cap_a,
+            "pool size series or [app] settings",
+        ),
+        ("pool utilisation, peak", unit, util(*before, "max"), util(*after, "max"), series),
+        ("pool utilisation, mean", unit, util(*before, "mean"), util(*after, "mean"), series),
+    ]
+
+
+def _request_rows(ev: Evidence | None, app_f: pl.DataFrame | None) -> tuple[pl.DataFrame, str] | None:
+    from loglib.analysis.requests import request_rows
+
+    if ev is None:
+        ev = Evidence.from_frames(app=app_f)
+    return request_rows(ev)
+
+
+def _leak_rows(
+    ev: Evidence | None, before: tuple[datetime, datetime], after: tuple[datetime, datetime]
+) -> tuple[str, str, float | None, float | None, str] | None:
+    """Leaked connections per hour in each window, from the best leak evidence (1-minute buckets)."""
+    if ev is None:
+        return None
+    from loglib.analysis.leaks import leak_rates
+
+    rates = leak_rates(ev, "1m", best_only=True)
+    if rates.height == 0:
+        return None
+
+    def per_hour(s: datetime, e: datetime) -> float | None:
+        w = rates.filter((pl.col("ts") >= s) & (pl.col("ts") < e))
+        if w.height == 0 or w["leaked"].null_count() == w.height:
+            return None
+        return float(w["leaked"].sum()) / max((e - s).total_seconds() / 3600, 1e-9)
+
+    method = rates["method"][0]
+    blind = rates.filter(pl.col("saturated").fill_null(False)).height
+    note = f"leak_rates, method {method}, 1-minute buckets" + (
+        "; a full pool hides new leaks (those minutes count none)" if blind else ""
+    )
+    return ("leaked connections", "per hour", per_hour(*before), per_hour(*after), note)
+
+
 def _frame(given: Any, ev: Evidence | None, name: str) -> pl.DataFrame | None:
     if given is not None:
         return to_polars(given)
@@ -214,7 +321,7 @@ def _table(
 ) -> pl.DataFrame:
     span = _span(ev, app_f, pg_f, met)
     (b0, b1), (a0, a1), how = fix_windows(ev, before, after, at, span)
-    rows = []
+    rows: list[tuple[str, str, float | None, float | None, str]] = []
 
     def per_minute(frame: pl.DataFrame | None, cond: pl.Expr, s: datetime, e: datetime) -> float | None:
         if frame is None:
@@ -222,7 +329,23 @@ def _table(
         n = _in_window(frame, s, e).filter(cond).height
         return n / max((e - s).total_seconds() / 60, 1e-9)
 
-    if app_f is not None:
+    settings = ev.app_settings if ev is not None else AppSettings()
+    pools = pool_series(met, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
+    pools = [p for p in pools if p.size]
+    if pools:
+        rows += _pool_rows(pools, met, (b0, b1), (a0, a1))
+    requests = _request_rows(ev, app_f)
+    if requests is not None:
+        reqs, source = requests
+
+        def share(s: datetime, e: datetime, cond: pl.Expr) -> float | None:
+            w = _in_window(reqs, s, e)
+            total = w["n"].sum()
+            return 100 * w.filter(cond)["n"].sum() / total if total else None
+
+        for name, cond in (("503 rate", pl.col("status") == 503), ("5xx rate", pl.col("status") >= 500)):
+            rows.append((name, "% of answered requests", share(b0, b1, cond), share(a0, a1, cond), source))
+    elif app_f is not None:
         cond = (
             pl.col("error_class").is_not_null()
             if "error_class" in app_f.columns
@@ -234,50 +357,16 @@ def _table(
                 "errors/min",
                 per_minute(app_f, cond, b0, b1),
                 per_minute(app_f, cond, a0, a1),
-                "app log: rows with an error_class",
+                "app log: rows with an error_class (no access lines or request counter for a 503 rate)",
             )
         )
     p_b, name = histogram_quantile(met, 0.95, b0, b1)
-    p_a, _ = histogram_quantile(met, 0.95, a0, a1)
-    rows.append(
-        (
-            "p95 wait",
-            "s",
-            p_b,
-            p_a,
-            f"histogram {name}" if name else "no latency/wait histogram in the metrics",
-        )
-    )
-    settings = ev.app_settings if ev is not None else AppSettings()
-    pools = pool_series(met, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
-    if pools:
-
-        def util(s: datetime, e: datetime, fn: str) -> float | None:
-            vals = []
-            for p in pools:
-                w = _in_window(p.frame, s, e)
-                if w.height and p.size:
-                    vals.append(getattr(w["value"] / p.size * 100, fn)())
-            return max(vals) if vals else None
-
-        rows.append(
-            (
-                "pool utilisation, mean",
-                "% of pool_size",
-                util(b0, b1, "mean"),
-                util(a0, a1, "mean"),
-                f"series {pools[0].series}",
-            )
-        )
-        rows.append(
-            (
-                "pool utilisation, peak",
-                "% of pool_size",
-                util(b0, b1, "max"),
-                util(a0, a1, "max"),
-                f"series {pools[0].series}",
-            )
-        )
+    if name:
+        p_a, _ = histogram_quantile(met, 0.95, a0, a1)
+        rows.append(("request wait p95", "s", p_b, p_a, f"histogram {name}"))
+    leaks = _leak_rows(ev, (b0, b1), (a0, a1))
+    if leaks is not None:
+        rows.append(leaks)
     if pg_f is not None:
         cond = pl.col("event").is_in(REFUSAL_EVENTS)
         rows.append(

@@ -19,7 +19,14 @@ import polars as pl
 from loglib.analysis.evidence import Evidence, as_evidence
 from loglib.analysis.findings.post_deploy import AFTER, MOMENT_GAP, _moments, connection_errors
 from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions
-from loglib.core.schema import DEPLOY_COMPARISON, DEPLOY_COMPONENTS, INCIDENT_EVENTS, UTC_TS, conform
+from loglib.core.schema import (
+    CHANGE_KINDS,
+    DEPLOY_COMPARISON,
+    DEPLOY_COMPONENTS,
+    INCIDENT_EVENTS,
+    UTC_TS,
+    conform,
+)
 from loglib.formats.pgbouncer_lines import LOGIN_FAILURE_REASONS
 
 #: a component that restarted this long before a deploy restarted for it
@@ -243,7 +250,7 @@ def _with_outcome(events: pl.DataFrame, cmp: pl.DataFrame) -> pl.DataFrame:
     if not cmp.height:
         return events
     indexed = events.with_row_index("_i")
-    moments = indexed.filter(pl.col("kind").is_in(["deploy", "restart"])).select("_i", "ts").sort("ts")
+    moments = indexed.filter(pl.col("kind").is_in(CHANGE_KINDS)).select("_i", "ts").sort("ts")
     restarted = pl.col("restarted").list.join(", ")
     outcome = (
         cmp.select(

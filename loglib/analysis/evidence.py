@@ -18,7 +18,7 @@ import polars as pl
 
 from loglib._compat import to_polars
 from loglib.core.progress import step
-from loglib.core.schema import INCIDENT_EVENTS, conform
+from loglib.core.schema import CHANGE_KINDS, INCIDENT_EVENTS, conform
 from loglib.errors import LoglibError
 
 T = TypeVar("T")
@@ -246,7 +246,7 @@ class Evidence:
 
         declared = conform(self.declared_events, INCIDENT_EVENTS)
         detected = detect_events(app=self.app, pg=self.pg, pgbouncer=self.pgbouncer)
-        human = declared.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
+        human = declared.filter(pl.col("kind").is_in(CHANGE_KINDS))["ts"]
         if human.len() and detected.height:
             near = pl.lit(False)
             for at in human:

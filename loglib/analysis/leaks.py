@@ -48,7 +48,7 @@ from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
 from loglib.analysis.evidence import Evidence, as_evidence
 from loglib.analysis.idle_tx import idle_in_transaction_leaks
-from loglib.core.schema import LEAK_RATES, UTC_TS, conform
+from loglib.core.schema import CHANGE_KINDS, LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
@@ -564,7 +564,7 @@ def leak_rates(
         pg_activity = evidence.pg_activity if pg_activity is None else pg_activity
         if capacity is None:
             capacity = evidence.app_settings.capacity
-        moments = evidence.events.filter(pl.col("kind").is_in(["restart", "deploy"]))
+        moments = evidence.events.filter(pl.col("kind").is_in(CHANGE_KINDS))
         restarts = moments["ts"]
         # the app's pool keeps its checked-out count through a database or pooler restart
         app_restarts = moments.filter(~pl.col("origin").fill_null("").is_in(["postgres", "pgbouncer"]))["ts"]

@@ -72,6 +72,20 @@ def request_impact(data: object) -> RequestImpact | None:
     return ev.cached("request_impact", lambda: _impact(ev))
 
 
+def request_rows(data: object) -> tuple[pl.DataFrame, str] | None:
+    """Answered requests as ``ts``, ``n``, ``status`` rows and where they come from (access lines,
+    else increases of a request counter: a lower bound); None without either."""
+    ev = as_evidence(data)
+    app = ev.app
+    if app is not None and "http_status" in app.columns:
+        lines = app.filter(pl.col("http_status").is_not_null() & pl.col("ts").is_not_null())
+        if lines.height:
+            rows = lines.select("ts", n=pl.lit(1, pl.Int64), status=pl.col("http_status").cast(pl.Int32))
+            return rows, "app log: access lines (one per answered request)"
+    counted = _counter_rows(ev.metrics)
+    return None if counted is None else (counted[0], counted[1])
+
+
 def _impact(ev: Evidence) -> RequestImpact | None:
     app = ev.app
     if app is not None and "http_status" in app.columns:
@@ -112,6 +126,14 @@ def _from_rows(rows: pl.DataFrame, method: str, bound: str, evidence: str) -> Re
 
 
 def _from_counter(metrics: pl.DataFrame | None) -> RequestImpact | None:
+    counted = _counter_rows(metrics)
+    if counted is None:
+        return None
+    rows, evidence, name = counted
+    return _from_rows(rows, name, "at least", evidence)
+
+
+def _counter_rows(metrics: pl.DataFrame | None) -> tuple[pl.DataFrame, str, str] | None:
     """Increases of a request counter per series: a drop is a restart (the new value counts), and a
     series first seen after the counter's first scrape started at 0 (its first value counts)."""
     if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
@@ -140,9 +162,8 @@ def _from_counter(metrics: pl.DataFrame | None) -> RequestImpact | None:
     if rows.height == 0:
         return None
     name = counters["metric"][0]
-    return _from_rows(
+    return (
         rows,
+        f"{name}{{{key}}}: increases between scrapes, a lower bound (requests before a series' first sample are not seen)",
         name,
-        "at least",
-        f"{name}{{{key}}}: increases between scrapes (requests before a series' first sample are not seen)",
     )

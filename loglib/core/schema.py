@@ -495,6 +495,8 @@ ALL_SCHEMAS = (*ALL_SCHEMAS, APP_EVENTS)
 # --- incidents ------------------------------------------------------------------------------
 
 INCIDENT_EVENT_KINDS: tuple[str, ...] = ("deploy", "restart", "action", "fix", "alert", "note")
+#: the kinds that change the running app (a declared fix is usually a deploy): detectors split at them
+CHANGE_KINDS: tuple[str, ...] = ("deploy", "restart", "fix")
 
 INCIDENT_EVENTS = FrameSchema(
     "incident_events",

@@ -109,14 +109,48 @@ def export_bundle(
     )
     found = list(results.found)
     bundle.documents["findings.md"] = _write_findings(out / "findings.md", found, results.failed, red)
-    ba = None
-    if "before_after" in figs:
-        ba = before_after_table(incident)
-        bundle.documents["before_after.md"] = _write_doc(
-            out / "before_after.md", "Before and after the fix", ba, red
-        )
+    ba = before_after_doc(incident)
+    path = out / "before_after.md"
+    body = ba if isinstance(ba, str) else to_markdown(red.frame(ba) if red else ba)
+    note = "" if isinstance(ba, str) else md_text(_split_note(incident)) + "\n\n"
+    path.write_text(f"# Before and after the fix\n\n{note}{body}\n", encoding="utf-8")
+    bundle.documents["before_after.md"] = path
     bundle.documents["summary.md"] = _write_summary(out / "summary.md", incident, bundle, found, doc, ba, red)
     return bundle
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:,.1f}".removesuffix(".0")
+    return f"{text} %" if unit.startswith("%") else text
+
+
+def before_after_doc(incident: Any) -> pl.DataFrame | str:
+    """The before/after table as a document: Measure, Unit, Before (window), After (window), Change,
+    Evidence — or, without a declared fix, the sentence saying what it needs (never a guess)."""
+    try:
+        ba = before_after_table(incident)
+    except ValueError as exc:
+        return md_text(str(exc))
+    if ba.height == 0:
+        return "No measure could be compared before and after the fix."
+    wb, wa = ba["window_before"][0], ba["window_after"][0]
+    return pl.DataFrame(
+        {
+            "Measure": ba["measure"],
+            "Unit": ba["unit"],
+            f"Before ({wb})": [_number(v, u) for v, u in zip(ba["before"], ba["unit"], strict=True)],
+            f"After ({wa})": [_number(v, u) for v, u in zip(ba["after"], ba["unit"], strict=True)],
+            "Change": ba["change"],
+            "Evidence": ba["evidence"],
+        }
+    )
+
+
+def _split_note(incident: Any) -> str:
+    split = before_after_table(incident)["split"][0]
+    return f"Windows of equal length either side of the fix ({split}). Times UTC."
 
 
 def _write_doc(path: Path, title: str, frame: pl.DataFrame, red: Redactor | None, *, note: str = "") -> Path:
@@ -170,7 +204,7 @@ def _write_summary(
     bundle: Bundle,
     found: list[Any],
     doc: TimelineDocument,
-    ba: pl.DataFrame | None,
+    ba: pl.DataFrame | str,
     red: Redactor | None,
 ) -> Path:
     clean = (lambda s: md_text(red.text(s))) if red else md_text
@@ -210,8 +244,11 @@ def _write_summary(
         to_markdown(doc.table.head(12)),
         "",
     ]
-    if ba is not None:
-        lines += ["## Before and after the fix", "", to_markdown(red.frame(ba) if red else ba), ""]
+    lines += ["## Before and after the fix", ""]
+    if isinstance(ba, str):
+        lines += [ba, ""]
+    else:
+        lines += [md_text(_split_note(incident)), "", to_markdown(red.frame(ba) if red else ba), ""]
     lines += ["## Charts", ""]
     for name, files in bundle.charts.items():
         if name == "overview":

@@ -44,6 +44,7 @@ EVENT_STYLE: dict[str, dict[str, str]] = {
     "deploy": {"color": OKABE_ITO["blue"], "dash": "dash", "symbol": "triangle-up"},
     "restart": {"color": OKABE_ITO["purple"], "dash": "dot", "symbol": "circle"},
     "action": {"color": OKABE_ITO["green"], "dash": "dashdot", "symbol": "diamond"},
+    "fix": {"color": OKABE_ITO["green"], "dash": "solid", "symbol": "star"},
     "alert": {"color": OKABE_ITO["orange"], "dash": "dot", "symbol": "square"},
     "note": {"color": GREY, "dash": "dot", "symbol": "circle-open"},
 }

@@ -18,6 +18,7 @@ import polars as pl
 from loglib.analysis.correlate import correlate
 from loglib.analysis.evidence import Evidence
 from loglib.analysis.findings.finding import Finding
+from loglib.core.schema import CHANGE_KINDS
 
 #: the finding kind this module detects
 KIND = "idle_drops"
@@ -62,7 +63,7 @@ def _candidate_resets(inc: Evidence) -> pl.DataFrame:
     # a process stopping (with or without a start after it) resets its connections too
     stopped = (pl.col("kind") == "note") & pl.col("text").str.contains("stopped|shut down")
     events = inc.events.filter(
-        (pl.col("kind").is_in(["restart", "deploy"]) | stopped) & (pl.col("origin") != "connections")
+        (pl.col("kind").is_in(CHANGE_KINDS) | stopped) & (pl.col("origin") != "connections")
     )
     for at, kind in events.select("ts", "kind").iter_rows():
         # a stop resets connections at and after its line; a restart's time may be a declared one

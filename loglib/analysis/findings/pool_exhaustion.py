@@ -20,6 +20,7 @@ import polars as pl
 from loglib.analysis.evidence import Evidence
 from loglib.analysis.findings.finding import Finding
 from loglib.analysis.leaks import gauge_segments, leak_rates
+from loglib.core.schema import CHANGE_KINDS
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
@@ -262,7 +263,7 @@ def _gauge_requests(inc: Evidence, windows: pl.DataFrame) -> pl.DataFrame | None
     g = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
     if g.height == 0:
         return None
-    restarts = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"].cast(g["ts"].dtype).sort()
+    restarts = inc.events.filter(pl.col("kind").is_in(CHANGE_KINDS))["ts"].cast(g["ts"].dtype).sort()
     cap = inc.app_settings.capacity
     parts = []
     for (series,), one in g.sort("ts").group_by("series", maintain_order=True):
@@ -368,7 +369,7 @@ def detect(inc: Evidence) -> list[Finding]:
     if evidence.height < MIN_FAILURES:
         return []
     evidence = evidence.sort("ts")
-    restarts = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))["ts"]
+    restarts = inc.events.filter(pl.col("kind").is_in(CHANGE_KINDS))["ts"]
     windows = _windows(evidence["ts"], restarts)
     full, full_from = _full_spans(inc, windows)
     full_s = float(sum((e - s).total_seconds() for s, e in full))

@@ -17,7 +17,7 @@ import polars as pl
 from loglib.analysis.evidence import Evidence
 from loglib.analysis.findings.finding import Finding
 from loglib.analysis.pgbouncer import pooler_refusals
-from loglib.core.schema import UTC_TS
+from loglib.core.schema import CHANGE_KINDS, UTC_TS
 
 #: the finding kind this module detects
 KIND = "post_deploy"
@@ -54,7 +54,7 @@ CLOSE_WINDOW = (timedelta(seconds=-5), timedelta(seconds=30))
 
 def _moments(events: pl.DataFrame) -> pl.DataFrame:
     """Deploys and restarts, one per minute-long cluster (a declared event names the cluster)."""
-    ev = events.filter(pl.col("kind").is_in(["deploy", "restart"]) & pl.col("ts").is_not_null())
+    ev = events.filter(pl.col("kind").is_in(CHANGE_KINDS) & pl.col("ts").is_not_null())
     if ev.height == 0:
         return ev
     ev = ev.sort("ts").with_columns(
