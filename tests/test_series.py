@@ -128,8 +128,8 @@ class TestBeforeAfter:
         fig = ll.charts.before_after(table)
         assert {t.legendgroup for t in fig.data} == {"before", "after"}
 
-    def test_split_at_the_declared_fix_never_a_deploy(self):
-        """Without windows the split is the declared fix, named in the table; a deploy alone is not taken for it."""
+    def test_split_at_the_declared_fix_else_said_to_be_inferred(self):
+        """A declared fix is the split; without one the deploy after which failures fell is, and the split says it was not declared."""
         ev = ll.Evidence.from_frames(
             app=pl.DataFrame(
                 {
@@ -153,7 +153,7 @@ class TestBeforeAfter:
             )
         )
         assert ll.before_after_table(fixed)["split"][0].startswith(
-            "fix: flag off; after window from 00:03:00"
+            "fix: flag off; after window from 09:33:00"
         )
 
 

@@ -20,6 +20,7 @@ from loglib.analysis.evidence import AppSettings, Evidence, NoEvidenceError, as_
 from loglib.analysis.series import histogram_quantile, pool_series
 from loglib.core.schema import CHANGE_KINDS
 from loglib.core.timeparse import parse_instant
+from loglib.formats.lifecycle import APP_START_PATTERN
 from loglib.formats.metric_names import OVERFLOW_PATTERN, POOL_SIZE_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
 
@@ -131,12 +132,20 @@ def _the_fix(ev: Evidence, span: tuple[datetime, datetime]) -> tuple[datetime, d
 
 
 def _in_place(ev: Evidence, events: pl.DataFrame, at: datetime) -> datetime:
-    """When the fix at ``at`` was running: the app's last restart of its roll-out, plus one step of
-    the metrics (their samples lag the process they describe)."""
+    """When the fix at ``at`` was running: the app's last restart of its roll-out — the last
+    replacement's own start line, when the log has one (a restart is stamped at its stop line) —
+    plus one step of the metrics (their samples lag the process they describe)."""
     rolled = events.filter(pl.col("kind").is_in(CHANGE_KINDS) & pl.col("ts").is_between(at, at + ROLL_OUT))[
         "ts"
     ]
     done = max([at, *rolled.to_list()])
+    app = ev.app
+    if app is not None and app.height and "message" in app.columns:
+        started = app.filter(
+            pl.col("ts").is_between(at, done + ROLL_OUT) & pl.col("message").str.contains(APP_START_PATTERN)
+        )["ts"]
+        if started.len():
+            done = max(done, started.max())  # type: ignore[type-var]
     step = timedelta(0)
     if ev.metrics is not None and ev.metrics.height:
         diffs = ev.metrics.sort("ts")["ts"].unique().diff().drop_nulls()
