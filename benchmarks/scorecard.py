@@ -313,7 +313,7 @@ def compare(folder: Path, obs: Observed | None = None) -> list[Check]:
     obs = obs or Observed(folder)
     checks = [_leaks_per_hour(obs, truth, m) for m in METHODS if m in evidence_kinds(truth)]
     if truth["leaks"]["total"]:
-        f = obs.of("pool_exhaustion")
+        f = obs.of("pool_exhaustion") or obs.of("connection_leak")
         got = f[0].numbers.get("leaks_per_hour") if f else None
         want = truth["leaks"]["rate_per_hour"]
         checks.append(Check("leak_rate", got, want, within(got, want, 0.10), "leaks ÷ app run time"))

@@ -566,7 +566,7 @@ FINDINGS = FrameSchema(
     "findings",
     "one row per finding of `loglib.findings` (`loglib.findings_frame`)",
     (
-        Column("kind", pl.String, "`pool_exhaustion`, `post_deploy`, `idle_drops`"),
+        Column("kind", pl.String, "`pool_exhaustion`, `connection_leak`, `post_deploy`, `idle_drops`"),
         Column("statement", pl.String, "what was found, in one or two plain sentences"),
         Column("start", UTC_TS, "start of the time the finding is about"),
         Column("end", UTC_TS, "end of that time"),

@@ -39,10 +39,12 @@ MERGE_GAP = 5.0
 HANDOFF_GAP = 0.1
 #: errors up to this long after an action's last replacement answered are still the action's (s)
 SETTLE_S = 30.0
-#: the finding thresholds: pool timeouts, errors after one action, middlebox drops
+#: the finding thresholds: pool timeouts, errors after one action, middlebox drops, leaks
 MIN_POOL_TIMEOUTS = 3
 MIN_DEPLOY_ERRORS = 2
 MIN_DROPS = 3
+#: leaks that make a finding of their own when the pool never ran out (too few pool timeouts)
+MIN_LEAKS = 3
 
 
 def iso(t: float | None) -> str | None:
@@ -349,6 +351,8 @@ def build_truth(sc, folder: Path, *, window: tuple[float, float]) -> dict:
     kinds = []
     if truth["requests"]["pool_timeouts"] >= MIN_POOL_TIMEOUTS:
         kinds.append("pool_exhaustion")
+    elif len(leaks) >= MIN_LEAKS:
+        kinds.append("connection_leak")
     if any(a["errors"] >= MIN_DEPLOY_ERRORS for a in after):
         kinds.append("post_deploy")
     if len(drops) >= MIN_DROPS:

@@ -6,7 +6,7 @@ that turns its findings' numbers into advice, and the ``CHARTS`` that show its e
 
 >>> import loglib as ll
 >>> sorted(ll.analysis.findings.DETECTORS)
-['idle_drops', 'pool_exhaustion', 'post_deploy']
+['connection_leak', 'idle_drops', 'pool_exhaustion', 'post_deploy']
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from loglib.analysis.evidence import as_evidence
-from loglib.analysis.findings import idle_drops, pool_exhaustion, post_deploy
+from loglib.analysis.findings import connection_leak, idle_drops, pool_exhaustion, post_deploy
 from loglib.analysis.findings.finding import Detector, Finding, findings_frame
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: every detector, most important first: a new incident shape is one module added here
-SHAPES: tuple[Detector, ...] = (pool_exhaustion, post_deploy, idle_drops)
+SHAPES: tuple[Detector, ...] = (pool_exhaustion, connection_leak, post_deploy, idle_drops)
 #: finding kind -> its detector module
 DETECTORS: dict[str, Detector] = {shape.KIND: shape for shape in SHAPES}
 #: the finding kinds, in the order :func:`findings` runs them

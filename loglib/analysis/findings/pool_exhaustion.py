@@ -437,9 +437,10 @@ def detect(inc: Evidence) -> list[Finding]:
         numbers.update(mean_busy_littles_law=round(busy, 3), demand_from=demand_from)
         if rate is not None and hold is not None:
             numbers.update(request_rate_per_s=round(rate, 4), mean_hold_s=round(hold, 4))
+            what = "served requests/s" if demand_from.startswith("access-line") else "checkouts/s"
             sentences.append(
-                f"Demand by Little's law: {rate:.3g} checkouts/s × {hold:.3g} s held = {busy:.2g} connection(s) "
-                f"busy on average ({demand_from})."
+                f"Demand by Little's law: {rate:.3g} {what} × {hold:.3g} s held = {busy:.2g} connection(s) "
+                f"busy on average, outside the full windows ({demand_from})."
             )
         else:
             caught = _gauge_requests(inc, windows) if "gauge" in demand_from else None
