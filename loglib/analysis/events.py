@@ -200,19 +200,19 @@ def _pgbouncer_restarts(lines: pl.DataFrame, pg: pl.DataFrame | None) -> pl.Data
         if p["stopped"] is None or p["stopped"] == "failed" or p["end"] is None:
             continue
         back = i + 1 < procs.height and procs["start"][i + 1] is not None
-        how = p["stopped"] if not p["stop_reason"] else f"{p['stopped']}: {p['stop_reason']}"
+        how = p["stopped"]
         at = marks.filter(pl.col("ts") <= p["end"]).tail(1) if p["stopped"] != "killed" else marks.head(0)
         when = p["end"]
         if p["stopped"] == "killed":
             at = marks.filter((pl.col("ts") >= p["end"]) & (pl.col("event") == "pooler_start")).head(1)
             seen = kill_ends.filter(pl.col("process") == p["process"])["_end"]
             if seen.len() and seen[0] <= when:
-                when, how = seen[0], f"{how}; its server sessions ended in PostgreSQL's log then"
+                when, how = seen[0], f"{how}, when PostgreSQL saw its server sessions end"
         rows.append(
             {
                 "ts": when,
                 "kind": "restart" if back else "note",
-                "text": f"pgBouncer {'restarted' if back else 'stopped'} ({how})",
+                "text": f"pgBouncer stopped ({how})" + (" and restarted" if back else ""),
                 "origin": "pgbouncer",
                 "source": "pgbouncer",
                 "file": at["file"][0] if at.height and "file" in at.columns else None,
