@@ -220,8 +220,11 @@ def reset_error_rules() -> None:
 
 
 def error_rules() -> tuple[ErrorRule, ...]:
-    """The table in force: the built-in rules followed by those added with :func:`add_error_rule`."""
-    return (*ERROR_RULES, *_USER_RULES)
+    """The table in force: the built-in rules, their translations from the installed PostgreSQL
+    catalogs (:mod:`loglib.formats.client_catalogs`), then those added with :func:`add_error_rule`."""
+    from loglib.formats.client_catalogs import localized_rules
+
+    return (*ERROR_RULES, *localized_rules(), *_USER_RULES)
 
 
 def _resolve(rules: Sequence[ErrorRule] | None) -> tuple[ErrorRule, ...]:

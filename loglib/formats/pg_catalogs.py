@@ -131,20 +131,28 @@ def _language(code: str, path: str) -> Language | None:
     return lang
 
 
-def _catalog_paths() -> dict[str, str]:
-    """``{language code: path}`` of the newest installed postgres catalog per language."""
+def catalog_paths(domain: str = "postgres") -> dict[str, str]:
+    """``{language code: path}`` of the newest installed catalog of ``domain`` per language:
+    ``postgres`` (the server's ``postgres-<major>.mo``) or ``libpq`` (the client library's
+    ``libpq5-<major>.mo``, which the ``libpq5`` package installs) or ``libc`` (glibc's strerror)."""
     dirs = (
         [os.environ["LOGLIB_PG_LOCALEDIR"]] if os.environ.get("LOGLIB_PG_LOCALEDIR") else list(_LOCALE_DIRS)
     )
     found: dict[str, tuple[int, str]] = {}
     for base in dirs:
-        for path in glob.glob(os.path.join(base, "*", "LC_MESSAGES", "postgres*.mo")):
+        for path in glob.glob(os.path.join(base, "*", "LC_MESSAGES", f"{domain}*.mo")):
             code = path.split(os.sep)[-3]
-            major = re.search(r"postgres-?(\d+)?\.mo$", path)
-            version = int(major.group(1)) if major and major.group(1) else 0
+            major = re.fullmatch(rf"{domain}\d?-?(\d+)?\.mo", os.path.basename(path))
+            if major is None:  # another program's catalog whose name starts the same
+                continue
+            version = int(major.group(1)) if major.group(1) else 0
             if code not in found or version > found[code][0]:
                 found[code] = (version, path)
     return {code: path for code, (_v, path) in sorted(found.items())}
+
+
+def _catalog_paths() -> dict[str, str]:
+    return catalog_paths("postgres")
 
 
 @functools.cache
