@@ -72,6 +72,7 @@ hosts = False  # also replace host names and IP addresses by stable pseudonyms
 if redact:  # every frame shown below is redacted whole before it is drawn
     ll.redact_displays(hosts=hosts)
 inc = ll.Incident.load(incident_dir)
+reads = ll.postmortem.what_was_read(inc)  # reads every source once; its rejects are shown below
 found = ll.findings(inc)
 inc"""),
     md("""
@@ -81,6 +82,13 @@ What happened, in the words of the findings, and what it cost, counted from the 
 """),
     code("ll.postmortem.summary(inc, found)"),
     code("ll.postmortem.impact(inc)"),
+    md("""
+## What was read
+
+Every source, with the lines read, parsed and rejected; the first lines no reader understood are
+named as `file:line`, so nothing is left out without a word.
+"""),
+    code("reads"),
     md("""
 ## Timeline
 

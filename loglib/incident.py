@@ -417,8 +417,11 @@ class Incident:
             _CACHE.move_to_end(key)
             frame = _CACHE[key]
         elif paths:
+            options = dict(spec.options)
+            if spec.kind == "prometheus":  # empty answers are answers: the faces say so and go on
+                options.setdefault("raise_if_empty", False)
             with step(f"reading source {spec.name or spec.kind!r} ({spec.kind})"):
-                frame = cached_read(fn, paths, spec.options)  # Parquet when these files were parsed before
+                frame = cached_read(fn, paths, options)  # Parquet when these files were parsed before
             _CACHE[key] = frame
         else:  # every file is another source's: an empty frame that says so
             with warnings.catch_warnings():

@@ -237,13 +237,13 @@ def _pool_rows(
             if w.height:
                 size = float(w["value"].max())
         cap = size + (p.overflow or 0)
-        peak = _in_window(p.frame, s, e)["value"].max()
+        peak = _in_window(p.frame, s, e).filter(pl.col("value").is_finite())["value"].max()
         return max(cap, float(peak)) if peak is not None else cap  # a gauge above it: settings are stale
 
     def util(s: datetime, e: datetime, fn: str) -> float | None:
         vals = []
         for p in pools:
-            w = _in_window(p.frame, s, e)
+            w = _in_window(p.frame, s, e).filter(pl.col("value").is_finite())  # NaN/±Inf: no reading
             if w.height:
                 vals.append(getattr(w["value"] / capacity(p, s, e) * 100, fn)())
         return max(vals) if vals else None
@@ -399,7 +399,7 @@ def _table(
         orient="row",
     )
     change = (
-        pl.when(pl.col("before").is_null() | pl.col("after").is_null()).then(pl.lit("n/a"))
+        pl.when(~pl.col("before").is_finite().fill_null(False) | ~pl.col("after").is_finite().fill_null(False)).then(pl.lit("n/a"))
         .when(pl.col("before") == 0).then(pl.when(pl.col("after") == 0).then(pl.lit("0%")).otherwise(pl.lit("new")))
         .otherwise(((pl.col("after") / pl.col("before") - 1) * 100).round(0).cast(pl.Int64).map_elements(lambda v: f"{v:+d}%", return_dtype=pl.String))
     )  # fmt: skip

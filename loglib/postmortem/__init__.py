@@ -21,6 +21,7 @@ from loglib.postmortem._charts import (
     leak_every,
 )
 from loglib.postmortem._detectors import DetectorFailure, DetectorResults, run_detectors
+from loglib.postmortem._reads import read_table, what_was_read
 from loglib.postmortem._recommend import RECOMMENDERS, recommendations
 from loglib.postmortem._summary import Markdown, impact, summary, window_around
 
@@ -37,8 +38,10 @@ __all__ = [
     "impact",
     "incident_charts",
     "leak_every",
+    "read_table",
     "recommendations",
     "run_detectors",
     "summary",
+    "what_was_read",
     "window_around",
 ]

@@ -474,6 +474,11 @@ def read_prometheus(
             "pass raise_if_empty=False to get an empty frame"
         )
         raise NoDataError(msg)
+    if frame.height == 0 and report.files:
+        report.notes.append(
+            f"no metric samples in {len(report.files)} file(s): every answer is empty or unreadable "
+            "(a query that matched nothing in that range answers with an empty result)"
+        )
     return finish_read(frame, report, strict=strict)
 
 
