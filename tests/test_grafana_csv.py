@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -173,3 +174,14 @@ class TestBadRows:
         df = read_quiet(f'{MS0},1\n"Time","x"\n{MS0},2\n'.encode(), format="grafana_csv")
         assert ll.rejects(df)["line"].to_list() == [1]
         assert df["value"].to_list() == [2.0]
+
+
+class TestGrafanaOwnTestData:
+    """Grafana's own ``@grafana/data`` CSV test files (tests/files/grafana, Apache-2.0)."""
+
+    @pytest.mark.parametrize("name", ["grafana-data-withHeaders.csv", "grafana-data-roundtrip.csv"])
+    def test_full_header_without_a_time_field_is_a_table(self, name: str) -> None:
+        """``#type#`` names no time field: one clear line, never the first column read as epoch seconds."""
+        path = Path(__file__).parent / "files" / "grafana" / name
+        with pytest.raises(ll.FormatError, match=r"a table panel, not a time series: columns a, b, c"):
+            ll.read_prometheus(path)

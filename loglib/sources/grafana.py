@@ -204,7 +204,9 @@ def parse_csv(
                 frames.append(frame)
             elif key == "unit" and frame is not None and not frame.rows:
                 frame.units = [_UNIT_IDS.get(c.strip(), c.strip() or None) for c in cells]
-            continue  # #type#, #dateFormat#: nothing to take from them
+            elif key == "type" and frame is not None and "time" not in (c.strip().lower() for c in cells):
+                raise table_panel_error(source.name, frame.header)  # the file says so: no time field
+            continue  # #dateFormat#: nothing to take from it
         if frame is None or (_is_header_cell(first) and len(cells) >= 2):
             if not frames and not _is_header_cell(first) and _table_header(cells):
                 raise table_panel_error(source.name, cells)
