@@ -86,6 +86,49 @@ def lab(tmp_path):
         log.close()
 
 
+#: the state of a Run All, read from the page: cells finished ([n]) and queued or running ([*]),
+#: the bundle's "N files in …" line (the last cell), and any traceback shown
+_RUN_STATE = """() => {
+  const prompts = [...document.querySelectorAll('.jp-InputArea-prompt')].map(p => p.textContent);
+  const outputs = [...document.querySelectorAll('.jp-OutputArea-output')].map(o => o.textContent);
+  const errors = [...document.querySelectorAll(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")]
+    .map(o => o.textContent).filter(t => /Traceback|Error/.test(t));
+  return {finished: prompts.filter(p => /\\[\\d+\\]/.test(p)).length,
+          pending: prompts.filter(p => p.includes('*')).length,
+          done: outputs.some(t => /\\d+ files in /.test(t)), errors: errors.map(t => t.slice(-500))};
+}"""
+#: seconds one cell may take before the run counts as stuck (the export cell takes ~10 s when idle)
+STALL_S = 300
+#: the whole run, however it progresses
+RUN_S = 1200
+
+
+def _wait_for_run_all(page, shots: Path) -> None:
+    """Wait while the cells keep finishing: done at the last cell's output; fail at once on a
+    traceback that stopped the run, or when no cell has finished for STALL_S seconds. A busy
+    machine makes each cell slower, never a correct run fail."""
+    start = last_change = time.monotonic()
+    last = None
+    while True:
+        state = page.evaluate(_RUN_STATE)
+        if state["done"]:
+            return
+        now = time.monotonic()
+        if state["errors"] and not state["pending"]:
+            page.screenshot(path=str(shots / "jupyterlab-error.png"))
+            pytest.fail(f"a cell failed and the run stopped: {state['errors'][0]}")
+        progress = (state["finished"], state["pending"])
+        if progress != last:
+            last, last_change = progress, now
+        elif now - last_change > STALL_S or now - start > RUN_S:
+            page.screenshot(path=str(shots / "jupyterlab-stalled.png"))
+            pytest.fail(
+                f"Run All stalled: {state['finished']} cell(s) finished, {state['pending']} pending, "
+                f"no progress for {now - last_change:.0f} s ({now - start:.0f} s in all)"
+            )
+        time.sleep(1)
+
+
 def test_postmortem_runs_in_jupyterlab(lab):
     """Open the notebook, Run → Run All Cells, and the charts render with no error output."""
     url, token, tmp = lab
@@ -93,11 +136,13 @@ def test_postmortem_runs_in_jupyterlab(lab):
     shots.mkdir(parents=True, exist_ok=True)
     with chromium_page(width=1400, height=1000) as page:
         attempted = offline(page)
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(180_000)  # loading JupyterLab on a busy machine; the run is waited on below
         page.goto(f"{url}/lab/tree/postmortem.ipynb?token={token}")
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
         # the kernel must be ready before Run All, or the first cells queue behind its start-up
-        page.wait_for_selector(".jp-NotebookPanel-toolbar [data-status='idle'], .jp-Notebook-ExecutionIndicator[data-status='idle']")
+        page.wait_for_selector(
+            ".jp-NotebookPanel-toolbar [data-status='idle'], .jp-Notebook-ExecutionIndicator[data-status='idle']"
+        )
         # On a busy machine "Run All" can land before the kernel's channels are up: the cells are
         # then only selected. Click again until a prompt shows [*] or [n] (execution started).
         started = "[...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
@@ -113,11 +158,13 @@ def test_postmortem_runs_in_jupyterlab(lab):
                     raise
                 page.keyboard.press("Escape")  # close a menu left open, so the next click lands
         # the last cell writes the bundle: its output means every cell before it ran
-        page.wait_for_selector("text=/\\d+ files in /", timeout=120_000)
+        _wait_for_run_all(page, shots)
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
         plots = page.locator(".js-plotly-plot").count()
         prompts = page.locator(".jp-InputArea-prompt").all_inner_texts()
-        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+        errors = page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        ).all_inner_texts()
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "jupyterlab-postmortem.png"))
         page.locator(".js-plotly-plot").nth(1).scroll_into_view_if_needed()

@@ -147,7 +147,7 @@ def _counter_rows(metrics: pl.DataFrame | None) -> tuple[pl.DataFrame, str, str]
         return None
     rows = (
         counters.with_columns(status=pl.col("labels").struct.field(key).cast(pl.Int32, strict=False))
-        .filter(pl.col("status").is_not_null())
+        .filter(pl.col("status").is_not_null() & pl.col("value").is_finite())  # NaN/±Inf: no reading
         .sort("series", "ts")
         .with_columns(step=pl.col("value").diff().over("series"))
         .with_columns(

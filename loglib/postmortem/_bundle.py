@@ -15,8 +15,8 @@ from loglib.analysis.evidence import NoEvidenceError
 from loglib.core.progress import step
 from loglib.postmortem._charts import CHART_TITLES, incident_charts
 from loglib.postmortem._detectors import DetectorFailure, run_detectors
-from loglib.postmortem._summary import impact
 from loglib.postmortem._reads import what_was_read
+from loglib.postmortem._summary import impact
 from loglib.present.export import _cell, export_figures, export_table, to_markdown
 from loglib.present.markup import md_text
 from loglib.present.redact import Redactor
