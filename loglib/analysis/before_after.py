@@ -398,6 +398,8 @@ def _table(
         },
         orient="row",
     )
+    # a NaN/±Inf figure (from NaN or Inf samples) is no reading: unknown, never drawn or compared
+    out = out.with_columns(pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in ("before", "after"))
     change = (
         pl.when(~pl.col("before").is_finite().fill_null(False) | ~pl.col("after").is_finite().fill_null(False)).then(pl.lit("n/a"))
         .when(pl.col("before") == 0).then(pl.when(pl.col("after") == 0).then(pl.lit("0%")).otherwise(pl.lit("new")))
