@@ -32,7 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from loglib.cache import cache_enabled
+from loglib.cache import cache_dir, cache_enabled
 from loglib.errors import LoglibError
 from loglib.postmortem import (  # the notebook helpers live there; these names keep ll.report.summary(...) working
     EVIDENCE_CHARTS,
@@ -509,7 +509,9 @@ def build_report(
     kernel_log.write_text("")
     stop_following = _follow(kernel_log, say)
     try:
-        execute_notebook(nb, cwd=out, progress=say, timeout=timeout, env={"LOGLIB_PROGRESS_FILE": str(kernel_log)})
+        # the kernel runs in OUT: the parse cache's folder is handed over as an absolute path
+        kernel = {"LOGLIB_PROGRESS_FILE": str(kernel_log), "LOGLIB_CACHE_DIR": str(cache_dir().resolve())}
+        execute_notebook(nb, cwd=out, progress=say, timeout=timeout, env=kernel)
     except ReportError as exc:
         failure = exc
         nb = getattr(exc, "notebook", nb)
