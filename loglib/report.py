@@ -415,6 +415,17 @@ def _redaction_line(redact: bool, hosts: bool) -> str:
     return f"*Secrets redacted{extra} (loglib's default).*"
 
 
+def _share_parameters(nb: Any, ran_with: str, name: str) -> None:
+    """The saved notebook's ``incident_dir`` names the incident folder, not where it was on the
+    machine that ran it (``../../home/ana/…``): a report is shared."""
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = cell.source.replace(
+                f"incident_dir = {ran_with!r}",
+                f"incident_dir = {name!r}  # the incident folder: set where it is on your machine to re-run",
+            )
+
+
 def build_report(
     incident_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -495,8 +506,9 @@ def build_report(
     nb_path = Path(notebook) if notebook else notebook_path("postmortem")
     nb = parameterize(
         read_notebook(nb_path),
-        incident_dir=str(folder),
-        out_dir=str(out),
+        # relative to the report's folder (the kernel runs there): report.ipynb names no local path
+        incident_dir=os.path.relpath(folder, out),
+        out_dir=".",
         tz=tz,
         chart_formats=formats,
         redact=redact,
@@ -523,10 +535,11 @@ def build_report(
     import nbformat
 
     from loglib.present.markup import neutralise_outputs
-    from loglib.present.redact import Redactor
+    from loglib.present.redact import Redactor, local_paths
 
+    _share_parameters(nb, os.path.relpath(folder, out), folder.name)
     if redact:
-        red = Redactor(hosts=hosts)
+        red = Redactor(hosts=hosts, paths=local_paths(folder, out))
         red.notebook(nb)
         title = red.text(title) or ""
     neutralise_outputs(nb)  # markup from the data stays text, redacted or not
@@ -552,7 +565,10 @@ def build_report(
         files += sorted((out / "charts").iterdir())
     if results is None:  # a notebook without ``inc``: the detectors run here
         detected = run_detectors(inc if inc is not None else check_incident(folder))
-        results = {"found": [f.statement for f in detected.found], "failed": [str(f) for f in detected.failed]}
+        results = {
+            "found": [f.statement for f in detected.found],
+            "failed": [str(f) for f in detected.failed],
+        }
     say("done")
     return ReportResult(
         out_dir=out,

@@ -19,7 +19,7 @@ from loglib.postmortem._reads import what_was_read
 from loglib.postmortem._summary import impact
 from loglib.present.export import _cell, export_figures, export_table, to_markdown
 from loglib.present.markup import md_text
-from loglib.present.redact import Redactor
+from loglib.present.redact import Redactor, local_paths
 from loglib.present.timeline_doc import TIMELINE_FORMATS, TimelineDocument, timeline_document
 
 
@@ -90,7 +90,7 @@ def export_bundle(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    red = Redactor(hosts=hosts) if redact else None
+    red = Redactor(hosts=hosts, paths=local_paths(getattr(incident, "root", None), out)) if redact else None
     bundle = Bundle(out)
     figs, bundle.skipped = incident_charts(incident, every=every)
     results = run_detectors(incident)

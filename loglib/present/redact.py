@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import polars as pl
@@ -71,6 +71,10 @@ class Redactor:
         ``host-2``). Off by default: hosts are usually not secret, and they help a reader.
     extra
         More regular expressions whose matches become ``[REDACTED]`` (e.g. customer ids).
+    paths
+        Local folders and what to write instead (``{"/home/ana/incidents/x": "x"}``): a file
+        under one becomes relative to it, the folder itself its replacement. Exports name no
+        local absolute path (a bundle is shared).
 
     Examples
     --------
@@ -82,8 +86,23 @@ class Redactor:
     'retry from client-1; mail [EMAIL]'
     """
 
-    def __init__(self, *, hosts: bool = False, extra: Iterable[str | re.Pattern[str]] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        hosts: bool = False,
+        extra: Iterable[str | re.Pattern[str]] = (),
+        paths: Mapping[str, str] | None = None,
+    ) -> None:
         self.hosts = bool(hosts)
+        # longest first: a folder inside another is replaced before its parent
+        folders = sorted(
+            ((str(k).rstrip("/"), v) for k, v in (paths or {}).items() if str(k).strip("/")),
+            key=lambda kv: -len(kv[0]),
+        )
+        # a folder followed by "/" (a file in it: made relative) or by no more of a name
+        self.paths = [(f, re.compile(re.escape(f) + r"(/|(?![\w\-]|\.\w))"), v) for f, v in folders]
+        # the same folders cut short by a display ("/home/ana/incid…"): the cut part becomes "…"
+        self._cut_paths = [_cut_pattern(f) for f, _ in folders if f.count("/") >= 2]
         self.extra = tuple(re.compile(p) if isinstance(p, str) else p for p in extra)
         self.pseudonyms: dict[str, str] = {}
         self._counts: dict[str, int] = {}
@@ -120,7 +139,13 @@ class Redactor:
         hit = self._cache.get(value)
         if hit is not None:
             return hit
-        out = _s.PEM.sub(SECRET, value)
+        out = value
+        for folder, pattern, name in self.paths:
+            if folder in out:
+                out = pattern.sub(lambda m, n=name: "" if m.group(1) else n, out)
+        for cut in self._cut_paths:
+            out = cut.sub("…", out)
+        out = _s.PEM.sub(SECRET, out)
         out = _s.URL_PASSWORD.sub(lambda m: m.group("head") + SECRET + m.group("at"), out)
         out = _s.SQL_PASSWORD.sub(lambda m: m.group("head") + "'" + SECRET + "'", out)
         out = _s.TOKENS.sub(SECRET, out)
@@ -372,6 +397,41 @@ def _has_text(dtype: pl.DataType) -> bool:
     if isinstance(dtype, pl.Struct):
         return any(_has_text(f.dtype) for f in dtype.fields)
     return False
+
+
+def _cut_pattern(folder: str) -> re.Pattern[str]:
+    """``folder`` cut short: a prefix longer than its first part, ending in ``…`` or a space."""
+    head_end = folder.index("/", 1) + 1  # "/home/": a cut must keep at least the first part
+    rest = folder[head_end:]
+    nested = ""
+    for ch in reversed(rest[:120]):
+        nested = f"(?:{re.escape(ch)}{nested})?"
+    # a display cuts with "…", or (polars' text tables) at the column's edge, before a space
+    return re.compile(re.escape(folder[:head_end]) + nested + r"(?:[^\s…]*…|(?=\s))")
+
+
+def local_paths(incident_dir: Any = None, out_dir: Any = None) -> dict[str, str]:
+    """What exports write for local folders: the incident folder's own name, ``.`` for the folder
+    written to, ``~`` for the home directory (each as given and resolved).
+
+    >>> local_paths("/srv/incidents/pool-exhaustion", "/srv/out")["/srv/incidents/pool-exhaustion"]
+    'pool-exhaustion'
+    """
+    import os
+    from pathlib import Path
+
+    out: dict[str, str] = {}
+    home = os.path.expanduser("~")
+    if home not in ("", "/", "~"):
+        out[home] = "~"
+    for folder, name in ((out_dir, "."), (incident_dir, None)):
+        if folder is None:
+            continue
+        path = Path(folder)
+        for form in {str(path), str(path.resolve())}:
+            if os.path.isabs(form) and form != "/":
+                out[form] = name or path.resolve().name
+    return out
 
 
 def redact_text(text: str | None, *, hosts: bool = False, redactor: Redactor | None = None) -> str | None:

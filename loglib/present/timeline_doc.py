@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from loglib.core.timeparse import check_tz, to_timedelta
-from loglib.present.markup import md_cell, md_text, short_label
+from loglib.present.markup import md_cell, md_text, plain_text, short_label
 from loglib.present.redact import Redactor
 from loglib.present.timeline import timeline
 
@@ -62,7 +62,8 @@ class TimelineDocument:
 
     def render(self, format: str = "md") -> str:
         """The document as GitHub/GitLab Markdown (``md``), an HTML fragment with inline styles
-        that pastes into Confluence and Google Docs (``html``), or CSV of the same cells (``csv``)."""
+        that pastes into Confluence and Google Docs (``html``), or CSV of the same cells (``csv``;
+        a ``<`` that would open a tag is written ``&lt;``, as in every loglib CSV)."""
         fmt = format.lower().lstrip(".")
         fmt = {"markdown": "md", "htm": "html"}.get(fmt, fmt)
         if fmt == "md":
@@ -115,7 +116,8 @@ class TimelineDocument:
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\n")
         out.writerow(self.table.columns)
-        out.writerows([["" if v is None else v for v in row] for row in self.table.iter_rows()])
+        # a tag from the data stays text in any tool that renders cells ("<img" is written "&lt;img")
+        out.writerows([[plain_text(v) for v in row] for row in self.table.iter_rows()])
         return buf.getvalue()
 
 
