@@ -192,7 +192,7 @@ class TestEvents:
         """The operator's declared restart and the sessions it ended at once are one event, not two;
         the app's own stop line is kept beside it (it dates the restart to the app's clock)."""
         inc = ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion")
-        kinds = inc.events.filter(pl.col("kind").is_in(["restart", "deploy"]))
+        kinds = inc.events.filter(pl.col("kind").is_in(["restart", "deploy", "fix"]))
         assert "connections" not in kinds["origin"].to_list()
         assert kinds.filter(pl.col("origin") == "declared").height == 2
         app = kinds.filter(pl.col("origin") == "app")
