@@ -61,7 +61,7 @@ incident_dir = "../data/incidents/pool-exhaustion"  # the folder with incident.t
 out_dir = "out/postmortem"  # where the export bundle is written
 tz = None  # also show timeline times in this IANA zone, e.g. "Europe/Berlin"
 chart_formats = ["png", "svg"]  # chart files of the bundle; PNG/SVG/PDF need Chrome/Chromium, "html" does not
-leak_every = "1h"  # bucket of the leak-rate table (the bundled incidents last ~7 minutes: try "1m")
+leak_every = None  # bucket of the leak-rate table and chart (e.g. "1m"); None: from the incident's length, as the bundle
 redact = True  # remove secrets from every table, chart and file (False only on purpose)
 hosts = False  # also replace host names and IP addresses by stable pseudonyms
 """,
@@ -127,6 +127,7 @@ A bucket in which the pool was full says `null`: new leaks could not happen or b
 which is not the same as "the leak stopped".
 """),
     code("""
+leak_every = leak_every or ll.postmortem.leak_every(inc)  # the bundle below uses the same bucket
 rates = ll.leak_rates(inc, every=leak_every, best_only=True)
 rates"""),
     code('ll.charts.leak_rate(inc, every=leak_every) if rates.height else "no leak evidence in these sources"'),
@@ -143,7 +144,9 @@ drop into the incident document. Secrets are redacted (`redact=False` must be ex
 `hosts=True` also replaces host names and IPs).
 """),
     code("""
-bundle = ll.export_bundle(inc, out_dir, tz=tz, formats=chart_formats, redact=redact, hosts=hosts)
+bundle = ll.export_bundle(
+    inc, out_dir, tz=tz, formats=chart_formats, redact=redact, hosts=hosts, leak_every=leak_every
+)
 print(f"{len(bundle.files)} files in {bundle.out_dir.resolve()}")
 sorted(str(p.relative_to(bundle.out_dir)) for p in bundle.files)"""),
 ]

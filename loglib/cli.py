@@ -194,6 +194,7 @@ def _report(args: argparse.Namespace) -> int:
                 progress=progress,
                 redact=not args.no_redact,
                 hosts=args.hosts,
+                leak_every=args.leak_every,
             )
         finally:
             stop()
@@ -467,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tz", type=_tz_arg, help="also show timeline times in this IANA zone, e.g. Europe/Berlin"
     )
     rep.add_argument("--notebook", help="run this notebook instead of the shipped postmortem")
+    rep.add_argument(
+        "--leak-every",
+        type=_every_arg,
+        help="bucket of the leak-rate table and chart, the same in report.html and the bundle, e.g. 1m "
+        "(default: from the incident's length: 1h, 10m, 1m or 10s)",
+    )
     rep.add_argument(
         "--no-redact", action="store_true", help="keep secrets in every file written (never for sharing)"
     )

@@ -436,6 +436,7 @@ def build_report(
     timeout: int = CELL_TIMEOUT,
     redact: bool = True,
     hosts: bool = False,
+    leak_every: str | None = None,
 ) -> ReportResult:
     """Execute the postmortem notebook for an incident; write ``report.html`` and the export bundle.
 
@@ -460,6 +461,9 @@ def build_report(
         ``redact=False`` must be explicit; the report's first line says which it was.
     hosts
         Also replace host names and IP addresses by stable pseudonyms.
+    leak_every
+        Bucket of the leak-rate table and chart, the same in the report and the bundle
+        (``"1m"``); default: chosen from the incident's length (:func:`loglib.postmortem.leak_every`).
 
     Returns
     -------
@@ -513,6 +517,7 @@ def build_report(
         chart_formats=formats,
         redact=redact,
         hosts=hosts,
+        leak_every=leak_every,
     )
     say(f"executing {nb_path.name} ({sum(c.cell_type == 'code' for c in nb.cells)} code cells)")
     nb = _with_results_cell(nb, out)

@@ -44,6 +44,14 @@ class TestUserErrors:
         assert code == 2 and out == ""
         assert "--every" in one_error_line(err) and "'5x'" in err
 
+    def test_bad_leak_every_before_any_work(self, capsys: pytest.CaptureFixture, tmp_path) -> None:
+        """``loglib report --leak-every 5x`` is one line on stderr, exit 2, nothing written."""
+        code, out, err = run(
+            capsys, "report", str(SAMPLE.parent), "--out", str(tmp_path / "o"), "--leak-every", "5x"
+        )
+        assert code == 2 and out == "" and "'5x'" in one_error_line(err)
+        assert not (tmp_path / "o").exists()
+
     @pytest.mark.parametrize(
         "argv",
         [

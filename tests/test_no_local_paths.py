@@ -49,8 +49,12 @@ def test_report_names_no_local_path(tmp_path):
     """report.html and report.ipynb (its parameters name the incident folder, not where it was)."""
     inc_dir = ROOT / "data" / "incidents" / "pool-exhaustion"
     out = tmp_path / "report"
-    build_report(inc_dir, out)
+    build_report(inc_dir, out, leak_every="10s")
     assert offenders(out, local_names(inc_dir, out)) == []
+    # --leak-every: one bucket for the report's leak table and chart and the bundle's chart
+    assert "leak_every = '10s'" in (out / "report.ipynb").read_text()
+    assert "Connections leaked per 10 s" in (out / "charts" / "leak_rate.svg").read_text()
+    assert "Connections leaked per 10 s" in (out / "report.html").read_text()
     nb = (out / "report.ipynb").read_text()
     assert "incident_dir = 'pool-exhaustion'  # the incident folder" in nb and "out_dir = '.'" in nb
 

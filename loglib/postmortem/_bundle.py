@@ -50,6 +50,7 @@ def export_bundle(
     formats: Sequence[str] = ("png", "svg"),
     html: bool = False,
     every: str | None = None,
+    leak_every: str | None = None,
 ) -> Bundle:
     """A folder ready to drop into an incident document.
 
@@ -75,6 +76,9 @@ def export_bundle(
         Chart formats (``png``, ``svg``, ``pdf``, ``html``).
     html
         Also write each chart as self-contained interactive HTML.
+    every, leak_every
+        Bucket widths of the time charts and of the leak-rate chart (default: chosen from the
+        incident's length, the same way the report chooses them).
 
     Returns
     -------
@@ -92,7 +96,7 @@ def export_bundle(
     out.mkdir(parents=True, exist_ok=True)
     red = Redactor(hosts=hosts, paths=local_paths(getattr(incident, "root", None), out)) if redact else None
     bundle = Bundle(out)
-    figs, bundle.skipped = incident_charts(incident, every=every)
+    figs, bundle.skipped = incident_charts(incident, every=every, leak_every=leak_every)
     results = run_detectors(incident)
     bundle.failed = {f.kind: f.reason for f in results.failed}
     fmts = list(formats) + (["html"] if html and "html" not in formats else [])

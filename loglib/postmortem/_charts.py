@@ -24,19 +24,22 @@ CHART_TITLES = {
 }
 
 
-def incident_charts(incident: Any, *, every: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+def incident_charts(
+    incident: Any, *, every: str | None = None, leak_every: str | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Every chart that the incident's evidence supports: ``({name: figure}, {name: why skipped})``.
 
     A chart is skipped when it raises ``ValueError`` (no such evidence; the reason is kept), or
     when the detector it draws from failed (that failure is the reason); any other error is a
-    bug and propagates.
+    bug and propagates. ``every`` is the bucket of the time charts, ``leak_every`` of the leak
+    rate (default: :func:`leak_every` of the incident, as the report's notebook chooses it).
     """
     makers = {
         "overview": lambda: charts.overview(incident, every=every),
         "error_rate": lambda: charts.error_rate(incident, every=every),
         "pool_utilisation": lambda: charts.pool_utilisation(incident),
         "db_connections": lambda: charts.db_connections(incident, every=every),
-        "leak_rate": lambda: charts.leak_rate(incident, every=leak_every(incident)),
+        "leak_rate": lambda: charts.leak_rate(incident, every=leak_every or _auto_leak_every(incident)),
         "session_durations": lambda: charts.session_durations(incident),
         "before_after": lambda: charts.before_after(incident),
     }
@@ -70,6 +73,9 @@ def leak_every(incident: Any) -> str:
         if seconds >= 4 * size:
             return step
     return "1s"
+
+
+_auto_leak_every = leak_every  # incident_charts has a parameter of the same name
 
 
 #: charts that show the evidence of each finding kind (each detector's ``CHARTS``)
