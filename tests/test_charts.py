@@ -119,12 +119,16 @@ class TestErrorRate:
 
 class TestPool:
     def test_utilisation_lines(self, frame):
-        """Checked-out as % of pool_size, with 80 %, 100 % and capacity (size + overflow) lines."""
+        """Checked-out as % of capacity (size 4 + overflow 1): a full pool is 100 %, pool_size a line at 80 %."""
         fig = charts.pool_utilisation(frame(metrics_frame()))
         line = fig.data[0]
-        assert max(line.y) == pytest.approx(125.0)
+        assert max(line.y) == pytest.approx(100.0)
         ys = sorted(s.y0 for s in fig.layout.shapes if s.type == "line" and s.y0 == s.y1)
-        assert ys == [80, 100, 125]
+        assert ys == [80, 100]
+        texts = [a.text for a in fig.layout.annotations]
+        assert any(t.startswith("pool_size = 4") for t in texts) and any(
+            t.startswith("capacity 4+1") for t in texts
+        )
         assert "series: %{customdata[1]}" in line.hovertemplate
         assert line.customdata[0][1] == 'db_pool_checked_out{instance="api-1"}'
 

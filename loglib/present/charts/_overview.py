@@ -56,7 +56,7 @@ def overview(
     -------
     plotly.graph_objects.Figure
         One panel per kind of evidence that exists (connection errors by class; pool checked out,
-        % of pool_size; PostgreSQL connections open against max_connections; events), with
+        % of capacity (pool_size + max_overflow); PostgreSQL connections open against max_connections; events), with
         deploy/restart/action lines and alert-firing bands across all of them.
     """
     f = d.unpack(data, "app", app=None, pg=None, metrics=None, marks=None)

@@ -38,7 +38,7 @@ def pool_utilisation(
     max_overflow: float | None = None,
     title: str | None = None,
 ) -> go.Figure:
-    """Connections checked out of the pool, as % of ``pool_size``, with the 80 % line and capacity.
+    """Connections checked out of the pool, as % of capacity (``pool_size + max_overflow``), with pool_size.
 
     Parameters
     ----------
@@ -53,8 +53,9 @@ def pool_utilisation(
     Returns
     -------
     plotly.graph_objects.Figure
-        One step line per pool (instance). 100 % is ``pool_size``; the solid line above it is the
-        capacity ``pool_size + max_overflow`` (overflow connections); the dashed line is 80 %.
+        One step line per pool (instance). 100 % is the capacity ``pool_size + max_overflow`` (a
+        full pool; never more unless the settings are stale); the dashed line is ``pool_size``
+        (overflow connections above it), or 80 % for a pool without overflow.
     """
     f = d.unpack(data, "metrics", metrics=metrics, marks=events)
     inc = f["incident"]
@@ -117,13 +118,16 @@ def bounded(frame: pl.DataFrame, *, max_points: int = MAX_POINTS) -> tuple[pl.Da
 
 
 def _pool_traces(fig: go.Figure, pools: list[PoolSeries], *, row: int | None) -> None:
+    """Checked-out connections as a share of capacity (``pool_size + max_overflow``): a full pool
+    is 100 %; ``pool_size`` is a line below it when the pool may overflow."""
     kw = {"row": row, "col": 1} if row else {}
     relative = all(p.size for p in pools)
     top = 0.0
     for i, p in enumerate(pools):
         g, every = bounded(p.frame.select("ts", "value"))
         v = g["value"]
-        y = (v / p.size * 100) if relative else v
+        capacity = (p.size or 0) + (p.overflow or 0)
+        y = (v / capacity * 100) if relative else v
         top = max(top, float(y.max() or 0))
         cap = f"{p.size:g}+{(p.overflow or 0):g}" if p.size else "?"
         most = f" (highest in the {every} from this time)" if every else ""
@@ -141,7 +145,7 @@ def _pool_traces(fig: go.Figure, pools: list[PoolSeries], *, row: int | None) ->
                 customdata=[[c, p.series] for c in v.to_list()],
                 hovertemplate=(
                     f"<b>{p.name}</b>: %{{customdata[0]:g}} checked out{most} (pool {cap})"
-                    + (" = %{y:.0f}% of pool_size" if relative else "")
+                    + (f" = %{{y:.0f}}% of capacity {capacity:g}" if relative else "")
                     + f"<br>{_TIME_HOVER}<br>series: %{{customdata[1]}}<extra></extra>"
                 ),
             ),
@@ -150,19 +154,16 @@ def _pool_traces(fig: go.Figure, pools: list[PoolSeries], *, row: int | None) ->
     if relative:
         size = pools[0].size
         over = pools[0].overflow or 0
-        cap_pct = (size + over) / size * 100
-        _add_threshold(fig, 80, "80% of pool_size", row=row, dash="dot")
-        _add_threshold(fig, 100, f"pool_size = {size:g}", row=row)
+        size_pct = size / (size + over) * 100
+        _add_threshold(fig, 100, f"capacity {size:g}+{over:g} = {size + over:g}", row=row, dash="solid")
         if over > 0:
             fig.add_hrect(
-                y0=100, y1=cap_pct, fillcolor="rgba(230,159,0,0.10)", line_width=0, layer="below", **kw
+                y0=size_pct, y1=100, fillcolor="rgba(230,159,0,0.10)", line_width=0, layer="below", **kw
             )
-            _add_threshold(
-                fig, cap_pct, f"capacity {size:g}+{over:g} overflow = {size + over:g}", row=row, dash="solid"
-            )
-        upper = max(cap_pct, top) * 1.12
-        fig.update_yaxes(
-            title={"text": "checked out, % of pool_size"}, range=[0, upper], ticksuffix="%", **kw
-        )
+            _add_threshold(fig, size_pct, f"pool_size = {size:g} (overflow above)", row=row)
+        else:
+            _add_threshold(fig, 80, "80% of capacity", row=row, dash="dot")
+        upper = max(100.0, top) * 1.12
+        fig.update_yaxes(title={"text": "checked out, % of capacity"}, range=[0, upper], ticksuffix="%", **kw)
     else:
         fig.update_yaxes(title={"text": "connections checked out"}, rangemode="tozero", **kw)
