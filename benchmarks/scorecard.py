@@ -273,7 +273,8 @@ def _idle(obs: Observed, truth: dict) -> list[Check]:
 
 def _deploys(obs: Observed, truth: dict) -> list[Check]:
     acts = truth["after_actions"]
-    found = [(f.numbers["at"], f.numbers) for f in obs.of("post_deploy")]
+    # one finding per deploy (the comparison of all deploys has no "at" of its own)
+    found = [(f.numbers["at"], f.numbers) for f in obs.of("post_deploy") if "at" in f.numbers]
     out = []
     end = ts(truth["app_run"]["last_end"])
     for i, a in enumerate(acts):

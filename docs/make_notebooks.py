@@ -119,6 +119,19 @@ for f in found:
 for fig in ll.postmortem.evidence_charts(inc, found).values():
     fig.show()"""),
     md("""
+## Deploys side by side
+
+Every deploy and restart (declared or seen in the logs) in one table: the connection errors each
+brought against the quiet time before it, how long they lasted, what restarted (app, pgBouncer,
+PostgreSQL) and how it stopped, the sessions it dropped. What the rows with errors share and the
+clean ones do not is the post-deploy finding above; this is the bundle's `deploys.md`.
+"""),
+    code("""
+deploys = ll.postmortem.deploy_table(inc)
+display(ll.postmortem.Markdown(ll.postmortem.DEPLOY_TABLE_NOTE))
+deploys if deploys.height else "no deploys or restarts in this incident's evidence"
+"""),
+    md("""
 ## Leak rate per hour
 
 Connections leaked per bucket, from the best evidence there is: the pool's own event log

@@ -149,9 +149,11 @@ def test_the_deploys_that_restarted_pgbouncer_abruptly_brought_the_errors(record
     assert (cmp["recovery_s"][0] > 0) and cmp["recovery_s"][1] is None
     # the app's connection was dropped by the abrupt restarts, closed by the app in the others
     assert cmp["sessions_dropped"].to_list() == [1, 0, 1, 0]
-    # PostgreSQL saw nothing wrong: pgBouncer's server connections were idle outside a transaction,
-    # and a backend whose client process dies then logs a plain disconnection, killed or not
-    assert cmp["pg_sessions_dropped"].to_list() == [0, 0, 0, 0]
+    # PostgreSQL saw little wrong: pgBouncer's server connections were idle outside a transaction,
+    # and a backend whose client process dies mostly logs a plain disconnection (sometimes, when the
+    # exit races the socket, a reset); the app-only and the drained deploys dropped nothing there
+    dropped = cmp["pg_sessions_dropped"].to_list()
+    assert dropped[1] == dropped[3] == 0 and dropped[0] <= 1 and dropped[2] <= 1
     assert cmp["pooler_errors"].to_list() == [0, 0, 0, 0]  # a pooler that is down refuses nothing itself
     # the same deploys on the timeline
     tl = ll.timeline(inc)
@@ -164,17 +166,39 @@ def test_the_charts_mark_pgbouncers_restarts_and_what_followed_each_deploy(recor
     marks = inc.evidence.marks
     pgb = marks.filter(pl.col("origin") == "pgbouncer")
     assert pgb["kind"].to_list() == ["restart"] * 3
-    assert pgb["text"].to_list() == [
-        "pgBouncer restarted (fast)", "pgBouncer restarted (killed)", "pgBouncer restarted (graceful)"
+    assert [t.split(",")[0] for t in pgb["text"]] == [
+        "pgBouncer stopped (fast) and restarted", "pgBouncer stopped (killed", "pgBouncer stopped (graceful) and restarted"
     ]  # fmt: skip
     cmp = ll.compare_deploys(inc)
     declared = marks.filter(pl.col("origin") == "declared")
     for detail, errors in zip(declared["detail"], cmp["errors"], strict=True):
         assert detail.startswith(f"{errors} connection error(s) after it; restarted: ")
-    # every chart draws them: the error chart's restart markers include pgBouncer's three
+    # every chart draws them: the error chart's restart markers include pgBouncer's three, and
+    # a deploy's hover says what followed it
     fig = ll.charts.error_rate(inc)
-    hovers = [c[0] for t in fig.data if t.name == "restart" for c in t.customdata]
-    assert sum(h.startswith("pgBouncer restarted") for h in hovers) == 3
-    assert any("client(s)" in h and "dropped" in h for h in hovers)
+    hovers = [c[0] for t in fig.data if t.name in ("restart", "deploy") for c in t.customdata]
+    assert sum(h.startswith("pgBouncer stopped") for h in hovers) == 3
+    assert sum("connection error(s) after it" in h for h in hovers) == 4
     lines = [s for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1]
     assert len(lines) >= 4 + 3
+
+
+def test_the_finding_names_what_the_deploys_with_errors_share(recording):
+    """v1 (SIGTERM) and v3 (SIGKILL) brought errors, v2 (app only) and v4 (drained, SIGINT) did
+    not: what only v1 and v3 did is stop pgBouncer abruptly and drop the app's session."""
+    folder, app = recording
+    inc = ll.Incident.load(folder)
+    compared = next(f for f in ll.findings(inc) if f.kind == "post_deploy" and "shared" in f.numbers)
+    shared = compared.numbers["shared"]
+    assert {"pgbouncer_abrupt", "sessions_dropped", "pool:postgres/app"} <= set(shared)
+    assert set(shared) <= {"pgbouncer_abrupt", "sessions_dropped", "pool:postgres/app", "pg_sessions_dropped"}
+    assert compared.numbers["errors"] == len(app.errors)
+    assert "pgBouncer was stopped abruptly" in compared.statement
+    assert [w.split(" at ")[0] for w in compared.numbers["with_errors"]] == [
+        "v1: pgBouncer restarted with SIGTERM", "v3: pgBouncer killed"
+    ]  # fmt: skip
+    recs = ll.postmortem.recommendations(ll.findings(inc), inc)
+    mine = recs.filter(pl.col("because").str.contains("In the deploys with errors"))
+    assert mine["recommendation"].str.contains("PAUSE").any()
+    assert mine["recommendation"].str.contains("Drain before anything restarts").any()
+    assert recs["recommendation"].str.contains("backoff").any()

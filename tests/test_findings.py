@@ -42,7 +42,7 @@ class TestNoFalseAlarms:
         """pool-leak and sample-pg: exhaustion; deploy: post_deploy; idle-drops: idle_drops; healthy: nothing."""
         assert {name: [f.kind for f in fs] for name, fs in found.items()} == {
             "pool-leak": ["pool_exhaustion"],
-            "deploy": ["post_deploy"],
+            "deploy": ["post_deploy", "post_deploy"],  # the deploys compared, then the one with errors
             "idle-drops": ["idle_drops"],
             "healthy": [],
             "sample-pg": ["pool_exhaustion"],
@@ -78,7 +78,8 @@ class TestPostDeploy:
 
     def test_pg_restart(self, found):
         """The PostgreSQL restart under the app: stale connections fail, recovery in under a second."""
-        (f,) = found["deploy"]
+        compared, f = found["deploy"]
+        assert compared.numbers["shared"] == ["postgres_restarted", "postgres_abrupt"]
         n = f.numbers
         assert n["event"] == "restart" and n["origin"] == "postgres"
         assert n["errors_by_class"] == {"admin_shutdown": 3, "connection_refused": 1}

@@ -1,8 +1,8 @@
 """Deploys side by side (``compare_deploys``): the errors each brought, what it restarted, how.
 
 The rows are the deploys and restarts of the post-deploy findings (declared in incident.toml,
-or seen in the logs: app start lines, PostgreSQL restarts, mass session ends), plus pgBouncer
-restarts that no deploy explains. For each: the connection errors from it to ``AFTER`` later
+or seen in the logs: app start lines, PostgreSQL and pgBouncer restarts, mass session ends).
+For each: the connection errors from it to ``AFTER`` later
 (or the next deploy) against the quiet time before it, which components restarted around it
 (``app``, ``pgbouncer``, ``postgres``, each from its own log), how each stopped, and the
 sessions dropped. The one fact that explains a post-deploy incident is often a column here:
@@ -18,7 +18,7 @@ import polars as pl
 
 from loglib.analysis.evidence import Evidence, as_evidence
 from loglib.analysis.findings.post_deploy import AFTER, MOMENT_GAP, _moments, connection_errors
-from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions
+from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions, pooler_refusals
 from loglib.core.schema import (
     CHANGE_KINDS,
     DEPLOY_COMPARISON,
@@ -40,26 +40,13 @@ _PG_STOPS = (("smart", "graceful"), ("fast", "fast"), ("immediate", "killed"))
 _PG_DROPPED = ("client_reset", "admin_termination", "server_shutdown", "unknown")
 #: pgBouncer client closes that the application itself caused by vanishing
 _APP_VANISHED = ("client unexpected eof",)
+#: admin commands (``reason`` of pgBouncer's ``other`` rows) that pause it, and that reload it
+_PAUSES = r"^(?:PAUSE|SUSPEND)\b"
+_RELOADS = r"^RELOAD\b"
 
 
 def _between(col: str, lo: datetime, hi: datetime) -> pl.Expr:
     return pl.col(col).is_between(lo, hi, closed="left")
-
-
-def _extra_pgbouncer_moments(moments: pl.DataFrame, procs: pl.DataFrame) -> pl.DataFrame:
-    """pgBouncer restarts that no deploy or restart explains, as moments of their own."""
-    stops = procs.filter(pl.col("stopped").is_not_null() & pl.col("end").is_not_null())
-    if not stops.height:
-        return moments
-    for at in moments["ts"]:
-        stops = stops.filter(~_between("end", at - BEFORE, at + AFTER))
-    extra = stops.select(
-        ts=pl.col("end"),
-        kind=pl.lit("restart"),
-        text=pl.concat_str(pl.lit("pgBouncer stopped ("), pl.col("stopped"), pl.lit(") and restarted")),
-        origin=pl.lit("pgbouncer"),
-    )
-    return pl.concat([moments.select("ts", "kind", "text", "origin"), extra]).sort("ts")
 
 
 def _pg_stopped(pg: pl.DataFrame | None, lo: datetime, hi: datetime) -> str | None:
@@ -86,9 +73,14 @@ class _Judge:
         self.ev = ev
         self.events = ev.events
         self.errors = connection_errors(ev)
-        self.procs = pgbouncer_processes(ev) if ev.pgbouncer is not None else None
+        self.procs = None
+        if ev.pgbouncer is not None:
+            procs = pgbouncer_processes(ev)
+            self.procs = procs.with_columns(_next=pl.col("process").shift(-1))
         self.clients = None
         self.pooler = None
+        self.commands = None
+        self.refused = None
         if ev.pgbouncer is not None:
             s = pgbouncer_sessions(ev)
             self.clients = s.filter(
@@ -98,6 +90,10 @@ class _Judge:
                 (pl.col("event") == "pooler_error")
                 & ~pl.col("reason").fill_null("").str.contains(LOGIN_FAILURE_REASONS)
             )
+            self.commands = ev.pgbouncer.filter(
+                (pl.col("event") == "other") & pl.col("reason").str.contains(f"{_PAUSES}|{_RELOADS}")
+            )
+            self.refused = pooler_refusals(ev)
         pg = ev.sessions
         self.pg_sessions = None if pg is None else pg.filter(pl.col("end").is_not_null())
 
@@ -121,7 +117,11 @@ class _Judge:
                 ).height
         return "killed" if vanished else "graceful"
 
-    def row(self, m: dict[str, Any], lo: datetime, until: datetime, since: datetime) -> dict[str, Any]:
+    def row(
+        self, m: dict[str, Any], lo: datetime, hi: datetime, until: datetime, since: datetime
+    ) -> dict[str, Any]:
+        """One deploy: its errors from ``at`` to ``until`` (baseline from ``since``), what restarted and
+        dropped from ``lo`` to ``hi``."""
         at = m["ts"]
         after = self.errors.filter(_between("ts", at, until))
         before = self.errors.filter(_between("ts", since, at))
@@ -135,58 +135,75 @@ class _Judge:
             0 if self.pooler is None else self.pooler.filter(_between("ts", at, until)).height
         )
         restarted = set()
-        apps = self.restarts(("app", "connections"), lo, until)
+        apps = self.restarts(("app", "connections"), lo, hi)
         if apps.height:
             restarted.add("app")
             out["app_stopped"] = self.app_stopped(apps["ts"], lo)
         if self.procs is not None:
-            stops = self.procs.filter(pl.col("stopped").is_not_null() & _between("end", lo, until))
+            # a stop the log ends with is not a restart (a recording's or an operator's last stop)
+            stops = self.procs.filter(
+                pl.col("stopped").is_not_null() & pl.col("_next").is_not_null() & _between("end", lo, hi)
+            )
             if stops.height:
                 restarted.add("pgbouncer")
                 for how in stops["stopped"]:
                     out["pgbouncer_stopped"] = _worse(out.get("pgbouncer_stopped"), how)
-        if self.restarts(("postgres",), lo, until).height:
+        if self.restarts(("postgres",), lo, hi).height:
             restarted.add("postgres")
-            out["postgres_stopped"] = _pg_stopped(self.ev.pg, lo, until)
+            out["postgres_stopped"] = _pg_stopped(self.ev.pg, lo, hi)
         out["restarted"] = [c for c in DEPLOY_COMPONENTS if c in restarted]
         pg_dropped = 0
         if self.pg_sessions is not None:
             pg_dropped = self.pg_sessions.filter(
-                _between("end", lo, until) & pl.col("end_reason").is_in(list(_PG_DROPPED))
+                _between("end", lo, hi) & pl.col("end_reason").is_in(list(_PG_DROPPED))
             ).height
         out["pg_sessions_dropped"] = pg_dropped
         if self.clients is not None:
-            out["sessions_dropped"] = self.clients.filter(
-                _between("end", lo, until) & (pl.col("end_reason") != "client close request")
-            ).height
+            dropped = self.clients.filter(
+                _between("end", lo, hi) & (pl.col("end_reason") != "client close request")
+            )
+            out["sessions_dropped"] = dropped.height
+            out["pools"] = self.pools(dropped, lo, hi)
         else:
             out["sessions_dropped"] = pg_dropped
+        if self.commands is not None:
+            said = self.commands.filter(_between("ts", lo, hi))["reason"]
+            out["pgbouncer_paused"] = bool(said.str.contains(_PAUSES).any())
+            out["pgbouncer_reloaded"] = bool(said.str.contains(_RELOADS).any())
         return out
+
+    def pools(self, dropped: pl.DataFrame, lo: datetime, hi: datetime) -> list[str]:
+        """``db/user`` of the pgBouncer pools whose clients were dropped or refused in the window."""
+        assert self.refused is not None
+        refused = self.refused.filter(_between("ts", lo, hi))
+        both = pl.concat([dropped.select("db", "user"), refused.select("db", "user")]).drop_nulls()
+        return sorted({f"{db}/{user}" for db, user in both.iter_rows()})
 
 
 def _compare(ev: Evidence) -> pl.DataFrame:
     judge = _Judge(ev)
     moments = _moments(judge.events)
-    if judge.procs is not None:
-        moments = _extra_pgbouncer_moments(moments, judge.procs)
     if not moments.height:
         return DEPLOY_COMPARISON.empty()
     rows = []
     times = moments["ts"].to_list()
     settled = None  # when the previous deploy's errors ended: the baseline starts after them
-    prev_until = None
+    prev_hi = None
     for i, m in enumerate(moments.iter_rows(named=True)):
         at = m["ts"]
         until = min(at + AFTER, times[i + 1]) if i + 1 < len(times) else at + AFTER
         span = until - at
         # the baseline starts just after the previous deploy's last error
         since = at - span if settled is None else max(at - span, settled + timedelta(microseconds=1))
-        lo = at - BEFORE if prev_until is None else max(at - BEFORE, prev_until)
-        row = judge.row(m, lo, until, since)
+        # what restarted: from BEFORE it (or where the previous deploy's share ended) to
+        # MOMENT_GAP before the next one (a restart just before a deploy is that deploy's)
+        lo = at - BEFORE if prev_hi is None else max(at - BEFORE, prev_hi)
+        hi = min(at + AFTER, times[i + 1] - MOMENT_GAP) if i + 1 < len(times) else at + AFTER
+        row = judge.row(m, lo, max(hi, at), until, since)
         rows.append(row)
         if row["errors"]:
             settled = row["last_error"]
-        prev_until = until
+        prev_hi = max(hi, at)
     frame = pl.DataFrame(rows, schema_overrides={"at": UTC_TS, "first_error": UTC_TS, "last_error": UTC_TS})
     return conform(frame, DEPLOY_COMPARISON)  # type: ignore[return-value]
 
@@ -220,37 +237,13 @@ def compare_deploys(data: Any) -> pl.DataFrame:
     return ev.cached("compare_deploys", lambda: _compare(ev))
 
 
-def _pgbouncer_marks(procs: pl.DataFrame) -> pl.DataFrame:
-    """One mark per pgBouncer stop: ``restart`` when another process followed, else ``note``."""
-    stops = procs.with_columns(_next=pl.col("start").shift(-1)).filter(
-        pl.col("stopped").is_not_null() & pl.col("end").is_not_null()
-    )
-    restarted = pl.col("_next").is_not_null()
-    return stops.select(
-        ts=pl.col("end"),
-        kind=pl.when(restarted).then(pl.lit("restart")).otherwise(pl.lit("note")),
-        text=pl.when(restarted)
-        .then(pl.format("pgBouncer restarted ({})", "stopped"))
-        .otherwise(pl.format("pgBouncer stopped ({})", "stopped")),
-        origin=pl.lit("pgbouncer"),
-        source=pl.lit("pgbouncer"),
-        file="file",
-        line="line",
-        detail=pl.format(
-            "{}; {} client(s), {} server connection(s) dropped",
-            "stop_reason",
-            "clients_dropped",
-            "servers_dropped",
-        ),
-    )
-
-
 def _with_outcome(events: pl.DataFrame, cmp: pl.DataFrame) -> pl.DataFrame:
-    """The mark nearest each compared deploy (within ``MOMENT_GAP``) says in ``detail`` what followed it."""
+    """One mark per compared deploy says in ``detail`` what followed it: the declared event of its
+    ``MOMENT_GAP`` cluster, else the event nearest it."""
     if not cmp.height:
         return events
     indexed = events.with_row_index("_i")
-    moments = indexed.filter(pl.col("kind").is_in(CHANGE_KINDS)).select("_i", "ts").sort("ts")
+    moments = indexed.filter(pl.col("kind").is_in(CHANGE_KINDS)).select("_i", "ts", "origin")
     restarted = pl.col("restarted").list.join(", ")
     outcome = (
         cmp.select(
@@ -262,10 +255,12 @@ def _with_outcome(events: pl.DataFrame, cmp: pl.DataFrame) -> pl.DataFrame:
                 .otherwise(pl.lit("; nothing restarted")),
             ),
         )
-        .sort("at")
-        .join_asof(moments, left_on="at", right_on="ts", strategy="nearest", tolerance=MOMENT_GAP)
-        .drop_nulls("_i")
-        .unique("_i", keep="first")
+        .join(moments, how="cross")
+        .with_columns(_gap=(pl.col("ts") - pl.col("at")).abs())
+        .filter(pl.col("_gap") <= MOMENT_GAP)
+        .sort("at", pl.col("origin") != "declared", "_gap")
+        .unique("at", keep="first", maintain_order=True)
+        .unique("_i", keep="first", maintain_order=True)
     )
     marked = indexed.join(outcome.select("_i", "_outcome"), on="_i", how="left", maintain_order="left")
     return marked.with_columns(
@@ -276,13 +271,12 @@ def _with_outcome(events: pl.DataFrame, cmp: pl.DataFrame) -> pl.DataFrame:
 
 
 def deploy_marks(data: Any) -> pl.DataFrame:
-    """The events the charts mark (``Evidence.marks``): ``Evidence.events`` plus pgBouncer's restarts.
+    """The events the charts mark (``Evidence.marks``): ``Evidence.events`` (deploys, and app,
+    PostgreSQL and pgBouncer restarts), each deploy or restart that ``compare_deploys`` compares
+    saying what followed it.
 
-    A pgBouncer restart (``pgbouncer_processes``: a stop followed by a start) is a ``restart``
-    of origin ``pgbouncer``, stamped when the old process stopped; a final stop is a ``note``.
-    Columns: ``loglib.schema.INCIDENT_EVENTS`` and ``detail``, what a hover adds to ``text``: how
-    pgBouncer stopped and what it dropped, and for each deploy or restart that ``compare_deploys``
-    compares, what followed it.
+    Columns: ``loglib.schema.INCIDENT_EVENTS`` and ``detail``, what a chart's hover adds to
+    ``text``: the connection errors after it and what restarted (null for other events).
 
     Examples
     --------
@@ -291,16 +285,12 @@ def deploy_marks(data: Any) -> pl.DataFrame:
     ...        b"2024-03-01 10:05:00.000 UTC [7] LOG got SIGTERM, fast exit\\n"
     ...        b"2024-03-01 10:05:01.000 UTC [9] LOG process up: PgBouncer 1.18.0, libevent 2.1.12\\n")
     >>> ll.Evidence.from_frames(pgbouncer=ll.read_pgbouncer_log(log)).marks.select("kind", "text", "detail").rows()
-    [('restart', 'pgBouncer restarted (fast)', 'got SIGTERM, fast exit; 0 client(s), 0 server connection(s) dropped — 0 connection error(s) after it; restarted: pgbouncer')]
+    [('restart', 'pgBouncer stopped (fast) and restarted', '0 connection error(s) after it; restarted: pgbouncer')]
     """
     ev = as_evidence(data)
 
     def compute() -> pl.DataFrame:
         events = conform(ev.events, INCIDENT_EVENTS).with_columns(detail=pl.lit(None, pl.String))
-        if ev.pgbouncer is not None and ev.pgbouncer.height:
-            marks = _pgbouncer_marks(pgbouncer_processes(ev))
-            marks = conform(marks, INCIDENT_EVENTS).with_columns(marks["detail"])  # type: ignore[union-attr]
-            events = pl.concat([events, marks]).sort("ts")
         return _with_outcome(events, compare_deploys(ev))  # type: ignore[arg-type]
 
     return ev.cached("deploy_marks", compute)

@@ -783,6 +783,22 @@ DEPLOY_COMPARISON = FrameSchema(
         Column(
             "pg_sessions_dropped", pl.UInt32, "PostgreSQL sessions reset, terminated or shut down around it"
         ),
+        Column(
+            "pools",
+            pl.List(pl.String),
+            "the pgBouncer pools (`db/user`) whose clients were dropped or refused around it; null without a "
+            "pgBouncer log",
+        ),
+        Column(
+            "pgbouncer_paused",
+            pl.Boolean,
+            "pgBouncer was paused around it (PAUSE or SUSPEND on its console, or SIGUSR1); null without its log",
+        ),
+        Column(
+            "pgbouncer_reloaded",
+            pl.Boolean,
+            "pgBouncer reloaded its configuration around it (RELOAD, SIGHUP); null without its log",
+        ),
     ),
 )
 

@@ -20,6 +20,7 @@ from loglib.postmortem._charts import (
     incident_charts,
     leak_every,
 )
+from loglib.postmortem._deploys import DEPLOY_TABLE_NOTE, deploy_table
 from loglib.postmortem._detectors import DetectorFailure, DetectorResults, run_detectors
 from loglib.postmortem._reads import read_table, what_was_read
 from loglib.postmortem._recommend import RECOMMENDERS, recommendations
@@ -27,12 +28,14 @@ from loglib.postmortem._summary import Markdown, impact, summary, window_around
 
 __all__ = [
     "CHART_TITLES",
+    "DEPLOY_TABLE_NOTE",
     "EVIDENCE_CHARTS",
     "RECOMMENDERS",
     "Bundle",
     "DetectorFailure",
     "DetectorResults",
     "Markdown",
+    "deploy_table",
     "evidence_charts",
     "export_bundle",
     "impact",

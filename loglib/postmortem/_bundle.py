@@ -14,6 +14,7 @@ from loglib.analysis.before_after import before_after_table
 from loglib.analysis.evidence import NoEvidenceError
 from loglib.core.progress import step
 from loglib.postmortem._charts import CHART_TITLES, incident_charts
+from loglib.postmortem._deploys import DEPLOY_TABLE_NOTE, deploy_table
 from loglib.postmortem._detectors import DetectorFailure, run_detectors
 from loglib.postmortem._reads import what_was_read
 from loglib.postmortem._summary import impact
@@ -57,7 +58,8 @@ def export_bundle(
     Writes ``charts/<name>.png`` and ``.svg`` for every chart the evidence supports, the
     timeline to paste (:func:`loglib.timeline_document`) as ``timeline.md``, ``timeline.html``
     (a fragment with inline styles) and ``timeline.csv`` (the same cells), every derived row in
-    ``timeline_full.csv``, ``findings.md``, ``before_after.md`` when a fix can be compared, and
+    ``timeline_full.csv``, ``findings.md``, ``deploys.md`` (every deploy and restart side by side,
+    :func:`deploy_table`) when there are any, ``before_after.md`` when a fix can be compared, and
     ``summary.md`` that links them all.
 
     Parameters
@@ -114,6 +116,11 @@ def export_bundle(
     )
     found = list(results.found)
     bundle.documents["findings.md"] = _write_findings(out / "findings.md", found, results.failed, red)
+    deploys = deploy_table(incident)
+    if deploys.height:
+        bundle.documents["deploys.md"] = _write_doc(
+            out / "deploys.md", "Deploys compared", deploys, red, note=DEPLOY_TABLE_NOTE
+        )
     ba = before_after_doc(incident)
     path = out / "before_after.md"
     body = ba if isinstance(ba, str) else to_markdown(red.frame(ba) if red else ba)
@@ -238,6 +245,10 @@ def _write_summary(
     if not found and not bundle.failed:
         lines.append("- No known incident shape was found; see the timeline.")
     lines += ["", "Details: [findings.md](findings.md) · full timeline: [timeline.md](timeline.md)", ""]
+    if "deploys.md" in bundle.documents:  # what the deploys with errors share is read off this table
+        deploys = deploy_table(incident)
+        lines += ["## Deploys compared", "", to_markdown(red.frame(deploys) if red else deploys), ""]
+        lines += [DEPLOY_TABLE_NOTE, ""]
     if "overview" in bundle.charts:
         lines += ["![Incident overview](charts/overview.png)", ""]
     rows = min(doc.table.height, 12)

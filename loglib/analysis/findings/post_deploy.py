@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import polars as pl
 
@@ -147,6 +148,9 @@ def detect(inc: Evidence) -> list[Finding]:
         return []
     errors = connection_errors(inc)
     sessions = inc.sessions
+    from loglib.analysis.deploys import compare_deploys  # it imports this module's constants
+
+    compared = compare_deploys(inc)
     out = []
     times = moments["ts"].to_list()
     settled = None  # when the previous event's errors ended: the baseline starts after them
@@ -174,6 +178,9 @@ def detect(inc: Evidence) -> list[Finding]:
             "errors_by_class": by_class,
             "recovery_s": round(recovery, 3),
         }
+        restarted = compared.filter(pl.col("at") == at)["restarted"]
+        if restarted.len():
+            numbers["restarted"] = restarted[0].to_list()
         close_text = ""
         if sessions is not None and sessions.height:
             ended = sessions.filter(pl.col("end").is_between(at + CLOSE_WINDOW[0], at + CLOSE_WINDOW[1]))
@@ -199,7 +206,175 @@ def detect(inc: Evidence) -> list[Finding]:
         )
         evidence = after.with_columns(since_s=(pl.col("ts") - at).dt.total_microseconds() / 1e6)
         out.append(Finding("post_deploy", statement, numbers, evidence, at, after["ts"].max(), "medium"))
+    shared = compare_finding(inc)
+    return ([shared] if shared is not None else []) + out
+
+
+# --- what the deploys with errors share -------------------------------------------------------
+
+
+def _how(r: dict[str, Any], col: str) -> str:
+    return f"{r['at']:%H:%M:%S}: {r[col]}"
+
+
+#: what a deploy can have done, from its ``compare_deploys`` row: key -> (words, test, detail)
+TRAITS: dict[str, tuple[str, Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], str] | None]] = {
+    "pgbouncer_restarted": ("pgBouncer was restarted", lambda r: "pgbouncer" in r["restarted"], None),
+    "pgbouncer_abrupt": (
+        "pgBouncer was stopped abruptly (a fast exit or killed), dropping its clients",
+        lambda r: r["pgbouncer_stopped"] in ("fast", "killed", "failed"),
+        lambda r: _how(r, "pgbouncer_stopped"),
+    ),
+    "pgbouncer_killed": (
+        "pgBouncer was killed (SIGKILL, the OOM killer or a crash: no shutdown line)",
+        lambda r: r["pgbouncer_stopped"] in ("killed", "failed"),
+        None,
+    ),
+    "sessions_dropped": (
+        "client sessions were dropped instead of drained and closed",
+        lambda r: (r["sessions_dropped"] or 0) > 0,
+        lambda r: _how(r, "sessions_dropped"),
+    ),
+    "app_restarted": ("the app was restarted", lambda r: "app" in r["restarted"], None),
+    "app_killed": (
+        "the app was killed (its connections vanished), not stopped gracefully",
+        lambda r: r["app_stopped"] == "killed",
+        None,
+    ),
+    "postgres_restarted": ("PostgreSQL was restarted", lambda r: "postgres" in r["restarted"], None),
+    "postgres_abrupt": (
+        "PostgreSQL was stopped abruptly (fast or immediate shutdown, or a crash)",
+        lambda r: r["postgres_stopped"] in ("fast", "killed"),
+        lambda r: _how(r, "postgres_stopped"),
+    ),
+    "pg_sessions_dropped": (
+        "PostgreSQL sessions were reset or terminated",
+        lambda r: (r["pg_sessions_dropped"] or 0) > 0,
+        lambda r: _how(r, "pg_sessions_dropped"),
+    ),
+    "not_paused": (
+        "pgBouncer was not paused first (PAUSE … RESUME)",
+        lambda r: r["pgbouncer_paused"] is False,
+        None,
+    ),
+    "pgbouncer_reloaded": (
+        "pgBouncer reloaded its configuration (RELOAD, SIGHUP)",
+        lambda r: r["pgbouncer_reloaded"] is True,
+        None,
+    ),
+}
+
+
+def _is_bad(r: dict[str, Any]) -> bool:
+    """The same test as a per-deploy finding: enough errors, well above the quiet time before."""
+    return r["errors"] >= MIN_ERRORS and r["errors"] > RATE_FACTOR * r["errors_before"]
+
+
+def _traits(rows: list[dict[str, Any]]) -> dict[str, tuple[str, Callable[[dict[str, Any]], bool], Any]]:
+    """:data:`TRAITS` plus one per pgBouncer pool whose clients were dropped or refused."""
+    out = dict(TRAITS)
+    for pool in sorted({p for r in rows for p in (r["pools"] or [])}):
+        out[f"pool:{pool}"] = (
+            f"clients of pgBouncer pool {pool} were dropped or refused",
+            lambda r, pool=pool: pool in (r["pools"] or []),
+            None,
+        )
     return out
+
+
+def _name(r: dict[str, Any]) -> str:
+    return f"{r['text']} at {r['at']:%H:%M:%S} UTC"
+
+
+def compare_finding(inc: Evidence) -> Finding | None:
+    """What the deploys with errors share and the clean ones do not (one finding), from ``compare_deploys``.
+
+    A deploy or restart "has errors" by the same test as its own finding (at least
+    ``MIN_ERRORS``, ``RATE_FACTOR`` times the quiet time before). Each :data:`TRAITS` entry
+    (pgBouncer restarted or stopped abruptly, sessions dropped rather than drained, the app
+    killed, PostgreSQL restarted, pgBouncer not paused, reloaded, a pool's clients dropped) that
+    holds for every deploy with errors and for none of the others is named: that is what
+    explains them. When none does, the closest one is named with its counts. None when fewer
+    than two deploys are compared or none had errors.
+
+    Examples
+    --------
+    >>> import loglib as ll  # doctest: +SKIP
+    >>> f = ll.analysis.findings.post_deploy.compare_finding(ll.Incident.load(folder).evidence)  # doctest: +SKIP
+    >>> f.numbers["shared"]  # doctest: +SKIP
+    ['pgbouncer_abrupt', 'sessions_dropped']
+    """
+    from loglib.analysis.deploys import compare_deploys  # it imports this module's constants
+
+    cmp = compare_deploys(inc)
+    rows = cmp.to_dicts()
+    bad = [r for r in rows if _is_bad(r)]
+    clean = [r for r in rows if not _is_bad(r)]
+    if len(rows) < 2 or not bad:
+        return None
+    traits = _traits(rows)
+    has = {k: ([t(r) for r in bad], [t(r) for r in clean]) for k, (_, t, _) in traits.items()}
+    shared = [k for k, (b, c) in has.items() if all(b) and not any(c)] if clean else []
+    common = [k for k, (b, _) in has.items() if all(b)]
+    errors = sum(r["errors"] for r in bad)
+    numbers: dict[str, Any] = {
+        "compared": len(rows),
+        "with_errors": [f"{_name(r)} ({r['errors']} errors)" for r in bad],
+        "without_errors": [f"{_name(r)} ({r['errors']} errors)" for r in clean],
+        "errors": errors,
+        "shared": shared,
+        "shared_by_all_with_errors": common,
+    }
+
+    def words(k: str) -> str:
+        label, _, detail = traits[k]
+        return label + (f" ({', '.join(detail(r) for r in bad)})" if detail else "")
+
+    n_bad = f"{len(bad)} of {len(rows)} deploys and restarts"
+    if shared:
+        verb = (
+            f"share what the other {len(clean)} do not"
+            if len(bad) > 1
+            else f"differs from the other {len(clean)}"
+        )
+        lead = f"The {n_bad} that brought connection errors {verb}: " + "; ".join(map(words, shared)) + "."
+        if len(bad) == 1:
+            lead = lead.replace(
+                "deploys and restarts that brought", "deploys and restarts, the one that brought"
+            )
+        confidence = "medium" if len(rows) >= 3 else "low"
+    elif clean:
+        score = {k: sum(b) / len(bad) - sum(c) / len(clean) for k, (b, c) in has.items()}
+        best = max(score, key=lambda k: score[k])
+        b, c = has[best]
+        numbers["closest"] = best
+        lead = (
+            f"Nothing loglib compares separates the {n_bad} that brought connection errors from the other "
+            f"{len(clean)}; the closest: {traits[best][0]} in {sum(b)} of {len(bad)} with errors and "
+            f"{sum(c)} of {len(clean)} without."
+        )
+        confidence = "low"
+    else:
+        lead = (
+            f"All {len(rows)} deploys and restarts brought connection errors; none was clean to compare with."
+        )
+        lead += (" What they all share: " + "; ".join(map(words, common)) + ".") if common else ""
+        confidence = "low"
+    listing = f" With errors: {'; '.join(numbers['with_errors'])}."
+    if clean:
+        listing += f" Without: {'; '.join(_name(r) for r in clean)}."
+    statement = lead + listing + f" ({len(rows)} deploys: a pattern to check, not a proof.)"
+    evidence = cmp.select(
+        ts="at",
+        source=pl.lit("compare_deploys"),
+        what=pl.format(
+            "{}: {} error(s); restarted: {}", "text", "errors", pl.col("restarted").list.join(", ")
+        ),
+    )
+    first_error = min((r["first_error"] for r in bad if r["first_error"] is not None), default=None)
+    last_error = max((r["last_error"] for r in bad if r["last_error"] is not None), default=None)
+    numbers["recovery_s_max"] = max(r["recovery_s"] or 0.0 for r in bad)
+    return Finding(KIND, statement, numbers, evidence, first_error, last_error, confidence)
 
 
 def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]) -> None:
@@ -216,9 +391,23 @@ def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]
     2 quer(ies) were terminated by the shutdown.
     """
     n = f.numbers or {}
+    if "shared" in n:
+        _recommend_from_comparison(n, add)
+        return
     classes = n.get("errors_by_class") or {}
     rec_s = n.get("recovery_s")
-    if classes.get("connection_refused"):
+    restarted = n.get("restarted")  # known when the deploys were compared
+    pooler_only = restarted is not None and "pgbouncer" in restarted and "postgres" not in restarted
+    if classes.get("connection_refused") and pooler_only:
+        add(
+            "Keep something listening on pgBouncer's port through the deploy (PAUSE … RESUME or RELOAD "
+            "instead of a restart, or so_reuseport with a second pgBouncer), and retry `connection "
+            "refused` with backoff.",
+            f"Connections were refused for up to {rec_s:g} s while pgBouncer restarted."
+            if rec_s
+            else "Connections were refused while pgBouncer restarted.",
+        )
+    elif classes.get("connection_refused"):
         add(
             "Roll the application only after PostgreSQL accepts connections again (a readiness "
             "check on the database in the deploy), and retry `connection refused` with backoff.",
@@ -229,11 +418,101 @@ def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]
     if n.get("closed_dropped") and pre_ping is not True:
         add(
             "Enable pool_pre_ping=True so connections broken by the restart are replaced before use.",
-            f"{n['closed_dropped']} pooled connection(s) were cut by the server restart.",
+            f"{n['closed_dropped']} pooled connection(s) were cut by the "
+            + ("pgBouncer restart." if pooler_only else "server restart."),
+        )
+    if classes.get("pooler_error"):
+        add(
+            "Give pgBouncer's clients somewhere to wait instead of an error: PAUSE … RESUME around "
+            "PostgreSQL work, a query_wait_timeout longer than the restart, and retries with backoff.",
+            f"{classes['pooler_error']} request(s) got pgBouncer's own error (server login failing, "
+            "query_wait_timeout, server conn crashed?…).",
         )
     if classes.get("admin_shutdown"):
         add(
             "Drain the application before restarting PostgreSQL (or use a fast switchover) so "
             "in-flight queries are not terminated.",
             f"{classes['admin_shutdown']} quer(ies) were terminated by the shutdown.",
+        )
+
+
+#: shared trait -> what to change when the deploys with errors share it
+_ADVICE: dict[str, str] = {
+    "pgbouncer_abrupt": (
+        "Do not stop pgBouncer abruptly in a deploy: apply configuration with RELOAD (or SIGHUP), wrap a "
+        "PostgreSQL restart in PAUSE … RESUME, or replace the process without a gap (so_reuseport with a "
+        "second pgBouncer, or the online restart `pgbouncer -R`). If it must stop, drain the app first and "
+        "send SIGINT (it waits for its server connections); never SIGKILL, and not SIGTERM before 1.23 "
+        "(a fast exit that drops every client)."
+    ),
+    "pgbouncer_killed": (
+        "Find out what killed pgBouncer (the OOM killer in the kernel log, a supervisor's SIGKILL after a "
+        "stop timeout) and stop it with SIGINT, or PAUSE … RESUME, instead."
+    ),
+    "pgbouncer_restarted": (
+        "Keep pgBouncer running through deploys: RELOAD for configuration, PAUSE … RESUME around "
+        "PostgreSQL work; restart it only in its own, drained, maintenance step."
+    ),
+    "sessions_dropped": (
+        "Drain before anything restarts: take the app out of the load balancer (readiness false), let "
+        "in-flight requests finish, close the pool (`engine.dispose()`), then stop it or pgBouncer."
+    ),
+    "app_killed": (
+        "Stop the app gracefully: SIGTERM with a grace period longer than the slowest request "
+        "(terminationGracePeriodSeconds, a preStop hook), so its connections are closed, not cut."
+    ),
+    "app_restarted": (
+        "Roll the app gradually with readiness checks, so old instances serve until the new ones are ready."
+    ),
+    "postgres_abrupt": (
+        "Restart PostgreSQL behind pgBouncer's PAUSE (clients wait instead of failing) and RESUME once it "
+        "accepts connections; without pgBouncer, drain the app first and use a smart shutdown or a switchover."
+    ),
+    "postgres_restarted": (
+        "Put readiness before traffic: send requests (or RESUME pgBouncer) only after PostgreSQL accepts "
+        "connections again."
+    ),
+    "pg_sessions_dropped": (
+        "Enable pool_pre_ping=True (or a server_check_query in pgBouncer) so connections the restart broke "
+        "are replaced before a request uses them."
+    ),
+    "not_paused": (
+        "PAUSE pgBouncer before the restart and RESUME after it, as the deploys without errors did: clients "
+        "wait for a connection instead of failing."
+    ),
+    "pgbouncer_reloaded": (
+        "Check what the RELOAD changed: a changed [databases] entry makes pgBouncer close that database's "
+        "server connections (database configuration changed)."
+    ),
+}
+
+
+def _recommend_from_comparison(n: dict[str, Any], add: Callable[[str, str], None]) -> None:
+    """Advice from what the deploys with errors share (``shared``), then retries for every case."""
+    bad = "; ".join(n.get("with_errors") or [])
+    clean = "; ".join(n.get("without_errors") or [])
+    shared = n.get("shared") or []
+    # the abrupt stop's advice covers the restart's
+    implied = {"pgbouncer_restarted": "pgbouncer_abrupt", "postgres_restarted": "postgres_abrupt",
+               "app_restarted": "app_killed"}  # fmt: skip
+    for key in [k for k in shared if implied.get(k) not in shared]:
+        label = (
+            TRAITS[key][0] if key in TRAITS else f"clients of pgBouncer pool {key.split(':', 1)[1]} suffered"
+        )
+        if key.startswith("pool:"):
+            add(
+                f"Look at pgBouncer pool {key.split(':', 1)[1]} first (its pool_size, max_db_connections and "
+                "clients): the deploys with errors dropped or refused its clients and no other's.",
+                f"In the deploys with errors ({bad}) {label}; in the others ({clean}) not.",
+            )
+            continue
+        if key in _ADVICE:
+            add(_ADVICE[key], f"In the deploys with errors ({bad}) {label}; in the others ({clean}) not.")
+    errors = n.get("errors")
+    if errors:
+        add(
+            "Retry connection errors in the app with backoff and jitter (idempotent requests only), so a "
+            "restart costs latency instead of failed requests.",
+            f"{errors} connection error(s) followed the deploys with errors; the last came "
+            f"{n.get('recovery_s_max', 0):.3g} s after its deploy.",
         )
