@@ -91,7 +91,8 @@ def evidence_charts(incident: Any, found: Iterable[Any] | None = None) -> dict[s
         found = list(run_detectors(incident).found if found is None else found)
     names: list[str] = []
     for f in found:
-        names += [n for n in EVIDENCE_CHARTS.get(f.kind, ()) if n not in names]
+        shape = DETECTORS.get(f.kind)
+        names += [n for n in (shape.CHARTS if shape is not None else ()) if n not in names]
     if not names:
         names = ["error_rate", "db_connections"]
     out = {}

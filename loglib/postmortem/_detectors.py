@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loglib.analysis.evidence import as_evidence
-from loglib.analysis.findings import FINDING_KINDS, Finding, findings
+from loglib.analysis.findings import DETECTORS, Finding, findings
 from loglib.core.progress import step
 
 
@@ -40,7 +40,7 @@ class DetectorResults:
 
 
 def run_detectors(data: Any) -> DetectorResults:
-    """Run every detector (:data:`loglib.analysis.findings.FINDING_KINDS`) once per Evidence, each on its own.
+    """Run every detector (:data:`loglib.analysis.findings.DETECTORS`) once per Evidence, each on its own.
 
     Parameters
     ----------
@@ -65,7 +65,7 @@ def run_detectors(data: Any) -> DetectorResults:
     def compute() -> DetectorResults:
         found: list[Finding] = []
         failed: list[DetectorFailure] = []
-        for kind in FINDING_KINDS:
+        for kind in DETECTORS:
             try:
                 with step(f"detector {kind}"):
                     found.extend(findings(ev, kinds=[kind]))

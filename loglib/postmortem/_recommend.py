@@ -16,7 +16,7 @@ import polars as pl
 from loglib.analysis.findings import DETECTORS, Finding
 
 #: finding kind -> the function that adds its recommendations (``add(recommendation, because)``):
-#: each detector's own ``recommend`` (:data:`loglib.analysis.findings.DETECTORS`)
+#: each registered detector's own ``recommend`` (:data:`loglib.analysis.findings.DETECTORS`)
 RECOMMENDERS: dict[str, Callable[[Finding, bool | None, Callable[[str, str], None]], None]] = {
     kind: shape.recommend for kind, shape in DETECTORS.items()
 }
@@ -49,9 +49,9 @@ def recommendations(found: Iterable[Finding], incident: Any = None) -> pl.DataFr
             rows.append((kind, rec, why))
 
     for f in found:
-        recommend = RECOMMENDERS.get(f.kind)
-        if recommend is not None:
-            recommend(f, pre_ping, lambda rec, why, kind=f.kind: add(kind, rec, why))
+        shape = DETECTORS.get(f.kind)
+        if shape is not None:
+            shape.recommend(f, pre_ping, lambda rec, why, kind=f.kind: add(kind, rec, why))
     return pl.DataFrame(
         rows, schema={"finding": pl.String, "recommendation": pl.String, "because": pl.String}, orient="row"
     )

@@ -61,7 +61,7 @@ def findings(incident: Any, *, kinds: tuple[str, ...] | list[str] | None = None)
     chosen = list(kinds) if kinds is not None else list(DETECTORS)
     unknown = [k for k in chosen if k not in DETECTORS]
     if unknown:
-        msg = f"kinds={unknown!r}: not detectors; choose from {', '.join(FINDING_KINDS)}"
+        msg = f"kinds={unknown!r}: not detectors; choose from {', '.join(DETECTORS)}"
         raise ValueError(msg)
     ev = as_evidence(incident)
     out: list[Finding] = []
