@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import polars as pl
 
@@ -292,6 +292,14 @@ class Evidence:
     def __repr__(self) -> str:
         have = ", ".join(f"{k}: {v.height:,} rows" for k, v in self.frames().items()) or "no frames"
         return f"Evidence({self.title!r}, {have})"
+
+
+class HasEvidence(Protocol):
+    """Anything that hands out its :class:`Evidence` (an :class:`~loglib.Incident`), so analysis can
+    name it in a signature without importing ``loglib.incident``."""
+
+    @property
+    def evidence(self) -> Evidence: ...
 
 
 def as_evidence(data: Any) -> Evidence:

@@ -40,22 +40,18 @@ the bucket was visible.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import polars as pl
 
 from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
-from loglib.analysis.evidence import Evidence, as_evidence
+from loglib.analysis.evidence import Evidence, HasEvidence, as_evidence
 from loglib.analysis.idle_tx import idle_in_transaction_leaks
 from loglib.core.schema import CHANGE_KINDS, LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
 from loglib.formats.pgbouncer_lines import SERVER_CLOSED_MID_TRANSACTION
-
-if TYPE_CHECKING:
-    from loglib.incident import Incident
 
 #: a session is a leak candidate when it lasted this many times its group's typical clean session
 LONG_FACTOR = 20
@@ -491,7 +487,7 @@ def _pool_event_rates(frame: pl.DataFrame, every: str) -> pl.DataFrame | None:
 
 
 def leak_rates(
-    incident: Evidence | Incident | None = None,
+    incident: Evidence | HasEvidence | None = None,
     every: str | timedelta = "1h",
     *,
     pg: pl.DataFrame | None = None,
