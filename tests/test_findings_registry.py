@@ -82,7 +82,7 @@ def test_a_failing_detector_is_reported_by_name(fourth, evidence, monkeypatch):
 
 
 def test_unknown_kind_names_the_detectors(evidence):
-    with pytest.raises(ValueError, match="choose from pool_exhaustion, post_deploy, idle_drops"):
+    with pytest.raises(ValueError, match=f"choose from {', '.join(registry.DETECTORS)}$"):
         ll.findings(evidence, kinds=["pool_exhausted"])
 
 
