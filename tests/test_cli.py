@@ -99,7 +99,7 @@ class TestUserErrors:
         blob = tmp_path / "core.bin"
         blob.write_bytes(bytes(range(256)) * 64)
         for kind in ("postgres", "app", "prometheus"):
-            code, _, err = run(capsys, "parse", kind, str(blob), "--out", str(tmp_path / "x.parquet"))
+            code, _, err = run(capsys, "parse", kind, str(blob), "--out", str(tmp_path / "x.parquet"), "-q")
             line = one_error_line(err)
             assert code == 2 and len(line) <= cli.MAX_ERROR + len("loglib: error: ")
             assert "format=" not in line and "prefix=" not in line, line
