@@ -258,6 +258,7 @@ def _demo(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             no_redact=False,
             hosts=False,
+            leak_every=None,
         )
     )
 
