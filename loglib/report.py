@@ -543,10 +543,10 @@ def build_report(
     from loglib.present.redact import Redactor, local_paths
 
     _share_parameters(nb, os.path.relpath(folder, out), folder.name)
-    if redact:
-        red = Redactor(hosts=hosts, paths=local_paths(folder, out))
-        red.notebook(nb)
-        title = red.text(title) or ""
+    # paths always made relative to the folder; secrets kept only with redact=False (paths-only mode)
+    red = Redactor(hosts=hosts, secrets=redact, paths=local_paths(folder, out))
+    red.notebook(nb)
+    title = red.text(title) or ""
     neutralise_outputs(nb)  # markup from the data stays text, redacted or not
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(_redaction_line(redact, hosts)))
     offline_outputs(nb)

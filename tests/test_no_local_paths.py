@@ -45,6 +45,33 @@ def test_bundle_names_no_local_path(inc_dir, tmp_path):
     assert offenders(out, local_names(inc_dir, out)) == []
 
 
+@pytest.mark.parametrize("inc_dir", INCIDENTS, ids=lambda p: p.name)
+def test_no_redact_bundle_names_no_local_path(inc_dir, tmp_path):
+    """--no-redact keeps secrets, not local paths: every file is still relative to the incident folder."""
+    out = tmp_path / "bundle"
+    ll.export_bundle(ll.Incident.load(inc_dir), out, formats=("svg",), html=True, redact=False)
+    assert (out / "findings.md").is_file()
+    assert "NOT redacted" in (out / "summary.md").read_text()
+    assert offenders(out, local_names(inc_dir, out)) == []
+
+
+def test_paths_only_mode_keeps_secrets():
+    """Redactor(secrets=False) rewrites local paths and nothing else."""
+    red = Redactor(secrets=False, paths=local_paths("/srv/inc/x", "/srv/out"))
+    text = "postgresql://app:hunter2@db:5432/x at /srv/inc/x/app.log:3, mail ops@example.com"
+    assert red.text(text) == "postgresql://app:hunter2@db:5432/x at app.log:3, mail ops@example.com"
+    assert "[REDACTED]" in Redactor(paths=local_paths("/srv/inc/x", "/srv/out")).text(text)
+
+
+def test_no_redact_report_names_no_local_path(tmp_path):
+    """report.html and report.ipynb under --no-redact name no local folder either."""
+    inc_dir = ROOT / "data" / "incidents" / "pool-exhaustion"
+    out = tmp_path / "report"
+    build_report(inc_dir, out, redact=False)
+    assert "Secrets NOT redacted" in (out / "report.html").read_text()
+    assert offenders(out, local_names(inc_dir, out)) == []
+
+
 def test_report_names_no_local_path(tmp_path):
     """report.html and report.ipynb (its parameters name the incident folder, not where it was)."""
     inc_dir = ROOT / "data" / "incidents" / "pool-exhaustion"

@@ -75,6 +75,9 @@ class Redactor:
         Local folders and what to write instead (``{"/home/ana/incidents/x": "x"}``): a file
         under one becomes relative to it, the folder itself its replacement. Exports name no
         local absolute path (a bundle is shared).
+    secrets
+        Remove secrets (default). ``secrets=False`` is the paths-only mode of ``--no-redact``:
+        local paths are still made relative (and hosts pseudonymised if asked), secrets kept.
 
     Examples
     --------
@@ -84,6 +87,8 @@ class Redactor:
     'postgresql://app:[REDACTED]@db-1:5432/shop from client-1'
     >>> r.text("retry from 10.1.2.3; mail ops@example.com")
     'retry from client-1; mail [EMAIL]'
+    >>> Redactor(secrets=False, paths={"/home/ana/inc": "inc"}).text("pw=hunter2 in /home/ana/inc/app.log:3")
+    'pw=hunter2 in app.log:3'
     """
 
     def __init__(
@@ -92,8 +97,10 @@ class Redactor:
         hosts: bool = False,
         extra: Iterable[str | re.Pattern[str]] = (),
         paths: Mapping[str, str] | None = None,
+        secrets: bool = True,
     ) -> None:
         self.hosts = bool(hosts)
+        self.secrets = bool(secrets)
         # longest first: a folder inside another is replaced before its parent
         folders = sorted(
             ((str(k).rstrip("/"), v) for k, v in (paths or {}).items() if str(k).strip("/")),
@@ -145,6 +152,15 @@ class Redactor:
                 out = pattern.sub(lambda m, n=name: "" if m.group(1) else n, out)
         for cut in self._cut_paths:
             out = cut.sub("…", out)
+        if self.secrets:
+            out = self._secrets(out)
+        if self.hosts:
+            out = self._hosts(out)
+        if len(self._cache) < 200_000:
+            self._cache[value] = out
+        return out
+
+    def _secrets(self, out: str) -> str:
         out = _s.PEM.sub(SECRET, out)
         out = _s.URL_PASSWORD.sub(lambda m: m.group("head") + SECRET + m.group("at"), out)
         out = _s.SQL_PASSWORD.sub(lambda m: m.group("head") + "'" + SECRET + "'", out)
@@ -157,12 +173,7 @@ class Redactor:
         out = _s.CUT_TOKEN.sub(SECRET + "…", out)
         for pattern in self.extra:
             out = pattern.sub(SECRET, out)
-        out = _s.EMAIL.sub(EMAIL, out)
-        if self.hosts:
-            out = self._hosts(out)
-        if len(self._cache) < 200_000:
-            self._cache[value] = out
-        return out
+        return _s.EMAIL.sub(EMAIL, out)
 
     def value(self, value: str | None, column: str | None = None) -> str | None:
         """A cell: a whole host value of a host column becomes its pseudonym, else :meth:`text`."""
