@@ -92,3 +92,18 @@ def test_bundled_fix_has_no_share_above_100(tmp_path):
         "| pool utilisation, peak | % of capacity (pool_size + max_overflow) | 100 % | 0 % | -100% |" in text
     )
     assert "| 503 rate | % of answered requests |" in text and "160" not in text
+
+
+def test_without_a_declared_fix_the_document_says_how_to_declare_it(tmp_path):
+    """Issue 15: no declared fix -> before_after.md has no numbers, a TOML snippet and the candidate."""
+    inc = ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion")
+    events = inc.evidence.events.filter(pl.col("kind") == "fix")
+    assert events.height == 1  # the bundled incident declares its fix
+    ev = inc.evidence.replace(declared_events=inc.evidence.events.filter(pl.col("kind") == "deploy"))
+    with pytest.raises(ValueError, match="needs a declared fix") as err:
+        ll.before_after_table(ev)
+    doc = before_after_doc(ev)
+    assert isinstance(doc, str) and "```toml" in doc and 'kind = "fix"' in doc and "%" not in doc
+    assert "loglib's candidate:" in doc and err.value.step in doc and f"{err.value.at:%H:%M:%S}" in doc
+    idle = before_after_doc(ll.Incident.load(ROOT / "data" / "incidents" / "idle-drops"))
+    assert isinstance(idle, str) and "```toml" in idle and "no candidate" in idle and "|" not in idle

@@ -215,8 +215,9 @@ class TestIncidentCharts:
         assert any("given" in a.text for a in fig.layout.annotations)
 
     def test_before_after(self, inc):
-        """The incident declares no fix: the split says so; at= compares anywhere; table and chart agree."""
-        assert charts.before_after_table(inc)["split"][0].startswith('no fix declared (kind = "fix")')
+        """The incident declares no fix: no table from a guess; at= compares anywhere; table and chart agree."""
+        with pytest.raises(ValueError, match="needs a declared fix"):
+            charts.before_after_table(inc)
         at = inc.window()[0] + (inc.window()[1] - inc.window()[0]) / 2
         table = charts.before_after_table(inc, at=at)
         assert table.columns[:5] == ["measure", "unit", "before", "after", "change"]

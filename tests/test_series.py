@@ -9,6 +9,7 @@ import pytest
 
 import loglib as ll
 from loglib.analysis import series
+from loglib.analysis.before_after import NeedsFixError
 from tests.conftest import FILES, ROOT
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -129,7 +130,7 @@ class TestBeforeAfter:
         assert {t.legendgroup for t in fig.data} == {"before", "after"}
 
     def test_split_at_the_declared_fix_else_said_to_be_inferred(self):
-        """A declared fix is the split; without one the deploy after which failures fell is, and the split says it was not declared."""
+        """A declared fix is the split; without one there is no table, only the candidate (the deploy after which failures fell) and how to declare it."""
         ev = ll.Evidence.from_frames(
             app=pl.DataFrame(
                 {
@@ -144,9 +145,10 @@ class TestBeforeAfter:
             ),
             events=pl.DataFrame({"ts": [T0 + timedelta(minutes=5)], "kind": ["deploy"], "text": ["v2"]}),
         )
-        assert ll.before_after_table(ev)["split"][0].startswith(
-            'no fix declared (kind = "fix"): taken as the deploy: v2, after which the failures fell'
-        )
+        with pytest.raises(NeedsFixError) as err:  # no numbers from a guess
+            ll.before_after_table(ev)
+        assert (err.value.at, err.value.step) == (T0 + timedelta(minutes=5), "deploy: v2")
+        assert 'kind = "fix"' in err.value.toml() and 'text = "deploy: v2"' in err.value.toml()
         fixed = ev.replace(
             declared_events=pl.DataFrame(
                 {"ts": [T0 + timedelta(minutes=3)], "kind": ["fix"], "text": ["flag off"]}

@@ -4,8 +4,8 @@ Pool capacity, pool utilisation as a share of capacity (``pool_size + max_overfl
 and 5xx rate of answered requests, request wait p95 (where a histogram exists), leaked
 connections per hour and PostgreSQL refusals, in two equal windows around the fix: the
 incident's windows named ``before``/``after``, else either side of ``at`` (default: the declared
-``fix`` event; without one, the last deploy, action or restart after which the failures fell,
-and the split says it was not declared). The after window starts once the fix was in place.
+``fix`` event; without one there is no table: :class:`NeedsFixError` names the candidate, the
+last deploy, action or restart after which the failures fell, and how to declare it). The after window starts once the fix was in place.
 """
 
 from __future__ import annotations
@@ -30,6 +30,36 @@ NEEDS_FIX = (
     'text = "..."), or give at=<time of the fix>, or before=(start, end) and after=(start, end), or '
     "windows named 'before'/'after'"
 )
+
+
+class NeedsFixError(ValueError):
+    """Before/after has no declared fix: it says how to declare one and names loglib's candidate
+    (never computed from it).
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> e = NeedsFixError(datetime(2024, 3, 1, 9, 5, tzinfo=UTC), "deploy: v2")
+    >>> print(e.toml())
+    [[events]]
+    at = "2024-03-01T09:05:00Z"
+    kind = "fix"
+    text = "deploy: v2"
+    """
+
+    def __init__(self, at: datetime | None, step: str, why: str = "after which the failures fell") -> None:
+        self.at, self.step, self.why = at, step, why
+        cand = f"the {step} at {at:%Y-%m-%d %H:%M:%S} UTC, {why}" if at is not None else why
+        super().__init__(
+            f'before/after needs a declared fix (an [[events]] entry with kind = "fix" in incident.toml); '
+            f"no numbers are computed from a guess. Candidate: {cand}"
+        )
+
+    def toml(self) -> str:
+        """The incident.toml snippet that declares the candidate as the fix."""
+        at = f"{self.at:%Y-%m-%dT%H:%M:%SZ}" if self.at is not None else "<time of the fix, UTC>"
+        text = self.step.replace('"', "'") if self.at is not None else "what fixed it"
+        return f'[[events]]\nat = "{at}"\nkind = "fix"\ntext = "{text}"'
 
 
 def fix_windows(
@@ -62,8 +92,12 @@ def fix_windows(
         row = declared.sort("ts").row(-1, named=True)
         at, how = row["ts"], f"fix: {row['text']}"
     elif at is None and ev is not None and span is not None:
-        at, _, step = _the_fix(ev, span)
-        how = f'no fix declared (kind = "fix"): taken as the {step}, after which the failures fell'
+        try:
+            cand, _, step = _the_fix(ev, span)
+        except ValueError as exc:
+            why = str(exc).removeprefix("before/after: ").split(", so there is")[0]
+            raise NeedsFixError(None, "", why) from None
+        raise NeedsFixError(cand, step)
     if at is None or span is None:
         raise ValueError(NEEDS_FIX)
     at = parse_instant(at, argument="at")
@@ -399,7 +433,9 @@ def _table(
         orient="row",
     )
     # a NaN/±Inf figure (from NaN or Inf samples) is no reading: unknown, never drawn or compared
-    out = out.with_columns(pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in ("before", "after"))
+    out = out.with_columns(
+        pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in ("before", "after")
+    )
     change = (
         pl.when(~pl.col("before").is_finite().fill_null(False) | ~pl.col("after").is_finite().fill_null(False)).then(pl.lit("n/a"))
         .when(pl.col("before") == 0).then(pl.when(pl.col("after") == 0).then(pl.lit("0%")).otherwise(pl.lit("new")))

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from loglib.analysis.before_after import before_after_table
+from loglib.analysis.before_after import NeedsFixError, before_after_table
 from loglib.analysis.evidence import NoEvidenceError
 from loglib.core.progress import step
 from loglib.postmortem._charts import CHART_TITLES, incident_charts
@@ -142,6 +142,8 @@ def before_after_doc(incident: Any) -> pl.DataFrame | str:
     Evidence — or, without a declared fix, the sentence saying what it needs (never a guess)."""
     try:
         ba = before_after_table(incident)
+    except NeedsFixError as exc:
+        return needs_fix_md(exc)
     except ValueError as exc:
         return md_text(str(exc))
     if ba.height == 0:
@@ -156,6 +158,19 @@ def before_after_doc(incident: Any) -> pl.DataFrame | str:
             "Change": ba["change"],
             "Evidence": ba["evidence"],
         }
+    )
+
+
+def needs_fix_md(exc: NeedsFixError) -> str:
+    """What the before/after document says without a declared fix: how to declare it, and the candidate."""
+    cand = (
+        f"loglib's candidate: the {md_text(exc.step)} at {exc.at:%Y-%m-%d %H:%M:%S} UTC, {md_text(exc.why)}."
+        if exc.at is not None
+        else f"loglib found no candidate: {md_text(exc.why)}."
+    )
+    return (
+        "This table needs the fix declared: add a `fix` event to incident.toml. No before/after "
+        "numbers are computed from a guess.\n\n```toml\n" + exc.toml() + "\n```\n\n" + cand
     )
 
 
