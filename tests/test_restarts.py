@@ -164,3 +164,20 @@ def test_a_killed_pgbouncer_restarts_when_its_server_sessions_died():
     ]
     alone = ll.detect_events(pgbouncer=bouncer)
     assert alone.select("ts", "kind").rows() == [(datetime(2024, 3, 1, 10, 0, 49, tzinfo=UTC), "restart")]
+
+
+def test_an_evidence_pairs_sessions_once_for_its_events(monkeypatch):
+    """Event detection takes the Evidence's own sessions instead of pairing them again (issue 19:
+    ~31 s of a 1 GB report went to pairing the same sessions a second time)."""
+    import loglib.analysis.sessions as sessions_module
+
+    calls = []
+    real = sessions_module.pg_sessions
+    monkeypatch.setattr(sessions_module, "pg_sessions", lambda pg: calls.append(1) or real(pg))
+    pg = ll.read_pg_log(_sessions_log(True), prefix="%m [%p] %q%u@%d ")
+    ev = ll.Evidence.from_frames(pg=pg, pgbouncer=ll.read_pgbouncer_log(BOUNCER_KILLED))
+    assert ev.sessions is not None
+    mass = ev.events.filter(pl.col("origin") == "connections")
+    assert mass["kind"].to_list() == ["restart"]
+    assert ll.detect_events(pg=pg).filter(pl.col("origin") == "connections")["kind"].to_list() == ["restart"]
+    assert len(calls) == 2  # once for the Evidence, once for the bare detect_events call

@@ -24,7 +24,11 @@ MASS_END_WINDOW = timedelta(seconds=2)
 
 
 def detect_events(
-    *, app: pl.DataFrame | None = None, pg: pl.DataFrame | None = None, pgbouncer: pl.DataFrame | None = None
+    *,
+    app: pl.DataFrame | None = None,
+    pg: pl.DataFrame | None = None,
+    pgbouncer: pl.DataFrame | None = None,
+    sessions: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Restarts seen in the logs, as an ``incident_events`` frame (``origin`` ``app``, ``postgres``,
     ``pgbouncer`` or ``connections``).
@@ -47,6 +51,9 @@ def detect_events(
     near one says which it was), except the first start of a server or service in its log,
     which is ``kind = "note"`` ("PostgreSQL started"): the log simply begins there.
 
+    ``sessions`` is ``pg_sessions(pg)`` when the caller has it already (an Evidence pairs them
+    once and passes them in); without it they are paired here, at most once.
+
     Examples
     --------
     >>> import loglib as ll
@@ -66,6 +73,9 @@ def detect_events(
     parts = []
     if pg is not None:
         pg = to_polars(pg)
+        from loglib.analysis.sessions import pg_sessions
+
+        sessions = pg_sessions(pg) if sessions is None else to_polars(sessions)
         lines = pg.filter(pl.col("event").is_in(list(PG_RESTART_EVENTS)) & pl.col("ts").is_not_null())
         if lines.height:
             lines = lines.with_columns(pl.col("host").fill_null("")).sort("host", "ts")
@@ -125,11 +135,11 @@ def detect_events(
             parts.append(life)
             logged = _services_with_lifecycle(app)
     if pgbouncer is not None and to_polars(pgbouncer).height:
-        pooler = _pgbouncer_restarts(to_polars(pgbouncer), None if pg is None else to_polars(pg))
+        pooler = _pgbouncer_restarts(to_polars(pgbouncer), pg, sessions)
         if pooler.height:
             parts.append(pooler)
     if pg is not None:
-        mass = _mass_session_ends(pg, logged=logged)
+        mass = _mass_session_ends(sessions, logged=logged)
         if mass.height:
             parts.append(mass)
     if not parts:
@@ -158,17 +168,17 @@ def _drop_echoes(events: pl.DataFrame) -> pl.DataFrame:
     return events.filter(~(mass & near))
 
 
-def _pgbouncer_restarts(lines: pl.DataFrame, pg: pl.DataFrame | None) -> pl.DataFrame:
+def _pgbouncer_restarts(
+    lines: pl.DataFrame, pg: pl.DataFrame | None, pgs: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """pgBouncer's restarts and final stop from its own log, at its shutdown line. A killed one
     wrote none: its connections went away when PostgreSQL saw its server sessions end (the first
     such end after its last line), else, without PostgreSQL's log, at the next start."""
     from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions
-    from loglib.analysis.sessions import pg_sessions
 
     procs = pgbouncer_processes(lines).sort("process")
     kill_ends = pl.DataFrame(schema={"process": pl.UInt32, "_end": UTC_TS})
-    if pg is not None and (procs["stopped"] == "killed").any():
-        pgs = pg_sessions(pg)
+    if pg is not None and pgs is not None and (procs["stopped"] == "killed").any():
         servers = pgbouncer_sessions(lines, pg_sessions=pgs).filter(
             (pl.col("side") == "server")
             & (pl.col("end_event") == "pooler_killed")
@@ -235,7 +245,7 @@ def _services_with_lifecycle(app: pl.DataFrame) -> set[str]:
     return {str(s).lower() for s in lines.select(service.alias("s"))["s"].unique()}
 
 
-def _mass_session_ends(pg: pl.DataFrame, *, logged: set[str] | None = None) -> pl.DataFrame:
+def _mass_session_ends(all_sessions: pl.DataFrame, *, logged: set[str] | None = None) -> pl.DataFrame:
     """An application's sessions ending all at once (``MASS_END_MIN`` within ``MASS_END_WINDOW``):
     its process was restarted, killed or redeployed, even when its own log says nothing. Ends
     caused by a server shutdown are left to the PostgreSQL restart they belong to.
@@ -244,10 +254,7 @@ def _mass_session_ends(pg: pl.DataFrame, *, logged: set[str] | None = None) -> p
     app log, matched to PostgreSQL's ``application_name``, case aside) says itself when it
     restarted: its sessions ending together without such a line are something
     else (a middlebox dropping a pool idle together), never a restart."""
-    from loglib.analysis.sessions import pg_sessions
-
     logged = logged or set()
-    all_sessions = pg_sessions(pg)
     sessions = all_sessions.filter(
         pl.col("end").is_not_null()
         & pl.col("end_reason").is_in(["client_reset", "admin_termination", "disconnection"])

@@ -245,7 +245,7 @@ class Evidence:
         from loglib.analysis.events import detect_events
 
         declared = conform(self.declared_events, INCIDENT_EVENTS)
-        detected = detect_events(app=self.app, pg=self.pg, pgbouncer=self.pgbouncer)
+        detected = detect_events(app=self.app, pg=self.pg, pgbouncer=self.pgbouncer, sessions=self.sessions)
         human = declared.filter(pl.col("kind").is_in(CHANGE_KINDS))["ts"]
         if human.len() and detected.height:
             near = pl.lit(False)
