@@ -269,7 +269,7 @@ def main() -> None:
                                     "--pid-dir", str(WORK), "--no-process-info", str(path)])  # fmt: skip
             theirs.update(file_mb=ours["file_mb"], mb_s=ours["file_mb"] / theirs["seconds"])
             print(line("pgbadger (baseline)", theirs, None, ""))
-        print(line("loglib connections (whole command)", ours, theirs, "pgbadger"))
+        print(line("loglib connections --no-cache (whole command)", ours, theirs, "pgbadger"))
 
 
 if __name__ == "__main__":
