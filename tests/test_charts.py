@@ -250,3 +250,16 @@ class TestPandasParity:
         assert [list(t.y) for t in a.data if t.type == "bar"] == [
             list(t.y) for t in b.data if t.type == "bar"
         ]
+
+
+def test_idle_overview_marks_postgresql_resets():
+    """Issue 15: the idle-drops overview marks the resets PostgreSQL logged, one marker per bucket."""
+    inc = ll.Incident.load(IDLE)
+    resets = inc.pg.filter(pl.col("event") == "client_reset")
+    assert resets.height  # 'could not receive data from client: Connection reset by peer'
+    fig = charts.overview(inc)
+    marks = [t for t in fig.data if t.name == "PostgreSQL resets"]
+    assert len(marks) == 1
+    counts = [c[0] for c in marks[0].customdata]
+    assert sum(counts) == resets.height and len(counts) <= 90  # aggregated: bounded by the buckets
+    assert all(":" in c[1] for c in marks[0].customdata)  # first line's file:line

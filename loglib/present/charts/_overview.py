@@ -134,23 +134,12 @@ def overview(
             if maxc:
                 _add_threshold(fig, float(maxc), f"max_connections = {maxc:g}", row=i)
                 top = max(top, float(maxc))
-            refused = pg_f.filter(pl.col("event").is_in(REFUSAL_EVENTS))
-            if refused.height:
-                r = (
-                    refused.sort("ts")
-                    .group_by(pl.col("ts").dt.truncate(step).alias("bucket"))
-                    .agg(n=pl.len(), evidence=d.evidence_expr().first())
-                    .sort("bucket")
-                )
-                fig.add_trace(
-                    go.Scatter(
-                        x=(r["bucket"] + to_timedelta(step, argument="every") / 2).to_list(), y=[top * 1.08] * r.height,
-                        mode="markers", marker={"symbol": "x", "size": 7, "color": OKABE_ITO["vermillion"]},
-                        name="connections refused", customdata=list(zip(r["n"].to_list(), r["evidence"].to_list(), strict=True)),
-                        hovertemplate=f"<b>%{{customdata[0]}}</b> refused in {unit} from %{{x|%H:%M:%S}}<br>first: %{{customdata[1]}}<extra></extra>",
-                    ),
-                    row=i, col=1,
-                )  # fmt: skip
+            # one marker per bucket (bounded by the bucket count, not the number of lines)
+            _pg_marks(
+                fig, pg_f, REFUSAL_EVENTS, "connections refused", "x", "vermillion", top * 1.08, step, unit, i
+            )
+            _pg_marks(fig, pg_f, ("client_reset",), "PostgreSQL resets", "triangle-down", "purple",
+                      top * 1.13, step, unit, i)  # fmt: skip
             fig.update_yaxes(title={"text": "DB connections"}, range=[0, top * 1.18], row=i, col=1)
             _count_axis(fig, top, row=i)
         elif panel == "events":
@@ -180,6 +169,35 @@ def overview(
     _time_range(fig, span)
     _time_ticks(fig, span)
     return fig
+
+
+def _pg_marks(
+    fig: go.Figure, pg_f: pl.DataFrame, events: Any, name: str, symbol: str, color: str,
+    y: float, step: Any, unit: str, row: int,
+) -> None:  # fmt: skip
+    """PostgreSQL events of ``events`` as one marker per bucket, the count and first line in the hover.
+
+    ``_pg_marks(fig, pg, ("client_reset",), "PostgreSQL resets", "triangle-down", "purple", 33, "5s", "5 s", 3)``
+    marks the 'could not receive data from client: Connection reset by peer' lines.
+    """
+    hits = pg_f.filter(pl.col("event").is_in(list(events)))
+    if not hits.height:
+        return
+    r = (
+        hits.sort("ts")
+        .group_by(pl.col("ts").dt.truncate(step).alias("bucket"))
+        .agg(n=pl.len(), evidence=d.evidence_expr().first())
+        .sort("bucket")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=(r["bucket"] + to_timedelta(step, argument="every") / 2).to_list(), y=[y] * r.height,
+            mode="markers", marker={"symbol": symbol, "size": 7, "color": OKABE_ITO[color]},
+            name=name, customdata=list(zip(r["n"].to_list(), r["evidence"].to_list(), strict=True)),
+            hovertemplate=f"<b>%{{customdata[0]}}</b> {name} in {unit} from %{{x|%H:%M:%S}} UTC<br>first: %{{customdata[1]}}<extra></extra>",
+        ),
+        row=row, col=1,
+    )  # fmt: skip
 
 
 def _events_panel(
