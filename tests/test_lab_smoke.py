@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 import loglib as ll
 from tests.conftest import require
+from tests.lab_record import record_smoke
 from tests.pgserver import find_pg_bin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,12 +38,7 @@ def t(text: str) -> float:
 def recording(tmp_path_factory) -> Path:
     require(find_pg_bin() is not None, "PostgreSQL server binaries (initdb, pg_ctl)")
     out = tmp_path_factory.mktemp("lab")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "data/generate/lab/record.py"), "leak", "1", "--smoke", "--out", str(out)],
-        capture_output=True, text=True, timeout=400, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out / "smoke-1"
+    return record_smoke("leak", out)
 
 
 def test_params_follow_the_seed():
