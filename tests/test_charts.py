@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import plotly.io as pio
 import polars as pl
@@ -263,3 +264,26 @@ def test_idle_overview_marks_postgresql_resets():
     counts = [c[0] for c in marks[0].customdata]
     assert sum(counts) == resets.height and len(counts) <= 90  # aggregated: bounded by the buckets
     assert all(":" in c[1] for c in marks[0].customdata)  # first line's file:line
+
+
+@pytest.mark.parametrize("name", ["idle-drops", "pool-exhaustion", "post-deploy"])
+def test_event_labels_are_short_with_the_full_text_in_the_hover(name):
+    """Issue 15: chart labels next to markers are cut (short_label's 38 characters + "…"), the full text in the hover."""
+    from loglib.postmortem._charts import incident_charts
+
+    figs, _ = incident_charts(
+        ll.Incident.load(Path(__file__).resolve().parents[1] / "data" / "incidents" / name)
+    )
+    labelled = 0
+    for fig in figs.values():
+        for t in fig.data:
+            if t.type == "scatter" and t.mode and "text" in t.mode and t.text is not None:
+                for label, custom in zip(t.text, t.customdata, strict=True):
+                    labelled += 1
+                    assert len(label) <= 39, label
+                    if label.endswith("…"):
+                        assert (
+                            str(custom[0]).startswith(label[:-1].rstrip()[:10])
+                            and len(str(custom[0])) > len(label) - 1
+                        )
+    assert labelled
