@@ -316,8 +316,10 @@ def _parse(args: argparse.Namespace) -> int:
         if fmt == "parquet":
             frame.write_parquet(out)
         else:
+            from loglib.present.markup import csv_safe
+
             flat = frame.select(_csv_column(c, t) for c, t in frame.schema.items())
-            flat.write_csv(out)
+            csv_safe(flat).write_csv(out)  # no cell runs as a spreadsheet formula (= + - @ get a ')
     with contextlib.suppress(KeyError):  # readers without a read report (pool events, pg_activity)
         print(read_report(frame).summary())
         for line in read_lines(read_summary({args.kind: read_report(frame)}, kinds={args.kind: args.kind})):

@@ -63,8 +63,16 @@ def markdown_cells(text: str) -> list[list[str]]:
 
 
 def csv_cells(text: str) -> list[list[str]]:
-    """The CSV's cells as text: loglib writes a tag-opening ``<`` as ``&lt;`` (no live markup in any file)."""
-    return [[re.sub(r"&lt;(?=[A-Za-z/!?])", "<", c) for c in row] for row in csv.reader(io.StringIO(text))]
+    """The CSV's cells as text: loglib writes a tag-opening ``<`` as ``&lt;`` (no live markup in any file)
+    and puts a ``'`` before a cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR)."""
+    rows = csv.reader(io.StringIO(text))
+    return [
+        [
+            re.sub(r"^'(?=[=+\-@\t\r])|&lt;(?=[A-Za-z/!?])", lambda m: "<" if m[0] != "'" else "", c)
+            for c in row
+        ]
+        for row in rows
+    ]
 
 
 @pytest.fixture(scope="module", params=BUNDLED + LAB, ids=lambda p: p.name)
@@ -241,6 +249,22 @@ class TestSpansAndWidening:
         cells = markdown_cells(doc.render("md"))
         assert cells == csv_cells(doc.render("csv"))
         assert msg in cells[1][1]
+
+    def test_formula_in_a_log_line_is_not_a_formula_in_the_csv(self, tmp_path):
+        """A message starting with ``=HYPERLINK(`` never starts a timeline.csv cell, and in any table
+        loglib exports as CSV it is written ``'=HYPERLINK(`` (OWASP CSV injection); numbers stay numbers."""
+        msg = '=HYPERLINK("http://evil.example/x","click")'
+        app = pl.DataFrame(
+            {"ts": [T0], "error_class": ["pool_timeout"], "message": [msg], "file": "a.log", "line": [1]}
+        )
+        doc = ll.timeline_document(app=app)
+        rows = list(csv.reader(io.StringIO(doc.render("csv"))))
+        assert not any(c.startswith(("=", "+", "@")) for row in rows for c in row)
+        assert any("=HYPERLINK(" in c for c in rows[1])  # quoted inside the Event cell, never its start
+        assert markdown_cells(doc.render("md")) == csv_cells(doc.render("csv"))
+        out = ll.export_table(pl.DataFrame({"m": [msg, "-3"], "n": [-1, 2]}), tmp_path / "t.csv")
+        back = pl.read_csv(out)
+        assert back["m"].to_list() == ["'" + msg, "-3"] and back["n"].dtype == pl.Int64
 
     def test_bad_format(self):
         doc = ll.timeline_document(app=TestSpansAndWidening.flapping_gauge().head(0))

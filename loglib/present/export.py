@@ -34,7 +34,7 @@ from loglib.present._browser import (
     find_browser,
 )
 from loglib.present._browser import _layout_size as _layout_size  # tests size figures as the browser does
-from loglib.present.markup import TAG_OPEN_POLARS, md_cell
+from loglib.present.markup import csv_safe, md_cell
 from loglib.present.redact import Redactor
 
 FIGURE_FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
@@ -349,7 +349,9 @@ def export_table(
     -----
     Text from the data never becomes markup: HTML cells are escaped, Markdown cells escape
     ``<``, ``>``, ``|`` and backticks, and in CSV a ``<`` that could open a tag is written
-    ``&lt;`` (``wait < 5 s`` stays as it is), so a viewer that renders HTML shows it as text.
+    ``&lt;`` (``wait < 5 s`` stays as it is), so a viewer that renders HTML shows it as text;
+    a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'`` so no
+    spreadsheet runs it as a formula (numbers, and numeric columns, stay as they are).
     """
     path, fmt = _format_of(Path(path), format, TABLE_FORMATS, _TABLE_ALIASES, "md")
     df = to_polars(frame)
@@ -362,7 +364,5 @@ def export_table(
     elif fmt == "html":
         path.write_text(to_html_table(df, title=title), encoding="utf-8")
     else:  # a CSV opened by a viewer that renders HTML shows no markup from the data either
-        shown = display_frame(df)
-        text = [c for c, t in shown.schema.items() if t == pl.String]
-        shown.with_columns(pl.col(text).str.replace_all(TAG_OPEN_POLARS, "&lt;${1}")).write_csv(path)
+        csv_safe(display_frame(df)).write_csv(path)  # no tags, no formulas (= + - @ get a leading ')
     return path

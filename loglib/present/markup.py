@@ -83,6 +83,51 @@ def plain_text(value: Any) -> str:
     return _TAG_OPEN.sub("&lt;", text)
 
 
+#: a cell a spreadsheet would run as a formula (OWASP "CSV injection": = + - @ tab CR first)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: a number written as text (``-3``, ``+1.5e3``): a value, not a formula; it stays numeric
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+#: the same test for polars: a formula start that is not a whole number
+FORMULA_START_POLARS = r"^[=+\-@\t\r]"
+NUMBER_POLARS = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell no spreadsheet runs as a formula: :func:`plain_text`, and a cell starting with
+    ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'`` (OWASP's rule); a number stays a
+    number.
+
+    >>> csv_cell("=SUM(A1:A9)"), csv_cell("-3.5"), csv_cell("-- retry"), csv_cell("@x")
+    ("'=SUM(A1:A9)", '-3.5', "'-- retry", "'@x")
+    """
+    text = plain_text(value)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def csv_safe(frame: Any) -> Any:
+    """``frame`` (polars) with every text cell as :func:`csv_cell` writes it; other columns as
+    they are, so numbers stay numeric in the CSV.
+
+    >>> import polars as pl
+    >>> csv_safe(pl.DataFrame({"m": ["=1+1", "-2", "<b>"], "n": [-1, 2, 3]})).rows()
+    [("'=1+1", -1), ('-2', 2), ('&lt;b>', 3)]
+    """
+    import polars as pl
+
+    text = [c for c, t in frame.schema.items() if t == pl.String]
+    tagless = [pl.col(c).str.replace_all(TAG_OPEN_POLARS, "&lt;${1}") for c in text]
+    safe = [
+        pl.when(pl.col(c).str.contains(FORMULA_START_POLARS) & ~pl.col(c).str.contains(NUMBER_POLARS))
+        .then(pl.lit("'") + pl.col(c))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in text
+    ]
+    return frame.with_columns(tagless).with_columns(safe)
+
+
 def figure_text(value: str) -> str:
     """A string for a plotly figure: :func:`plain_text`, except the formatting tags plotly draws
     itself (``<br>``, ``<b>``, ``<i>``, ``<sup>``, ``<sub>``, ``<em>``, ``<extra>``, no attributes).

@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from loglib.core.timeparse import check_tz, to_timedelta
-from loglib.present.markup import md_cell, md_text, plain_text, short_label
+from loglib.present.markup import csv_cell, md_cell, md_text, short_label
 from loglib.present.redact import Redactor
 from loglib.present.timeline import timeline
 
@@ -116,8 +116,9 @@ class TimelineDocument:
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\n")
         out.writerow(self.table.columns)
-        # a tag from the data stays text in any tool that renders cells ("<img" is written "&lt;img")
-        out.writerows([[plain_text(v) for v in row] for row in self.table.iter_rows()])
+        # a tag from the data stays text in any tool that renders cells ("<img" is written "&lt;img"),
+        # and a cell starting with = + - @ is never run as a formula ("=HYPERLINK(" -> "'=HYPERLINK(")
+        out.writerows([[csv_cell(v) for v in row] for row in self.table.iter_rows()])
         return buf.getvalue()
 
 
