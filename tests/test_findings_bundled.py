@@ -51,6 +51,15 @@ class TestBundledIncidents:
         lag = (f.start - first).total_seconds()
         assert 0 <= lag <= truth["pool"]["pool_timeout"] + 0.5
 
+    def test_demand_sentence_labels_observed_and_modelled(self):
+        """The sizing sentence says which number was seen in the samples and which is modelled
+        ("held at most 0 … 99.9% of the time at most 2" read as a contradiction)."""
+        (f,) = ll.findings(ll.Incident.load(INCIDENTS / "pool-exhaustion"))
+        text = " ".join(str(v) for v in vars(f).values() if isinstance(v, str | list | tuple))
+        assert "Observed: requests held at most" in text and "in the samples" in text
+        if "of the time" in text:
+            assert "modelled:" in text and "Poisson" in text
+
     def test_post_deploy_numbers(self):
         """Post-deploy: one finding per deploy, at its time, with its errors, recovering within the truth's time."""
         truth = _truth("post-deploy")

@@ -472,10 +472,16 @@ def detect(inc: Evidence) -> list[Finding]:
             need = max(need, _poisson_quantile(mean, DEMAND_QUANTILE))
         rec = max(1, math.ceil(need * HEADROOM))
         numbers["recommended_pool_size"] = rec
-        text = f"Requests held at most {peak:g} connection(s) at once (p99 {p99:g}; {conc_from})"
+        text = (
+            f"Observed: requests held at most {peak:g} connection(s) at once in the samples "
+            f"(p99 of the samples {p99:g}; {conc_from}; point samples can miss short holds)"
+        )
         if mean is not None:
             q = _poisson_quantile(mean, DEMAND_QUANTILE)
-            text += f"; {DEMAND_QUANTILE:.1%} of the time at most {q:g} for a mean of {mean:.2g}"
+            text += (
+                f"; modelled: with a mean of {mean:.2g} connection(s) busy (upper bound), a Poisson "
+                f"demand needs at most {q:g} connection(s) {DEMAND_QUANTILE:.1%} of the time"
+            )
         text += f". Once the leak is fixed, pool_size {rec} per process carries that demand (× {HEADROOM:g} headroom)"
         if cfg.capacity is not None:
             verdict = "enough" if cfg.capacity >= rec else "too small"
