@@ -95,8 +95,7 @@ def fix_windows(
         try:
             cand, _, step = _the_fix(ev, span)
         except ValueError as exc:
-            why = str(exc).removeprefix("before/after: ").split(", so there is")[0]
-            raise NeedsFixError(None, "", why) from None
+            raise NeedsFixError(None, "", str(exc).removeprefix("before/after: ")) from None
         raise NeedsFixError(cand, step)
     if at is None or span is None:
         raise ValueError(NEEDS_FIX)
