@@ -84,3 +84,21 @@ class TestBundledIncidents:
         assert f.numbers["idle_timeout_s"] == pytest.approx(truth["idle_timeout_seconds"], abs=0.5)
         assert f.numbers["recommended_pool_recycle_s"] < truth["idle_timeout_seconds"]
         assert f.confidence == "high"
+
+
+@pytest.mark.parametrize("every", ["1h", "1m"])
+def test_finding_states_no_more_confidence_than_the_leak_table(case, every):
+    """findings.md / summary.md print the finding's leak confidence; the report's leak table prints
+    each bucket's. A total is as sure as its weakest bucket, so the finding never claims more
+    (pool-exhaustion once said 'medium' beside an hourly table that said 'low')."""
+    order = ["none", "low", "medium", "high"]
+    _, inc, found = case
+    for f in found:
+        stated = f.numbers.get("leak_confidence")
+        if stated is None:
+            continue
+        rates = ll.leak_rates(inc, every=every)
+        best = rates.filter((rates["method"] == f.numbers["leak_method"]) & (rates["leaked"] > 0))
+        assert best.height, f"{f.kind}: no leak in the {every} table for {f.numbers['leak_method']}"
+        weakest = min(best["confidence"].to_list(), key=order.index)
+        assert order.index(stated) <= order.index(weakest), (f.kind, every, stated, weakest)

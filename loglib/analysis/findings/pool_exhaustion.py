@@ -309,6 +309,8 @@ def summarize_leaks(rates: pl.DataFrame, every: str | timedelta = "1h") -> dict[
 
     ``leaks_per_hour`` is the total over the visible buckets from the first to the last one
     with a leak (saturated buckets, whose leaks could not be seen, are left out).
+    ``confidence`` is the weakest of the buckets with a leak, so it never claims more than the
+    leak table at any bucket size.
     """
     if rates.height == 0:
         return {}
@@ -333,10 +335,23 @@ def summarize_leaks(rates: pl.DataFrame, every: str | timedelta = "1h") -> dict[
         "leaked_total": total,
         "leaks_per_hour": round(per_hour, 1),
         "saturated_buckets": int(best["saturated"].sum()),
-        "confidence": (best.filter(pl.col("leaked") > 0)["confidence"].mode().sort().to_list() or ["none"])[
-            0
-        ],
+        "confidence": _weakest(best.filter(pl.col("leaked") > 0)["confidence"].to_list()),
     }
+
+
+_CONFIDENCE_ORDER = ("none", "low", "medium", "high")
+
+
+def _weakest(levels: list[str]) -> str:
+    """The least sure of the buckets a total adds up: a sum is only as sure as its weakest part.
+
+    So the finding and every leak table (whatever its bucket) state the same confidence.
+
+    >>> _weakest(["high", "low", "medium"]), _weakest([])
+    ('low', 'none')
+    """
+    known = [level for level in levels if level in _CONFIDENCE_ORDER]
+    return min(known, key=_CONFIDENCE_ORDER.index) if known else "none"
 
 
 def detect(inc: Evidence) -> list[Finding]:
