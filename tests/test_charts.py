@@ -287,3 +287,36 @@ def test_event_labels_are_short_with_the_full_text_in_the_hover(name):
                             and len(str(custom[0])) > len(label) - 1
                         )
     assert labelled
+
+
+@pytest.mark.parametrize(
+    "where", ["data/lab/deploy-23", "data/lab/pgbouncer-60", "data/incidents/post-deploy"]
+)
+def test_event_labels_near_the_right_edge_open_to_the_left(where):
+    """Issue 15: 'app checkout-api stopped …' at a log's last line ran past the chart's right edge and
+    was cut in the PNG. A label opening to the right must end inside the axis (the layout's width
+    estimate per character and for the marker); the ones that would not open to the left."""
+    from loglib.present.charts._overview import LABEL_CHAR_SHARE, LABEL_PAD_SHARE
+
+    inc = ll.Incident.load(Path(__file__).resolve().parents[1] / where)
+    fig = ll.charts.overview(inc)
+    start, end = inc.window()
+    width = (end - start).total_seconds()
+    checked = 0
+    spans: dict[float, list[tuple[float, float]]] = {}  # lane (y) -> label spans (shares of the axis)
+    for t in fig.data:
+        if t.type == "scatter" and t.mode and "text" in t.mode and t.text is not None:
+            positions = t.textposition
+            if not isinstance(positions, tuple | list):
+                positions = [positions] * len(t.x)
+            for x, y, label, pos in zip(t.x, t.y, t.text, positions, strict=True):
+                share = (x - start).total_seconds() / width
+                need = LABEL_CHAR_SHARE * len(label) + LABEL_PAD_SHARE if label else 0.0
+                a, b = (share, share + need) if pos == "middle right" else (share - need, share)
+                assert pos in ("middle right", "middle left")
+                assert b <= 1.01 and a >= -0.05, f"{label!r} runs off the chart ({a:.2f}–{b:.2f})"
+                for lo, hi in spans.get(y, []):
+                    assert min(b, hi) - max(a, lo) <= 1e-9, f"labels overlap in lane {y}: {label!r}"
+                spans.setdefault(y, []).append((a, b))
+                checked += 1
+    assert checked

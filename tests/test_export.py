@@ -217,14 +217,23 @@ class TestBundle:
         assert "pool ran out of connections" in (out / "findings.md").read_text()
         assert set(bundle.files) >= {out / "summary.md"}
 
-    def test_bundle_redacts_hosts_consistently(self, session, inc, tmp_path):
-        """hosts=True pseudonymises addresses the same way in every file of the bundle."""
+    def test_bundle_redacts_hosts_consistently(self, session, tmp_path):
+        """hosts=True pseudonymises addresses the same way in every file of the bundle.
+
+        On the bundled pool-exhaustion the default bundle names 127.0.0.1 (its metrics' instance label
+        in the timeline); pool-leak's no longer does since its before/after table, which named it,
+        needs a declared fix."""
+        inc = ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion")
+
+        def text(out):
+            return "".join(p.read_text() for p in out.rglob("*") if p.suffix in (".md", ".svg", ".csv"))
+
+        ll.export_bundle(inc, tmp_path / "plain", formats=("svg",))
+        assert "127.0.0.1" in text(tmp_path / "plain")  # the address is there to be pseudonymised
         ll.export_bundle(inc, tmp_path / "h", hosts=True, formats=("svg",))
-        text = "".join(
-            p.read_text() for p in (tmp_path / "h").rglob("*") if p.suffix in (".md", ".svg", ".csv")
-        )
-        assert "127.0.0.1" not in text
-        assert "client-1" in text
+        hidden = text(tmp_path / "h")
+        assert "127.0.0.1" not in hidden
+        assert "client-1" in hidden
 
 
 def test_browser_is_debian_chromium_here():

@@ -200,6 +200,45 @@ def _pg_marks(
     )  # fmt: skip
 
 
+#: one character of a 12 px event label (≈ 7.2 px) and the marker's gap (≈ 18 px), as shares of the
+#: ≈ 880 px axis of the 1,000 px document layout the charts are exported at
+LABEL_CHAR_SHARE = 7.2 / 880
+LABEL_PAD_SHARE = 18 / 880
+
+
+def _overlap(lane: list[tuple[float, float]], a: float, b: float) -> float:
+    """How much of ``a``–``b`` the spans already in ``lane`` cover."""
+    return sum(max(0.0, min(b, hi) - max(a, lo)) for lo, hi in lane)
+
+
+def _place_label(
+    lanes: list[list[tuple[float, float]]], x: float, text: str, width: float
+) -> tuple[int, str, str]:
+    """A free lane and side for an event's label at ``x`` (seconds into an axis ``width`` long).
+
+    The label opens to the right unless it would run past the right edge. Where no lane is free it
+    is cut shorter, and where even that collides only the marker is drawn (the hover keeps the text),
+    so labels never overlap or leave the chart.
+
+    >>> lanes = [[], [], []]
+    >>> _place_label(lanes, 95.0, "app checkout-api stopped", 100.0)
+    (0, 'app checkout-api stopped', 'middle left')
+    """
+    for label in (short_label(text), short_label(text, 16)):
+        need = width * (LABEL_CHAR_SHARE * len(label) + LABEL_PAD_SHARE)
+        sides = [("middle right", x, x + need), ("middle left", x - need, x)]
+        if x + need > width:
+            sides.reverse()
+        for pos, a, b in sides:
+            if pos == sides[0][0] or (a >= -0.05 * width and b <= width):
+                for k, lane in enumerate(lanes):
+                    if _overlap(lane, a, b) == 0:
+                        lane.append((a, b))
+                        return k, label, pos
+    k = min(range(len(lanes)), key=lambda i: _overlap(lanes[i], x - 1e-9, x + 1e-9))
+    return k, "", "middle left" if x > width / 2 else "middle right"
+
+
 def _events_panel(
     fig: go.Figure, ev: pl.DataFrame | None, *, row: int, span: tuple[datetime, datetime] | None
 ) -> None:
@@ -207,27 +246,21 @@ def _events_panel(
     fig.update_yaxes(visible=False, range=[-0.6, 3.4], fixedrange=True, row=row, col=1)
     if ev is None:
         return
-    rows = _event_rows(ev)
+    rows = sorted(_event_rows(ev), key=lambda r: r["ts"])
     width = (span[1] - span[0]).total_seconds() if span else 1.0
-    lanes: list[float] = []  # x (seconds) where each lane's last label ends
+    lanes: list[list[tuple[float, float]]] = [[], [], []]  # the spans (seconds) each lane's labels cover
     placed = []
     for r in rows:
         x = (r["ts"] - (span[0] if span else r["ts"])).total_seconds()
-        label = short_label(r["text"])
-        need = width * (0.012 * len(label) + 0.03)  # label width as a share of the axis (≈ doc width)
-        lane = next((k for k, end in enumerate(lanes) if x > end), None)
-        if lane is None:
-            lane = len(lanes) if len(lanes) < 3 else min(range(3), key=lambda k: lanes[k])
-            lanes.append(0.0) if lane == len(lanes) else None
-        lanes[lane] = x + need
-        placed.append((r, 2.5 - lane, label))
+        lane, label, pos = _place_label(lanes, x, str(r["text"]), width)
+        placed.append((r, 2.5 - lane, label, pos))
     for kind in [k for k in EVENT_STYLE if any(p[0]["kind"] == k for p in placed)]:
         mine = [p for p in placed if p[0]["kind"] == kind]
         style = EVENT_STYLE[kind]
         fig.add_trace(
             go.Scatter(
                 x=[p[0]["ts"] for p in mine], y=[p[1] for p in mine], mode="markers+text",
-                text=[p[2] for p in mine], textposition="middle right", textfont={"size": 12, "color": "#222222"},
+                text=[p[2] for p in mine], textposition=[p[3] for p in mine], textfont={"size": 12, "color": "#222222"},
                 marker={"symbol": style["symbol"], "size": 10, "color": style["color"]},
                 name=kind, legendgroup=f"event:{kind}",
                 customdata=[[p[0]["hover"], p[0]["evidence"]] for p in mine],
