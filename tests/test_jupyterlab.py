@@ -148,6 +148,12 @@ def test_postmortem_runs_in_jupyterlab(lab):
         started = "[...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
         for attempt in range(4):
             try:
+                # a modal JupyterLab dialog (kernel selection, a kernel restarting on a busy machine)
+                # intercepts every click (CI, 2026-12-03): accept it with its default choice first
+                dialog = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+                if dialog.count():
+                    page.screenshot(path=str(shots / f"jupyterlab-dialog-{attempt}.png"))
+                    dialog.first.click(timeout=20_000)
                 page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=20_000)
                 page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click(timeout=20_000)
                 page.wait_for_function(started, timeout=15_000)
