@@ -84,12 +84,12 @@ def plain_text(value: Any) -> str:
 
 
 #: a cell a spreadsheet would run as a formula (OWASP "CSV injection": = + - @ tab CR first)
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-#: a number written as text (``-3``, ``+1.5e3``): a value, not a formula; it stays numeric
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-#: the same test for polars: a formula start that is not a whole number
 FORMULA_START_POLARS = r"^[=+\-@\t\r]"
+#: a number written as text (``-3``, ``+1.5e3``): a value, not a formula; it stays numeric
 NUMBER_POLARS = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+#: the same two tests for one Python string (one pattern each, shared with the polars path)
+_FORMULA_START = re.compile(FORMULA_START_POLARS)
+_NUMBER = re.compile(NUMBER_POLARS)
 
 
 def csv_cell(value: Any) -> str:
@@ -101,7 +101,7 @@ def csv_cell(value: Any) -> str:
     ("'=SUM(A1:A9)", '-3.5', "'-- retry", "'@x")
     """
     text = plain_text(value)
-    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+    if _FORMULA_START.match(text) and not _NUMBER.match(text):
         return "'" + text
     return text
 
