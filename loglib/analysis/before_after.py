@@ -45,10 +45,22 @@ class NeedsFixError(ValueError):
     at = "2024-03-01T09:05:00Z"
     kind = "fix"
     text = "deploy: v2"
+    >>> e.reason
+    'no fix event is declared in incident.toml'
+
+    ``reason`` is the short why, for a document (no API hint such as ``pass at=``); ``why`` is
+    the full one (the candidate's, or with no candidate the whole explanation).
     """
 
-    def __init__(self, at: datetime | None, step: str, why: str = "after which the failures fell") -> None:
-        self.at, self.step, self.why = at, step, why
+    def __init__(
+        self,
+        at: datetime | None,
+        step: str,
+        why: str = "after which the failures fell",
+        *,
+        reason: str = "no fix event is declared in incident.toml",
+    ) -> None:
+        self.at, self.step, self.why, self.reason = at, step, why, reason
         cand = f"the {step} at {at:%Y-%m-%d %H:%M:%S} UTC, {why}" if at is not None else why
         super().__init__(
             f'before/after needs a declared fix (an [[events]] entry with kind = "fix" in incident.toml); '
@@ -92,10 +104,7 @@ def fix_windows(
         row = declared.sort("ts").row(-1, named=True)
         at, how = row["ts"], f"fix: {row['text']}"
     elif at is None and ev is not None and span is not None:
-        try:
-            cand, _, step = _the_fix(ev, span)
-        except ValueError as exc:
-            raise NeedsFixError(None, "", str(exc).removeprefix("before/after: ")) from None
+        cand, _, step = _the_fix(ev, span)
         raise NeedsFixError(cand, step)
     if at is None or span is None:
         raise ValueError(NEEDS_FIX)
@@ -131,8 +140,9 @@ def _the_fix(ev: Evidence, span: tuple[datetime, datetime]) -> tuple[datetime, d
     equal spans either side; and when it was in place (its replacement process's restart, plus
     one metric step: a scrape just after it still shows the old process).
 
-    A deploy that brought failures is not a fix: when no step lowered them, raise ValueError
-    saying so (pass ``at=`` to compare around a time anyway).
+    A deploy that brought failures is not a fix: when no step lowered them, raise
+    :class:`NeedsFixError` without a candidate, its ``reason`` saying so (pass ``at=`` to
+    compare around a time anyway).
     """
     events = ev.events.filter(pl.col("ts").is_not_null())
     fails = _failures(ev)
@@ -156,12 +166,12 @@ def _the_fix(ev: Evidence, span: tuple[datetime, datetime]) -> tuple[datetime, d
             if before > after:
                 return at, _in_place(ev, events, at), f"{row['kind']}: {row['text']}"
     last = f" (the last failure was at {fails.max():%H:%M:%S} UTC)" if fails.len() else ""
-    msg = (
-        "before/after: no deploy, action or restart in the evidence lowered the failures"
-        f"{last}, so there is no fix to compare around; pass at=<time> (or windows named "
+    reason = f"no deploy, action or restart in the evidence lowered the failures{last}"
+    why = (
+        f"{reason}, so there is no fix to compare around; pass at=<time> (or windows named "
         "'before'/'after') to compare anyway, or declare the fix in incident.toml ([[events]] kind = \"fix\")"
     )
-    raise ValueError(msg)
+    raise NeedsFixError(None, "", why, reason=reason)
 
 
 def _in_place(ev: Evidence, events: pl.DataFrame, at: datetime) -> datetime:

@@ -166,7 +166,7 @@ def needs_fix_md(exc: NeedsFixError) -> str:
     cand = (
         f"loglib's candidate: the {md_text(exc.step)} at {exc.at:%Y-%m-%d %H:%M:%S} UTC, {md_text(exc.why)}."
         if exc.at is not None
-        else f"loglib found no candidate: {md_text(exc.why.split(', so there is')[0])}."
+        else f"loglib found no candidate: {md_text(exc.reason)}."
     )
     return (
         "This table needs the fix declared: add a `fix` event to incident.toml. No before/after "
