@@ -47,7 +47,7 @@ from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
 from loglib.analysis.evidence import Evidence, HasEvidence, as_evidence
 from loglib.analysis.idle_tx import idle_in_transaction_leaks
-from loglib.core.schema import CHANGE_KINDS, LEAK_RATES, UTC_TS, conform
+from loglib.core.schema import CHANGE_KINDS, CONFIDENCE_LEVELS, LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
@@ -58,6 +58,8 @@ LONG_FACTOR = 20
 _METHOD_RANK = {"pool_events": 0, "checked_out_gauge": 1, "pg_sessions": 2, "idle_in_transaction_gauge": 3}
 #: every method :func:`leak_rates` knows, best first
 METHODS = tuple(_METHOD_RANK)
+#: the confidence levels a bucket states (``loglib.schema.CONFIDENCE_LEVELS``)
+_NONE, _LOW, _MEDIUM, _HIGH = (pl.lit(level) for level in CONFIDENCE_LEVELS)
 
 
 def _every(every: str | timedelta) -> str:
@@ -146,11 +148,7 @@ def gauge_leaks(
         saturated=pl.col("_full") > 0,
         method=pl.lit("checked_out_gauge"),
         leaked=pl.when(hidden).then(None).otherwise(pl.col("leaked")),
-        confidence=pl.when(hidden)
-        .then(pl.lit("none"))
-        .when(pl.col("_full") > 0)
-        .then(pl.lit("low"))
-        .otherwise(pl.lit("medium")),
+        confidence=pl.when(hidden).then(_NONE).when(pl.col("_full") > 0).then(_LOW).otherwise(_MEDIUM),
         note=pl.when(hidden)
         .then(pl.lit("pool at capacity the whole bucket: leaks cannot be seen (requests fail instead)"))
         .when(pl.col("_full") > 0)
@@ -370,14 +368,14 @@ def session_leaks(
         saturated=pl.col("_full") > 0,
         leaked=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0)).then(None).otherwise(pl.col("n")),
         confidence=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0))
-        .then(pl.lit("none"))
+        .then(_NONE)
         .when((pl.col("_full") > 0) | (pl.col("_maybe") > 0))
-        .then(pl.lit("low"))
+        .then(_LOW)
         .when(exact)
-        .then(pl.lit("high"))
+        .then(_HIGH)
         .when(short)
-        .then(pl.lit("medium"))
-        .otherwise(pl.lit("low")),
+        .then(_MEDIUM)
+        .otherwise(_LOW),
         note=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0))
         .then(pl.lit("server refused connections the whole bucket: leaks cannot be seen"))
         .when(pl.col("_full") > 0)
@@ -477,7 +475,7 @@ def _pool_event_rates(frame: pl.DataFrame, every: str) -> pl.DataFrame | None:
             # a sampled log (sample < 1) gives an estimate, scaled back from the sampled checkouts
             leaked=pl.when(exact).then(pl.col("leaked")).otherwise(pl.col("leaked_estimate")),
             method=pl.lit("pool_events"),
-            confidence=pl.when(exact).then(pl.lit("high")).otherwise(pl.lit("medium")),
+            confidence=pl.when(exact).then(_HIGH).otherwise(_MEDIUM),
             note=pl.when(exact)
             .then(pl.lit("checkouts never checked in, from the pool's own event log"))
             .otherwise(pl.lit("estimated from a sampled pool event log")),

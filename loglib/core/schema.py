@@ -340,6 +340,10 @@ CORRELATION_PAIRS = FrameSchema(
     ),
 )
 
+#: how sure a figure is, weakest first (``none``: it cannot be told); a sum of figures is as sure
+#: as its weakest part. Leak rates and findings state one of these.
+CONFIDENCE_LEVELS: tuple[str, ...] = ("none", "low", "medium", "high")
+
 LEAK_RATES = FrameSchema(
     "leak_rates",
     "connections leaked per time bucket, best evidence first (`loglib.leak_rates`)",

@@ -20,7 +20,7 @@ import polars as pl
 from loglib.analysis.evidence import Evidence
 from loglib.analysis.findings.finding import Finding
 from loglib.analysis.leaks import gauge_segments, leak_rates
-from loglib.core.schema import CHANGE_KINDS
+from loglib.core.schema import CHANGE_KINDS, CONFIDENCE_LEVELS
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN
 from loglib.formats.pg_messages import REFUSAL_EVENTS
@@ -339,9 +339,6 @@ def summarize_leaks(rates: pl.DataFrame, every: str | timedelta = "1h") -> dict[
     }
 
 
-_CONFIDENCE_ORDER = ("none", "low", "medium", "high")
-
-
 def _weakest(levels: list[str]) -> str:
     """The least sure of the buckets a total adds up: a sum is only as sure as its weakest part.
 
@@ -350,8 +347,8 @@ def _weakest(levels: list[str]) -> str:
     >>> _weakest(["high", "low", "medium"]), _weakest([])
     ('low', 'none')
     """
-    known = [level for level in levels if level in _CONFIDENCE_ORDER]
-    return min(known, key=_CONFIDENCE_ORDER.index) if known else "none"
+    known = [level for level in levels if level in CONFIDENCE_LEVELS]
+    return min(known, key=CONFIDENCE_LEVELS.index) if known else "none"
 
 
 def detect(inc: Evidence) -> list[Finding]:
