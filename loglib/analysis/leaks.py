@@ -14,7 +14,10 @@ Methods, best first:
     being scraped around a restart and comes back lower is a new process, which started with
     nothing checked out: its floor counts from 0 (leaks made while it came up are not lost).
     Buckets where the gauge sat at the pool's capacity are ``saturated``: new leaks could not
-    happen or be seen there.
+    happen or be seen there. A leak in the last sample before the app's final stop (or after
+    its last scrape) is taken from the sessions PostgreSQL saw end inside an open transaction
+    right after the app's stop line, less those the final floors hold (one row, scope
+    ``final stop …``; :mod:`loglib.analysis.stop_leaks`).
 ``idle_in_transaction_gauge`` (``medium``)
     PostgreSQL's own count of sessions idle in a transaction (postgres_exporter's
     ``pg_stat_activity_count{state="idle in transaction"}`` or ``capture pg-activity``): its
@@ -47,6 +50,7 @@ from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
 from loglib.analysis.evidence import Evidence, HasEvidence, as_evidence
 from loglib.analysis.idle_tx import idle_in_transaction_leaks
+from loglib.analysis.stop_leaks import StopEvidence, final_stop_evidence, hidden_leak_row
 from loglib.core.schema import CHANGE_KINDS, CONFIDENCE_LEVELS, LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
@@ -60,6 +64,8 @@ _METHOD_RANK = {"pool_events": 0, "checked_out_gauge": 1, "pg_sessions": 2, "idl
 METHODS = tuple(_METHOD_RANK)
 #: the confidence levels a bucket states (``loglib.schema.CONFIDENCE_LEVELS``)
 _NONE, _LOW, _MEDIUM, _HIGH = (pl.lit(level) for level in CONFIDENCE_LEVELS)
+#: how far before the app's last line a session end makes its final stop worth looking for
+DRAIN_CHECK = timedelta(minutes=1)
 
 
 def _every(every: str | timedelta) -> str:
@@ -78,6 +84,7 @@ def gauge_leaks(
     restarts: pl.Series | None = None,
     pool_timeouts: pl.Series | None = None,
     app_start: datetime | None = None,
+    final_stop: StopEvidence | None = None,
 ) -> pl.DataFrame:
     """Leaks per bucket from the pool's checked-out gauge (the ``checked_out_gauge`` method).
 
@@ -105,8 +112,14 @@ def gauge_leaks(
         The app's first log line (UTC). A series whose first sample comes less than one floor
         window after it started with its process, with nothing checked out: its first floor
         counts from 0. Otherwise the first floor is what leaked before the evidence began.
+    final_stop
+        The app's final stop and the sessions it left in a transaction
+        (:func:`loglib.analysis.stop_leaks.final_stop_evidence`): those the final floors of the
+        series scraped until the stop do not hold are leaks the gauge missed, one extra row
+        (:func:`loglib.analysis.stop_leaks.hidden_leak_row`).
     """
     every = _every(every)
+    seen_at_stop = 0.0
     m = to_polars(metrics)
     gauges = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
     if gauges.height == 0:
@@ -129,6 +142,10 @@ def gauge_leaks(
             g, step=step, samples=max(1, round(window / step)), restarts=marks, capacity=cap,
             pool_timeouts=pool_timeouts, fresh=fresh,
         )  # fmt: skip
+        if final_stop is not None:
+            held, since = _held_at_stop(g, final_stop, step=step, capacity=cap)
+            seen_at_stop += held
+            final_stop = final_stop.with_earliest(since) if since is not None else final_stop
         g = g.with_columns(full=pl.col("value") >= cap)
         full = (
             g.filter(pl.col("ts").is_not_null())
@@ -143,6 +160,11 @@ def gauge_leaks(
         )
         parts.append(per.with_columns(scope=pl.lit(str(series)), _cap=pl.lit(float(cap))))
     out = pl.concat(parts).sort("scope", "ts")
+    missed = (
+        LEAK_RATES.empty()
+        if final_stop is None
+        else hidden_leak_row(final_stop, seen=seen_at_stop, every=every)
+    )
     hidden = (pl.col("_full") >= 0.999) & (pl.col("leaked") == 0)
     out = out.with_columns(
         saturated=pl.col("_full") > 0,
@@ -161,7 +183,20 @@ def gauge_leaks(
         )
         .otherwise(pl.lit("rise of the checked-out gauge's floor")),
     )
-    return conform(out, LEAK_RATES)  # type: ignore[return-value]
+    return pl.concat([conform(out, LEAK_RATES), missed], how="vertical_relaxed")  # type: ignore[list-item]
+
+
+def _held_at_stop(
+    g: pl.DataFrame, stop: StopEvidence, *, step: timedelta, capacity: float
+) -> tuple[float, datetime | None]:
+    """Leaks one series' final floor holds at the app's final stop, and the time after which a
+    leak its floor misses was made (its second-to-last sample); (0, None) when the series was
+    not scraped up to the stop (its process ended before)."""
+    samples = g.filter(pl.col("ts").is_not_null()).sort("ts")
+    if samples.height == 0 or not (stop.first - 3 * step <= samples["ts"][-1] <= stop.last + step):
+        return 0.0, None
+    since = samples["ts"][-2] if samples.height > 1 else samples["ts"][-1]
+    return float(min(samples["floor"][-1], capacity)), since
 
 
 def gauge_segments(
@@ -549,7 +584,7 @@ def leak_rates(
     if method is not None and method not in _METHOD_RANK:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     wanted = lambda m: method is None or method == m  # noqa: E731
-    restarts = app_restarts = pool_timeouts = app_start = None
+    restarts = app_restarts = pool_timeouts = app_start = final_stop = None
     evidence = None if incident is None else as_evidence(incident)
     if evidence is not None:
         pg = evidence.pg if pg is None else pg
@@ -566,6 +601,8 @@ def leak_rates(
             pool_timeouts = evidence.app.filter(pl.col("error_class") == "pool_timeout")["ts"]
         if evidence.app is not None and evidence.app.height:
             app_start = evidence.app["ts"].min()
+            if metrics is not None and wanted("checked_out_gauge"):
+                final_stop = _final_stop(evidence)
     parts: list[pl.DataFrame] = []
     if pool_events is not None and wanted("pool_events"):
         rates = _pool_event_rates(to_polars(pool_events), every)
@@ -581,6 +618,7 @@ def leak_rates(
                 restarts=app_restarts,
                 pool_timeouts=pool_timeouts,
                 app_start=app_start,  # type: ignore[arg-type]
+                final_stop=final_stop,
             )
         )
     if (metrics is not None or pg_activity is not None) and wanted("idle_in_transaction_gauge"):
@@ -603,6 +641,20 @@ def leak_rates(
     if best_only:
         out = out.filter(pl.col("_rank") == pl.col("_rank").min())
     return out.drop("_rank")
+
+
+def _final_stop(evidence: Evidence) -> StopEvidence | None:
+    """The app's final stop and the sessions it left in a transaction (None without them)."""
+    from loglib.analysis.restarts import final_stops
+
+    sessions, mid = evidence.sessions, _pgbouncer_mid_transaction(evidence)
+    end = evidence.app["ts"].max()  # type: ignore[index]
+    near = [
+        f for f in (sessions, mid) if f is not None and f.filter(pl.col("end") >= end - DRAIN_CHECK).height
+    ]
+    if not near:  # nothing ended near the app's last line: no need to look for its stop lines
+        return None
+    return final_stop_evidence(final_stops(evidence.app), sessions, mid)  # type: ignore[arg-type]
 
 
 def _pgbouncer_mid_transaction(evidence: Evidence) -> pl.DataFrame | None:

@@ -48,8 +48,30 @@ def app_lifecycle(app: pl.DataFrame) -> pl.DataFrame:
     ``note`` for a stream's first start and for a stop with nothing after it; ``origin`` is
     ``app``; ``file``/``line`` point at the line the event is stamped at.
     """
-    if app.height == 0 or "message" not in app.columns:
+    moments = _moments(app)
+    if not moments:
         return INCIDENT_EVENTS.empty()
+    return _rolling(moments)
+
+
+def final_stops(app: pl.DataFrame) -> pl.Series:
+    """Times (UTC) of the application's stop lines that nothing started after, one per stream.
+
+    >>> from datetime import datetime, timezone
+    >>> t = lambda s: datetime(2026, 1, 1, 10, 0, s, tzinfo=timezone.utc)
+    >>> app = pl.DataFrame({"ts": [t(0), t(9)], "message": ["api starting pid 1", "received SIGTERM"],
+    ...     "service": ["api"] * 2, "file": ["app.log"] * 2, "line": [1, 2]})
+    >>> final_stops(app).to_list()
+    [datetime.datetime(2026, 1, 1, 10, 0, 9, tzinfo=zoneinfo.ZoneInfo(key='UTC'))]
+    """
+    at = [m["at"]["ts"] for m in _moments(app) if m["what"] == "stopped"]
+    return pl.Series("ts", sorted(at), dtype=UTC_TS)
+
+
+def _moments(app: pl.DataFrame) -> list[dict[str, Any]]:
+    """Every stream's lifecycle moments (:func:`_stream_moments`), ``stream`` added."""
+    if app.height == 0 or "message" not in app.columns:
+        return []
     service = pl.col("service").fill_null("") if "service" in app.columns else pl.lit("")
     base = app.filter(pl.col("ts").is_not_null()).with_columns(
         _svc=service, _file=pl.col("file").fill_null("")
@@ -67,9 +89,7 @@ def app_lifecycle(app: pl.DataFrame) -> pl.DataFrame:
     moments: list[dict[str, Any]] = []
     for (svc, file), stream in lines.group_by("_svc", "_file", maintain_order=True):
         moments += [{**m, "stream": file} for m in _stream_moments(str(svc), stream)]
-    if not moments:
-        return INCIDENT_EVENTS.empty()
-    return _rolling(moments)
+    return moments
 
 
 def _stream_moments(svc: str, stream: pl.DataFrame) -> list[dict[str, Any]]:
