@@ -46,7 +46,7 @@ PGBOUNCER = _pgb(
 )
 
 
-def _app(errors: list[float], starts: list[float]) -> pl.DataFrame:
+def _app(errors: list[float], starts: list[float], stops: tuple[float, ...] = ()) -> pl.DataFrame:
     rows = [
         {"time": _at(s).isoformat(), "level": "ERROR", "logger": "api",
          "message": 'db error: connection failed: connection to server at "10.0.0.2", port 6432 failed: Connection refused'}
@@ -54,6 +54,9 @@ def _app(errors: list[float], starts: list[float]) -> pl.DataFrame:
     ] + [
         {"time": _at(s).isoformat(), "level": "INFO", "logger": "uvicorn", "message": "Application startup complete."}
         for s in starts
+    ] + [
+        {"time": _at(s).isoformat(), "level": "INFO", "logger": "uvicorn", "message": "Shutting down"}
+        for s in stops
     ]  # fmt: skip
     rows.sort(key=lambda r: r["time"])
     return ll.read_app_log("\n".join(json.dumps(r) for r in rows).encode() + b"\n", service="api")
@@ -79,8 +82,9 @@ def test_deploys_side_by_side():
     assert cmp["first_error"][0] == _at(60.5) and cmp["last_error"][2] == _at(600)
     assert cmp["restarted"].to_list() == [["pgbouncer"], ["pgbouncer"], ["pgbouncer"], ["app"]]
     assert cmp["pgbouncer_stopped"].to_list() == ["fast", "graceful", "killed", None]
-    # the app's last connection vanished (client unexpected eof) 4 s before it came up again
+    # the app came up again with no stop line before: killed, as its restart event says
     assert cmp["app_stopped"].to_list() == [None, None, None, "killed"]
+    assert ev.events.filter(pl.col("origin") == "app")["stopped"].to_list() == [None, "killed"]
     assert cmp["sessions_dropped"].to_list() == [2, 0, 1, 1]
     assert cmp["pooler_errors"].to_list() == [0, 0, 1, 0]
     assert cmp["postgres_stopped"].null_count() == 4
@@ -88,7 +92,7 @@ def test_deploys_side_by_side():
 
 
 def test_an_unexplained_pgbouncer_restart_is_a_row_of_its_own_and_a_clean_app_restart_is_graceful():
-    app = _app(errors=[60.5], starts=[0, 1203])
+    app = _app(errors=[60.5], starts=[0, 1203], stops=(1201,))  # its stop line, then its start
     ev = ll.Evidence.from_frames(
         app=app,
         pgbouncer=ll.read_pgbouncer_log(PGBOUNCER[: PGBOUNCER.index(b"\n", PGBOUNCER.index(b"[102]")) + 1]),

@@ -31,15 +31,9 @@ from loglib.formats.pgbouncer_lines import LOGIN_FAILURE_REASONS
 
 #: a component that restarted this long before a deploy restarted for it
 BEFORE = timedelta(seconds=60)
-#: an app's old connections end this close before its new process logs its start
-APP_STOP_WINDOW = (timedelta(seconds=-60), timedelta(seconds=5))
 #: the worse of two ways to stop wins (two pgBouncer restarts in one deploy: the worse one)
-_WORST = {"graceful": 0, "fast": 1, "killed": 2, "failed": 2}
-#: PostgreSQL's shutdown request lines -> how it stopped
-_PG_STOPS = (("smart", "graceful"), ("fast", "fast"), ("immediate", "killed"))
+_WORST = {"graceful": 0, "fast": 1, "mixed": 2, "killed": 3, "failed": 3}
 _PG_DROPPED = ("client_reset", "admin_termination", "server_shutdown", "unknown")
-#: pgBouncer client closes that the application itself caused by vanishing
-_APP_VANISHED = ("client unexpected eof",)
 #: admin commands (``reason`` of pgBouncer's ``other`` rows) that pause it, and that reload it
 _PAUSES = r"^(?:PAUSE|SUSPEND)\b"
 _RELOADS = r"^RELOAD\b"
@@ -49,21 +43,32 @@ def _between(col: str, lo: datetime, hi: datetime) -> pl.Expr:
     return pl.col(col).is_between(lo, hi, closed="left")
 
 
-def _pg_stopped(pg: pl.DataFrame | None, lo: datetime, hi: datetime) -> str | None:
-    if pg is None:
-        return None
-    lines = pg.filter(_between("ts", lo, hi) & pl.col("event").is_in(["server_shutdown", "crash_restart"]))
-    found = "killed" if (lines["event"] == "crash_restart").any() else None
-    for word, how in _PG_STOPS:
-        if lines["message"].str.starts_with(f"received {word} shutdown request").any():
-            found = _worse(found, how)
-    return found or "killed"  # a restart with no shutdown request line: the server died
-
-
 def _worse(a: str | None, b: str | None) -> str | None:
     if a is None or b is None:
         return a or b
-    return a if _WORST[a] >= _WORST[b] else b
+    return a if _WORST.get(a, -1) >= _WORST.get(b, -1) else b
+
+
+def _how_stopped(events: pl.DataFrame) -> str | None:
+    """How the restarts in ``events`` went down, from their ``stopped``: the worst of them, or
+    ``mixed`` when one component stopped gracefully and was also killed; ``unknown`` when none
+    says; null without events.
+
+    >>> import polars as pl
+    >>> _how_stopped(pl.DataFrame({"stopped": ["graceful", "killed"]})), _how_stopped(pl.DataFrame({"stopped": [None]}))
+    ('mixed', 'unknown')
+    """
+    if not events.height:
+        return None
+    said = {s for s in events["stopped"].drop_nulls() if s != "unknown"}
+    if not said:
+        return "unknown"
+    if "graceful" in said and said & {"killed", "mixed"}:
+        return "mixed"
+    worst = None
+    for how in sorted(said):
+        worst = _worse(worst, how)
+    return worst
 
 
 class _Judge:
@@ -102,21 +107,6 @@ class _Judge:
             pl.col("origin").is_in(list(origin)) & (pl.col("kind") == "restart") & _between("ts", lo, hi)
         )
 
-    def app_stopped(self, starts: pl.Series, lo: datetime) -> str:
-        """``killed`` when the app's connections vanished (EOF, reset) just before it came up again."""
-        vanished = 0
-        for start in starts:
-            a, b = max(lo, start + APP_STOP_WINDOW[0]), start + APP_STOP_WINDOW[1]
-            if self.clients is not None:
-                vanished += self.clients.filter(
-                    _between("end", a, b) & pl.col("end_reason").is_in(_APP_VANISHED)
-                ).height
-            elif self.pg_sessions is not None:
-                vanished += self.pg_sessions.filter(
-                    _between("end", a, b) & (pl.col("end_reason") == "client_reset")
-                ).height
-        return "killed" if vanished else "graceful"
-
     def row(
         self, m: dict[str, Any], lo: datetime, hi: datetime, until: datetime, since: datetime
     ) -> dict[str, Any]:
@@ -138,7 +128,7 @@ class _Judge:
         apps = self.restarts(("app", "connections"), lo, hi)
         if apps.height:
             restarted.add("app")
-            out["app_stopped"] = self.app_stopped(apps["ts"], lo)
+            out["app_stopped"] = _how_stopped(apps)
         if self.procs is not None:
             # a stop the log ends with is not a restart (a recording's or an operator's last stop)
             stops = self.procs.filter(
@@ -148,9 +138,10 @@ class _Judge:
                 restarted.add("pgbouncer")
                 for how in stops["stopped"]:
                     out["pgbouncer_stopped"] = _worse(out.get("pgbouncer_stopped"), how)
-        if self.restarts(("postgres",), lo, hi).height:
+        pg_restarts = self.restarts(("postgres",), lo, hi)
+        if pg_restarts.height:
             restarted.add("postgres")
-            out["postgres_stopped"] = _pg_stopped(self.ev.pg, lo, hi)
+            out["postgres_stopped"] = _how_stopped(pg_restarts)
         out["restarted"] = [c for c in DEPLOY_COMPONENTS if c in restarted]
         pg_dropped = 0
         if self.pg_sessions is not None:

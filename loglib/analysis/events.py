@@ -18,6 +18,11 @@ __all__ = ["APP_START_GAP", "APP_START_PATTERN", "APP_STOP_PATTERN", "detect_eve
 PG_RESTART_EVENTS = ("server_shutdown", "crash_restart", "server_starting", "server_ready")
 #: events of one restart are at most this far apart
 CLUSTER_GAP = timedelta(seconds=60)
+#: PostgreSQL's shutdown request lines -> how it stopped (``stopped``); a crash is ``killed``
+PG_STOPS = (("smart", "graceful"), ("fast", "fast"), ("immediate", "killed"))
+_PG_RANK = {"graceful": 0, "fast": 1, "killed": 2}
+#: how an application's sessions ending at once tell how it stopped
+_MASS_STOPPED = {"client_reset": "killed", "disconnection": "graceful"}
 #: this many sessions of one application ending within ``MASS_END_WINDOW`` mean its process died
 MASS_END_MIN = 5
 MASS_END_WINDOW = timedelta(seconds=2)
@@ -51,6 +56,12 @@ def detect_events(
     near one says which it was), except the first start of a server or service in its log,
     which is ``kind = "note"`` ("PostgreSQL started"): the log simply begins there.
 
+    ``stopped`` says how each restart or stop went down, where it is detected: the app's stop
+    line or none (``graceful`` / ``killed`` / ``mixed``), pgBouncer's process (``graceful``,
+    ``fast``, ``killed``), PostgreSQL's shutdown request (smart ``graceful``, ``fast``,
+    immediate or a crash ``killed``, else ``unknown``), sessions ending at once (resets
+    ``killed``, disconnections ``graceful``, else ``unknown``); null for a start.
+
     ``sessions`` is ``pg_sessions(pg)`` when the caller has it already (an Evidence pairs them
     once and passes them in); without it they are paired here, at most once.
 
@@ -60,15 +71,8 @@ def detect_events(
     >>> log = (b"2024-03-01 10:00:00 UTC [1] LOG:  received fast shutdown request\\n"
     ...        b"2024-03-01 10:00:01 UTC [1] LOG:  database system is shut down\\n"
     ...        b"2024-03-01 10:00:03 UTC [9] LOG:  database system is ready to accept connections\\n")
-    >>> ll.detect_events(pg=ll.read_pg_log(log)).select("ts", "kind", "origin")
-    shape: (1, 3)
-    ┌─────────────────────────┬─────────┬──────────┐
-    │ ts                      ┆ kind    ┆ origin   │
-    │ ---                     ┆ ---     ┆ ---      │
-    │ datetime[μs, UTC]       ┆ str     ┆ str      │
-    ╞═════════════════════════╪═════════╪══════════╡
-    │ 2024-03-01 10:00:00 UTC ┆ restart ┆ postgres │
-    └─────────────────────────┴─────────┴──────────┘
+    >>> ll.detect_events(pg=ll.read_pg_log(log)).select("ts", "kind", "stopped", "origin").rows()
+    [(datetime.datetime(2024, 3, 1, 10, 0, tzinfo=zoneinfo.ZoneInfo(key='UTC')), 'restart', 'fast', 'postgres')]
     """
     parts = []
     if pg is not None:
@@ -82,12 +86,13 @@ def detect_events(
             down = pl.col("event").is_in(["server_shutdown", "crash_restart"])
             was_up = pl.col("event").shift(1).over("host").is_in(["server_starting", "server_ready"])
             gap = (pl.col("ts").diff().over("host") > CLUSTER_GAP) | (down & was_up)
-            lines = lines.with_columns(_cluster=gap.fill_null(True).cum_sum().over("host"))
+            lines = lines.with_columns(_cluster=gap.fill_null(True).cum_sum().over("host"), _how=_pg_how())
             parts.append(
                 lines.group_by("host", "_cluster")
                 .agg(
                     pl.col("ts").first(),
                     pl.col("event").unique(maintain_order=True).alias("_events"),
+                    pl.col("_how").max(),
                     pl.col("file").first(),
                     pl.col("line").first(),
                 )
@@ -121,6 +126,19 @@ def detect_events(
                         )
                         .otherwise(pl.lit("started"))
                     ).alias("text"),
+                    # a stop says how: its worst shutdown request line (a crash: killed), else unknown
+                    pl.when(
+                        pl.col("_events").list.contains("crash_restart")
+                        | pl.col("_events").list.contains("server_shutdown")
+                    )
+                    .then(
+                        pl.col("_how")
+                        .replace_strict(
+                            {v: k for k, v in _PG_RANK.items()}, default=None, return_dtype=pl.String
+                        )
+                        .fill_null("unknown")
+                    )
+                    .alias("stopped"),
                     pl.lit("postgres").alias("origin"),
                     pl.lit("postgres").alias("source"),
                     "file",
@@ -150,6 +168,18 @@ def detect_events(
     )
     out = _drop_echoes(out)
     return out.sort("ts")  # type: ignore[return-value]
+
+
+def _pg_how() -> pl.Expr:
+    """Per PostgreSQL line, how the server stopped (``_PG_RANK``, worse is higher): its shutdown
+    request line (:data:`PG_STOPS`) or a crash; null for other lines."""
+    how = pl.when(pl.col("event") == "crash_restart").then(pl.lit(_PG_RANK["killed"]))
+    for word, stop in PG_STOPS:
+        how = how.when(
+            (pl.col("event") == "server_shutdown")
+            & pl.col("message").str.starts_with(f"received {word} shutdown request")
+        ).then(pl.lit(_PG_RANK[stop]))
+    return how.otherwise(None)
 
 
 def _drop_echoes(events: pl.DataFrame) -> pl.DataFrame:
@@ -223,6 +253,7 @@ def _pgbouncer_restarts(
                 "ts": when,
                 "kind": "restart" if back else "note",
                 "text": f"pgBouncer stopped ({how})" + (" and restarted" if back else ""),
+                "stopped": p["stopped"],
                 "origin": "pgbouncer",
                 "source": "pgbouncer",
                 "file": at["file"][0] if at.height and "file" in at.columns else None,
@@ -300,6 +331,9 @@ def _mass_session_ends(all_sessions: pl.DataFrame, *, logged: set[str] | None = 
             )
         )
         .alias("text"),
+        pl.col("reason")
+        .replace_strict(_MASS_STOPPED, default="unknown", return_dtype=pl.String)
+        .alias("stopped"),
         pl.lit("connections").alias("origin"),
         pl.lit("postgres").alias("source"),
         "file",

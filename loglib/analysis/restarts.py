@@ -18,11 +18,11 @@ Example
 ...     "message": ["api starting pid 1", "GET / 200", "received SIGTERM, shutting down",
 ...                 "api starting pid 2", "received SIGTERM, shutting down"],
 ...     "service": ["api"] * 5, "file": ["app.log"] * 5, "line": [1, 2, 3, 4, 5]})
->>> app_lifecycle(app).select("ts", "kind", "text").rows()[1:]   # doctest: +NORMALIZE_WHITESPACE
+>>> app_lifecycle(app).select("ts", "kind", "text", "stopped").rows()[1:]   # doctest: +NORMALIZE_WHITESPACE
 [(datetime.datetime(2026, 1, 1, 10, 0, 9, tzinfo=zoneinfo.ZoneInfo(key='UTC')), 'restart',
-  'app api restarted (1 process, graceful: stop line, then start)'),
+  'app api restarted (1 process, graceful: stop line, then start)', 'graceful'),
  (datetime.datetime(2026, 1, 1, 10, 0, 40, tzinfo=zoneinfo.ZoneInfo(key='UTC')), 'note',
-  'app api stopped (1 process; nothing started after it in these logs)')]
+  'app api stopped (1 process; nothing started after it in these logs)', 'graceful')]
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def app_lifecycle(app: pl.DataFrame) -> pl.DataFrame:
     """Starts, restarts and stops of the application's processes, as an ``incident_events`` frame.
 
     ``kind`` is ``restart`` for a stop followed by a start (or a killed process started again),
-    ``note`` for a stream's first start and for a stop with nothing after it; ``origin`` is
+    ``note`` for a stream's first start and for a stop with nothing after it; ``stopped`` is
+    ``graceful`` (its stop line), ``killed`` (a start with no stop line before it), ``mixed``
+    (processes of one rolling restart, both ways) or null (a first start); ``origin`` is
     ``app``; ``file``/``line`` point at the line the event is stamped at.
     """
     moments = _moments(app)
@@ -131,6 +133,9 @@ def _rolling(moments: list[dict[str, Any]]) -> pl.DataFrame:
         n = len(group)
         procs = f"{n} process{'es' if n > 1 else ''}"
         svc = head["svc"] or "the application"
+        # how it went down: a stop line is graceful, a start with none before it was killed
+        downs = {"graceful" if w == "stopped" else w for w in kinds} - {"first"}
+        stopped = None if not downs else downs.pop() if len(downs) == 1 else "mixed"
         if kinds <= {"first"}:
             kind, text = "note", f"app {svc} started ({procs}): {head['at']['message'][:80]}"
         elif kinds <= {"stopped"}:
@@ -142,8 +147,8 @@ def _rolling(moments: list[dict[str, Any]]) -> pl.DataFrame:
             if "killed" in kinds:
                 how.append("killed: no stop line before the start")
             kind, text = "restart", f"app {svc} restarted ({procs}, {'; '.join(how)})"
-        rows.append({"ts": head["at"]["ts"], "kind": kind, "text": text, "origin": "app", "source": "app",
-                     "file": head["at"]["file"], "line": head["at"]["line"]})  # fmt: skip
+        rows.append({"ts": head["at"]["ts"], "kind": kind, "text": text, "stopped": stopped, "origin": "app",
+                     "source": "app", "file": head["at"]["file"], "line": head["at"]["line"]})  # fmt: skip
         group.clear()
 
     for m in moments:

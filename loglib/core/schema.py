@@ -297,6 +297,8 @@ ALL_SCHEMAS = (*ALL_SCHEMAS, APP_EVENTS)
 # --- incidents ------------------------------------------------------------------------------
 
 INCIDENT_EVENT_KINDS: tuple[str, ...] = ("deploy", "restart", "action", "fix", "alert", "note")
+#: how a restart or stop went down (``incident_events.stopped``), mildest first
+STOP_KINDS: tuple[str, ...] = ("graceful", "fast", "mixed", "killed", "unknown")
 #: the kinds that change the running app (a declared fix is usually a deploy): detectors split at them
 CHANGE_KINDS: tuple[str, ...] = ("deploy", "restart", "fix")
 
@@ -312,6 +314,16 @@ INCIDENT_EVENTS = FrameSchema(
             "ended the incident: the before/after table's split), alert, note",
         ),
         Column("text", pl.String, "what happened, in words"),
+        Column(
+            "stopped",
+            pl.String,
+            "how what restarted or stopped went down, from its own log: one of `loglib.schema.STOP_KINDS`: "
+            "`graceful` (a stop line: SIGTERM, smart shutdown, its sessions closed), `fast` (pgBouncer's or "
+            "PostgreSQL's fast shutdown: clients cut), `killed` (no stop line before the next start, a crash, "
+            "an immediate shutdown, its sessions reset), `mixed` (processes of one rolling restart stopped "
+            "both ways), `unknown` (it stopped, the evidence does not say how); null for events that are no "
+            "stop (starts, deploys and restarts declared in incident.toml)",
+        ),
         Column("action", pl.String, "what people did about it (`action` in incident.toml), for the timeline"),
         Column("owner", pl.String, "who did it or owns the follow-up (`owner` in incident.toml)"),
         Column(
@@ -572,13 +584,16 @@ DEPLOY_COMPARISON = FrameSchema(
         Column(
             "app_stopped",
             pl.String,
-            "`graceful` (its connections closed cleanly), `killed` (they vanished: EOF/reset) or `mixed`",
+            "how the app's restarts around it went down, read from their `stopped` (`incident_events`): "
+            "`graceful` (its stop line), `killed` (a start with no stop line before it; or, seen from "
+            "PostgreSQL alone, its sessions reset at once), `mixed` (both) or `unknown`",
         ),
         Column("pgbouncer_stopped", pl.String, "`graceful`, `fast` or `killed` (`pgbouncer_processes`)"),
         Column(
             "postgres_stopped",
             pl.String,
-            "`graceful` (smart shutdown), `fast` (fast shutdown), `killed` (immediate, crash, or no shutdown line)",
+            "from its restarts' `stopped`: `graceful` (smart shutdown), `fast` (fast shutdown), `killed` "
+            "(immediate shutdown or a crash) or `unknown` (no shutdown request line)",
         ),
         Column(
             "sessions_dropped",
