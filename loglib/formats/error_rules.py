@@ -182,15 +182,25 @@ def _check_rule(rule: ErrorRule) -> ErrorRule:
     if not isinstance(rule.error_class, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", rule.error_class):
         msg = f"error_class={rule.error_class!r} must be a lower_snake_case name such as 'pool_timeout'"
         raise ValueError(msg)
-    try:
-        pl.select(pl.lit("").str.contains(rule.pattern))
-    except pl.exceptions.PolarsError as exc:
+    problem = _regex_problem(rule.pattern)
+    if problem is not None:
         msg = (
-            f"pattern={rule.pattern!r} is not a valid Rust regex ({str(exc).splitlines()[0]}); "
+            f"pattern={rule.pattern!r} is not a valid Rust regex ({problem}); "
             "look-around and back-references are not supported"
         )
-        raise ValueError(msg) from None
+        raise ValueError(msg)
     return rule
+
+
+@lru_cache(maxsize=1024)
+def _regex_problem(pattern: str) -> str | None:
+    """Why polars cannot compile ``pattern`` (None: it can); compiled once per pattern, since every
+    chunk of a read checks its table."""
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except pl.exceptions.PolarsError as exc:
+        return str(exc).splitlines()[0]
+    return None
 
 
 def add_error_rule(error_class: str, pattern: str, *, priority: int = 200, source: str = "user") -> ErrorRule:

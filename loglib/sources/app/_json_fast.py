@@ -7,13 +7,14 @@ the first key present wins) and the other keys become ``extra``. No Python runs 
 
 What the struct cannot say exactly is left to the record-by-record reader, row by row: an
 explicit ``null`` (a key present with no value is still an ``extra``), nested objects other
-than the error (``extra`` keeps Python's JSON spelling of them), integral or exponent floats
-(``3`` vs ``3.0``), records without a message (Rust tracing ``fields``, error-only records),
+than the error (``extra`` keeps Python's JSON spelling of them), floats below 1e-4 or from 1e16
+(``1e-05``), records without a message (Rust tracing ``fields``, error-only records),
 loguru's ``record``, and whole chunks polars will not decode (``NaN``, a broken line).
 """
 
 from __future__ import annotations
 
+import io
 import re
 
 import polars as pl
@@ -27,9 +28,13 @@ _NESTED = (pl.Struct, pl.List, pl.Array)
 _LEVELS = {**PY_LEVELNO, **NUMERIC_LEVELS}
 #: the error object's fields the reader uses (pino/bunyan ``err``, ECS ``error``)
 _ERR_FIELDS = ("type", "message", "stack", "stack_trace")
+#: a text value that may stand for an object, an array or a float in the line
+_TEXT_NOT_TEXT = r"^[\[{]|^-?\d+(?:\.\d+(?:[eE][+-]?\d+)?|[eE][+-]?\d+)$"
 _EXPLICIT_NULL = r":\s*null\s*[,}\]]"
 #: the raw line, beside the decoded keys (no JSON key is spelled so)
 _LINE = "\x00line"
+#: what stands in for a line polars cannot read while the chunk is decoded (the line is read alone)
+_BLANK_RECORD = "{}"
 
 
 def _key_position(key: str) -> pl.Expr:
@@ -48,16 +53,18 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
     >>> ok.to_list(), f["level"].to_list(), f["message"].to_list(), f["extra"].to_list()
     ([True], ['info'], ['up'], [[{'key': 'port', 'value': '80'}]])
     """
-    try:
-        decoded = lines.str.json_decode(infer_schema_length=None)
-    except pl.exceptions.PolarsError:
+    frame = _decode(lines)
+    valid = None
+    if frame is None:  # a line polars will not read (broken, NaN): the others are still decoded here
+        valid = lines.str.json_path_match("$").is_not_null()
+        frame = _decode(lines.zip_with(valid, pl.Series([_BLANK_RECORD] * lines.len())))
+    if frame is None or not frame.width:
         return None
-    if not isinstance(decoded.dtype, pl.Struct) or not decoded.dtype.fields:
-        return None
-    frame = decoded.struct.unnest()
     schema = frame.schema
     frame = frame.with_columns(lines.alias(_LINE))
     ok = ~lines.str.contains(_EXPLICIT_NULL).fill_null(True)
+    if valid is not None:
+        ok = ok & valid
     present = {t: [k for k in keys if k in schema] for t, keys in JSON_FIELD_KEYS.items()}
     present["message"] = [k for k in JSON_MESSAGE_KEYS if k in schema]
     if not present["message"]:
@@ -88,16 +95,37 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
                 schema[key].to_schema().get(f, pl.String) == pl.String for f in _ERR_FIELDS
             )
             checks.append(value.is_null() | (pl.lit(allowed) & (chosen["err"] == key).fill_null(False)))
-        elif dtype != pl.Null:  # an extra whose place in the line is not found is read record by record
+            if allowed:  # nor may an error field hold an object the reader turned into text
+                subs = [f for f in _ERR_FIELDS if f in schema[key].to_schema()]
+                checks.extend(~value.struct.field(f).str.contains(r"^[\[{]").fill_null(False) for f in subs)
+        if dtype == pl.String:
+            # text where other records hold an object, an array, a float or (a level) a number:
+            # the reader made the value text, so its JSON spelling is read record by record
+            odd = _TEXT_NOT_TEXT + (r"|^-?\d+$" if key in present["level"] else "")
+            checks.append(~value.str.contains(odd).fill_null(False))
+        if not isinstance(dtype, _NESTED) and dtype != pl.Null:
+            # an extra whose place in the line is not found is read record by record
             checks.append(value.is_null() | used | pl.col(f"\x00p{key}").is_not_null())
         if dtype == pl.Float64 and key not in present["ts"]:
-            exact = (value != value.floor()) & (value.abs() < 1e16) & (value.abs() >= 1e-4)
+            # polars writes a float as Python's repr does from 1e-4 up to 1e16 (1e-05 is 0.00001)
+            exact = ((value.abs() < 1e16) & (value.abs() >= 1e-4)) | (value == 0)
             checks.append(value.is_null() | exact)
         if key in present["message"] and dtype != pl.String:
             checks.append(value.is_null() | (chosen["message"] != key).fill_null(True))
     ok = ok & frame.select(pl.all_horizontal(checks)).to_series()
     fields = frame.select(_field_exprs(schema, present, chosen, err_struct, extra_keys, frame))
     return ok, fields
+
+
+def _decode(lines: pl.Series) -> pl.DataFrame | None:
+    """The records as columns, one per key seen (polars' NDJSON reader on the lines joined: it
+    infers the chunk's schema and decodes both cores at once); None when it refuses a line."""
+    data = io.BytesIO(lines.str.join("\n").item().encode())
+    try:
+        frame = pl.read_ndjson(data, infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        return None
+    return frame if frame.height == lines.len() else None
 
 
 def _first_key(keys: list[str]) -> pl.Expr:

@@ -1,0 +1,244 @@
+"""The vectorised JSON-lines reader (polars decodes, expressions map the fields) against the
+record-by-record reader it replaces, on logs written by the libraries themselves.
+
+Each input is read twice: as loglib reads it, and with the polars decoder switched off, so that
+every record goes through the record-by-record reader (the reference for what a record means).
+The two reads must agree row for row, reject for reject. A second set of tests counts the records
+that still take the record-by-record path: only lines polars cannot read (a broken line, ``NaN``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import loglib as ll
+from loglib.sources.app import _json
+
+APP = Path(__file__).resolve().parent / "files" / "app"
+WILD = Path(__file__).resolve().parent / "files" / "wild"
+
+
+def _read(data: bytes, **kw) -> tuple[pl.DataFrame, pl.DataFrame]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = ll.read_app_log(data, tz="UTC", raise_if_empty=False, **kw)
+    return df, ll.rejects(df)
+
+
+def _reference(data: bytes, monkeypatch: pytest.MonkeyPatch, **kw) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The read with every record decoded one by one."""
+    with monkeypatch.context() as m:
+        m.setattr(_json, "decode_json", lambda lines: None)
+        return _read(data, **kw)
+
+
+def _slow_records(data: bytes, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many records the read sends through the record-by-record reader."""
+    calls = []
+    add = _json._JsonRows.add
+    with monkeypatch.context() as m:
+        m.setattr(_json._JsonRows, "add", lambda self, i, text: (calls.append(i), add(self, i, text)))
+        _read(data)
+    return len(calls)
+
+
+# ---------------------------------------------------------------- logs written by real libraries
+
+
+def _capture(setup: Callable[[io.StringIO], Callable[..., None]]) -> bytes:
+    buf = io.StringIO()
+    emit = setup(buf)
+    emit()
+    return buf.getvalue().encode()
+
+
+def _pool_error() -> Exception:
+    """A real SQLAlchemy pool timeout, raised and caught (so it carries a traceback)."""
+    sa = pytest.importorskip("sqlalchemy")
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as exc:
+            raise sa.exc.TimeoutError(
+                "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00"
+            ) from exc
+    except sa.exc.TimeoutError as exc:
+        return exc
+
+
+def _loguru_serialize() -> bytes:
+    loguru = pytest.importorskip("loguru")
+    logger = loguru.logger
+    buf = io.StringIO()
+    sink = logger.add(buf, serialize=True, colorize=False)
+    try:
+        log = logger.bind(request_id="r-7", user=42)
+        for i in range(30):
+            log.info("GET /orders/{} 200", i)
+        log.warning("slow checkout: {} ms", 2500)
+        try:
+            raise _pool_error()
+        except Exception:
+            logger.exception("checkout failed")
+        logger.opt(exception=_pool_error()).error("retry failed\nsecond line")
+        logger.bind(ratio=0.5, flag=True, nothing=None).debug("with extras")
+    finally:
+        logger.remove(sink)
+    return buf.getvalue().encode()
+
+
+def _structlog_json(dict_tracebacks: bool) -> bytes:
+    structlog = pytest.importorskip("structlog")
+    buf = io.StringIO()
+    exc = structlog.processors.dict_tracebacks if dict_tracebacks else structlog.processors.format_exc_info
+    log = structlog.wrap_logger(
+        structlog.PrintLogger(file=buf),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            exc,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    for i in range(30):
+        log.info("request started", path=f"/orders/{i}", request_id=f"r-{i}", ms=i * 1.5)
+    log.warning("pool nearly full", checked_out=14, size=15, overflow=None)
+    try:
+        raise _pool_error()
+    except Exception:
+        log.exception("checkout failed", request_id="r-9")
+    log.info("counts", tags=["a", "b"], nested={"k": "v", "n": 2})
+    return buf.getvalue().encode()
+
+
+def _python_json_logger() -> bytes:
+    jsonlogger = pytest.importorskip("pythonjsonlogger.json")
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(
+        jsonlogger.JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(process)d")
+    )
+    log = logging.getLogger("app.orders.jsonlogger")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        for i in range(30):
+            log.info("GET /orders/%d 200", i, extra={"request_id": f"r-{i}", "duration_ms": i + 0.25})
+        try:
+            raise _pool_error()
+        except Exception:
+            log.exception("checkout failed", extra={"request_id": "r-31"})
+    finally:
+        log.removeHandler(handler)
+    return buf.getvalue().encode()
+
+
+def _traceback_text() -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(_pool_error()))
+
+
+#: hand-written records in the documented shapes of loggers not installed here (one line each)
+SHAPES = {
+    "bunyan": '{"name":"api","hostname":"web-1","pid":4242,"level":50,"msg":"query failed","time":"2024-03-01T10:00:0{s}.000Z","v":0,'
+    '"err":{"message":"Connection terminated unexpectedly","name":"Error","stack":"Error: Connection terminated unexpectedly\\n    at Connection.<anonymous> (pg/lib/client.js:132:73)"}}',
+    "zerolog": '{"level":"error","error":"dial tcp 10.0.0.5:5432: connect: connection refused","time":"2024-03-01T10:00:0{s}Z","message":"db connect"}',
+    "slog": '{"time":"2024-03-01T10:00:0{s}.123456789Z","level":"ERROR","msg":"query","err":"pq: sorry, too many clients already","attempt":3}',
+    "logstash": '{"@timestamp":"2024-03-01T10:00:0{s}.120+00:00","@version":"1","message":"HikariPool-1 - Connection is not available, request timed out after 30000ms.",'
+    '"logger_name":"com.zaxxer.hikari.pool.HikariPool","thread_name":"http-nio-8080-exec-1","level":"ERROR","level_value":40000,'
+    '"stack_trace":"java.sql.SQLTransientConnectionException: HikariPool-1 - Connection is not available, request timed out after 30000ms.\\n\\tat com.zaxxer.hikari.pool.HikariPool.createTimeoutException(HikariPool.java:696)"}',
+    "ecs": '{"@timestamp":"2024-03-01T10:00:0{s}.000Z","log.level":"error","message":"checkout failed","ecs.version":"1.6.0",'
+    '"log":{"logger":"app.db","origin":{"file":{"line":9,"name":"db.py"},"function":"get"}},"process":{"pid":7,"name":"MainProcess"},'
+    '"service":{"name":"checkout"},"error":{"type":"sqlalchemy.exc.TimeoutError","message":"QueuePool limit of size 5 overflow 10 reached","stack_trace":"Traceback (most recent call last):\\n  File \\"db.py\\", line 9"}}',
+    "winston": '{"level":"warn","message":"retrying","service":"checkout","timestamp":"2024-03-01T10:00:0{s}.000Z","attempt":2,"meta":null}',
+    "zap": '{"level":"error","ts":170928720{s}.5,"caller":"db/pool.go:88","msg":"acquire","error":"driver: bad connection","stacktrace":"main.main\\n\\t/app/main.go:12"}',
+}
+
+
+def _shapes(n: int = 3) -> bytes:
+    return "".join(
+        line.replace("{s}", str(i % 10)) + "\n" for i in range(n) for line in SHAPES.values()
+    ).encode()
+
+
+def _mixed() -> bytes:
+    """JSON records with what real services print between them: a traceback on stderr, a broken
+    (cut) record, Python json's NaN, a blank line, a JSON value that is no record."""
+    parts = [
+        APP.joinpath("pino.json").read_bytes(),
+        _traceback_text().encode(),
+        _structlog_json(dict_tracebacks=False),
+        b'{"level":30,"time":1709287200000,"msg":"cut off mid-rec\n',
+        b'{"event": "ratio", "level": "info", "timestamp": "2024-03-01T10:00:00Z", "ratio": NaN}\n',
+        b"\n",
+        b'{"id": 7, "name": "joe"}\n',
+        b"[1, 2]\n",
+        _shapes(2),
+        APP.joinpath("winston.json").read_bytes(),
+    ]
+    return b"".join(parts)
+
+
+INPUTS: dict[str, Callable[[], bytes]] = {
+    **{name: (lambda name=name: APP.joinpath(name).read_bytes()) for name in
+       ("pino.json", "winston.json", "zap.json", "logrus.json", "structlog.json")},
+    "tracing-subscriber-0.3.json": lambda: WILD.joinpath("tracing-subscriber-0.3.json").read_bytes(),
+    "loguru serialize": _loguru_serialize,
+    "structlog format_exc_info": lambda: _structlog_json(dict_tracebacks=False),
+    "structlog dict_tracebacks": lambda: _structlog_json(dict_tracebacks=True),
+    "python-json-logger": _python_json_logger,
+    "documented shapes": _shapes,
+    "mixed": _mixed,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(INPUTS))
+def test_same_as_record_by_record(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every column of every event, and every reject, as the record-by-record reader has them."""
+    data = INPUTS[name]()
+    fast, fast_rejects = _read(data)
+    slow, slow_rejects = _reference(data, monkeypatch)
+    assert slow.height > 0
+    assert_frame_equal(fast, slow)
+    assert_frame_equal(fast_rejects, slow_rejects)
+
+
+def test_same_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks that see different keys (and a broken line in one of them) still agree."""
+    data = _mixed() * 3
+    kw = {"tz": "UTC", "chunk_bytes": 4096}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = ll.scan_app_log(data, **kw).collect()
+        with monkeypatch.context() as m:
+            m.setattr(_json, "decode_json", lambda lines: None)
+            slow = ll.scan_app_log(data, **kw).collect()
+    assert_frame_equal(fast, slow)
+
+
+def test_a_broken_line_leaves_the_rest_to_polars(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cut record and a NaN in a chunk are read alone; the chunk's other records are not."""
+    pino = APP.joinpath("pino.json").read_bytes()
+    data = pino * 20 + b'{"level":30,"time":1709287200000,"msg":"cut off mid-rec\n' + pino * 20
+    data += b'{"level": 30, "time": 1709287200000, "msg": "ratio", "ratio": NaN}\n' + pino
+    assert _slow_records(data, monkeypatch) == 2
+
+
+if __name__ == "__main__":  # write the inputs out, to look at them
+    out = Path(sys.argv[1])
+    out.mkdir(exist_ok=True)
+    for key, make in INPUTS.items():
+        out.joinpath(key.replace(" ", "_") + ".json").write_bytes(make())
+    print(json.dumps(sorted(INPUTS)))
