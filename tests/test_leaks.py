@@ -252,3 +252,92 @@ def test_idle_in_transaction_leaks_a_restart_ended_soon_after():
     got = idle_in_transaction_leaks(metrics=m, restarts=marks)
     assert got["leaked"].sum() == 2 + 5
     assert idle_in_transaction_leaks(metrics=m)["leaked"].sum() == 5  # without the restarts: the 2 are lost
+
+
+def _idle_tx_counts(t0: datetime, counts: list[int]) -> pl.DataFrame:
+    from datetime import timedelta
+
+    return pl.DataFrame(
+        {"ts": [t0 + timedelta(seconds=5 * i) for i in range(len(counts))], "metric": "pg_stat_activity_count",
+         "value": [float(c) for c in counts],
+         "series": 'pg_stat_activity_count{datname="shop", state="idle in transaction"}'},
+        schema_overrides={"ts": UTC_TS},
+    )  # fmt: skip
+
+
+def test_idle_in_transaction_tails_are_settled_by_sessions_ended_in_a_transaction():
+    """The last samples before a drop or the end cannot fill the floor's window (lab
+    pgbouncer-130, the development twin of held-out pgbouncer-61). A leak seen in one sample
+    before a pgBouncer kill counts when PostgreSQL saw that many sessions end inside a transaction
+    at the drop; requests in flight in the last three samples before a graceful final stop that
+    left no session in a transaction are not a leak."""
+    from datetime import timedelta
+
+    from loglib.analysis.idle_tx import idle_in_transaction_leaks
+    from loglib.analysis.stop_leaks import StopEvidence, open_transaction_ends
+
+    t0 = datetime(2026, 12, 3, 12, 56, 36, tzinfo=UTC)
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    counts = [0, 2, 4, 5, 5, 5, 5, 6, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2]
+    m = _idle_tx_counts(t0, counts)
+    marks = pl.Series([at(36.5)]).cast(UTC_TS)
+    killed = pl.DataFrame(
+        {"pid": list(range(6)), "start": [at(0)] * 6, "end": [at(36.5)] * 6,
+         "last_activity": [at(4), at(5), at(9), at(9), at(14), at(33)], "open_transaction": [True] * 6},
+        schema_overrides={"start": UTC_TS, "end": UTC_TS, "last_activity": UTC_TS},
+    )  # fmt: skip
+    ends = open_transaction_ends(killed)
+    stop = StopEvidence(first=at(84), last=at(84.5), earliest=at(84), open_tx=0)
+    before = idle_in_transaction_leaks(metrics=m, restarts=marks)
+    assert before["leaked"].sum() == 5 + 1  # the sixth lost at the drop, a false one at the end
+    got = idle_in_transaction_leaks(metrics=m, restarts=marks, open_tx_ends=ends, final_stop=stop)
+    assert got["leaked"].sum() == 6
+    # a request caught mid-way at the kill (active after the last sample) is not a leak held until it
+    busy = open_transaction_ends(killed.with_columns(last_activity=pl.lit(at(36.2)).cast(UTC_TS)))
+    assert (
+        idle_in_transaction_leaks(metrics=m, restarts=marks, open_tx_ends=busy, final_stop=stop)[
+            "leaked"
+        ].sum()
+        == 5
+    )
+    # a final stop that left two sessions in a transaction: two leaks at the end, not one
+    two = StopEvidence(first=at(84), last=at(84.5), earliest=at(84), open_tx=2)
+    assert (
+        idle_in_transaction_leaks(metrics=m, restarts=marks, open_tx_ends=ends, final_stop=two)[
+            "leaked"
+        ].sum()
+        == 6 + 2
+    )
+
+
+def test_idle_in_transaction_gauge_on_the_pgbouncer_61_twin_per_minute():
+    """Lab pgbouncer-130 (development; picked to reproduce held-out pgbouncer-61's shape): the
+    idle-in-transaction method's leaks per minute are the app's own (truth/app-*.jsonl), before
+    and after the pgBouncer kill that ended six of them."""
+    folder = ROOT / "data" / "lab" / "pgbouncer-130"
+    truth = json.loads((folder / "truth.json").read_text())
+    want: dict[str, int] = {}
+    for leak in truth["leaks"]["times"]:
+        want[leak["at"][11:16]] = want.get(leak["at"][11:16], 0) + 1
+    inc = ll.Incident.load(folder)
+    got = ll.leak_rates(inc, every="1m", method="idle_in_transaction_gauge").filter(pl.col("leaked") > 0)
+    assert {f"{t:%H:%M}": n for t, n in got.select("ts", "leaked").iter_rows()} == want
+
+
+def test_idle_in_transaction_final_stop_that_ends_the_leaked_sessions_counts_them_once():
+    """Connected straight to PostgreSQL, the leaked sessions end at the app's stop and the count
+    falls to 0 while the exporter goes on: the stop's sessions left in a transaction are the
+    leaks still held, not new ones (three leaks, the last seen in one sample before the stop)."""
+    from datetime import timedelta
+
+    from loglib.analysis.idle_tx import idle_in_transaction_leaks
+    from loglib.analysis.stop_leaks import StopEvidence, open_transaction_ends
+
+    t0 = datetime(2026, 12, 3, 12, 0, 1, tzinfo=UTC)
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    m = _idle_tx_counts(t0, [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 0, 0, 0, 0, 0, 0])
+    stop = StopEvidence(first=at(56), last=at(56.2), earliest=at(56), open_tx=3)
+    ends = open_transaction_ends(None)
+    got = idle_in_transaction_leaks(metrics=m, open_tx_ends=ends, final_stop=stop)
+    assert got["leaked"].sum() == 3
+    assert idle_in_transaction_leaks(metrics=m)["leaked"].sum() == 2  # the last one, unseen without the stop

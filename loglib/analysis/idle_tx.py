@@ -32,6 +32,7 @@ from datetime import timedelta
 import polars as pl
 
 from loglib._compat import to_polars
+from loglib.analysis.stop_leaks import DRAIN, StopEvidence
 from loglib.core.schema import LEAK_RATES, UTC_TS, conform
 
 #: a leaked session stays idle in its transaction for at least this many samples (one minute at
@@ -76,6 +77,8 @@ def idle_in_transaction_leaks(
     every: str | timedelta = "1h",
     window_samples: int = WINDOW_SAMPLES,
     restarts: pl.Series | None = None,
+    open_tx_ends: pl.DataFrame | None = None,
+    final_stop: StopEvidence | None = None,
 ) -> pl.DataFrame:
     """Leaks per bucket from the count of sessions idle in a transaction (a ``LEAK_RATES`` frame).
 
@@ -85,8 +88,17 @@ def idle_in_transaction_leaks(
     ended; the samples before it are their last (two suffice), so leaks a restart ended soon
     after they began are still counted. PostgreSQL's count covers every process, so a drop
     leaves the others' leaks: rises after it count from where it fell.
+
+    The last samples before a drop or the end cannot fill the window, so the floor there is a
+    guess; sessions that ended inside an open transaction settle it
+    (``open_tx_ends``, :func:`loglib.analysis.stop_leaks.open_transaction_ends`). At a drop, as
+    many sessions as ended in a transaction between its last sample and the next (idle since
+    before that sample, when statements are logged), up to that sample's count, were leaks
+    held until it: the floor rises to that. At the app's final stop (``final_stop``), the
+    sessions left in a transaction are the leaks still held: the tail's rises are replaced by
+    the rise to that count (none when it left none).
     """
-    from loglib.analysis.leaks import _every, _forward_floor
+    from loglib.analysis.leaks import _every, _forward_floor, gauge_segments
 
     every = _every(every)
     series = idle_in_transaction_series(metrics, pg_activity)
@@ -100,7 +112,13 @@ def idle_in_transaction_leaks(
         step = one["ts"].diff().drop_nulls().median() or timedelta(seconds=15)
         # forward-looking floor per stretch between restarts (the least count over this sample
         # and the next n-1), as the checked-out gauge's
+        one = one.with_row_index("_i").with_columns(
+            gauge_segments(one, step=step, samples=n, restarts=marks).alias("_part")
+        )
         g = _forward_floor(one, step=step, samples=n, restarts=marks, from_zero=False)  # type: ignore[arg-type]
+        g = g.sort("_i")
+        if open_tx_ends is not None:
+            g = _settle_tails(g, open_tx_ends, final_stop, samples=n, step=step)
         parts.append(g.select(pl.lit(str(scope)).alias("scope"), "rise", "rise_at"))
     g = pl.concat(parts)
     per = g.group_by(pl.col("rise_at").dt.truncate(every).alias("ts"), "scope").agg(
@@ -116,3 +134,56 @@ def idle_in_transaction_leaks(
         ),
     )
     return conform(out.sort("scope", "ts"), LEAK_RATES)  # type: ignore[return-value]
+
+
+def _settle_tails(
+    g: pl.DataFrame, ends: pl.DataFrame, stop: StopEvidence | None, *, samples: int, step: timedelta
+) -> pl.DataFrame:
+    """``g`` (``ts``, ``value``, ``floor``, ``rise``, ``rise_at``, ``_part``) with each stretch's
+    tail settled by the sessions that ended inside an open transaction after it (see
+    :func:`idle_in_transaction_leaks`)."""
+    parts = g["_part"].unique(maintain_order=True).to_list()
+    extra: list[tuple] = []
+    cuts: dict[int, int] = {}  # stretch -> rises after this sample of it are settled by the stop
+    for k, part in enumerate(parts):
+        seg = g.filter(pl.col("_part") == part)
+        if k + 1 < len(parts):  # a drop: sessions that ended between its last sample and the next
+            upto = g.filter(pl.col("_part") == parts[k + 1])["ts"][0]
+            held = _ended_idle(ends, seg["ts"][-1], upto)
+            rise = min(held, seg["value"][-1]) - seg["floor"][-1]
+            if rise > 0:
+                extra.append((seg["rise_at"][-1], float(rise)))
+            continue
+        if stop is None:
+            continue
+        # the app's final stop: the samples up to it (the count falls after it, or the series ends)
+        before = seg.filter(pl.col("ts") <= stop.first)
+        if before.height == 0 or before["ts"][-1] < stop.first - 3 * step:
+            continue
+        full = before.height - samples  # the last sample before the stop whose window was full
+        base = before["floor"][full] if full >= 0 else before["floor"][-1]
+        if full >= 0:
+            cuts[part] = full
+        rise = stop.open_tx - base
+        if rise > 0:
+            extra.append((before["rise_at"][-1], float(rise)))
+    if cuts:
+        at = pl.int_range(pl.len()).over("_part")
+        cut = pl.col("_part").replace_strict(cuts, default=None, return_dtype=pl.Int64)
+        settled = cut.is_not_null() & (at > cut) & (pl.col("ts") <= stop.last + DRAIN)  # type: ignore[union-attr]
+        g = g.with_columns(rise=pl.when(settled).then(0.0).otherwise(pl.col("rise")))
+    if extra:
+        add = pl.DataFrame(extra, schema={"rise_at": UTC_TS, "rise": pl.Float64}, orient="row")
+        g = pl.concat([g, add], how="diagonal_relaxed")
+    return g
+
+
+def _ended_idle(ends: pl.DataFrame, after: object, upto: object) -> int:
+    """Sessions that ended inside an open transaction in (``after``, ``upto``] and, when their
+    statements are logged, were idle since before ``after`` (not a request caught mid-way)."""
+    hit = ends.filter(
+        (pl.col("end") > after)
+        & (pl.col("end") <= upto)
+        & (pl.col("last_activity").is_null() | (pl.col("last_activity") < after))
+    )
+    return hit["pid"].n_unique()

@@ -50,7 +50,12 @@ from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
 from loglib.analysis.evidence import Evidence, HasEvidence, as_evidence
 from loglib.analysis.idle_tx import idle_in_transaction_leaks
-from loglib.analysis.stop_leaks import StopEvidence, final_stop_evidence, hidden_leak_row
+from loglib.analysis.stop_leaks import (
+    StopEvidence,
+    final_stop_evidence,
+    hidden_leak_row,
+    open_transaction_ends,
+)
 from loglib.core.schema import CHANGE_KINDS, CONFIDENCE_LEVELS, LEAK_RATES, UTC_TS, conform
 from loglib.core.timeparse import to_timedelta
 from loglib.formats.metric_names import CHECKED_OUT_PATTERN, POOL_SIZE_PATTERN
@@ -601,7 +606,9 @@ def leak_rates(
             pool_timeouts = evidence.app.filter(pl.col("error_class") == "pool_timeout")["ts"]
         if evidence.app is not None and evidence.app.height:
             app_start = evidence.app["ts"].min()
-            if metrics is not None and wanted("checked_out_gauge"):
+            if (metrics is not None or pg_activity is not None) and (
+                wanted("checked_out_gauge") or wanted("idle_in_transaction_gauge")
+            ):
                 final_stop = _final_stop(evidence)
     parts: list[pl.DataFrame] = []
     if pool_events is not None and wanted("pool_events"):
@@ -624,7 +631,12 @@ def leak_rates(
     if (metrics is not None or pg_activity is not None) and wanted("idle_in_transaction_gauge"):
         parts.append(
             idle_in_transaction_leaks(
-                metrics=metrics, pg_activity=pg_activity, every=every, restarts=restarts
+                metrics=metrics,
+                pg_activity=pg_activity,
+                every=every,
+                restarts=restarts,
+                open_tx_ends=_open_tx_ends(evidence),
+                final_stop=final_stop,
             )
         )
     if pg is not None and wanted("pg_sessions"):
@@ -641,6 +653,13 @@ def leak_rates(
     if best_only:
         out = out.filter(pl.col("_rank") == pl.col("_rank").min())
     return out.drop("_rank")
+
+
+def _open_tx_ends(evidence: Evidence | None) -> pl.DataFrame | None:
+    """Sessions that ended inside an open transaction (None without a PostgreSQL log)."""
+    if evidence is None or evidence.sessions is None:
+        return None
+    return open_transaction_ends(evidence.sessions, _pgbouncer_mid_transaction(evidence))
 
 
 def _final_stop(evidence: Evidence) -> StopEvidence | None:

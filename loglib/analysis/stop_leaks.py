@@ -49,31 +49,48 @@ class StopEvidence:
         return replace(self, earliest=min(self.earliest, at))
 
 
+def open_transaction_ends(
+    sessions: pl.DataFrame | None, mid_transaction: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """``pid``, ``start``, ``end``, ``last_activity`` of database sessions that ended inside an open
+    transaction: PostgreSQL's (``pg_sessions``' ``open_transaction``) and those pgBouncer closed
+    mid-transaction (``mid_transaction``: ``pid``, ``end``), one row per PostgreSQL pid and end."""
+    schema = {"pid": pl.Int64, "start": UTC_TS, "end": UTC_TS, "last_activity": UTC_TS}
+    parts = [pl.DataFrame(schema=schema)]
+    if sessions is not None and sessions.height:
+        parts.append(
+            sessions.filter(pl.col("open_transaction").fill_null(False) & pl.col("end").is_not_null()).select(
+                pl.col(c).cast(t) for c, t in schema.items()
+            )
+        )
+    if mid_transaction is not None and mid_transaction.height:
+        parts.append(mid_transaction.select(pl.col("pid").cast(pl.Int64), pl.col("end").cast(UTC_TS)))
+    out = pl.concat(parts, how="diagonal_relaxed")
+    return out.sort("end").unique(["pid", "end"], keep="first", maintain_order=True)
+
+
 def final_stop_evidence(
     stops: pl.Series, sessions: pl.DataFrame | None, mid_transaction: pl.DataFrame | None = None
 ) -> StopEvidence | None:
     """The app's final stop and the sessions left in a transaction at it; None without either.
 
     ``stops``: stop lines nothing started after (:func:`loglib.analysis.restarts.final_stops`).
-    ``sessions``: ``pg_sessions`` (``open_transaction``, ``end``, ``start``, ``pid``);
-    ``mid_transaction``: ``pid``, ``end`` of server sessions pgBouncer closed mid-transaction.
-    A session counts when it started before the first stop line and ended within
-    :data:`DRAIN` after the last one.
+    ``sessions``: ``pg_sessions``; ``mid_transaction``: ``pid``, ``end`` of server sessions
+    pgBouncer closed mid-transaction (:func:`open_transaction_ends`). A session counts when it
+    did not start after the first stop line and ended within :data:`DRAIN` after the last one.
+    An app stop with no such session is evidence too (``open_tx`` 0) when the PostgreSQL log
+    goes on past it: nothing was left checked out.
     """
     if stops.len() == 0:
         return None
     first, last = stops.min(), stops.max()
-    pids: set = set()
-    for frame, flag in ((sessions, "open_transaction"), (mid_transaction, None)):
-        if frame is None or frame.height == 0:
-            continue
-        cond = pl.col("end").is_between(first, last + DRAIN)
-        if flag is not None:
-            cond = cond & pl.col(flag).fill_null(False) & (pl.col("start") <= first)
-        pids |= set(frame.filter(cond)["pid"].to_list())
-    if not pids:
+    ends = open_transaction_ends(sessions, mid_transaction).filter(
+        pl.col("end").is_between(first, last + DRAIN) & (pl.col("start").fill_null(first) <= first)
+    )
+    covered = sessions is not None and sessions.height and (sessions["end"].max() or first) >= last  # type: ignore[operator]
+    if ends.height == 0 and not covered:
         return None
-    return StopEvidence(first=first, last=last, earliest=first, open_tx=len(pids))  # type: ignore[arg-type]
+    return StopEvidence(first=first, last=last, earliest=first, open_tx=ends["pid"].n_unique())  # type: ignore[arg-type]
 
 
 def hidden_leak_row(ev: StopEvidence, *, seen: float, every: str) -> pl.DataFrame:
