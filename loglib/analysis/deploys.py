@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from loglib.analysis.evidence import Evidence, as_evidence
-from loglib.analysis.findings.post_deploy import AFTER, MOMENT_GAP, _moments, connection_errors
+from loglib.analysis.findings.post_deploy import _BELOW_ERROR, AFTER, MOMENT_GAP, _moments, connection_errors
 from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions, pooler_refusals
 from loglib.core.schema import (
     CHANGE_KINDS,
@@ -71,6 +71,27 @@ def _how_stopped(events: pl.DataFrame) -> str | None:
     return worst
 
 
+def pool_timeouts(ev: Evidence) -> pl.Series | None:
+    """Times of the app's requests that failed waiting for a pool connection (``error_class``
+    ``pool_timeout``: SQLAlchemy's "QueuePool limit … timed out", HikariCP's "Connection is not
+    available", …), one per failed request (level error or above, as :func:`connection_errors`
+    counts); None without an app log (nothing could see one).
+
+    >>> import polars as pl, loglib as ll
+    >>> log = b"2024-03-01 10:00:00,120 ERROR sqlalchemy.exc.TimeoutError: QueuePool limit of size 5 overflow 0 reached, connection timed out, timeout 1.00\\n"
+    >>> pool_timeouts(ll.Evidence.from_frames(app=ll.read_app_log(log, tz="UTC"))).len()
+    1
+    """
+    if ev.app is None:
+        return None
+    level = pl.col("level").fill_null("error").str.to_lowercase()
+    return ev.app.filter(
+        (pl.col("error_class") == "pool_timeout")
+        & pl.col("ts").is_not_null()
+        & ~level.is_in(list(_BELOW_ERROR))
+    )["ts"]
+
+
 class _Judge:
     """What each deploy's window holds, from one Evidence (frames filtered, never re-parsed)."""
 
@@ -78,6 +99,7 @@ class _Judge:
         self.ev = ev
         self.events = ev.events
         self.errors = connection_errors(ev)
+        self.timeouts = pool_timeouts(ev)
         self.procs = None
         if ev.pgbouncer is not None:
             procs = pgbouncer_processes(ev)
@@ -121,6 +143,9 @@ class _Judge:
             "first_error": after["ts"].min(), "last_error": after["ts"].max(),
         }  # fmt: skip
         out["recovery_s"] = None if not after.height else (out["last_error"] - at).total_seconds()
+        if self.timeouts is not None:
+            out["pool_timeouts"] = int(self.timeouts.is_between(at, until, closed="left").sum())
+            out["pool_timeouts_before"] = int(self.timeouts.is_between(since, at, closed="left").sum())
         out["pooler_errors"] = (
             0 if self.pooler is None else self.pooler.filter(_between("ts", at, until)).height
         )
@@ -205,7 +230,10 @@ def compare_deploys(data: Any) -> pl.DataFrame:
     ``data`` is an Evidence (or an Incident: its ``.evidence``). Errors are the post-deploy
     findings' connection errors (app error classes of connection trouble, PostgreSQL
     ``server_not_ready``) from the deploy to ``AFTER`` later or the next deploy; ``errors_before``
-    counts the same span before it, after the previous deploy's errors settled. A component
+    counts the same span before it, after the previous deploy's errors settled. Requests that
+    failed waiting for a pool connection are no connection error (they are the pool's shape):
+    ``pool_timeouts`` and ``pool_timeouts_before`` count them in the same two spans
+    (:func:`pool_timeouts`; null without an app log). All are counts of failed requests. A component
     restarted around a deploy when its own log shows it within ``BEFORE`` before it and up to
     the next deploy: ``app`` (start lines, mass session ends), ``pgbouncer``
     (``pgbouncer_processes``) and ``postgres`` (shutdown/start lines). Columns are
@@ -240,7 +268,11 @@ def _with_outcome(events: pl.DataFrame, cmp: pl.DataFrame) -> pl.DataFrame:
         cmp.select(
             "at",
             _outcome=pl.concat_str(
-                pl.format("{} connection error(s) after it", "errors"),
+                pl.format("{} connection error(s)", "errors"),
+                pl.when(pl.col("pool_timeouts") > 0)
+                .then(pl.format(" and {} pool timeout(s)", "pool_timeouts"))
+                .otherwise(pl.lit("")),
+                pl.lit(" after it"),
                 pl.when(pl.col("restarted").list.len() > 0)
                 .then(pl.concat_str(pl.lit("; restarted: "), restarted))
                 .otherwise(pl.lit("; nothing restarted")),

@@ -561,7 +561,19 @@ DEPLOY_COMPARISON = FrameSchema(
             "connection errors from `at` to 5 minutes later or the next deploy: the app's failed requests, or "
             "without an app log pgBouncer's refusals, or without either PostgreSQL's",
         ),
-        Column("errors_before", pl.UInt32, "the same in the quiet time before it (the baseline)"),
+        Column(
+            "errors_before",
+            pl.UInt32,
+            "the same in a span as long before it, from after the previous row's last error (the baseline)",
+        ),
+        Column(
+            "pool_timeouts",
+            pl.UInt32,
+            "the app's requests that failed waiting for a pool connection (`pool_timeout`, e.g. SQLAlchemy's "
+            "QueuePool limit) in the span of `errors`: not connection errors, counted beside them; null "
+            "without an app log",
+        ),
+        Column("pool_timeouts_before", pl.UInt32, "the same in the span of `errors_before`"),
         Column(
             "pooler_errors",
             pl.UInt32,
