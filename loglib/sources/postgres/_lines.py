@@ -32,61 +32,73 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     ``frame`` has ``line`` (number), ``text``, ``severity`` (null when the prefix did not
     match), ``message``, ``is_cont`` (a continuation of the line before) and the prefix's
     groups. Returns (entries, rejected line rows).
+
+    Only narrow columns (entry number, part text) go through the fold: the entries' other
+    fields are their primary line's, taken once; the lines of a multi-line entry add text only.
     """
-    matched = pl.col("severity").is_not_null()
-    secondary = pl.col("severity").is_in(list(SECONDARY))
+    sev = frame.get_column("severity")
+    matched = sev.is_not_null()
+    secondary = sev.is_in(list(SECONDARY)).fill_null(False)
+    is_cont = frame.get_column("is_cont")
     if "noise" in frame.columns:
-        frame = frame.with_columns(is_cont=pl.col("is_cont") | _untabbed_sql(frame))
-    frame = frame.with_columns(
-        primary=matched & ~secondary,
-        section=matched.cum_sum(),
-    ).with_columns(entry=pl.col("primary").cum_sum())
-    bad = (~matched & ~pl.col("is_cont")) | (pl.col("entry") == 0) & ~pl.col("primary")
-    rejected = frame.filter(bad)
-    frame = frame.filter(~bad)
-    helpers = ["primary", "section", "entry", "is_cont"]
-    primary = pl.col("primary")
-    # every entry is its primary line; continuation and DETAIL/HINT/... lines only add text to it
-    entries = frame.filter(primary)
+        is_cont = is_cont | _untabbed_sql(frame)
+    primary = matched & ~secondary
+    entry = primary.cum_sum()
+    bad = (~matched & ~is_cont) | ((entry == 0) & ~primary)
+    if bad.any():
+        rejected = frame.with_columns(is_cont=is_cont).filter(bad)
+        keep = ~bad
+        frame, sev, secondary, is_cont, primary, entry = (
+            s.filter(keep) for s in (frame, sev, secondary, is_cont, primary, entry)
+        )
+    else:
+        rejected = frame.clear().with_columns(is_cont=is_cont.clear())
+    fields = frame.drop([c for c in ("text", "noise", "is_cont") if c in frame.columns])
+    entries = fields.filter(primary)
     if entries.height == frame.height:
-        return entries.drop(helpers), rejected
+        return entries, rejected
     # the lines of entries that have several (a primary followed by a line that is not a new entry)
-    multi = frame.select(~primary | ~primary.shift(-1).fill_null(True)).to_series()
-    rows = frame.filter(multi)
-    cont_text = pl.col("text").str.strip_prefix("\t").str.replace("^#011", "")
-    sections = (
-        rows.select(
-            "section",
-            "entry",
-            "primary",
-            "severity",
-            part=pl.when(pl.col("is_cont")).then(cont_text).otherwise(pl.col("message")),
-        )
-        .group_by("section", maintain_order=True)
-        .agg(
-            pl.col("entry").first(),
-            pl.col("primary").first(),
-            pl.col("severity").first(),
-            pl.col("part").str.join("\n").alias("section_text"),
-        )
+    multi = ~primary | ~primary.shift(-1).fill_null(True)
+    rows = pl.DataFrame({"entry": entry, "secondary": secondary, "is_cont": is_cont}).filter(multi)
+    text, message = frame.get_column("text").filter(multi), frame.get_column("message").filter(multi)
+    # a null is_cont (a syslog line with no part number) adds no text and ends no section
+    cont = rows.get_column("is_cont").fill_null(False)
+    # each line's part: a continuation's text without its tab, a DETAIL/HINT/... line as 'KIND: text'
+    part = message.zip_with(~cont, text.str.strip_prefix("\t"))
+    escaped = cont & part.str.starts_with("#011").fill_null(False)
+    if escaped.any():  # syslog's escaped tab
+        part = part.zip_with(~escaped, part.str.slice(4))
+    second = rows.get_column("secondary").arg_true()
+    if second.len():
+        kinds = sev.filter(multi).gather(second)
+        part = part.scatter(second, kinds + ": " + message.gather(second))
+    parts = rows.select(
+        pl.col("entry").set_sorted(),
+        # a DETAIL/HINT/... line and the continuations after it belong to the entry's detail
+        in_detail=pl.when(pl.col("is_cont").fill_null(True))
+        .then(None)
+        .otherwise(pl.col("secondary"))
+        .forward_fill(),
+        part=part,
     )
-    first_entry = int(entries["entry"][0])
-    message = sections.filter(pl.col("primary"))
-    detail = (
-        sections.filter(~pl.col("primary"))
+    first_entry = int(entry.filter(primary)[0])
+    joined = {
+        name: parts.filter(pl.col("in_detail") == flag)
         .group_by("entry", maintain_order=True)
-        .agg(pl.concat_str("severity", pl.lit(": "), "section_text").str.join("\n").alias("_detail"))
-    )
-    # entries are numbered first_entry, first_entry + 1, ... in row order: write the texts in place
+        .agg(pl.col("part").str.join("\n"))
+        for name, flag in (("message", False), ("detail", True))
+    }
+    message = joined["message"]
     at = (message["entry"] - first_entry).cast(pl.UInt32)
-    entries = entries.with_columns(entries["message"].scatter(at, message["section_text"]))
+    entries = entries.with_columns(entries["message"].scatter(at, message["part"]))
+    detail = joined["detail"]
     if detail.height:
         at = (detail["entry"] - first_entry).cast(pl.UInt32)
-        new = _nulls("detail", entries.height).scatter(at, detail["_detail"])
+        new = _nulls("detail", entries.height).scatter(at, detail["part"])
         if "detail" in entries.columns:
             new = entries["detail"].fill_null(new)
         entries = entries.with_columns(new.alias("detail"))
-    return entries.drop(helpers), rejected
+    return entries, rejected
 
 
 # entries whose message or section is SQL, which copy-pasted logs continue on lines without a tab
@@ -159,7 +171,11 @@ def _reject_reasons(rows: pl.DataFrame, prefix: str | None, fmt: str) -> pl.Data
 
 
 def _parse_prefixed(
-    chunk: pl.DataFrame, compiled: CompiledPrefix, fmt: str, text_col: str = "text"
+    chunk: pl.DataFrame,
+    compiled: CompiledPrefix,
+    fmt: str,
+    text_col: str = "text",
+    continuation: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Apply the compiled prefix to ``text_col``: adds the groups, ``severity`` and ``message``.
 
@@ -170,7 +186,9 @@ def _parse_prefixed(
     groups = text.str.extract_groups(compiled.fast_regex).struct.unnest()
     head = groups.get_column("_head")
     groups = groups.drop("_head").with_columns(message=text.str.slice(head.str.len_chars()))
-    missed = (head.is_null() & text.is_not_null() & ~_continuation_series(text)).fill_null(False)
+    if continuation is None:
+        continuation = _continuation_series(text)
+    missed = (head.is_null() & text.is_not_null() & ~continuation).fill_null(False)
     if missed.any():
         idx = missed.arg_true()
         exact = text.gather(idx).str.extract_groups(compiled.regex).struct.unnest()
@@ -219,11 +237,10 @@ class _LineParser:
         return _english_messages(entries, self.lang)
 
     def parse_lines(self, frame: pl.DataFrame) -> pl.DataFrame:
-        frame = self._english(_parse_prefixed(frame, self.compiled, self.fmt))
-        frame = frame.with_columns(_noise_series(frame["text"], frame["severity"]))
-        return frame.with_columns(
-            is_cont=pl.col("severity").is_null() & _continuation(pl.col("text")) & pl.col("noise").is_null()
-        )
+        cont = _continuation_series(frame["text"])
+        frame = self._english(_parse_prefixed(frame, self.compiled, self.fmt, continuation=cont))
+        noise = _noise_series(frame["text"], frame["severity"])
+        return frame.with_columns(noise, is_cont=frame["severity"].is_null() & cont & noise.is_null())
 
     def starts_entry(self, parsed: pl.DataFrame) -> pl.Series:
         return parsed.select(
