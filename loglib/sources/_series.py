@@ -218,33 +218,59 @@ def assemble(table: SeriesTable, parts: list[pl.DataFrame], report: ReadReport) 
 
     Points of one series at one timestamp that several files (overlapping chunks of one
     query) both hold are kept once, from the first file; a note counts them, and another one
-    counts those whose values disagreed.
+    counts those whose values disagreed. ``parts`` is emptied: each sample column is gathered
+    into its sorted place and let go, so the read never holds two copies of the samples.
+    Each part holds one file (:func:`samples_frame`), so ``file`` travels as a part number and
+    becomes text at the end, every row a view of one small column of names.
     """
-    samples = pl.concat(parts) if parts else pl.DataFrame(schema=SAMPLE_SCHEMA)
+    files = pl.Series("file", [p["file"][0] if p.height else None for p in parts], dtype=pl.String)
+    numbered = [p.drop("file").with_columns(file=pl.lit(i, dtype=pl.UInt32)) for i, p in enumerate(parts)]
+    parts.clear()
+    samples = pl.concat(numbered) if numbered else pl.DataFrame(schema=SAMPLE_SCHEMA)
+    named = bool(numbered)  # else the empty frame's file column is already text
+    del numbered
     meta = table.frame()
     rank = meta["series"].rank("ordinal").cast(pl.UInt32)
     # a stable sort by (series, ts) puts repeated points next to each other, first file first
-    ranked = samples.with_columns(order=rank.gather(samples["sid"])).sort("order", "ts", maintain_order=True)
+    keys = pl.DataFrame({"order": rank.gather(samples["sid"]), "ts": samples["ts"]}).with_row_index("i")
+    keys = keys.sort("order", "ts", maintain_order=True)
     repeat = (pl.col("order") == pl.col("order").shift(1)) & (pl.col("ts") == pl.col("ts").shift(1))
-    ranked = ranked.with_columns(repeat=repeat.fill_null(False))
-    dropped = int(ranked["repeat"].sum())
+    keys = keys.with_columns(repeat=repeat.fill_null(False))
+    dropped = int(keys["repeat"].sum())
     if dropped:
-        point = pl.struct("order", "ts")
-        conflicts = (
-            ranked.filter(point.is_in(ranked.filter("repeat").select(point).to_series().implode()))
-            .group_by("order", "ts")
-            .agg(pl.col("value").fill_nan(None).n_unique().alias("n"))
-            .filter(pl.col("n") > 1)
-            .height
-        )
-        note = f"{dropped:,} duplicate point(s) (same series and time, e.g. overlapping exports) kept once"
-        if conflicts:
-            note += f"; {conflicts:,} of them had different values, the first file's value was kept"
-        report.notes.append(note)
-        ranked = ranked.filter(~pl.col("repeat"))
-    rows = meta.select(pl.all().gather(ranked["sid"]))
-    frame = pl.concat([rows.drop("sid"), ranked.drop("sid", "order", "repeat")], how="horizontal")
-    return frame.select(METRICS.names)
+        _note_repeats(keys.with_columns(value=samples["value"].gather(keys["i"])), dropped, report)
+        keys = keys.filter(~pl.col("repeat"))
+    index = keys["i"]
+    del keys
+    in_order = index.len() == samples.height and bool((index == pl.int_range(index.len(), eager=True)).all())
+    columns: dict[str, pl.Series] = {}
+    for name in samples.columns:
+        col = samples.drop_in_place(name)
+        if col.null_count() == col.len():  # unit, line: nothing to move
+            columns[name] = pl.repeat(None, index.len(), dtype=col.dtype, eager=True).alias(name)
+        else:
+            columns[name] = col if in_order else col.gather(index)
+        del col
+    rows = meta.drop("sid").select(pl.all().gather(columns.pop("sid")))
+    if named:
+        columns["file"] = files.gather(columns["file"])
+    return pl.concat([rows, pl.DataFrame(columns)], how="horizontal").select(METRICS.names)
+
+
+def _note_repeats(keys: pl.DataFrame, dropped: int, report: ReadReport) -> None:
+    """The read report's note on repeated points (``keys``: order, ts, value, repeat; sorted)."""
+    point = pl.struct("order", "ts")
+    conflicts = (
+        keys.filter(point.is_in(keys.filter("repeat").select(point).to_series().implode()))
+        .group_by("order", "ts")
+        .agg(pl.col("value").fill_nan(None).n_unique().alias("n"))
+        .filter(pl.col("n") > 1)
+        .height
+    )
+    note = f"{dropped:,} duplicate point(s) (same series and time, e.g. overlapping exports) kept once"
+    if conflicts:
+        note += f"; {conflicts:,} of them had different values, the first file's value was kept"
+    report.notes.append(note)
 
 
 def read_all(source: Source) -> tuple[bytes, str | None]:

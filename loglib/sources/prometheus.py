@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import gc
 import json
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -26,6 +28,7 @@ from loglib.core.schema import METRICS
 from loglib.core.timeparse import check_tz, parse_epoch
 from loglib.errors import FormatError, NoDataError
 from loglib.sources import grafana
+from loglib.sources._prom_matrix import MAX_EPOCH_S, Matrix, decode_matrix
 from loglib.sources._series import (
     SeriesTable,
     assemble,
@@ -50,9 +53,9 @@ FORMATS = ("prometheus_json", "promtool_dump", "grafana_csv")
 # ``{labels} value timestamp_ms``: what ``promtool tsdb dump`` prints per float sample
 _DUMP_LINE = r"^(\{.*\}) (\S+) (-?\d{1,19})$"
 _DUMP_HISTOGRAM = r"^\{.*\} \{count:"
-# timestamps beyond this (about year 5000, in seconds) are not sample times
-_MAX_EPOCH_S = 1e11
 _MAX_BAD_EXAMPLES = 3
+# JSON files read and decoded ahead of the one being accounted for (see _prefetched)
+_AHEAD = 2
 
 
 @dataclass
@@ -138,7 +141,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _epoch_ok(seconds: pl.Series) -> pl.Series:
-    return seconds.is_finite() & (seconds.abs() < _MAX_EPOCH_S)
+    return seconds.is_finite() & (seconds.abs() < MAX_EPOCH_S)
 
 
 def _pairs(values: object) -> tuple[pl.Series, pl.Series] | None:
@@ -215,14 +218,65 @@ def _series_samples(
     return samples_frame(sid, parse_epoch(ts), value, file=file)
 
 
-def _parse_json(source: Source, table: SeriesTable, report: ReadReport, opts: _Options) -> list[pl.DataFrame]:
+#: what a worker thread reads and decodes ahead of the accounting: the bytes, the damage note, the
+#: columns of a clean range-query answer (None: the general path reads it)
+_Fetched = tuple[bytes, str | None, Matrix | None]
+
+
+def _fetch_json(source: Source) -> _Fetched:
     raw, damage = read_all(source)
-    with _gc_paused():
-        parts = _parse_json_text(raw, source, table, report, opts)
+    return raw, damage, decode_matrix(raw)
+
+
+def _prefetched(sources: list[Source], opts: _Options) -> Iterator[tuple[Source, Future[_Fetched] | None]]:
+    """The sources in order, each JSON one with its read and decode already running in a thread.
+
+    Two threads work ahead (polars' JSON decoder releases the GIL, so both cores decode), at
+    most :data:`_AHEAD` files beyond the one being accounted for, so memory holds a few files,
+    not the whole export. A file whose format is not JSON, or does not detect, gets None and is
+    read when its turn comes (a detection error is raised then, in file order).
+    """
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque[tuple[Source, Future[_Fetched] | None]] = deque()
+        for source in sources:
+            try:
+                fmt = opts.format or detect_format(source)
+            except FormatError:
+                fmt = None
+            pending.append((source, pool.submit(_fetch_json, source) if fmt == "prometheus_json" else None))
+            if len(pending) > _AHEAD:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+
+
+def _parse_json(
+    source: Source, table: SeriesTable, report: ReadReport, opts: _Options, fetched: _Fetched | None = None
+) -> list[pl.DataFrame]:
+    raw, damage, matrix = fetched or _fetch_json(source)
+    if matrix is not None:
+        parts = _matrix_samples(matrix, raw, source, table, report, opts)
+    else:
+        with _gc_paused():
+            parts = _parse_json_text(raw, source, table, report, opts)
     if damage:  # like the line readers: one more line, for the part that could not be read
         n_lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
         record_damage(report, source.name, n_lines, damage)
     return parts
+
+
+def _matrix_samples(
+    matrix: Matrix, raw: bytes, source: Source, table: SeriesTable, report: ReadReport, opts: _Options
+) -> list[pl.DataFrame]:
+    """The samples of a clean range-query answer (:func:`decode_matrix`): every line parsed."""
+    n_lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
+    report.lines_read += n_lines
+    report.lines_parsed += n_lines
+    fallback = file_stem(source.name)
+    ids = [table.add_labelset(labels or {}, opts.name, fallback=fallback) for labels in matrix.metrics]
+    if not matrix.ts.len():
+        return []
+    return [samples_frame(matrix.sids(ids), parse_epoch(matrix.ts), matrix.value, file=source.name)]
 
 
 def _parse_json_text(
@@ -233,8 +287,8 @@ def _parse_json_text(
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
         report.notes.append(f"{source.name}: not valid UTF-8; decoded as Latin-1")
+    n_lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)  # a lone BOM is a line
     text = text.removeprefix("\ufeff")
-    n_lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
     report.lines_read += n_lines
     try:
         doc = _loads(text)
@@ -319,7 +373,7 @@ def _parse_dump(source: Source, table: SeriesTable, report: ReadReport, opts: _O
             pl.col("sid").is_not_null()
             & pl.col("value").is_not_null()
             & pl.col("ms").is_not_null()
-            & (pl.col("ms").abs() < int(_MAX_EPOCH_S * 1000))
+            & (pl.col("ms").abs() < int(MAX_EPOCH_S * 1000))
         )
         histogram = pl.col("text").str.contains(_DUMP_HISTOGRAM)
         good = lines.filter(ok)
@@ -364,7 +418,7 @@ class _Options:
 
 
 def _parse_source(
-    source: Source, table: SeriesTable, report: ReadReport, opts: _Options
+    source: Source, table: SeriesTable, report: ReadReport, opts: _Options, fetched: _Fetched | None = None
 ) -> list[pl.DataFrame]:
     fmt = opts.format or detect_format(source) or "promtool_dump"  # empty files: counted line by line
     label = fmt
@@ -373,7 +427,7 @@ def _parse_source(
     elif label not in report.format.split(" + "):
         report.format += f" + {label}"
     if fmt == "prometheus_json":
-        return _parse_json(source, table, report, opts)
+        return _parse_json(source, table, report, opts, fetched)
     if fmt == "promtool_dump":
         return _parse_dump(source, table, report, opts)
     return grafana.parse_csv(source, table, report, name=opts.name, tz=opts.tz)
@@ -460,9 +514,9 @@ def read_prometheus(
     report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
     table = SeriesTable()
     parts: list[pl.DataFrame] = []
-    for source in sources:
+    for source, fetching in _prefetched(sources, opts):
         report.files.append(source.name)
-        parts.extend(_parse_source(source, table, report, opts))
+        parts.extend(_parse_source(source, table, report, opts, fetching.result() if fetching else None))
     frame = assemble(table, parts, report)
     note = unnamed_note(table)
     if note:
