@@ -604,6 +604,7 @@ class Incident:
                 start=start,
                 end=end,
                 staleness=staleness,
+                sessions=self.sessions,  # paired once per incident
             )
         return self._frames[key]
 

@@ -114,6 +114,7 @@ def align(
     start: datetime | None = None,
     end: datetime | None = None,
     staleness: str | timedelta = "5m",
+    sessions: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Put every source on one UTC grid: one row per ``every`` bucket, one column per measure.
 
@@ -136,6 +137,8 @@ def align(
         all sources. Rows outside it are left out.
     staleness
         How old a metric sample may be and still stand for a bucket (see the fill rules).
+    sessions
+        ``pg_sessions(pg)`` when the caller has them (an Evidence's), so they are not paired again.
 
     Returns
     -------
@@ -201,7 +204,7 @@ def align(
     if pg is not None:
         pg_range = _in_range(grid, pg, every)
         if pg.height:
-            conns = pg_connections(pg, every=every).select(
+            conns = pg_connections(pg, every=every, sessions=sessions).select(
                 "ts",
                 pl.col("new_connections").cast(pl.Int64).alias("pg:new"),
                 pl.col("closed").cast(pl.Int64).alias("pg:closed"),

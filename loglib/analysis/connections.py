@@ -28,6 +28,8 @@ def pg_connections(
     events: pl.DataFrame,
     every: str = "1m",
     by: str | Sequence[str] | None = None,
+    *,
+    sessions: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """New connections, closed sessions and open connections per time bucket.
 
@@ -41,6 +43,9 @@ def pg_connections(
     by
         Optional breakdown: ``"user"``, ``"database"``, ``"application"``, ``"client_host"``,
         ``"host"`` or a list of them.
+    sessions
+        ``pg_sessions(events)`` when the caller has them (an Evidence's ``sessions``), so they
+        are not paired again; default: paired here (rows without a timestamp left out).
 
     Returns
     -------
@@ -69,9 +74,9 @@ def pg_connections(
     │ 2024-03-01 10:01:00 UTC ┆ 0               ┆ 0          ┆ 1      ┆ 2        ┆ 1        │
     └─────────────────────────┴─────────────────┴────────────┴────────┴──────────┴──────────┘
     """
-    ev = to_polars(events)
+    raw = to_polars(events)
     keys = _by_list(by)
-    ev = ev.filter(pl.col("ts").is_not_null())
+    ev = raw.filter(pl.col("ts").is_not_null())
     out_columns = ["ts", *keys, *(c for c in PG_CONNECTIONS.names if c != "ts")]
     if ev.height == 0:
         return pl.DataFrame(schema={c: PG_CONNECTIONS.polars_schema.get(c, pl.String) for c in out_columns})
@@ -85,7 +90,12 @@ def pg_connections(
     # new connections: received lines, or authorized ones where received are not logged
     has_received = (ev["event"] == "connection_received").any()
     new_event = "connection_received" if has_received else "connection_authorized"
-    sessions = pg_sessions(ev)
+    if sessions is None:
+        # with no row dropped the pairing is the incident's own (pg_sessions remembers it: an
+        # Evidence's sessions are not paired again); rows without a time are not paired here
+        sessions = pg_sessions(raw if ev.height == raw.height else ev)
+    else:
+        sessions = to_polars(sessions)
     if keys:
         # a received line has no user/database yet: count the sessions it opened instead
         new = (

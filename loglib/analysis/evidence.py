@@ -189,16 +189,23 @@ class Evidence:
         )
 
     # --- caching ---------------------------------------------------------------------------
-    def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def cached(self, key: Hashable, compute: Callable[[], T], *, progress: bool = True) -> T:
         """``compute()`` once per Evidence and ``key``; later calls return the same object.
 
         Analyses cache what they derive here (``ev.cached(("leak_rates", "1h"), ...)``), so
-        charts, tables and the postmortem share one computation.
+        charts, tables and the postmortem share one computation. ``progress=False``: no
+        "computing …" line (the caller reports its own step).
         """
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        what = key if isinstance(key, str) else " ".join(map(str, key)) if isinstance(key, tuple) else repr(key)
+        if not progress:
+            value = compute()
+            with self._lock:
+                return self._cache.setdefault(key, value)
+        what = (
+            key if isinstance(key, str) else " ".join(map(str, key)) if isinstance(key, tuple) else repr(key)
+        )
         with step(f"computing {what}"):  # progress on long ones (sessions, events, leak rates, …)
             value = compute()
         with self._lock:

@@ -7,7 +7,6 @@ from typing import Any
 
 from loglib.analysis.evidence import NoEvidenceError
 from loglib.analysis.findings import DETECTORS
-from loglib.core.progress import step as progress_step
 from loglib.postmortem._detectors import run_detectors
 from loglib.postmortem._summary import _quiet
 from loglib.present import charts
@@ -50,8 +49,7 @@ def incident_charts(
         skipped["session_durations"] = str(failed["idle_drops"])
     for name, make in makers.items():
         try:
-            with progress_step(f"chart {name}"):
-                fig = make()
+            fig = make()  # each chart reports its own progress (``charts._memo``)
         except ValueError as exc:  # the evidence cannot draw it (the message says why)
             skipped[name] = str(exc).splitlines()[0]
             continue

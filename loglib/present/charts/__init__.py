@@ -14,17 +14,23 @@ with their size, leak rates, the idle timeout, the before/after table) is derive
 
 The charts live in one private module per chart family (``_errors``, ``_pool``, ``_connections``,
 ``_leaks``, ``_sessions``, ``_overview``, ``_before_after``; shared marks in ``_marks``); this
-package is their one public door.
+package is their one public door. Each chart called with an Evidence (or an Incident) is drawn
+once per Evidence and options and handed out as a copy (``_memo.drawn_once``).
 """
 
 from loglib.analysis.series import open_connections as open_connections  # where it lived before
-from loglib.present.charts._before_after import before_after, before_after_table
-from loglib.present.charts._connections import db_connections
-from loglib.present.charts._errors import error_rate
-from loglib.present.charts._leaks import leak_rate
-from loglib.present.charts._overview import overview
-from loglib.present.charts._pool import pool_utilisation
-from loglib.present.charts._sessions import session_durations
+from loglib.present.charts import _before_after, _connections, _errors, _leaks, _overview, _pool, _sessions
+from loglib.present.charts._before_after import before_after_table
+from loglib.present.charts._memo import drawn_once
+
+# drawn once per Evidence and options (the notebook's cells and the export bundle share them)
+before_after = drawn_once(_before_after.before_after)
+db_connections = drawn_once(_connections.db_connections)
+error_rate = drawn_once(_errors.error_rate)
+leak_rate = drawn_once(_leaks.leak_rate)
+overview = drawn_once(_overview.overview)
+pool_utilisation = drawn_once(_pool.pool_utilisation)
+session_durations = drawn_once(_sessions.session_durations)
 
 __all__ = [
     "before_after",
