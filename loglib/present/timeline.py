@@ -234,16 +234,39 @@ def _pg_rows(pg: pl.DataFrame, gap: timedelta, root: Any = None) -> list[dict[st
     return rows
 
 
+def _detected(events: pl.DataFrame | None, p: dict[str, Any]) -> dict[str, Any] | None:
+    """The restart or stop event ``detect_events`` made of pgBouncer process ``p`` (origin
+    ``pgbouncer``, stamped within the process's life: at its shutdown line, or for a killed one
+    where PostgreSQL saw its server sessions end), or None."""
+    if events is None or not events.height or p["end"] is None:
+        return None
+    lo = p["start"] or p["end"]
+    mine = events.filter(
+        (pl.col("origin") == "pgbouncer") & pl.col("ts").is_between(lo, p["end"]) & pl.col("ts").is_not_null()
+    )
+    return mine.sort("ts").row(-1, named=True) if mine.height else None
+
+
+def _both(*evidence: str) -> str:
+    """Evidence cells of one event seen twice, once each, in order."""
+    return ", ".join(dict.fromkeys(e for e in evidence if e))
+
+
 def _pgbouncer_rows(
-    frame: pl.DataFrame, holder: Any, gap: timedelta, root: Any = None
-) -> list[dict[str, Any]]:
+    frame: pl.DataFrame, holder: Any, gap: timedelta, root: Any = None, events: pl.DataFrame | None = None
+) -> tuple[list[dict[str, Any]], set[int]]:
     """One row per pgBouncer restart (or final stop) and per burst of pooler errors. ``holder``
-    (an Incident or Evidence) shares its cached ``pgbouncer_processes``; else ``frame`` is used."""
+    (an Incident or Evidence) shares its cached ``pgbouncer_processes``; else ``frame`` is used.
+
+    A restart ``detect_events`` found too (an ``events`` row of origin ``pgbouncer``) is this same
+    row: stamped at the event's time (a killed pgBouncer: when PostgreSQL saw its server sessions
+    end), with both evidence cells. Returns the rows and the ``_i`` of the events they took in."""
     from loglib.analysis.pgbouncer import pgbouncer_processes
 
     cached = holder is not None and (hasattr(holder, "evidence") or hasattr(holder, "cached"))
     procs = pgbouncer_processes(holder if cached else frame).sort("process").to_dicts()
     rows = []
+    merged: set[int] = set()
     for p, nxt in zip(procs, [*procs[1:], None], strict=True):
         if p["stopped"] is None:
             continue
@@ -252,25 +275,25 @@ def _pgbouncer_rows(
             p["stopped"], p["stopped"]
         )
         stop = p["end"] or p["start"]
+        seen = _detected(events, p)
+        seen_ev, when = "", ""
+        if seen is not None:
+            merged.add(seen["_i"])
+            seen_ev = _evidence_of(seen["file"], seen["line"], root)
+            if seen["ts"] < stop:
+                when = ", when PostgreSQL saw its server sessions end"
+            stop = seen["ts"]
         up = None if nxt is None else nxt["start"]
         if up is None:
-            detail = f"pgBouncer (pid {p['pid']}) stopped {how}: {p['stop_reason']}; {dropped}"
-            rows.append(
-                _row(
-                    stop,
-                    "pgbouncer",
-                    "pgbouncer stopped",
-                    detail,
-                    1,
-                    _evidence_of(p["file"], p["line"], root),
-                )
-            )
+            detail = f"pgBouncer (pid {p['pid']}) stopped {how}{when}: {p['stop_reason']}; {dropped}"
+            ev = _both(seen_ev, _evidence_of(p["file"], p["line"], root))
+            rows.append(_row(stop, "pgbouncer", "pgbouncer stopped", detail, 1, ev))
             continue
         detail = (
-            f"pgBouncer restarted: stopped {how} at {_hms(stop)} ({p['stop_reason']}), up again at "
+            f"pgBouncer restarted: stopped {how} at {_hms(stop)}{when} ({p['stop_reason']}), up again at "
             f"{_hms(up)} ({nxt['version']}); {dropped}"
         )
-        ev = _evidence_of(nxt["file"], nxt["line"], root)
+        ev = _both(seen_ev, _evidence_of(nxt["file"], nxt["line"], root))
         rows.append(_row(stop, "pgbouncer", "pgbouncer restart", detail, 1, ev, max(stop, up)))
     errors = frame.filter((pl.col("event") == "pooler_error") & pl.col("ts").is_not_null())
     reasons = errors.with_columns(pl.col("reason").fill_null(""))
@@ -288,7 +311,7 @@ def _pgbouncer_rows(
                 what=_burst_what(*args),
             )
         )
-    return rows
+    return rows, merged
 
 
 def _declared_rows(events: pl.DataFrame, root: Any = None) -> list[dict[str, Any]]:
@@ -469,10 +492,16 @@ def timeline(
         rows += _app_rows(f["app"], gap, root)
     if f["pg"] is not None and "event" in f["pg"].columns:
         rows += _pg_rows(f["pg"], gap, root)
+    events = f.get("events")
+    events = events.with_row_index("_i") if events is not None and events.height else None
     if f.get("pgbouncer") is not None and f["pgbouncer"].height:
-        rows += _pgbouncer_rows(f["pgbouncer"], inc if pgbouncer is None else None, gap, root)
-    if f.get("events") is not None and f["events"].height:
-        rows += _declared_rows(f["events"], root)
+        # a pgBouncer restart is one row: its process, and the event detect_events made of it
+        found, merged = _pgbouncer_rows(f["pgbouncer"], inc if pgbouncer is None else None, gap, root, events)
+        rows += found
+        if events is not None and merged:
+            events = events.filter(~pl.col("_i").is_in(sorted(merged)))
+    if events is not None and events.height:
+        rows += _declared_rows(events.drop("_i"), root)
     rows += _alert_rows(d.frame_or_none(alerts), f["metrics"], calm)
     pools = pool_series(d.evidence_of(f), pool_size=pool_size, max_overflow=max_overflow)
     rows += _pool_rows(pools, calm)
