@@ -97,7 +97,11 @@ class TestRealSkew:
         app, pg = real_logs
         base = ll.estimate_skew(app, pg)
         est = ll.estimate_skew(_shift(app, offset), pg)
-        assert est.pairs >= 18
+        # 20 synchronous events (14 kills, 6 refusals). On a loaded machine the app's own log line
+        # can come more than the 10 ms outlier cut after PostgreSQL's, and that pair is dropped
+        # (seen: 17 at load 13). The pairing itself must not depend on the shift.
+        assert base.pairs >= 14
+        assert abs(est.pairs - base.pairs) <= 1
         assert abs(est.seconds - offset) < 0.02
         # the app logs a few ms after PostgreSQL: the shift moves the whole estimate, nothing else
         assert est.seconds - base.seconds == pytest.approx(offset, abs=0.002)
