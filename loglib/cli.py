@@ -22,12 +22,16 @@ from loglib.outdir import check_writable, claim_out
 if TYPE_CHECKING:  # polars is imported by the commands that use it: `loglib --help` stays fast
     import polars as pl
 
+    from loglib.core.rejects import ReadReport
+
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample-pg"
 #: the bundled incidents, in a source checkout (an editable install)
 INCIDENTS = Path(__file__).resolve().parent.parent / "data" / "incidents"
 DEMO_INCIDENT = "pool-exhaustion"
 #: what `loglib parse` reads, by KIND
-PARSE_KINDS = ("postgres", "app", "prometheus", "pool_events", "pg_activity")
+PARSE_KINDS = ("postgres", "app", "pgbouncer", "prometheus", "pool_events", "pg_activity")
+#: a reader that is not streamed holds about this many times its input in memory (Prometheus JSON: 11×)
+EAGER_FACTOR = 12
 
 
 #: the library's keyword arguments, as the CLI spells them
@@ -278,7 +282,6 @@ def _csv_column(name: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _parse(args: argparse.Namespace) -> int:
-    from loglib.analysis.reads import read_lines, read_summary
     from loglib.cache import cached_read
     from loglib.core.rejects import read_report
     from loglib.incident import reader
@@ -300,6 +303,13 @@ def _parse(args: argparse.Namespace) -> int:
     if out.is_dir():
         return _error(f"--out {_short(str(out), 120)} is a folder; give a file such as frames.parquet")
     check_writable(out.parent)
+    from loglib.parse_stream import STREAMED
+
+    if args.kind in STREAMED:
+        return _parse_streamed(args, out, fmt, options)
+    too_big = _too_big_to_read_whole(args.kind, args.paths)
+    if too_big:
+        return _error(too_big)
     steps = _Steps(quiet=args.quiet)
     try:
         with steps.step(f"reading {' '.join(args.paths)[:80]}"), warnings.catch_warnings():
@@ -321,11 +331,59 @@ def _parse(args: argparse.Namespace) -> int:
             flat = frame.select(_csv_column(c, t) for c, t in frame.schema.items())
             csv_safe(flat).write_csv(out)  # no cell runs as a spreadsheet formula (= + - @ get a ')
     with contextlib.suppress(KeyError):  # readers without a read report (pool events, pg_activity)
-        print(read_report(frame).summary())
-        for line in read_lines(read_summary({args.kind: read_report(frame)}, kinds={args.kind: args.kind})):
-            print(line)
+        _print_read(args.kind, read_report(frame))
     print(f"{frame.height:,} rows × {frame.width} columns -> {out}")
     return 0
+
+
+def _print_read(kind: str, report: ReadReport) -> None:
+    from loglib.analysis.reads import read_lines, read_summary
+
+    print(report.summary())
+    for line in read_lines(read_summary({kind: report}, kinds={kind: kind})):
+        print(line)
+
+
+def _parse_streamed(args: argparse.Namespace, out: Path, fmt: str, options: dict[str, str]) -> int:
+    """``loglib parse`` of a line-based log: chunk by chunk into ``out`` (memory bounded)."""
+    from loglib.parse_stream import stream_parse
+
+    redact = None
+    if args.redact:
+        from loglib.present.redact import Redactor
+
+        redact = Redactor(hosts=args.hosts).frame  # one Redactor: a host keeps its pseudonym
+    steps = _Steps(quiet=args.quiet)
+    try:
+        with steps.step(f"streaming {' '.join(args.paths)[:80]} to {out.name}"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RejectedLinesWarning)  # counted in the summary below
+            done = stream_parse(
+                args.kind, args.paths, options, out, to=fmt, redact=redact, csv_column=_csv_column
+            )
+    except (OSError, UnicodeError) as exc:
+        return _error(f"cannot read {' '.join(args.paths)}: {exc}")
+    _print_read(args.kind, done.report)
+    print(f"{done.rows:,} rows × {done.columns} columns -> {out}")
+    return 0
+
+
+def _too_big_to_read_whole(kind: str, paths: list[str]) -> str | None:
+    """Why ``paths`` cannot be read whole (about :data:`EAGER_FACTOR` × their size) here, or None."""
+    from loglib.sources.files import expand_sources
+
+    try:
+        size = sum(os.stat(src.path).st_size for src in expand_sources(paths) if src.path)
+        with open("/proc/meminfo") as fh:
+            avail = next(int(ln.split()[1]) * 1024 for ln in fh if ln.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, LoglibError):
+        return None  # not Linux, or the reader will name the missing file itself
+    if size * EAGER_FACTOR <= avail:
+        return None
+    return (
+        f"loglib parse {kind} reads its input whole (about {EAGER_FACTOR}x its size in memory, not streamed): "
+        f"{size / 1e9:,.1f} GB of input needs more than the {avail / 1e9:,.1f} GB of memory available; "
+        "split the input, or use postgres/app/pgbouncer, which stream"
+    )
 
 
 def _timeline(args: argparse.Namespace) -> int:
@@ -503,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument(
         "--no-cache",
         action="store_true",
-        help="parse the files again instead of loading loglib's Parquet cache",
+        help="prometheus, pool_events, pg_activity: parse the files again instead of loading loglib's "
+        "Parquet cache (postgres, app and pgbouncer are streamed chunk by chunk and never cached)",
     )
     parse.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parse.set_defaults(func=_parse)

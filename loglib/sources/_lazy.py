@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -27,10 +28,16 @@ def scan_batches(
     every collect and holds the counts of the last one (``loglib.read_report(lazy_frame)``).
     """
 
-    def source(with_columns, predicate, n_rows, batch_size):
+    notes = list(report.notes)  # what the scan knew before reading (a file reached twice)
+
+    def fresh() -> Iterator[pl.DataFrame]:
         report.__init__(report.reader)
+        report.notes.extend(notes)
+        return batches(report)
+
+    def source(with_columns, predicate, n_rows, batch_size):
         produced = 0
-        for batch in batches(report):
+        for batch in fresh():
             if predicate is not None:
                 batch = batch.filter(predicate)
             if with_columns is not None:
@@ -45,7 +52,32 @@ def scan_batches(
     from polars.io.plugins import register_io_source
 
     lazy = register_io_source(source, schema=schema.polars_schema, explain_name=name)
+    key = id(lazy)
+    _BATCHES[key] = (weakref.ref(lazy, lambda _ref, key=key: _BATCHES.pop(key, None)), fresh)
     return attach_report(lazy, report)  # type: ignore[arg-type]
+
+
+_BATCHES: dict[int, tuple[weakref.ref, Callable[[], Iterator[pl.DataFrame]]]] = {}
+
+
+def iter_batches(lazy: pl.LazyFrame) -> Iterator[pl.DataFrame]:
+    """The batches of a loglib ``scan_*`` frame, in file order, read in this thread (no polars
+    engine, so no buffering beyond the chunk driver's two chunks in flight).
+
+    Like a collect, it resets the scan's report, which then holds this pass's counts.
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> log = b"2024-03-01 10:00:00.000 UTC [7] LOG:  connection received: host=a port=1\\n"
+    >>> [b.height for b in iter_batches(ll.scan_pg_log(log))]
+    [1]
+    """
+    hit = _BATCHES.get(id(lazy))
+    if hit is None or hit[0]() is not lazy:
+        msg = "iter_batches takes the LazyFrame of a loglib scan_* function"
+        raise TypeError(msg)
+    return hit[1]()
 
 
 def collect_batches(
@@ -100,23 +132,47 @@ def clock_steps(frame: pl.DataFrame, *, at_least: timedelta = CLOCK_STEP, show: 
     """
     if not {"ts", "file", "line"} <= set(frame.columns):
         return []
+    steps = step_rows(frame, at_least=at_least)
+    return step_notes(steps.head(show), steps.height, at_least=at_least)
+
+
+def step_rows(frame: pl.DataFrame, *, at_least: timedelta = CLOCK_STEP) -> pl.DataFrame:
+    """The rows of :func:`clock_steps` (``ts``, ``file``, ``line``, ``_prev``: the time above),
+    with ``_row``, their position in ``frame``."""
     prev, nxt = pl.col("ts").shift(1), pl.col("ts").shift(-1)
     same_prev = (pl.col("file") == pl.col("file").shift(1)).fill_null(False)
     same_next = (pl.col("file") == pl.col("file").shift(-1)).fill_null(False)
     stays_back = ~same_next | (nxt <= prev - at_least).fill_null(True)
-    steps = (
+    return (
         frame.select("ts", "file", "line")
-        .with_columns(_prev=prev, _step=same_prev & (pl.col("ts") <= prev - at_least).fill_null(False) & stays_back)
+        .with_row_index("_row")
+        .with_columns(
+            _prev=prev, _step=same_prev & (pl.col("ts") <= prev - at_least).fill_null(False) & stays_back
+        )
         .filter("_step")
+        .drop("_step")
     )
+
+
+def step_notes(shown: pl.DataFrame, total: int, *, at_least: timedelta = CLOCK_STEP) -> list[str]:
+    """The notes of :func:`clock_steps`: one per row of ``shown`` (:func:`step_rows`), then how
+    many more of ``total`` there were."""
     notes = []
-    for r in steps.head(show).iter_rows(named=True):
+    for r in shown.iter_rows(named=True):
         back = (r["_prev"] - r["ts"]).total_seconds()
-        span = f"{back / 3600:.1f} h" if back >= 3600 else f"{back / 60:.0f} min" if back >= 60 else f"{back:.0f} s"
+        span = (
+            f"{back / 3600:.1f} h"
+            if back >= 3600
+            else f"{back / 60:.0f} min"
+            if back >= 60
+            else f"{back:.0f} s"
+        )
         notes.append(
             f"{r['file']}:{r['line']}: the clock steps back {span} ({r['_prev']:%H:%M:%S} -> {r['ts']:%H:%M:%S} "
             f"on {r['ts']:%Y-%m-%d}); times are kept as logged, and lines are read in file order"
         )
-    if steps.height > show:
-        notes.append(f"… and {steps.height - show} more step(s) back of {at_least.total_seconds():.0f} s or more")
+    if total > shown.height:
+        notes.append(
+            f"… and {total - shown.height} more step(s) back of {at_least.total_seconds():.0f} s or more"
+        )
     return notes

@@ -23,7 +23,7 @@ from loglib.sources.app._common import APP_CHUNK_BYTES, NoTimestampWarning, _che
 from loglib.sources.app._parser import _Parser
 from loglib.sources.files import PathsLike, Source, expand_sources
 
-__all__ = ["APP_CHUNK_BYTES", "NoTimestampWarning", "read_app_log", "scan_app_log"]
+__all__ = ["APP_CHUNK_BYTES", "NoTimestampWarning", "no_timestamp_note", "read_app_log", "scan_app_log"]
 
 
 def _batches(sources: list[Source], opts: _Options, report: ReadReport) -> Iterator[pl.DataFrame]:
@@ -68,6 +68,19 @@ def scan_app_log(
     report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
 
     return scan_batches(lambda rep: _batches(sources, opts, rep), APP_EVENTS, report, "loglib.scan_app_log")
+
+
+def no_timestamp_note(missing: int, events: int, format: str | None) -> str:
+    """The read report's note when ``missing`` of ``events`` events have no time in the log.
+
+    >>> no_timestamp_note(2, 5, "uvicorn")[:52]
+    '2 of 5 event(s) carry no timestamp in the log (forma'
+    """
+    return (
+        f"{missing:,} of {events:,} event(s) carry no timestamp in the log (format {format}); "
+        "their ts is null: loglib never invents a time. Read the log with its container timestamps "
+        "(docker/kubectl logs --timestamps) or join on request_id to place them."
+    )
 
 
 def read_app_log(
@@ -158,11 +171,7 @@ def read_app_log(
     )  # fmt: skip
     missing = frame["ts"].null_count()
     if missing:
-        note = (
-            f"{missing:,} of {frame.height:,} event(s) carry no timestamp in the log (format {report.format}); "
-            "their ts is null: loglib never invents a time. Read the log with its container timestamps "
-            "(docker/kubectl logs --timestamps) or join on request_id to place them."
-        )
+        note = no_timestamp_note(missing, frame.height, report.format)
         report.notes.append(note)
         warnings.warn(note, NoTimestampWarning, stacklevel=2)
     return finish_read(frame, report, strict=strict)
