@@ -44,7 +44,7 @@ CATALOGUE: tuple[tuple[str, int], ...] = (
     ("mixed", 40), ("mixed", 41), ("mixed", 42),
     ("control", 50), ("control", 51),
     ("pgbouncer", 60), ("pgbouncer", 61), ("pgbouncer", 63), ("pgbouncer", 64), ("pgbouncer", 68),
-    ("pgbouncer", 130), ("pgbouncer", 2846),
+    ("pgbouncer", 130), ("pgbouncer", 2846), ("pgbouncer", 12906),
 )  # fmt: skip
 
 
