@@ -40,15 +40,8 @@ IDLE_TX_BEHIND_BOUNCER = (
     "idle_in_transaction_gauge under-counts behind pgBouncer in session mode (pgbouncer-61: 13 of 16; "
     "the development pgbouncer-68's 8 of 10, leaks a pgBouncer restart ended within 9 s, is fixed)"
 )
-KILLED_BOUNCER_ERRORS = (
-    "pgbouncer-2846 (development, recorded for issue 12's idle-in-transaction check): the 11 database "
-    "errors after pgBouncer was killed make no post_deploy finding"
-)
 NEW: dict[tuple[str, str], str] = {
     ("pgbouncer-61", "leaks_per_hour[idle_in_transaction_gauge]"): IDLE_TX_BEHIND_BOUNCER,
-    ("pgbouncer-2846", "pooler0_errors"): KILLED_BOUNCER_ERRORS,
-    ("pgbouncer-2846", "pooler0_recovery"): KILLED_BOUNCER_ERRORS,
-    ("pgbouncer-2846", "finding_kinds"): KILLED_BOUNCER_ERRORS,
 }
 
 

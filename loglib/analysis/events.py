@@ -25,6 +25,9 @@ _PG_RANK = {"graceful": 0, "fast": 1, "killed": 2}
 _MASS_STOPPED = {"client_reset": "killed", "disconnection": "graceful"}
 #: this many sessions of one application ending within ``MASS_END_WINDOW`` mean its process died
 MASS_END_MIN = 5
+#: the coarsest stamp of a PostgreSQL log (``%t``, whole seconds): a session end logged up to this
+#: much before pgBouncer's last line can still be that pgBouncer's kill
+PG_STAMP = timedelta(seconds=1)
 MASS_END_WINDOW = timedelta(seconds=2)
 
 
@@ -226,7 +229,7 @@ def _pgbouncer_restarts(
             )
             .filter(
                 pl.col("_end").is_not_null()
-                & (pl.col("_end") >= pl.col("_last"))
+                & (pl.col("_end") >= pl.col("_last") - PG_STAMP)  # PostgreSQL's %t: whole seconds
                 & (pl.col("_pgs") <= pl.col("_s") + timedelta(seconds=5))
             )
             .group_by("process")
