@@ -145,3 +145,34 @@ def test_rows_without_a_time_are_not_paired() -> None:
     assert holes["ts"].null_count() > 0
     kept = holes.filter(holes["ts"].is_not_null())
     assert ll.pg_connections(holes, every="1m").equals(ll.pg_connections(kept, every="1m"))
+
+
+# --- overview marks added at once --------------------------------------------------------------------
+
+
+def _one_by_one(fig: Any, marks: list[tuple[str, dict[str, Any]]], *, rows: int) -> None:
+    """The reference: plotly's own add_vline/add_vrect, one call per mark."""
+    for kind, options in marks:
+        getattr(fig, f"add_{kind}")(**options)
+
+
+@pytest.mark.parametrize("folder", [*INCIDENTS, ROOT / "data" / "lab" / "deploy-20"], ids=lambda p: p.name)
+def test_overview_marks_are_plotlys_own(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Event lines and alert bands added at once give the figure plotly's add_vline/add_vrect give."""
+    from loglib.present.charts import _marks
+
+    calls: list[int] = []
+    real = _marks._spanning
+
+    def spy(fig: Any, marks: list, *, rows: int) -> None:
+        calls.append(len(marks))
+        real(fig, marks, rows=rows)
+
+    monkeypatch.setattr(_overview, "_spanning", spy)
+    fast = _overview.overview(ll.Incident.load(folder))
+    if not sum(calls):
+        pytest.skip("no events or alert spans to mark")
+    monkeypatch.setattr(_overview, "_spanning", _one_by_one)
+    slow = _overview.overview(ll.Incident.load(folder))
+    assert len(fast.layout.shapes) == len(slow.layout.shapes) > 0
+    assert fast.to_json() == slow.to_json()

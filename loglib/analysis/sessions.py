@@ -94,6 +94,10 @@ def pg_sessions(events: pl.DataFrame) -> pl.DataFrame:
 
 #: the sessions of the last frame asked for, while that frame lives
 _MEMO: dict[tuple, tuple[weakref.ref, pl.DataFrame]] = {}
+#: text columns a session takes from its last row that has them, and from its first
+_LAST = ("user", "database", "application")
+_FIRST = ("client_host", "client_port")
+_TEXT = (*_LAST, *_FIRST)
 #: the columns pairing needs (``message`` only as a flag: a log's text is most of its bytes)
 _NEEDED = ("ts", "pid", "host", "event", "session_duration", "user", "database", "application",
            "client_host", "client_port", "file", "line")  # fmt: skip
@@ -121,17 +125,26 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
     file_rank = pl.col("file").replace_strict(
         read_order(names), list(range(len(names))), default=None, return_dtype=pl.Int64
     )
-    # hosts as small integers (sorting text costs more than the rest of the pairing)
-    host_key = pl.col("host").cast(pl.Categorical).to_physical()
-    conn = ev.filter(pl.col("pid").is_not_null()).sort(
-        host_key, "pid", file_rank, pl.coalesce(pl.col("line"), pl.col("_order").cast(pl.Int64)), "_order"
-    )
+    # pairing sorts a narrow frame: hosts as small integers, what the pairing reads, and for the
+    # text columns only whether they are set; their values are taken by row number at the end
+    # (a sorted copy of every text column was most of the pairing's memory at a gigabyte)
+    conn = (
+        ev.filter(pl.col("pid").is_not_null())
+        .select(
+            "_order", "ts", "pid", "event", "session_duration", "_open_tx_text",
+            pl.col("host").cast(pl.Categorical).to_physical().alias("_host"),
+            file_rank.alias("_rank"),
+            pl.coalesce(pl.col("line"), pl.col("_order").cast(pl.Int64)).alias("_line"),
+            *(pl.col(c).is_not_null().alias(f"_has_{c}") for c in _TEXT if c in ev.columns),
+        )
+        .sort("_host", "pid", "_rank", "_line", "_order")
+    )  # fmt: skip
     if conn.height == 0:
         return PG_SESSIONS.empty()
     # rows are grouped by (host, pid) now: "the line before, of the same pid" is a shift with a
     # mask (a window per pid costs a hash of every row); a pid that never took part in a client
     # connection has no session with a connection event, and is dropped with them below
-    same_pid = (pl.col("pid") == pl.col("pid").shift(1)) & (pl.col("host") == pl.col("host").shift(1))
+    same_pid = (pl.col("pid") == pl.col("pid").shift(1)) & (pl.col("_host") == pl.col("_host").shift(1))
     prev_event = pl.when(same_pid).then(pl.col("event").shift(1))
     conn = conn.with_columns(_ending=pl.col("event").is_in(list(SESSION_ENDING)), _prev=prev_event)
     conn = conn.with_columns(
@@ -152,7 +165,6 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
     # within a session, the first ending event decides; a disconnection line after it is kept for its time
     first_end = pl.col("ts").filter(pl.col("_ending")).first()
     agg = conn.group_by("_sess", maintain_order=True).agg(
-        pl.col("host").first(),
         pl.col("pid").first(),
         pl.col("ts")
         .filter(pl.col("event").is_in(["connection_received", "connection_authorized"]))
@@ -168,26 +180,31 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
         .filter(~pl.col("_ending") & ~pl.col("event").is_in(["disconnection", *_LIFECYCLE_ONLY]))
         .max()
         .alias("last_activity"),
-        (
-            pl.col("_open_tx_text")
-            | (pl.col("event") == "idle_in_transaction_timeout")
-        )
+        (pl.col("_open_tx_text") | (pl.col("event") == "idle_in_transaction_timeout"))
         .filter(pl.col("_ending") | (pl.col("event") == "unexpected_eof"))
         .any()
         .alias("open_transaction"),
-        pl.col("user").drop_nulls().last().alias("user"),
-        pl.col("database").drop_nulls().last().alias("database"),
-        pl.col("application").drop_nulls().last().alias("application"),
-        pl.col("client_host").drop_nulls().first().alias("client_host"),
-        pl.col("client_port").drop_nulls().first().alias("client_port"),
-        pl.col("file").first().alias("file"),
-        pl.col("line").first().alias("line"),
+        # rows whose values the session takes: the last user/database/application, the first client
+        *(
+            pl.col("_order").filter(pl.col(f"_has_{c}")).last().alias(f"_at_{c}")
+            for c in _LAST
+            if c in ev.columns
+        ),
+        *(
+            pl.col("_order").filter(pl.col(f"_has_{c}")).first().alias(f"_at_{c}")
+            for c in _FIRST
+            if c in ev.columns
+        ),
         pl.col("event").is_in(_CONNECTION_EVENTS).any().alias("_is_client"),
         pl.col("_order").first().alias("_order"),
     )
     agg = agg.filter("_is_client")
     if agg.height == 0:
         return PG_SESSIONS.empty()
+    # the text (and file:line) of each session, from the rows the pairing chose
+    at = {c: f"_at_{c}" for c in (*_LAST, *_FIRST) if c in ev.columns}
+    at.update({c: "_order" for c in ("host", "file", "line") if c in ev.columns})
+    agg = agg.with_columns(ev.get_column(c).gather(agg.get_column(i)) for c, i in at.items())
     # sessions without their own end: next session on the same pid, or a server shutdown
     agg = agg.sort("_sess").with_columns(  # _sess grows along (host, pid, file order)
         _next_start=pl.col("_start_ts").shift(-1).over("host", "pid"),

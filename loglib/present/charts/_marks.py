@@ -48,6 +48,46 @@ def _add_threshold(
     )
 
 
+def _spanning(fig: go.Figure, marks: list[tuple[str, dict[str, Any]]], *, rows: int) -> None:
+    """Add vertical lines and bands (``("vline", {x, row, ...})``, ``("vrect", {x0, x1, ...})``)
+    across the ``rows`` subplots of a one-column figure at once, as plotly's ``add_vline`` /
+    ``add_vrect`` would one by one.
+
+    Each of those calls checks every subplot against every trace and re-validates every shape
+    added so far: an overview with a few dozen events spent seconds there, whatever the input
+    size. Here each mark becomes its shapes directly (``row`` given: that subplot; else every
+    one), skipping subplots with nothing in them like plotly does, and the figure's shapes are
+    set once. ``tests/test_scale_once.py`` pins the result to plotly's own calls.
+    """
+    if not marks:
+        return
+    refs = {}
+    for r in range(1, rows + 1):
+        sub = fig.get_subplot(r, 1)
+        refs[r] = (sub.xaxis.plotly_name.replace("axis", ""), sub.yaxis.plotly_name.replace("axis", ""))
+    used = {(t.xaxis or "x", t.yaxis or "y") for t in fig.data}
+    for kind in ("shapes", "annotations", "images"):
+        used |= {(o.xref or "x", o.yref or "y") for o in fig.layout[kind]}
+    shapes = []
+    for kind, options in marks:
+        opts = dict(options)
+        row = opts.pop("row", None)
+        opts.pop("col", None)
+        if kind == "vline":
+            x = opts.pop("x")
+            opts.update(type="line", x0=x, x1=x)
+        elif kind == "vrect":
+            opts.update(type="rect")
+        else:
+            msg = f"{kind!r}: only 'vline' and 'vrect' span subplots here"
+            raise ValueError(msg)
+        for r in refs if row is None else [row]:
+            x, y = refs[r]
+            if (x, y) in used:
+                shapes.append(go.layout.Shape(y0=0, y1=1, xref=x, yref=f"{y} domain", **opts))
+    fig.layout.shapes = (*fig.layout.shapes, *shapes)
+
+
 def _events_frame(events: pl.DataFrame | None, span: tuple[datetime, datetime] | None) -> pl.DataFrame | None:
     if events is None or events.height == 0:
         return None

@@ -22,6 +22,7 @@ from loglib.present.charts._marks import (
     _count_axis,
     _event_rows,
     _events_frame,
+    _spanning,
     _time_range,
     _time_ticks,
 )
@@ -145,24 +146,24 @@ def overview(
         elif panel == "events":
             _events_panel(fig, ev, row=i, span=span)
     spans = firing_spans(evidence, alerts=alerts)
-    for s in spans:
-        fig.add_vrect(
-            x0=s.start,
-            x1=s.end or (span[1] if span else None),
-            fillcolor=ALERT_FILL,
-            line_width=0,
-            layer="below",
-        )
+    bands = [
+        ("vrect", {"x0": s.start, "x1": s.end or (span[1] if span else None), "fillcolor": ALERT_FILL,
+                   "line_width": 0, "layer": "below"})
+        for s in spans
+    ]  # fmt: skip
+    _spanning(fig, bands, rows=len(panels))
     if spans:
         fig.add_trace(_alert_legend_trace("alert firing"), row=len(panels), col=1)
+    lines = []
     for r in _event_rows(ev) if ev is not None else []:
         if r["kind"] == "note":
             continue
         style = EVENT_STYLE.get(r["kind"], EVENT_STYLE["note"])
-        for i in range(1, len(panels) + 1):
-            fig.add_vline(
-                x=r["ts"], line={"color": style["color"], "dash": style["dash"], "width": 1.3}, row=i, col=1
-            )
+        line = {"color": style["color"], "dash": style["dash"], "width": 1.3}
+        lines += [
+            ("vline", {"x": r["ts"], "line": line, "row": i, "col": 1}) for i in range(1, len(panels) + 1)
+        ]
+    _spanning(fig, lines, rows=len(panels))
     for i in range(1, len(panels)):
         fig.update_xaxes(title={"text": ""}, row=i, col=1)
     fig.update_xaxes(title={"text": TIME_AXIS_TITLE}, row=len(panels), col=1)
