@@ -34,13 +34,6 @@ def _nulls(name: str, n: int) -> pl.Series:
     return pl.repeat(None, n, dtype=pl.String, eager=True).alias(name)
 
 
-def _fields_where(raw: pl.DataFrame, event: str, regex: str, name: str) -> list[pl.Series]:
-    """``regex``'s groups (``name1``, ``name2``…) read from the messages of ``event`` rows only."""
-    rows = (raw["event"] == event).arg_true()
-    groups = raw["message"].gather(rows).str.extract_groups(regex).struct.unnest()
-    return [_nulls(f"{name}{c}", raw.height).scatter(rows, groups[c]) for c in groups.columns]
-
-
 def _known(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.is_in(list(_UNKNOWN))).then(None).otherwise(expr)
 
@@ -69,24 +62,6 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
         idx = padded.arg_true()
         raw = raw.with_columns(message.scatter(idx, message.gather(idx).str.strip_chars_end()))
     raw = with_event(raw)
-    # each event's fields are parsed once, on that event's rows only
-    raw = raw.hstack(
-        [
-            *_fields_where(raw, "connection_received", RECEIVED_FIELDS, "_rcv"),
-            *_fields_where(raw, "connection_authorized", AUTHORIZED_FIELDS, "_auth"),
-            *_fields_where(raw, "disconnection", DISCONNECTION_FIELDS, "_disc"),
-        ]
-    )
-
-    def received(i: int) -> pl.Expr:
-        return pl.col(f"_rcv{i}")
-
-    def authorized(i: int) -> pl.Expr:
-        return pl.col(f"_auth{i}")
-
-    def disc(i: int) -> pl.Expr:
-        return pl.col(f"_disc{i}")
-
     # %r is host(port); csvlog/cnpg connection_from is host:port
     remote = raw["remote"]
     if remote.null_count() < raw.height:
@@ -94,7 +69,6 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
         raw = raw.with_columns(_remote_h=parts["h"], _remote_p=pl.coalesce(parts["p"], parts["q"]))
     else:
         raw = raw.with_columns(_remote_h=remote, _remote_p=remote)
-    remote_host, remote_port = pl.col("_remote_h"), pl.col("_remote_p")
     session_pid = (
         pl.col("session_id").str.extract(r"^[0-9a-f]+\.([0-9a-f]+)$", 1).str.to_integer(base=16, strict=False)
         if raw["session_id"].null_count() < raw.height
@@ -104,28 +78,69 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
         ts=ts,
         # %c is '<start time hex>.<pid hex>': the pid of prefixes that carry only it (Azure's '%t-%c-')
         pid=pl.coalesce(pl.col("pid").cast(pl.Int64, strict=False), session_pid),
-    ).with_columns(
-        client_host=pl.coalesce(
-            _known(pl.col("client_host")),
-            _known(remote_host),
-            received(1),
-            disc(6),
-        ),
-        client_port=pl.coalesce(pl.col("client_port"), remote_port, received(2), disc(7)),
-        user=pl.coalesce(_known(pl.col("user")), _known(authorized(1)), _known(disc(4))),
-        database=pl.coalesce(_known(pl.col("database")), _known(authorized(2)), _known(disc(5))),
-        application=pl.coalesce(_known(pl.col("application")), _known(authorized(3))),
+        client_host=pl.coalesce(_known(pl.col("client_host")), _known(pl.col("_remote_h"))),
+        client_port=pl.coalesce(pl.col("client_port"), pl.col("_remote_p")),
+        user=_known(pl.col("user")),
+        database=_known(pl.col("database")),
+        application=_known(pl.col("application")),
         sqlstate=_known(pl.col("sqlstate")),
-        session_duration=pl.when(disc(1).is_not_null()).then(
-            pl.duration(
-                hours=disc(1).cast(pl.Int64),
-                minutes=disc(2).cast(pl.Int64),
-                microseconds=(disc(3).cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64),
-                time_unit="us",
-            )
-        ),
     )
-    return conform(frame, PG_EVENTS)
+    return conform(_message_fields(frame), PG_EVENTS)
+
+
+def _message_fields(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fields the prefix did not give, read from the connection messages that carry them: each
+    event's regex runs once, on that event's rows only, and fills only what is still unknown."""
+    event, message = frame["event"], frame["message"]
+    columns = {c: frame[c] for c in ("client_host", "client_port", "user", "database", "application")}
+
+    def fill(name: str, rows: pl.Series, values: pl.Series) -> None:
+        col = columns[name]
+        if rows.len() and col.gather(rows).null_count():
+            columns[name] = col.scatter(rows, col.gather(rows).fill_null(values.cast(col.dtype)))
+
+    def unknown(values: pl.Series) -> pl.Series:
+        return pl.select(_known(pl.lit(values))).to_series()
+
+    def needing(name: str, *fields: str) -> pl.Series:
+        """The rows of event ``name`` where one of ``fields`` is still unknown."""
+        rows = (event == name).arg_true()
+        if rows.len() == 0:
+            return rows
+        missing = pl.select(pl.any_horizontal(pl.lit(columns[f].gather(rows)).is_null() for f in fields))
+        return rows.filter(missing.to_series())
+
+    rows = needing("connection_received", "client_host", "client_port")
+    if rows.len():
+        got = message.gather(rows).str.extract_groups(RECEIVED_FIELDS).struct.unnest()
+        fill("client_host", rows, got["1"])
+        fill("client_port", rows, got["2"])
+    rows = needing("connection_authorized", "user", "database", "application")
+    if rows.len():
+        got = message.gather(rows).str.extract_groups(AUTHORIZED_FIELDS).struct.unnest()
+        for name, group in (("user", "1"), ("database", "2"), ("application", "3")):
+            fill(name, rows, unknown(got[group]))
+    duration = pl.repeat(None, frame.height, dtype=pl.Duration("us"), eager=True).alias("session_duration")
+    rows = (event == "disconnection").arg_true()
+    if rows.len():
+        got = message.gather(rows).str.extract_groups(DISCONNECTION_FIELDS).struct.unnest()
+        fill("user", rows, unknown(got["4"]))
+        fill("database", rows, unknown(got["5"]))
+        fill("client_host", rows, got["6"])
+        fill("client_port", rows, got["7"])
+        h, m, sec = pl.col("1"), pl.col("2"), pl.col("3")
+        took = got.select(
+            pl.when(h.is_not_null()).then(
+                pl.duration(
+                    hours=h.cast(pl.Int64),
+                    minutes=m.cast(pl.Int64),
+                    microseconds=(sec.cast(pl.Float64) * 1_000_000).round(0).cast(pl.Int64),
+                    time_unit="us",
+                )
+            )
+        ).to_series()
+        duration = duration.scatter(rows, took)
+    return frame.with_columns(*(s.alias(n) for n, s in columns.items()), duration)
 
 
 def _english_messages(entries: pl.DataFrame, lang: Language | None) -> pl.DataFrame:
