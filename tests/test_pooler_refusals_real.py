@@ -132,3 +132,30 @@ def test_without_the_app_log_pgbouncers_refusals_are_the_deploys_errors(recordin
     assert own["reason"].str.contains("login failed").all()
     in_v1 = own.filter((pl.col("ts") >= cmp["at"][0]) & (pl.col("ts") < cmp["at"][1]))
     assert cmp["pooler_errors"][0] == refused.height + in_v1.height
+
+
+#: what pgBouncer says to a client it never gave a server (the app hears these words)
+REFUSED_WORDS = (
+    "query_wait_timeout",
+    "server login has been failing",
+    "pgbouncer cannot connect to server",
+    "client_login_timeout",
+    "no more connections allowed",
+)
+
+
+def test_sessions_dropped_are_the_served_ones_and_refused_logins_are_counted_apart(recording):
+    """The app's worker holds one connection: when PostgreSQL went down under traffic that one was
+    cut (dropped); every reconnect pgBouncer then refused is a refused login, not a dropped session."""
+    folder, app, deploys = recording
+    inc = ll.Incident.load(_folder(folder / "all", deploys, APP + PG + PGB))
+    cmp = ll.compare_deploys(inc)
+    refused = sum(any(w in e for w in REFUSED_WORDS) for e in app.errors)
+    assert refused > 0
+    assert cmp["sessions_dropped"].to_list() == [1, 0]
+    assert cmp["sessions_refused"].to_list() == [refused, 0]
+    table = ll.postmortem.deploy_table(inc)
+    assert table["Sessions dropped"].to_list() == [1, 0] and table["Sessions refused"].to_list() == [
+        refused,
+        0,
+    ]

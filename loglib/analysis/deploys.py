@@ -27,7 +27,7 @@ from loglib.core.schema import (
     UTC_TS,
     conform,
 )
-from loglib.formats.pgbouncer_lines import LOGIN_FAILURE_REASONS
+from loglib.formats.pgbouncer_lines import LOGIN_FAILURE_REASONS, REFUSAL_REASONS
 
 #: a component that restarted this long before a deploy restarted for it
 BEFORE = timedelta(seconds=60)
@@ -121,6 +121,11 @@ class _Judge:
                 (pl.col("event") == "other") & pl.col("reason").str.contains(f"{_PAUSES}|{_RELOADS}")
             )
             self.refused = pooler_refusals(ev)
+            # a client pgBouncer refused a server (its own error) was never served: no dropped session
+            cut = self.clients.filter(pl.col("end_reason") != "client close request")
+            refused = pl.col("end_reason").fill_null("").str.contains(REFUSAL_REASONS)
+            self.dropped = cut.filter(~refused)
+            self.refused_sessions = cut.filter(refused)
         pg = ev.sessions
         self.pg_sessions = None if pg is None else pg.filter(pl.col("end").is_not_null())
 
@@ -175,10 +180,9 @@ class _Judge:
             ).height
         out["pg_sessions_dropped"] = pg_dropped
         if self.clients is not None:
-            dropped = self.clients.filter(
-                _between("end", lo, hi) & (pl.col("end_reason") != "client close request")
-            )
+            dropped = self.dropped.filter(_between("end", lo, hi))
             out["sessions_dropped"] = dropped.height
+            out["sessions_refused"] = self.refused_sessions.filter(_between("end", lo, hi)).height
             out["pools"] = self.pools(dropped, lo, hi)
         else:
             out["sessions_dropped"] = pg_dropped

@@ -610,8 +610,15 @@ DEPLOY_COMPARISON = FrameSchema(
         Column(
             "sessions_dropped",
             pl.UInt32,
-            "client sessions that ended uncleanly around it: pgBouncer's clients when there is a pgBouncer, else "
-            "PostgreSQL's sessions",
+            "client sessions that were being served and were cut around it instead of closed: pgBouncer's "
+            "logged-in clients when there is a pgBouncer (not those it refused: `sessions_refused`), else "
+            "PostgreSQL's sessions reset, terminated or shut down (refused logins, `rejected`, are never counted)",
+        ),
+        Column(
+            "sessions_refused",
+            pl.UInt32,
+            "pgBouncer's clients it refused around it: logins it closed with its own error "
+            "(`pooler_refusals`: server login failing, query_wait_timeout…); null without a pgBouncer log",
         ),
         Column(
             "pg_sessions_dropped", pl.UInt32, "PostgreSQL sessions reset, terminated or shut down around it"

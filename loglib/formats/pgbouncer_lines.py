@@ -105,6 +105,15 @@ CONTROL_SIGNALS: tuple[tuple[str, str], ...] = (
 #: the previous process died without removing its pidfile (SIGKILL, OOM, crash)
 STALE_PIDFILE = r"^stale pidfile, removing$"
 
+#: pgBouncer's own errors to a client it never gave a server: refused, not cut while it was served
+#: (``server conn crashed?``, a reset, a shutdown or a kill are cuts). ``client.c``/``janitor.c``:
+#: ``no more connections allowed (max_client_conn)``, ``server login has been failing, try again
+#: later (server_login_retry)``, ``pgbouncer cannot connect to server``, ``query_wait_timeout`` (it
+#: waited for a server and got none), ``client_login_timeout``, ``database "shop" is disabled``.
+REFUSAL_REASONS = (
+    r"^(?:no more connections allowed|server login has been failing|pgbouncer cannot connect to server"
+    r"|query_wait_timeout|client_login_timeout|database \S+ is disabled)"
+)
 #: client close reasons that mean the login failed (``src/client.c``, ``src/scram.c``, ``src/pam.c``,
 #: ``src/hba.c``); such a close is the ``login_failed`` row. The ``login failed: db=… user=…`` line
 #: some of them follow is only a precursor (``other``), so each failed login is counted once.

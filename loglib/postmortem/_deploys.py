@@ -22,8 +22,12 @@ DEPLOY_TABLE_NOTE = (
     "they are the pool's trouble, not the connections', and are not among the connection errors. "
     "**Recovered**: seconds to the last connection error. "
     "**Restarted**: the components whose own logs show a restart around it, and how each stopped "
-    "(graceful, fast, killed). **Sessions dropped**: client sessions cut instead of closed "
-    "(pgBouncer's clients when there is a pgBouncer log, else PostgreSQL's)."
+    "(graceful, fast, killed). **Sessions dropped**: client sessions that were being served and were "
+    "cut instead of closed, from up to 1 min before it to 5 min after it or the next row (pgBouncer's "
+    "logged-in clients "
+    "when there is a pgBouncer log, else PostgreSQL's sessions); a login that was refused is no "
+    "dropped session: with a pgBouncer log, **Sessions refused** counts the clients it closed with its "
+    "own error in the same span."
 )
 
 
@@ -78,6 +82,7 @@ def deploy_table(incident: Any) -> pl.DataFrame:
         if ev.pg is not None and pgbouncer:
             row["PostgreSQL sessions dropped"] = r["pg_sessions_dropped"]
         if pgbouncer:
+            row["Sessions refused"] = r["sessions_refused"]
             row["pgBouncer errors"] = r["pooler_errors"]
             row["pgBouncer paused/reloaded"] = _pgbouncer_cell(r)
         rows.append(row)
