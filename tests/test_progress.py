@@ -63,3 +63,26 @@ def test_report_relays_the_kernels_progress(tmp_path: Path, monkeypatch: pytest.
     assert any("detector pool_exhaustion" in ln for ln in kernel), lines
     assert any("chart overview" in ln for ln in kernel), lines
     assert not (tmp_path / "out" / ".loglib-progress.log").exists()
+
+
+def test_a_kernel_of_your_own_logs_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook run in a kernel loglib did not start (nbclient, as JupyterLab's): a long step's
+    lines reach the kernel's log (its stderr), without any set-up in the notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from loglib.report import kernel_env
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import time\nfrom loglib.core.progress import step\n"
+            "with step('pairing the sessions of a test'):\n    time.sleep(0.2)"
+        )
+    ]
+    env = kernel_env({"LOGLIB_PROGRESS_QUIET_FOR": "0"})
+    env.pop("LOGLIB_PROGRESS_FILE", None)
+    log = tmp_path / "kernel.log"
+    with open(log, "w") as err:
+        NotebookClient(nb, kernel_name="python3", timeout=120).execute(env=env, stderr=err)
+    assert "pairing the sessions of a test: done in" in log.read_text()

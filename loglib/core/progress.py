@@ -7,8 +7,9 @@ longer one says ``… still <step> (12 s)`` every :data:`EVERY` seconds and ``<s
 * the CLI shows them on stderr (``-q`` for none): :func:`to_stream`;
 * a notebook kernel run by ``loglib report`` appends them to ``$LOGLIB_PROGRESS_FILE`` (the
   kernel's log), which the CLI follows and prints, so a long cell is not silent;
-* in a notebook of your own: ``logging.getLogger("loglib.progress").setLevel("INFO")`` and a
-  handler, or ``loglib.core.progress.to_stream()``.
+* in a kernel of your own (JupyterLab, nbclient, papermill) they go to the kernel's log, its
+  own stderr: JupyterLab's server log, or the terminal nbclient runs in (``LOGLIB_PROGRESS=0``:
+  none); ``loglib.core.progress.to_stream(sys.stdout)`` shows them in the cell instead.
 
 Examples
 --------
@@ -120,4 +121,28 @@ def _to_file_from_env() -> None:
         logger.propagate = False
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter (ipykernel) kernel: JupyterLab's, or one nbclient/papermill started."""
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    return get is not None and "ipykernel" in sys.modules and type(get()).__name__ == "ZMQInteractiveShell"
+
+
+def _to_kernel_log() -> None:
+    """In a kernel of your own: progress lines go to the kernel's log (its own stderr, which
+    JupyterLab's server log and the terminal that runs nbclient/papermill show), not into
+    cell outputs. ``LOGLIB_PROGRESS=0`` turns it off; a handler you added first wins."""
+    if os.environ.get("LOGLIB_PROGRESS", "") == "0" or logger.handlers or not _in_kernel():
+        return
+    stream = sys.__stderr__
+    if stream is None:  # pragma: no cover - a kernel without a stderr
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Elapsed())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 _to_file_from_env()
+_to_kernel_log()
