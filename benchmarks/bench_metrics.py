@@ -6,7 +6,8 @@ do) into ``benchmarks/work/``, then each figure is measured in a fresh process (
 is its own):
 
 * ``orjson.loads (baseline)``: decode every chunk file with orjson into Python objects and count
-  the points, nothing more (the least any JSON reader in Python does);
+  the points, nothing more, with the cycle collector off (the least any JSON reader in Python
+  does: with it on, the same decode takes about four times as long);
 * ``read_prometheus(query_range JSON)``: the files -> the canonical ``metrics`` frame (one glob);
 * ``metrics_wide(every='1m')`` on that frame (time of that step only; peak RSS of the process);
 * a promtool dump and a Grafana CSV of a tenth of the series (no baseline).
@@ -18,7 +19,9 @@ measured in the same run (``2.00x orjson.loads``: twice as fast as decoding the 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import random
 import resource
 import subprocess
@@ -78,7 +81,7 @@ def write_csv(path: Path, n_series: int, n_points: int) -> None:
 
 def measure(mode: str, root: Path) -> dict:
     """Run one mode in this process; seconds, samples, input MB and peak RSS."""
-    sys.path.insert(0, str(ROOT))  # this checkout's loglib, not an installed one
+    sys.path.insert(0, os.environ.get("BENCH_LOGLIB", str(ROOT)))  # this checkout's loglib by default
     import loglib as ll
 
     files = {"json": sorted(root.glob("*.json")), "dump": [root / "dump.txt"], "csv": [root / "grafana.csv"]}
@@ -86,6 +89,7 @@ def measure(mode: str, root: Path) -> dict:
     size = sum(p.stat().st_size for p in paths)
     start = time.perf_counter()
     if mode == "decode":
+        gc.disable()
         samples = 0
         for p in paths:
             doc = orjson.loads(p.read_bytes())

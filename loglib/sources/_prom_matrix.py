@@ -1,16 +1,17 @@
-"""The fast path of ``read_prometheus`` for a range-query answer: polars decodes the ``values``.
+"""The fast path of ``read_prometheus`` for a range-query answer: the ``values`` read as CSV.
 
-A ``/api/v1/query_range`` export is mostly ``"values": [[1709287200.123, "3"], ...]``. Decoding
-it with ``orjson`` builds three Python objects per point; :func:`decode_matrix` lets polars'
-own JSON reader turn the arrays into columns (no Python object per point) and reads only the
-small ``metric`` objects with ``orjson``.
+A ``/api/v1/query_range`` export is mostly ``"values":[[1709287200.123,"3"],...]``. Decoding it
+with ``orjson`` builds three Python objects per point. :func:`decode_matrix` instead cuts the
+arrays out of the text, so ``orjson`` reads only the small rest (envelope, ``metric`` objects:
+exactly what the general path sees, with every ``values`` empty), and polars' multi-threaded CSV
+reader splits the arrays at ``]`` into ``[timestamp,"value"`` rows, no Python object per point.
 
-It takes only documents it can read exactly as the general path would: a ``success`` answer
-of ``resultType`` ``matrix`` whose every series has one ``metric`` object and one ``values``
-array of well-formed ``[timestamp, "value"]`` pairs, every timestamp and value a number, no
+It takes only what it can read exactly as the general path would: a compact ``success`` answer
+of ``resultType`` ``matrix``, every series one ``metric`` object and one ``values`` array of
+``[JSON number,"text"]`` pairs whose timestamps are sample times and whose values are numbers, no
 warnings, no histograms. Anything else (a bad sample, an error answer, an instant vector, a
-truncated file, a label set that is not flat) returns None and the caller reads the document
-the general way, which accounts for every element it drops.
+truncated file, pretty-printed JSON) returns None and the caller reads the document the general
+way, which accounts for every element it drops.
 """
 
 from __future__ import annotations
@@ -25,28 +26,14 @@ import polars as pl
 # timestamps beyond this (about year 5000, in seconds) are not sample times
 MAX_EPOCH_S = 1e11
 
-_SERIES = pl.Struct(
-    {
-        "values": pl.List(pl.List(pl.String)),
-        # present only in answers the general path reads (instant vectors, native histograms)
-        "value": pl.List(pl.String),
-        "histograms": pl.List(pl.List(pl.String)),
-        "histogram": pl.List(pl.String),
-    }
-)
-_OTHER = ("value", "histograms", "histogram")
-_SCHEMA = pl.Schema(
-    {
-        "status": pl.String,
-        "error": pl.String,
-        "errorType": pl.String,
-        "warnings": pl.List(pl.String),
-        "data": pl.Struct({"resultType": pl.String, "result": pl.List(_SERIES)}),
-    }
-)
-# ``"metric": {flat object}``; a JSON string cannot hold an unescaped quote, so ``"metric"``
-# followed by a colon is always a key, never text inside a label value
-_METRIC = re.compile(rb'"metric"\s*:\s*(\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})', re.DOTALL)
+_VALUES = re.compile(rb'"values"\s*:\s*\[')
+# what the arrays of a compact answer are made of (``S`` marks the first pair of each series)
+_ARRAY_BYTES = b'0123456789.eE+-,"[]NaInfS '
+# ``[`` and a JSON number, as the CSV reader leaves a timestamp; a value is a quoted string
+# (spaces: ``json.dump`` writes ``[1709287200, "3"], [...]``)
+_TIMESTAMP = r"^ *\[ *-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)? *$"
+_QUOTED = r'^ *"[^"]*" *$'
+_ROWS = pl.Schema({"first": pl.String, "t": pl.String, "v": pl.String})
 
 
 @dataclass
@@ -64,7 +51,7 @@ class Matrix:
 
 
 def decode_matrix(raw: bytes) -> Matrix | None:
-    """The series and points of a clean range-query answer, or None when it is not one.
+    """The series and points of a clean, compact range-query answer, or None when it is not one.
 
     Examples
     --------
@@ -76,62 +63,104 @@ def decode_matrix(raw: bytes) -> Matrix | None:
     True
     """
     body = raw.removeprefix(b"\xef\xbb\xbf")
-    if body.lstrip()[:1] != b"{":
+    cut = _cut_arrays(body)
+    if cut is None:
         return None
-    try:
-        doc = pl.read_json(body, schema=_SCHEMA)
-    except pl.exceptions.PolarsError:
-        return None
-    if doc.height != 1 or doc["status"][0] != "success" or doc["error"][0] or doc["errorType"][0]:
-        return None
-    if doc["warnings"].null_count() == 0 and doc["warnings"].list.len()[0]:
-        return None
-    data = doc["data"]
-    if data.null_count() or data.struct.field("resultType")[0] != "matrix":
-        return None
-    result = data.struct.field("result")
-    if result.null_count():
-        return None
-    series = result.explode(empty_as_null=False)
-    n = series.len()
-    if series.null_count() or any(series.struct.field(f).null_count() != n for f in _OTHER):
-        return None
-    values = series.struct.field("values")
-    if values.null_count():
-        return None
-    labels = _labelsets(body, n)
+    rest, arrays, empty = cut
+    labels = _labelsets(rest, len(arrays) + len(empty))
     if labels is None:
         return None
-    pairs = values.explode(empty_as_null=False)
-    if pairs.null_count() or (pairs.list.len() != 2).any():
+    lengths = np.zeros(len(labels), dtype=np.int64)
+    if not arrays:
+        return Matrix(labels, lengths, pl.Series([], dtype=pl.Float64), pl.Series([], dtype=pl.Float64))
+    points = _points(b"S," + b"S,".join(arrays), len(arrays))
+    if points is None:
         return None
-    flat = pairs.explode(empty_as_null=False)
-    ts = flat.gather_every(2).cast(pl.Float64, strict=False)
-    value = flat.gather_every(2, 1).cast(pl.Float64, strict=False)
-    if ts.null_count() or value.null_count() or not (ts.is_finite() & (ts.abs() < MAX_EPOCH_S)).all():
-        return None
-    return Matrix(labels, values.list.len().to_numpy(), ts, value)
+    starts, ts, value = points
+    full = np.ones(len(labels), dtype=bool)
+    full[empty] = False
+    lengths[full] = np.diff(starts, append=ts.len())
+    return Matrix(labels, lengths, ts, value)
 
 
-def _labelsets(body: bytes, n: int) -> list[dict] | None:
-    """The ``metric`` object of each of the ``n`` series, in document order.
-
-    None unless the text ``"metric"`` occurs exactly n times, each a key with a flat object,
-    and ``"values"`` n times too: a label named so, a repeated key (which orjson would read
-    differently from polars) or a nested object all go the general way.
-    """
-    if body.count(b'"metric"') != n or body.count(b'"values"') != n:
-        return None
-    found: list[dict] = []
-    pos = body.find(b'"metric"')
+def _cut_arrays(body: bytes) -> tuple[bytes, list[memoryview], list[int]] | None:
+    """The text without the insides of the ``values`` arrays, those insides, and which were empty."""
+    view = memoryview(body)
+    kept: list[memoryview] = []
+    arrays: list[memoryview] = []
+    empty: list[int] = []
+    last = 0
+    pos = body.find(b'"values"')
     while pos >= 0:
-        m = _METRIC.match(body, pos)
+        m = _VALUES.match(body, pos)
         if m is None:
             return None
-        try:
-            labels = orjson.loads(m[1])
-        except orjson.JSONDecodeError:
+        start = end = m.end()
+        if body[start : start + 1] == b"]":
+            empty.append(len(arrays) + len(empty))
+        else:  # ``[1,"2"],[3,"4"]``: a pair's text holds no bracket, so the first ``]]`` ends it
+            end = body.find(b"]]", start) + 1
+            if end <= 0:
+                return None
+            arrays.append(view[start:end])
+        kept.append(view[last:start])
+        last = end
+        pos = body.find(b'"values"', end)
+    kept.append(view[last:])
+    return b"".join(kept), arrays, empty
+
+
+def _labelsets(rest: bytes, n: int) -> list[dict] | None:
+    """The ``metric`` of each series of the answer without its points (None: not a clean matrix of n)."""
+    try:
+        doc = orjson.loads(rest)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("status") != "success" or doc.get("warnings"):
+        return None
+    data = doc.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "matrix":
+        return None
+    result = data.get("result")
+    if not isinstance(result, list) or len(result) != n:  # a repeated "values" key: the general path
+        return None
+    labels = []
+    for el in result:
+        if not isinstance(el, dict) or el.get("values") != [] or not el.keys() <= {"metric", "values"}:
             return None
-        found.append(labels)
-        pos = body.find(b'"metric"', m.end())
-    return found
+        metric = el.get("metric", {})
+        if not isinstance(metric, dict):
+            return None
+        labels.append(metric)
+    return labels
+
+
+def _points(text: bytes, n_series: int) -> tuple[np.ndarray, pl.Series, pl.Series] | None:
+    """Where each series starts, timestamps and values of ``S,[t,"v"],[t,"v"]S,[t,"v"]...``."""
+    if text.translate(None, _ARRAY_BYTES) or text.count(b"S") != n_series:
+        return None
+    try:
+        rows = pl.read_csv(text, has_header=False, quote_char=None, eol_char="]", schema=_ROWS)
+    except pl.exceptions.PolarsError:
+        return None
+    if rows["t"].null_count() or rows["v"].null_count():
+        return None
+    first = rows["first"]
+    if first.null_count() + int((first == "S").sum()) != rows.height:
+        return None
+    shaped = rows.select(pl.col("t").str.contains(_TIMESTAMP).all() & pl.col("v").str.contains(_QUOTED).all())
+    if not shaped.item():
+        return None
+    cols = rows.select(
+        ts=pl.col("t").str.strip_chars(" [").cast(pl.Float64, strict=False),
+        value=pl.col("v")
+        .str.strip_chars(" ")
+        .str.strip_prefix('"')
+        .str.strip_suffix('"')
+        .cast(pl.Float64, strict=False),
+    )
+    ts, value = cols["ts"], cols["value"]
+    if ts.null_count() or value.null_count() or not (ts.is_finite() & (ts.abs() < MAX_EPOCH_S)).all():
+        return None
+    starts = first.is_not_null().arg_true().to_numpy()
+    return (starts, ts, value) if len(starts) == n_series else None
