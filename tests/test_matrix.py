@@ -53,7 +53,9 @@ def _cli(*args: str) -> tuple[int, str, str]:
 def _check_reads(summary: str, subset: tuple[str, ...]) -> None:
     """summary.md's "What was read" table has one row per source of the cell, with its counts."""
     section = summary.split("## What was read", 1)[1]
-    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith(("| source", "| ---"))]
+    rows = [
+        ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith(("| source", "| ---"))
+    ]
     kinds = sorted(ln.split("|")[2].strip() for ln in rows)
     assert kinds == sorted(subset)
     for ln in rows:

@@ -19,8 +19,12 @@ RUNNABLE = [b for b in BLOCKS if "data/" in b]
 def test_example_runs(block, tmp_path):
     """The example runs from the repository root; what it writes goes to a temp dir."""
     code = "import polars as pl\nimport loglib as ll\n" + block
-    code = code.replace('"out/', f'"{tmp_path}/out/').replace("sqlite:///incident.db", f"sqlite:///{tmp_path}/i.db")
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True)
+    code = code.replace('"out/', f'"{tmp_path}/out/').replace(
+        "sqlite:///incident.db", f"sqlite:///{tmp_path}/i.db"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
