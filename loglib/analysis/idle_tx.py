@@ -39,8 +39,8 @@ from loglib.core.schema import LEAK_RATES, UTC_TS, conform
 #: postgres_exporter's usual 15 s scrape)
 WINDOW_SAMPLES = 4
 METHOD = "idle_in_transaction_gauge"
-#: the coarsest stamp of a PostgreSQL log (``%t``: whole seconds): a session end logged that much
-#: before the count's sample can still be the drop's
+#: the coarsest stamp of a PostgreSQL log (``%t``: whole seconds): a session idle in its
+#: transaction across one is not a request between two statements
 STAMP = timedelta(seconds=1)
 _IDLE_TX = r'state="idle in transaction"'
 
@@ -95,7 +95,7 @@ def idle_in_transaction_leaks(
     The last samples before a drop or the end cannot fill the window, so the floor there is a
     guess; sessions that ended inside an open transaction settle it
     (``open_tx_ends``, :func:`loglib.analysis.stop_leaks.open_transaction_ends`). At a drop, the
-    sessions that ended in a transaction between its last sample and the next were leaks held
+    sessions that ended in a transaction from a step before its last sample to the next were leaks held
     until it: with statements logged, those idle in it across a whole second (the count's last
     sample can be a scrape old, so it does not bound them); without, up to that sample's count.
     The floor rises to that. At the app's final stop (``final_stop``), the
@@ -153,7 +153,7 @@ def _settle_tails(
         seg = g.filter(pl.col("_part") == part)
         if k + 1 < len(parts):  # a drop: sessions that ended between its last sample and the next
             upto = g.filter(pl.col("_part") == parts[k + 1])["ts"][0]
-            idle, unknown = _ended_idle(ends, seg["ts"][-1], upto)
+            idle, unknown = _ended_idle(ends, seg["ts"][-1] - step, upto)
             rise = idle + min(unknown, max(0.0, seg["value"][-1] - idle)) - seg["floor"][-1]
             if rise > 0:
                 extra.append((seg["rise_at"][-1], float(rise)))
@@ -183,11 +183,12 @@ def _settle_tails(
 
 
 def _ended_idle(ends: pl.DataFrame, after: datetime, upto: datetime) -> tuple[int, int]:
-    """Sessions that ended inside an open transaction at a drop (from :data:`STAMP` before its last
-    sample ``after`` until the next, ``upto``): those whose statements are logged and that sat idle
-    in it across a whole second before they ended (a request between two statements is idle for
+    """Sessions that ended inside an open transaction at a drop (after ``after``, one step before
+    its last sample, whose value can be a scrape old, until the next sample, ``upto``): those whose
+    statements are logged and that sat idle in it across a whole second (:data:`STAMP`, the
+    coarsest PostgreSQL stamp) before they ended (a request between two statements is idle for
     milliseconds), and those whose statements are not logged (unknown)."""
-    hit = ends.filter((pl.col("end") >= after - STAMP) & (pl.col("end") <= upto))
+    hit = ends.filter((pl.col("end") > after) & (pl.col("end") <= upto))
     sec = lambda c: pl.col(c).dt.truncate("1s")  # noqa: E731
     idle = hit.filter(pl.col("last_activity").is_not_null() & (sec("end") - sec("last_activity") >= STAMP))
     unknown = hit.filter(pl.col("last_activity").is_null())
