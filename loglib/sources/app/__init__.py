@@ -2,7 +2,7 @@
 Laravel/Monolog, Rails, Spring Boot, Go, bare ``[LEVEL]`` lines) into the canonical ``app_events`` frame.
 
 A source is read in chunks of lines. Each chunk is matched against the source's formats with
-one vectorised regex per format (JSON lines are decoded per line); a matching line starts an
+one vectorised regex per format (JSON lines by polars' NDJSON reader); a matching line starts an
 event, the lines after it that match nothing are its traceback. Events are then classified
 with the one rules table (:mod:`loglib.formats.error_rules`) and conformed to the schema.
 Lines that belong to no event go to the one rejects mechanism (:mod:`loglib.core.rejects`).

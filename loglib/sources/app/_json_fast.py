@@ -1,15 +1,16 @@
 """JSON log records decoded by polars' own JSON reader, each field mapped by expressions.
 
-A chunk's JSON lines are decoded in one ``str.json_decode`` (a struct column, one field per
-key seen in the chunk); the canonical fields are then chosen per row with the same key
-tables as the record-by-record reader (:data:`~loglib.formats.app_formats.JSON_FIELD_KEYS`,
-the first key present wins) and the other keys become ``extra``. No Python runs per record.
+A chunk's JSON lines are decoded by ``pl.read_ndjson`` (a column per key seen in the chunk);
+the canonical fields are then chosen per row with the same key tables as the record-by-record
+reader (:data:`~loglib.formats.app_formats.JSON_FIELD_KEYS`, the first key present wins) and the
+other keys become ``extra``, nested values and explicit nulls included
+(:mod:`~loglib.sources.app._json_nested`); loguru's ``serialize=True`` records have their own
+mapping (:mod:`~loglib.sources.app._json_loguru`). No Python runs per record.
 
-What the struct cannot say exactly is left to the record-by-record reader, row by row: an
-explicit ``null`` (a key present with no value is still an ``extra``), nested objects other
-than the error (``extra`` keeps Python's JSON spelling of them), floats below 1e-4 or from 1e16
-(``1e-05``), records without a message (Rust tracing ``fields``, error-only records),
-loguru's ``record``, and whole chunks polars will not decode (``NaN``, a broken line).
+What the columns cannot say exactly is left to the record-by-record reader, row by row: floats
+below 1e-4 or from 1e16 (``1e-05``), nested values with escapes or exponents, records without a
+message (Rust tracing ``fields``, error-only records), values of one key that are text in one
+record and numbers or objects in another, and lines polars will not decode (``NaN``, a cut line).
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ import polars as pl
 from loglib.core.schema import APP_EXTRA
 from loglib.formats.app_formats import JSON_FIELD_KEYS, JSON_MESSAGE_KEYS, NUMERIC_LEVELS, PY_LEVELNO
 from loglib.sources.app._common import _FIELDS
+from loglib.sources.app._json_loguru import decode_loguru, is_loguru
+from loglib.sources.app._json_nested import (
+    LINE,
+    empty_fields,
+    exception_list,
+    explicit_nulls,
+    extras_column,
+    field_roles,
+    name_of,
+    nested_checks,
+    nested_texts,
+)
 
 _NESTED = (pl.Struct, pl.List, pl.Array)
 #: numeric levels: pino/bunyan's, else Python's levelno (pino's win where both name a number)
@@ -30,9 +43,7 @@ _LEVELS = {**PY_LEVELNO, **NUMERIC_LEVELS}
 _ERR_FIELDS = ("type", "message", "stack", "stack_trace")
 #: a text value that may stand for an object, an array or a float in the line
 _TEXT_NOT_TEXT = r"^[\[{]|^-?\d+(?:\.\d+(?:[eE][+-]?\d+)?|[eE][+-]?\d+)$"
-_EXPLICIT_NULL = r":\s*null\s*[,}\]]"
-#: the raw line, beside the decoded keys (no JSON key is spelled so)
-_LINE = "\x00line"
+_LINE = LINE
 #: what stands in for a line polars cannot read while the chunk is decoded (the line is read alone)
 _BLANK_RECORD = "{}"
 
@@ -61,19 +72,18 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
     if frame is None or not frame.width:
         return None
     schema = frame.schema
+    if is_loguru(schema):
+        return decode_loguru(frame, lines, valid)
     frame = frame.with_columns(lines.alias(_LINE))
-    ok = ~lines.str.contains(_EXPLICIT_NULL).fill_null(True)
-    if valid is not None:
-        ok = ok & valid
     present = {t: [k for k in keys if k in schema] for t, keys in JSON_FIELD_KEYS.items()}
     present["message"] = [k for k in JSON_MESSAGE_KEYS if k in schema]
     if not present["message"]:
-        return pl.repeat(False, lines.len(), eager=True), _empty(lines.len())
+        return pl.repeat(False, lines.len(), eager=True), empty_fields(lines.len())
     # per row, the key each field is read from, then whether each key was read (computed once)
     frame = frame.with_columns([_first_key(keys).alias(f"\x00c{t}") for t, keys in present.items()])
     chosen = {t: pl.col(f"\x00c{t}") for t in present}
     picked = {t: keys for t, keys in present.items() if keys}
-    extra_keys = [k for k, dt in schema.items() if not isinstance(dt, _NESTED) and dt != pl.Null]
+    nested = [k for k, dt in schema.items() if isinstance(dt, _NESTED)]
     frame = frame.with_columns(
         [
             pl.any_horizontal(
@@ -83,18 +93,42 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
             .alias(f"\x00u{key}")
             for key in schema
         ]
-        + [_key_position(key).alias(f"\x00p{key}") for key in extra_keys]
+        + [_key_position(key).alias(f"\x00p{key}") for key in schema]
+        + nested_texts(frame, nested)
+        + explicit_nulls(lines, [k for k in schema if k not in nested])
     )
+    # a key no field was read from is an extra: its value as text, or an explicit null
+    included = {
+        k: ~pl.col(f"\x00u{k}")
+        & (
+            pl.col(f"\x00j{k}").is_not_null()
+            if k in nested
+            else pl.col(k).is_not_null() | pl.col(f"\x00n{k}")
+        )
+        for k in schema
+    }
     err_struct = [k for k in ("err", "error") if isinstance(schema.get(k), pl.Struct)]
-    checks: list[pl.Expr] = [chosen["message"].is_not_null()]
+    checks: list[pl.Expr] = [
+        chosen["message"].is_not_null(),
+        *nested_checks(schema, nested, chosen, included),
+    ]
+    if valid is not None:
+        checks.append(pl.lit(valid))
+    for key, field, target in (("log", "level", "level"), ("req", "id", "request_id")):
+        if _inner(schema, key, field) not in (None, pl.String, pl.Int64):  # read as the field when it is null
+            checks.append(chosen[target].is_not_null() | pl.col(key).struct.field(field).is_null())
+        elif schema.get(key) == pl.String:  # objects in some records, text in others
+            checks.append(chosen[target].is_not_null() | pl.col(key).is_null())
     for key, dtype in schema.items():
-        value, used = pl.col(key), pl.col(f"\x00u{key}")
+        value = pl.col(key)
         if isinstance(dtype, _NESTED):
-            # only the error object may be nested, and only when it is the one read as the error
+            # the error object is nested when it is the one read as the error
             allowed = key in err_struct and all(
                 schema[key].to_schema().get(f, pl.String) == pl.String for f in _ERR_FIELDS
             )
-            checks.append(value.is_null() | (pl.lit(allowed) & (chosen["err"] == key).fill_null(False)))
+            as_err = pl.lit(allowed) & (chosen["err"] == key).fill_null(False)
+            roles = [as_err, *field_roles(key, dtype, chosen)]
+            checks.append(value.is_null() | included[key] | pl.any_horizontal(roles))
             if allowed:  # nor may an error field hold an object the reader turned into text
                 subs = [f for f in _ERR_FIELDS if f in schema[key].to_schema()]
                 checks.extend(~value.struct.field(f).str.contains(r"^[\[{]").fill_null(False) for f in subs)
@@ -103,18 +137,17 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
             # the reader made the value text, so its JSON spelling is read record by record
             odd = _TEXT_NOT_TEXT + (r"|^-?\d+$" if key in present["level"] else "")
             checks.append(~value.str.contains(odd).fill_null(False))
-        if not isinstance(dtype, _NESTED) and dtype != pl.Null:
-            # an extra whose place in the line is not found is read record by record
-            checks.append(value.is_null() | used | pl.col(f"\x00p{key}").is_not_null())
+        # an extra whose place in the line is not found is read record by record
+        checks.append(~included[key] | pl.col(f"\x00p{key}").is_not_null())
         if dtype == pl.Float64 and key not in present["ts"]:
             # polars writes a float as Python's repr does from 1e-4 up to 1e16 (1e-05 is 0.00001)
             exact = ((value.abs() < 1e16) & (value.abs() >= 1e-4)) | (value == 0)
             checks.append(value.is_null() | exact)
         if key in present["message"] and dtype != pl.String:
             checks.append(value.is_null() | (chosen["message"] != key).fill_null(True))
-    ok = ok & frame.select(pl.all_horizontal(checks)).to_series()
-    fields = frame.select(_field_exprs(schema, present, chosen, err_struct, extra_keys, frame))
-    return ok, fields
+    ok = frame.select(pl.all_horizontal(checks).fill_null(False)).to_series()
+    fields = frame.select(_field_exprs(schema, present, chosen, err_struct))
+    return ok, fields.with_columns(_extras(frame, schema, included))
 
 
 def _decode(lines: pl.Series) -> pl.DataFrame | None:
@@ -143,14 +176,21 @@ def _text(key: str, dtype: pl.DataType) -> pl.Expr:
     return pl.col(key).cast(pl.String)
 
 
-def _pick(keys: list[str], chosen: pl.Expr, schema: pl.Schema, convert=None) -> pl.Expr:
-    """The value of the chosen key as text (``convert(key, dtype)`` overrides the spelling)."""
+def _pick(keys: list[str], chosen: pl.Expr, schema: pl.Schema, convert=None, nested=None) -> pl.Expr:
+    """The value of the chosen key as text (``convert(key, dtype)`` overrides the spelling,
+    ``nested(key, dtype)`` reads a nested value: without it, a nested key gives nothing)."""
     parts = []
     for key in keys:
         dtype = schema[key]
-        if isinstance(dtype, _NESTED):
+        if isinstance(dtype, _NESTED) and (nested is None or not isinstance(dtype, pl.Struct)):
             continue
-        value = convert(key, dtype) if convert else _text(key, dtype)
+        value = (
+            nested(key, dtype)
+            if isinstance(dtype, _NESTED)
+            else convert(key, dtype)
+            if convert
+            else _text(key, dtype)
+        )
         parts.append(pl.when(chosen == key).then(value))
     return pl.coalesce(parts) if parts else pl.lit(None, dtype=pl.String)
 
@@ -160,8 +200,6 @@ def _field_exprs(
     present: dict[str, list[str]],
     chosen: dict[str, pl.Expr],
     err_struct: list[str],
-    extra_keys: list[str],
-    frame: pl.DataFrame,
 ) -> list[pl.Expr]:
     def level(key: str, dtype: pl.DataType) -> pl.Expr:
         if dtype == pl.Int64:
@@ -201,11 +239,19 @@ def _field_exprs(
     )
     err = pl.coalesce(err_string, err_field("message"))
     tb = _pick(present["tb"], chosen["tb"], schema)
+    types: pl.Expr = pl.lit(None, dtype=pl.List(pl.String))
+    for key in present["tb"]:  # structlog's dict_tracebacks: a list of exceptions
+        listed = exception_list(key, schema[key])
+        if listed is not None:
+            tb = pl.when(chosen["tb"] == key).then(listed[0]).otherwise(tb)
+            types = pl.when(chosen["tb"] == key).then(listed[1]).otherwise(types)
     stack, stack_trace = err_field("stack"), err_field("stack_trace")
     tb = pl.when(tb != "").then(tb).when(stack != "").then(stack).otherwise(stack_trace)
     etype = err_field("type")
     if "error.type" in schema and not isinstance(schema["error.type"], _NESTED):
         etype = pl.when(etype != "").then(etype).otherwise(_text("error.type", schema["error.type"]))
+    exc = pl.when(etype.fill_null("") != "").then(pl.concat_list(etype)).cast(pl.List(pl.String))
+    exc = pl.when(types.list.len() > 0).then(types).otherwise(exc)
     m_ok, e_ok = message.fill_null("") != "", err.fill_null("") != ""
     head = (
         pl.when(m_ok & e_ok & (message != err))
@@ -216,62 +262,64 @@ def _field_exprs(
         .then(err)
         .otherwise(pl.lit(""))
     )
-    # every key no field was read from is an extra, in the record's own key order
-    included = {k: ~pl.col(f"\x00u{k}") & pl.col(k).is_not_null() for k in extra_keys}
-    extras = [
-        pl.struct(pl.lit(k).alias("key"), pl.when(included[k]).then(_text(k, schema[k])).alias("value"))
-        for k in extra_keys
-    ]
-    element = pl.element().struct
-    kept = element.field("value").is_not_null()
-    extra = (
-        pl.concat_list(extras).list.eval(pl.element().filter(kept))
-        if extras
-        else pl.lit(None, dtype=APP_EXTRA)
-    )
-    if extras and _out_of_order(frame, extra_keys, included):  # records of several key orders
-        placed = [
-            pl.struct(pl.lit(k).alias("key"), pl.when(included[k]).then(_text(k, schema[k])).alias("value"),
-                      pl.col(f"\x00p{k}").alias("pos"))
-            for k in extra_keys
-        ]  # fmt: skip
-        extra = pl.concat_list(placed).list.eval(
-            pl.struct(element.field("key"), element.field("value"))
-            .filter(kept)
-            .sort_by(element.field("pos").filter(kept))
-        )
     text_null = pl.lit(None, dtype=pl.String)
     return [
         pl.lit(None, dtype=_FIELDS["ts"]).alias("ts"),
-        _pick(present["level"], chosen["level"], schema, level).alias("level"),
+        _level(present, chosen, schema, level).alias("level"),
         _pick(present["logger"], chosen["logger"], schema).alias("logger"),
         message.alias("message"),
         _pick(present["pid"], chosen["pid"], schema).alias("pid"),
-        _pick(present["request_id"], chosen["request_id"], schema).alias("request_id"),
-        _pick(present["host"], chosen["host"], schema).alias("host"),
-        _pick(present["service"], chosen["service"], schema).alias("service"),
+        _request_id(present, chosen, schema).alias("request_id"),
+        _pick(present["host"], chosen["host"], schema, nested=name_of).alias("host"),
+        _pick(present["service"], chosen["service"], schema, nested=name_of).alias("service"),
         _pick(present["caller"], chosen["caller"], schema).alias("caller"),
-        pl.when(extra.list.len() > 0).then(extra).cast(APP_EXTRA).alias("extra"),
+        pl.lit(None, dtype=APP_EXTRA).alias("extra"),
         tb.alias("tb"),
         err.alias("err"),
-        pl.when(etype.fill_null("") != "").then(pl.concat_list(etype)).cast(pl.List(pl.String)).alias("exc"),
+        exc.alias("exc"),
         head.alias("head"),
         (pl.coalesce(epoch_parts) if epoch_parts else pl.lit(None, dtype=pl.Float64)).alias("epoch"),
         (pl.coalesce(text_parts) if text_parts else text_null).alias("ts_text"),
     ]
 
 
-def _out_of_order(frame: pl.DataFrame, keys: list[str], included: dict[str, pl.Expr]) -> bool:
-    """Does any row hold its extra keys in another order than the chunk's key order?"""
-    seen: pl.Expr = pl.lit(-1, dtype=pl.Int64)
-    late: list[pl.Expr] = []
-    for k in keys:
-        pos = pl.when(included[k]).then(pl.col(f"\x00p{k}").cast(pl.Int64))
-        late.append((pos < seen).fill_null(False))
-        seen = pl.max_horizontal(seen, pos)
-    return bool(frame.select(pl.any_horizontal(late).any()).item())
+def _level(present: dict[str, list[str]], chosen: dict[str, pl.Expr], schema: pl.Schema, level) -> pl.Expr:
+    """The level key's value, else an ECS ``log`` object's ``level``."""
+    value = _pick(present["level"], chosen["level"], schema, level)
+    inner = _inner(schema, "log", "level")
+    if inner in (pl.String, pl.Int64):
+        nested = pl.col("log").struct.field("level")
+        if inner == pl.Int64:
+            nested = nested.replace_strict(_LEVELS, default=None, return_dtype=pl.String)
+        value = pl.when(chosen["level"].is_null()).then(nested).otherwise(value)
+    return value
 
 
-def _empty(n: int) -> pl.DataFrame:
-    cols = {**_FIELDS, "epoch": pl.Float64, "ts_text": pl.String}
-    return pl.DataFrame({k: pl.repeat(None, n, dtype=v, eager=True) for k, v in cols.items()})
+def _inner(schema: pl.Schema, key: str, field: str) -> pl.DataType | None:
+    """The type of ``key.field`` when ``key`` holds objects (None: no such field)."""
+    dtype = schema.get(key)
+    return dtype.to_schema().get(field) if isinstance(dtype, pl.Struct) else None
+
+
+def _request_id(present: dict[str, list[str]], chosen: dict[str, pl.Expr], schema: pl.Schema) -> pl.Expr:
+    """The request-id key's value, else pino-http's ``req.id``."""
+    value = _pick(present["request_id"], chosen["request_id"], schema)
+    inner = _inner(schema, "req", "id")
+    if inner in (pl.String, pl.Int64):
+        value = (
+            pl.when(chosen["request_id"].is_null())
+            .then(pl.col("req").struct.field("id").cast(pl.String))
+            .otherwise(value)
+        )
+    return value
+
+
+def _extras(frame: pl.DataFrame, schema: pl.Schema, included: dict[str, pl.Expr]) -> pl.Series:
+    """``extra``: every key no field was read from, in the record's own key order."""
+
+    def value(k: str) -> pl.Expr:
+        if isinstance(schema[k], _NESTED):
+            return pl.col(f"\x00j{k}")
+        return pl.when(pl.col(k).is_not_null()).then(_text(k, schema[k]))
+
+    return extras_column(frame, [(k, value(k), included[k], pl.col(f"\x00p{k}")) for k in schema])
