@@ -205,7 +205,7 @@ def _app_rows(app: pl.DataFrame, gap: timedelta, root: Any = None) -> list[dict[
                     last["ts"],
                     "app",
                     "recovery",
-                    f"last connection error ({last['error_class']}); none in the {quiet} after it",
+                    f"last database error ({last['error_class']}); none in the {quiet} after it",
                     1,
                     ev,
                 )
@@ -435,7 +435,7 @@ def timeline(
     """The incident's timeline: derived events merged with the human ones, one row per burst.
 
     Derived events: the first error of each ``error_class`` and every later burst of it, the
-    recovery (the last connection error, when quiet followed), PostgreSQL refusals, resets and
+    recovery (the last database error of any class, when quiet followed), PostgreSQL refusals, resets and
     terminations, restarts and deploys (found in the logs), each alert's firing span, each span
     of the pool at capacity, and pgBouncer restarts (how it stopped, what it dropped) and pooler
     errors. Human events come from ``incident.toml`` (source ``incident.toml``), with their
