@@ -33,12 +33,13 @@ import polars as pl
 
 from loglib._compat import to_polars
 from loglib.analysis.stop_leaks import DRAIN, StopEvidence
-from loglib.core.schema import LEAK_RATES, UTC_TS, conform
+from loglib.core.schema import CONFIDENCE_LEVELS, LEAK_RATES, UTC_TS, conform
 
 #: a leaked session stays idle in its transaction for at least this many samples (one minute at
 #: postgres_exporter's usual 15 s scrape)
 WINDOW_SAMPLES = 4
 METHOD = "idle_in_transaction_gauge"
+_LOW, _MEDIUM = (pl.lit(level) for level in CONFIDENCE_LEVELS[1:3])
 #: the coarsest stamp of a PostgreSQL log (``%t``: whole seconds): a session idle in its
 #: transaction across one is not a request between two statements
 STAMP = timedelta(seconds=1)
@@ -123,18 +124,32 @@ def idle_in_transaction_leaks(
         g = g.sort("_i")
         if open_tx_ends is not None:
             g = _settle_tails(g, open_tx_ends, final_stop, samples=n, step=step)
-        parts.append(g.select(pl.lit(str(scope)).alias("scope"), "rise", "rise_at"))
+        if "_maybe" not in g.columns:
+            g = g.with_columns(_maybe=pl.lit(0, dtype=pl.Int64))
+        parts.append(g.select(pl.lit(str(scope)).alias("scope"), "rise", "rise_at", "_maybe"))
     g = pl.concat(parts)
     per = g.group_by(pl.col("rise_at").dt.truncate(every).alias("ts"), "scope").agg(
-        pl.col("rise").sum().alias("leaked")
+        pl.col("rise").sum().alias("leaked"), pl.col("_maybe").fill_null(0).sum()
     )
+    maybe = pl.col("_maybe") > 0
     out = per.with_columns(
         method=pl.lit(METHOD),
         saturated=pl.lit(False),
-        confidence=pl.lit("medium"),
-        note=pl.format(
-            "rises of the least count of sessions idle in a transaction over {} samples (PostgreSQL's own view)",
-            pl.lit(n),
+        confidence=pl.when(maybe).then(_LOW).otherwise(_MEDIUM),
+        note=pl.when(maybe)
+        .then(
+            pl.format(
+                "lower bound: {} more session(s) ended inside a transaction at a restart within the second of "
+                "their last statement (or without statements logged): leaks, or requests caught mid-way "
+                "(PostgreSQL's log cannot tell)",
+                pl.col("_maybe"),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "rises of the least count of sessions idle in a transaction over {} samples (PostgreSQL's own view)",
+                pl.lit(n),
+            )
         ),
     )
     return conform(out.sort("scope", "ts"), LEAK_RATES)  # type: ignore[return-value]
@@ -147,16 +162,17 @@ def _settle_tails(
     tail settled by the sessions that ended inside an open transaction after it (see
     :func:`idle_in_transaction_leaks`)."""
     parts = g["_part"].unique(maintain_order=True).to_list()
-    extra: list[tuple] = []
+    extra: list[tuple] = []  # (rise_at, rise, sessions that may have been leaks too)
     cuts: dict[int, int] = {}  # stretch -> rises after this sample of it are settled by the stop
     for k, part in enumerate(parts):
         seg = g.filter(pl.col("_part") == part)
         if k + 1 < len(parts):  # a drop: sessions that ended between its last sample and the next
             upto = g.filter(pl.col("_part") == parts[k + 1])["ts"][0]
-            idle, unknown = _ended_idle(ends, seg["ts"][-1] - step, upto)
-            rise = idle + min(unknown, max(0.0, seg["value"][-1] - idle)) - seg["floor"][-1]
-            if rise > 0:
-                extra.append((seg["rise_at"][-1], float(rise)))
+            idle, unknown, busy = _ended_idle(ends, seg["ts"][-1] - step, upto)
+            taken = min(unknown, max(0.0, seg["value"][-1] - idle))
+            rise = idle + taken - seg["floor"][-1]
+            if rise > 0 or busy or unknown > taken:
+                extra.append((seg["rise_at"][-1], float(max(rise, 0)), int(busy + unknown - taken)))
             continue
         if stop is None:
             continue
@@ -170,26 +186,29 @@ def _settle_tails(
             cuts[part] = full
         rise = stop.open_tx - base
         if rise > 0:
-            extra.append((before["rise_at"][-1], float(rise)))
+            extra.append((before["rise_at"][-1], float(rise), 0))
     if cuts:
         at = pl.int_range(pl.len()).over("_part")
         cut = pl.col("_part").replace_strict(cuts, default=None, return_dtype=pl.Int64)
         settled = cut.is_not_null() & (at > cut) & (pl.col("ts") <= stop.last + DRAIN)  # type: ignore[union-attr]
         g = g.with_columns(rise=pl.when(settled).then(0.0).otherwise(pl.col("rise")))
     if extra:
-        add = pl.DataFrame(extra, schema={"rise_at": UTC_TS, "rise": pl.Float64}, orient="row")
+        schema = {"rise_at": UTC_TS, "rise": pl.Float64, "_maybe": pl.Int64}
+        add = pl.DataFrame(extra, schema=schema, orient="row")
         g = pl.concat([g, add], how="diagonal_relaxed")
     return g
 
 
-def _ended_idle(ends: pl.DataFrame, after: datetime, upto: datetime) -> tuple[int, int]:
+def _ended_idle(ends: pl.DataFrame, after: datetime, upto: datetime) -> tuple[int, int, int]:
     """Sessions that ended inside an open transaction at a drop (after ``after``, one step before
     its last sample, whose value can be a scrape old, until the next sample, ``upto``): those whose
     statements are logged and that sat idle in it across a whole second (:data:`STAMP`, the
     coarsest PostgreSQL stamp) before they ended (a request between two statements is idle for
-    milliseconds), and those whose statements are not logged (unknown)."""
+    milliseconds), those whose statements are not logged (unknown), and those whose last statement
+    came within the same second (busy: a request caught mid-way, or a leak made that second)."""
     hit = ends.filter((pl.col("end") > after) & (pl.col("end") <= upto))
     sec = lambda c: pl.col(c).dt.truncate("1s")  # noqa: E731
     idle = hit.filter(pl.col("last_activity").is_not_null() & (sec("end") - sec("last_activity") >= STAMP))
-    unknown = hit.filter(pl.col("last_activity").is_null())
-    return idle["pid"].n_unique(), unknown["pid"].n_unique()
+    n_idle = idle["pid"].n_unique()
+    n_unknown = hit.filter(pl.col("last_activity").is_null())["pid"].n_unique()
+    return n_idle, n_unknown, hit["pid"].n_unique() - n_idle - n_unknown
