@@ -176,3 +176,27 @@ def test_overview_marks_are_plotlys_own(folder: Path, monkeypatch: pytest.Monkey
     slow = _overview.overview(ll.Incident.load(folder))
     assert len(fast.layout.shapes) == len(slow.layout.shapes) > 0
     assert fast.to_json() == slow.to_json()
+
+
+def test_first_evidence_is_the_first_rows_file_and_line() -> None:
+    """Aggregating file and line, then formatting, names the row evidence_expr().first() named."""
+    from loglib.present import _data as d
+
+    frame = pl.DataFrame(
+        {
+            "k": [1, 1, 2, 2, 3, 3],
+            "file": [
+                "/srv/inc/pg/a.log",
+                "/srv/inc/pg/b.log",
+                None,
+                "app/x.log",
+                "C:\\inc\\app\\y.log",
+                "z.log",
+            ],
+            "line": [7, 8, 9, 10, None, 3],
+        }
+    ).with_columns(pl.col("file").cast(pl.Categorical))
+    direct = frame.group_by("k", maintain_order=True).agg(evidence=d.evidence_expr().first())
+    kept = frame.group_by("k", maintain_order=True).agg(**d.first_evidence()).pipe(d.with_evidence)
+    assert kept.equals(direct)
+    assert kept["evidence"].to_list() == ["pg/a.log:7", None, "app\\y.log"]

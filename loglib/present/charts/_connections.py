@@ -166,8 +166,9 @@ def _db_open_traces(fig: go.Figure, exact: pl.DataFrame, *, row: int) -> float:
             hi=pl.max_horizontal(pl.col("open").max(), pl.col("before").max()),
             lo=pl.min_horizontal(pl.col("open").min(), pl.col("before").min()),
             last=pl.col("open").last(),
-            evidence=d.evidence_expr().first(),
+            **d.first_evidence(),
         )
+        .pipe(d.with_evidence)
         .sort("bucket")
     )
     grid = pl.DataFrame(
@@ -225,7 +226,8 @@ def _db_new_traces(fig: go.Figure, pg_f: pl.DataFrame, step: str, *, row: int) -
             ev.filter(pl.col("event").is_in(events))
             .sort("ts")
             .group_by(pl.col("ts").dt.truncate(step).alias("bucket"))
-            .agg(n=pl.len(), evidence=d.evidence_expr().first())
+            .agg(n=pl.len(), **d.first_evidence())
+            .pipe(d.with_evidence)
             .sort("bucket")
         )
         if b.height == 0 and label == "refused":

@@ -44,7 +44,8 @@ def _error_buckets(app: pl.DataFrame, every: str) -> pl.DataFrame:
     return (
         err.sort("ts")
         .group_by(pl.col("ts").dt.truncate(every).alias("bucket"), "_class")
-        .agg(n=pl.len(), evidence=d.evidence_expr().first())
+        .agg(n=pl.len(), **d.first_evidence())
+        .pipe(d.with_evidence)
         .sort("bucket", "_class")
     )
 

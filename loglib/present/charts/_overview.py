@@ -187,7 +187,8 @@ def _pg_marks(
     r = (
         hits.sort("ts")
         .group_by(pl.col("ts").dt.truncate(step).alias("bucket"))
-        .agg(n=pl.len(), evidence=d.evidence_expr().first())
+        .agg(n=pl.len(), **d.first_evidence())
+        .pipe(d.with_evidence)
         .sort("bucket")
     )
     fig.add_trace(

@@ -137,7 +137,8 @@ def session_durations(
             s.filter(pl.col("outcome") == outcome)
             .sort("secs")
             .group_by("bin")
-            .agg(n=pl.len(), evidence=d.evidence_expr().first())
+            .agg(n=pl.len(), **d.first_evidence())
+            .pipe(d.with_evidence)
             .sort("bin")
         )
         left = lo + b["bin"].cast(pl.Float64) * width
