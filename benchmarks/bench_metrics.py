@@ -10,7 +10,7 @@ is its own):
   does: with it on, the same decode takes about four times as long);
 * ``read_prometheus(query_range JSON)``: the files -> the canonical ``metrics`` frame (one glob);
 * ``metrics_wide(every='1m')`` on that frame (time of that step only; peak RSS of the process);
-* a promtool dump and a Grafana CSV of a tenth of the series (no baseline).
+* a promtool dump and a Grafana CSV of a tenth of the series (no baseline; not in the README table).
 
 Every line gives MB/s, peak RSS as a multiple of the input, and the ratio to the baseline
 measured in the same run (``2.00x orjson.loads``: twice as fast as decoding the JSON alone).
@@ -87,7 +87,7 @@ def measure(mode: str, root: Path) -> dict:
     files = {"json": sorted(root.glob("*.json")), "dump": [root / "dump.txt"], "csv": [root / "grafana.csv"]}
     paths = files.get(mode, files["json"])
     size = sum(p.stat().st_size for p in paths)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if mode == "decode":
         gc.disable()
         samples = 0
@@ -97,14 +97,14 @@ def measure(mode: str, root: Path) -> dict:
             del doc
     elif mode == "wide":
         df = ll.read_prometheus(root / "*.json")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         samples = ll.metrics_wide(df, every="1m").height
     else:
         df = ll.read_prometheus(paths[0] if mode != "json" else root / "*.json")
         samples = df.height
-    secs = time.perf_counter() - start
+    secs, cpu = time.perf_counter() - start, time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": secs, "samples": samples, "file_mb": size / 1e6, "peak_rss_mb": rss}
+    return {"seconds": secs, "cpu_s": cpu, "samples": samples, "file_mb": size / 1e6, "peak_rss_mb": rss}
 
 
 def run_child(mode: str, root: Path, repeat: int) -> dict:
@@ -152,6 +152,9 @@ def main() -> None:
     print(f"{args.series:,} series x {args.points:,} points in {args.files} query_range JSON file(s)")
     print(line("orjson.loads (baseline)", decode, None, ""))
     print(line("read_prometheus query_range JSON", read, decode, "orjson.loads"), flush=True)
+    print(f"CPU time (all threads; load-robust where wall time is not): orjson.loads {decode['cpu_s']:.2f} s, "
+          f"read_prometheus {read['cpu_s']:.2f} s ({decode['cpu_s'] / read['cpu_s']:.2f}x); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)  # fmt: skip
     wide = run_child("wide", root, args.repeat)
     print(f"metrics_wide(every='1m'): {wide['samples']:,} rows in {wide['seconds']:.2f} s "
           f"(peak RSS of read + wide {wide['peak_rss_mb']:,.0f} MB)", flush=True)  # fmt: skip
@@ -159,7 +162,9 @@ def main() -> None:
                         ("csv", f"read_prometheus Grafana CSV ({small} series)")):  # fmt: skip
         r = run_child(mode, root, args.repeat)
         assert r["samples"] == small * args.points, (mode, r["samples"])
-        print(line(label, r, None, ""), flush=True)
+        # small files: the interpreter's own memory is most of the peak, so no "x file" figure
+        print(f"{label}: {r['file_mb']:,.0f} MB in {r['seconds']:.2f} s ({r['file_mb'] / r['seconds']:.0f} MB/s), "
+              f"process peak RSS {r['peak_rss_mb']:,.0f} MB", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

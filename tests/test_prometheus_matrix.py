@@ -207,6 +207,11 @@ class TestEdgeCases:
             b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1709287200,"\\u0031"]]}]}}',
             b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1709287200,"1]"]]}]}}',
             b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1709287200,"S"]]}]}}',
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1709287200,"1"2"]]}]}}',
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1709287200,""]]}]}}',
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1709287200,1]]}]}}',
+            b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1709287200,"1"]]},{"metric":{},"values":[[1709287200,"2"'
+            b"]]}]}}",  # two series, one label set: the second point repeats the first
             b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[01709287200,"1"]]}]}}',
             b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[+1709287200,"1"]]}]}}',
             b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1709287200.,"1"]]}]}}',

@@ -31,8 +31,10 @@ _VALUES = re.compile(rb'"values"\s*:\s*\[')
 _ARRAY_BYTES = b'0123456789.eE+-,"[]NaInfS '
 # ``[`` and a JSON number, as the CSV reader leaves a timestamp; a value is a quoted string
 # (spaces: ``json.dump`` writes ``[1709287200, "3"], [...]``)
-_TIMESTAMP = r"^ *\[ *-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)? *$"
-_QUOTED = r'^ *"[^"]*" *$'
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_TIMESTAMP = rf"^\[{_NUMBER}$"
+_SPACED_TIMESTAMP = rf"^ *\[ *{_NUMBER} *$"
+_SPACED_QUOTED = r'^ *"[^"]*" *$'
 _ROWS = pl.Schema({"first": pl.String, "t": pl.String, "v": pl.String})
 
 
@@ -148,16 +150,18 @@ def _points(text: bytes, n_series: int) -> tuple[np.ndarray, pl.Series, pl.Serie
     first = rows["first"]
     if first.null_count() + int((first == "S").sum()) != rows.height:
         return None
-    shaped = rows.select(pl.col("t").str.contains(_TIMESTAMP).all() & pl.col("v").str.contains(_QUOTED).all())
-    if not shaped.item():
+    t, v = pl.col("t"), pl.col("v")
+    if b" " in text:  # ``[1709287200, "3"], [...]``: a space may stand beside any token
+        shaped = t.str.contains(_SPACED_TIMESTAMP).all() & v.str.contains(_SPACED_QUOTED).all()
+        t, v = t.str.strip_chars(" ["), v.str.strip_chars(" ")
+    else:  # what Prometheus writes; a quote inside a value would fail its cast below
+        shaped = t.str.contains(_TIMESTAMP).all() & (v.str.starts_with('"') & v.str.ends_with('"')).all()
+        t = t.str.slice(1)
+    if not rows.select(shaped).item():
         return None
     cols = rows.select(
-        ts=pl.col("t").str.strip_chars(" [").cast(pl.Float64, strict=False),
-        value=pl.col("v")
-        .str.strip_chars(" ")
-        .str.strip_prefix('"')
-        .str.strip_suffix('"')
-        .cast(pl.Float64, strict=False),
+        ts=t.cast(pl.Float64, strict=False),
+        value=v.str.strip_prefix('"').str.strip_suffix('"').cast(pl.Float64, strict=False),
     )
     ts, value = cols["ts"], cols["value"]
     if ts.null_count() or value.null_count() or not (ts.is_finite() & (ts.abs() < MAX_EPOCH_S)).all():
