@@ -30,19 +30,7 @@ import loglib as ll  # noqa: E402
 #: (recording, check) -> the issue-12 defect that makes it fail today
 KNOWN: dict[tuple[str, str], int] = {}
 #: checks failing for reasons not in issue 12's list (reported to the lead), same discipline
-BURST_DROPS = (
-    "without statement logging, resets of a pool's connections idle together (a burst) are not counted"
-)
-LEAKS_AS_DROPS = (
-    "leaked sessions dying with the app at its final stop are taken for idle drops (no middlebox here)"
-)
-IDLE_TX_BEHIND_BOUNCER = (
-    "idle_in_transaction_gauge under-counts behind pgBouncer in session mode (pgbouncer-61: 13 of 16; "
-    "the development pgbouncer-68's 8 of 10, leaks a pgBouncer restart ended within 9 s, is fixed)"
-)
-NEW: dict[tuple[str, str], str] = {
-    ("pgbouncer-61", "leaks_per_hour[idle_in_transaction_gauge]"): IDLE_TX_BEHIND_BOUNCER,
-}
+NEW: dict[tuple[str, str], str] = {}
 
 
 def _cases() -> list:
