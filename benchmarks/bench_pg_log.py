@@ -13,7 +13,9 @@ same entries, then measures, each in a fresh process (so peak RSS is its own):
 * ``connections``: the whole ``loglib connections --no-cache`` command (every run parses the
   file), against pgBadger (when installed) on the same file.
 
-Every line printed gives MB/s, peak RSS and the ratio to its baseline measured in the same run.
+Every line printed gives MB/s, peak RSS and the ratio to its baseline measured in the same run;
+the line under it the CPU seconds of all threads (and their ratio), with the load average: on a
+shared machine wall time is the share of the cores a run got, CPU seconds the work it did.
 Run: ``python benchmarks/bench_pg_log.py [--size-mb 300] [--repeat 2]``
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -165,7 +168,7 @@ def measure(mode: str, path: Path) -> dict:
     if mode in ("csvlog", "jsonlog"):
         path = path.with_suffix(".csv" if mode == "csvlog" else ".json")
     size = path.stat().st_size
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     lines = None
     if mode == "naive":
         rows = naive_pass(path)
@@ -183,10 +186,10 @@ def measure(mode: str, path: Path) -> dict:
     else:
         msg = f"unknown mode {mode!r}"
         raise ValueError(msg)
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"mode": mode, "seconds": secs, "mb_s": size / 1e6 / secs, "rows": rows, "lines": lines,
-            "peak_rss_mb": rss, "file_mb": size / 1e6}  # fmt: skip
+    return {"mode": mode, "seconds": secs, "cpu_s": cpu, "mb_s": size / 1e6 / secs, "rows": rows,
+            "lines": lines, "peak_rss_mb": rss, "file_mb": size / 1e6}  # fmt: skip
 
 
 def run_child(mode: str, path: Path) -> dict:
@@ -200,9 +203,7 @@ def run_child(mode: str, path: Path) -> dict:
 
 
 def timed_command(cmd: list[str]) -> dict:
-    """Wall time and peak RSS of a whole command (a fresh process, as a user runs it)."""
-    import os
-
+    """Wall time, CPU seconds and peak RSS of a whole command (a fresh process, as a user runs it)."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -211,13 +212,20 @@ def timed_command(cmd: list[str]) -> dict:
         msg = f"{cmd[0]} exited with {os.waitstatus_to_exitcode(status)}"
         raise RuntimeError(msg)
     proc.returncode = 0
-    return {"seconds": secs, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {"seconds": secs, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def line(label: str, r: dict, base: dict | None, base_name: str) -> str:
     ratio = f", {base['seconds'] / r['seconds']:.2f}x {base_name}" if base else ""
     return (f"{label:34s} {r['file_mb']:7,.0f} MB {r['seconds']:6.2f} s {r['mb_s']:6.0f} MB/s"
             f"{ratio}, peak RSS {r['peak_rss_mb']:,.0f} MB ({r['peak_rss_mb'] / r['file_mb']:.1f}x file)")  # fmt: skip
+
+
+def cpu_line(r: dict, base: dict | None, base_name: str) -> str:
+    """CPU seconds (all threads) beside the wall time: on a shared machine, wall time is the
+    share of the cores a run got; CPU seconds are the work it did."""
+    ratio = f", {base['cpu_s'] / r['cpu_s']:.2f}x {base_name}'s CPU" if base else ""
+    return f"{'':34s} CPU {r['cpu_s']:.2f} s{ratio}, load average {os.getloadavg()[0]:.1f}"
 
 
 def best(mode: str, path: Path, repeat: int) -> dict:
@@ -247,9 +255,12 @@ def main() -> None:
         )
     naive = best("naive", path, args.repeat)
     print(line("naive polars pass (baseline)", naive, None, ""))
+    print(cpu_line(naive, None, ""))
     if "stderr" in args.only:
         for mode, label in (("read", "read_pg_log stderr"), ("stream", "scan_pg_log -> Parquet")):
-            print(line(label, best(mode, path, args.repeat), naive, "naive"), flush=True)
+            r = best(mode, path, args.repeat)
+            print(line(label, r, naive, "naive"))
+            print(cpu_line(r, naive, "naive"), flush=True)
     if "records" in args.only:
         for mode in ("csvlog", "jsonlog"):
             r = best(mode, path, args.repeat)
@@ -269,7 +280,9 @@ def main() -> None:
                                     "--pid-dir", str(WORK), "--no-process-info", str(path)])  # fmt: skip
             theirs.update(file_mb=ours["file_mb"], mb_s=ours["file_mb"] / theirs["seconds"])
             print(line("pgbadger (baseline)", theirs, None, ""))
+            print(cpu_line(theirs, None, ""))
         print(line("loglib connections --no-cache (whole command)", ours, theirs, "pgbadger"))
+        print(cpu_line(ours, theirs, "pgbadger"))
 
 
 if __name__ == "__main__":
