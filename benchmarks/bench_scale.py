@@ -17,7 +17,11 @@ the app's and 2 % metrics. Then, each in a fresh process tree, it measures
 
 and prints each figure with its ratio to the 100 MB case.
 
-Run: ``python benchmarks/bench_scale.py [--sizes 100,1024] [--only report,connections,export]``
+With ``--stages`` it first runs the postmortem's stages one by one in a fresh interpreter (read
+each source, sessions, events, findings, summary, timeline, each chart, export) and prints the
+seconds, RSS and peak RSS after each: where the time and the memory go.
+
+Run: ``python benchmarks/bench_scale.py [--sizes 100,1024] [--only report,connections,export] [--stages]``
 """
 
 from __future__ import annotations
@@ -231,6 +235,56 @@ def naive_pass(folder: Path) -> float:
     return time.perf_counter() - t
 
 
+#: what the postmortem notebook and its export bundle do, one stage at a time (``--stages``)
+_STAGES = r"""
+import sys, time, warnings
+warnings.simplefilter("ignore")
+import loglib as ll
+from loglib.postmortem._charts import incident_charts
+
+def mem():
+    got = dict(ln.split(":", 1) for ln in open("/proc/self/status") if ln.startswith(("VmRSS", "VmHWM")))
+    return {k: int(v.split()[0]) / 1024 for k, v in got.items()}
+
+def stage(name, fn):
+    t = time.perf_counter()
+    out = fn()
+    m = mem()
+    print(f"  {name:24s} {time.perf_counter() - t:6.1f} s  RSS {m['VmRSS']:6,.0f} MB  peak {m['VmHWM']:6,.0f} MB", flush=True)
+    return out
+
+inc = stage("load incident.toml", lambda: ll.Incident.load(sys.argv[1]))
+for s in inc.sources:
+    stage(f"read {s.name or s.kind}", lambda s=s: inc.read(s.name or s.kind))
+ev = inc.evidence
+stage("sessions", lambda: ev.sessions)
+stage("events", lambda: ev.events)
+found = stage("findings", lambda: ll.findings(inc))
+stage("summary + impact", lambda: (ll.postmortem.summary(inc, found), ll.postmortem.impact(inc)))
+stage("timeline document", lambda: ll.timeline_document(inc))
+stage("chart overview", lambda: ll.charts.overview(inc))
+stage("evidence charts", lambda: ll.postmortem.evidence_charts(inc, found))
+every = ll.postmortem.leak_every(inc)
+stage("leak rates + chart", lambda: (ll.leak_rates(inc, every=every, best_only=True), ll.charts.leak_rate(inc, every=every)))
+stage("all bundle charts", lambda: incident_charts(inc, leak_every=every))
+stage("export_bundle", lambda: ll.export_bundle(inc, sys.argv[2], leak_every=every))
+"""
+
+
+def stages(folder: Path, cache_dir: Path) -> None:
+    """Each stage of the postmortem in one fresh interpreter (cold cache): seconds, RSS and peak RSS after it."""
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    env = dict(
+        os.environ,
+        LOGLIB_CACHE_DIR=str(cache_dir),
+        POLARS_MAX_THREADS=os.environ.get("POLARS_MAX_THREADS", "2"),
+    )
+    out = folder.with_suffix(".stages")
+    print(f"\nstages of the postmortem, {folder.name} (one process, cold cache):", flush=True)
+    subprocess.run([sys.executable, "-c", _STAGES, str(folder), str(out)], env=env, check=True)
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def measure(folder: Path, only: set[str], cache_dir: Path) -> dict[str, dict]:
     loglib = str(Path(sys.executable).with_name("loglib"))
     env = dict(
@@ -276,6 +330,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1024", help="MiB, comma-separated (the first is the base)")
     parser.add_argument("--only", default="report,connections,export")
     parser.add_argument("--keep", action="store_true", help="reuse incident folders already built")
+    parser.add_argument(
+        "--stages", action="store_true", help="also time each stage of the postmortem in one process"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     only = set(args.only.split(","))
@@ -290,6 +347,8 @@ def main() -> None:
             n_bytes = build(folder, size)
             print(f"built {folder} ({n_bytes / 1e6:,.0f} MB) in {time.perf_counter() - t:.0f} s", flush=True)
         naive = naive_pass(folder)
+        if args.stages:
+            stages(folder, WORK / f"cache-{size}")
         results = measure(folder, only, WORK / f"cache-{size}")
         results["naive polars pass"] = {"seconds": naive, "peak_mb": float("nan"), "rc": 0}
         print(f"\n{n_bytes / 1e6:,.0f} MB incident ({folder.name}):")

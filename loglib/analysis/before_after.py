@@ -378,7 +378,9 @@ def _table(
     def per_minute(frame: pl.DataFrame | None, cond: pl.Expr, s: datetime, e: datetime) -> float | None:
         if frame is None:
             return None
-        n = _in_window(frame, s, e).filter(cond).height
+        # counted, not filtered: a filter copies every column of the rows it keeps (a gigabyte log)
+        inside = (pl.col("ts") >= s) & (pl.col("ts") < e) if "ts" in frame.columns else pl.lit(True)
+        n = frame.select((inside & cond).fill_null(False).sum()).item()
         return n / max((e - s).total_seconds() / 60, 1e-9)
 
     settings = ev.app_settings if ev is not None else AppSettings()

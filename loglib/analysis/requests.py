@@ -76,27 +76,35 @@ def request_rows(data: object) -> tuple[pl.DataFrame, str] | None:
     """Answered requests as ``ts``, ``n``, ``status`` rows and where they come from (access lines,
     else increases of a request counter: a lower bound); None without either."""
     ev = as_evidence(data)
-    app = ev.app
-    if app is not None and "http_status" in app.columns:
-        lines = app.filter(pl.col("http_status").is_not_null() & pl.col("ts").is_not_null())
-        if lines.height:
-            rows = lines.select("ts", n=pl.lit(1, pl.Int64), status=pl.col("http_status").cast(pl.Int32))
-            return rows, "app log: access lines (one per answered request)"
+    rows = _access_rows(ev)
+    if rows is not None:
+        return rows, "app log: access lines (one per answered request)"
     counted = _counter_rows(ev.metrics)
     return None if counted is None else (counted[0], counted[1])
 
 
-def _impact(ev: Evidence) -> RequestImpact | None:
+def _access_rows(ev: Evidence) -> pl.DataFrame | None:
+    """``ts``, ``n`` (1), ``status`` of each access line, once per Evidence; None without any.
+
+    The three columns are taken before the filter: filtering the app frame first copied every
+    column of almost every row (most lines of a busy app log are access lines)."""
     app = ev.app
-    if app is not None and "http_status" in app.columns:
-        lines = app.filter(pl.col("http_status").is_not_null() & pl.col("ts").is_not_null())
-        if lines.height:
-            return _from_rows(
-                lines.select("ts", n=pl.lit(1, pl.Int64), status=pl.col("http_status").cast(pl.Int32)),
-                "access lines",
-                "exact",
-                "app log: access lines (one per answered request)",
-            )
+    if app is None or "http_status" not in app.columns:
+        return None
+
+    def rows() -> pl.DataFrame:
+        return app.select("ts", n=pl.lit(1, pl.Int64), status=pl.col("http_status").cast(pl.Int32)).filter(
+            pl.col("status").is_not_null() & pl.col("ts").is_not_null()
+        )
+
+    found = ev.cached("access_rows", rows)
+    return found if found.height else None
+
+
+def _impact(ev: Evidence) -> RequestImpact | None:
+    rows = _access_rows(ev)
+    if rows is not None:
+        return _from_rows(rows, "access lines", "exact", "app log: access lines (one per answered request)")
     return _from_counter(ev.metrics)
 
 

@@ -75,16 +75,20 @@ def _moments(app: pl.DataFrame) -> list[dict[str, Any]]:
     if app.height == 0 or "message" not in app.columns:
         return []
     service = pl.col("service").fill_null("") if "service" in app.columns else pl.lit("")
-    base = app.filter(pl.col("ts").is_not_null()).with_columns(
-        _svc=service, _file=pl.col("file").fill_null("")
+    # lazy, so each query reads only its columns (an eager filter copied the whole app frame)
+    base = (
+        app.lazy()
+        .filter(pl.col("ts").is_not_null())
+        .with_columns(_svc=service, _file=pl.col("file").fill_null(""))
     )
-    first = base.group_by("_svc", "_file").agg(pl.col("ts").min().alias("_first"))
+    first = base.group_by("_svc", "_file").agg(pl.col("ts").min().alias("_first")).collect()
     lines = (
         base.filter(
             pl.col("message").str.contains(APP_START_PATTERN)
             | pl.col("message").str.contains(APP_STOP_PATTERN)
         )
         .with_columns(_start=pl.col("message").str.contains(APP_START_PATTERN))
+        .collect()
         .join(first, on=["_svc", "_file"], how="left")
         .sort("_svc", "_file", "ts", "line")
     )

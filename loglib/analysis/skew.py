@@ -135,7 +135,7 @@ def apply_offset(
 
 
 def _micros(frame: pl.DataFrame) -> np.ndarray:
-    ts = frame.filter(pl.col("ts").is_not_null())["ts"]
+    ts = frame["ts"].drop_nulls()
     return np.sort(ts.dt.epoch("us").to_numpy().astype(np.int64))
 
 

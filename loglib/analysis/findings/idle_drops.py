@@ -77,8 +77,11 @@ def _candidate_resets(inc: Evidence) -> pl.DataFrame:
 
 def _idle_times(pg: pl.DataFrame, resets: pl.DataFrame) -> pl.DataFrame:
     """Per reset: the backend's previous activity (statement/duration lines, else its login) and the gap."""
-    activity = pg.filter(~pl.col("event").is_in(list(_NOT_ACTIVITY)) & pl.col("ts").is_not_null()).select(
-        "pid", pl.col("ts").alias("last_activity"), pl.col("event").alias("_what")
+    activity = (  # lazy: only the three columns are read (an eager filter copied every column)
+        pg.lazy()
+        .filter(~pl.col("event").is_in(list(_NOT_ACTIVITY)) & pl.col("ts").is_not_null())
+        .select("pid", pl.col("ts").alias("last_activity"), pl.col("event").alias("_what"))
+        .collect()
     )
     joined = (
         resets.select("ts", "pid", "file", "line", "session_id")

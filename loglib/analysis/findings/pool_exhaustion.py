@@ -227,11 +227,18 @@ def _served_requests(inc: Evidence, windows: pl.DataFrame) -> pl.DataFrame | Non
     app = inc.app
     if app is None or "http_duration_s" not in app.columns or "http_status" not in app.columns:
         return None
-    served = app.filter(
-        pl.col("http_duration_s").is_not_null() & (pl.col("http_status") < 400) & pl.col("ts").is_not_null()
-    ).select(
-        _start=pl.col("ts") - pl.duration(microseconds=(pl.col("http_duration_s") * 1e6).cast(pl.Int64)),
-        _held=pl.duration(microseconds=(pl.col("http_duration_s") * 1e6).cast(pl.Int64)),
+    served = (  # lazy: only ts and the two http columns are read (an eager filter copied every column)
+        app.lazy()
+        .filter(
+            pl.col("http_duration_s").is_not_null()
+            & (pl.col("http_status") < 400)
+            & pl.col("ts").is_not_null()
+        )
+        .select(
+            _start=pl.col("ts") - pl.duration(microseconds=(pl.col("http_duration_s") * 1e6).cast(pl.Int64)),
+            _held=pl.duration(microseconds=(pl.col("http_duration_s") * 1e6).cast(pl.Int64)),
+        )
+        .collect()
     )
     served = served.filter(_outside(windows, "_start")).sort("_start")
     return served if served.height >= MIN_SERVED else None

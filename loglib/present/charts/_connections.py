@@ -213,7 +213,8 @@ def _db_open_traces(fig: go.Figure, exact: pl.DataFrame, *, row: int) -> float:
 
 
 def _db_new_traces(fig: go.Figure, pg_f: pl.DataFrame, step: str, *, row: int) -> None:
-    ev = pg_f.filter(pl.col("ts").is_not_null())
+    # the four columns first: a filter copies every column of what it keeps (most of the log)
+    ev = pg_f.select("ts", "event", "file", "line").filter(pl.col("ts").is_not_null())
     has_received = (ev["event"] == "connection_received").any()
     new_event = (
         "connection_authorized" if (ev["event"] == "connection_authorized").any() else "connection_received"

@@ -30,7 +30,8 @@ from loglib.present.theme import (
 
 
 def _error_buckets(app: pl.DataFrame, every: str) -> pl.DataFrame:
-    err = app.filter(pl.col("ts").is_not_null())
+    keep = [c for c in ("ts", "error_class", "level", "file", "line") if c in app.columns]
+    err = app.select(keep).filter(pl.col("ts").is_not_null())  # narrow first: filters copy what they keep
     cls = pl.col("error_class") if "error_class" in err.columns else pl.lit(None, pl.String)
     level = pl.col("level") if "level" in err.columns else pl.lit(None, pl.String)
     err = err.with_columns(
