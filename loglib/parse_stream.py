@@ -107,7 +107,7 @@ class _Steps:
 
 class _RunWriter:
     """Writes each batch, redacted and sorted by time, as one run of row groups (in a thread of
-    its own, at most two batches behind); tracks whether the input as a whole was in order."""
+    its own, one batch behind); tracks whether the input as a whole was in order."""
 
     def __init__(
         self, path: Path, group_rows: int, redact: Callable[[pl.DataFrame], pl.DataFrame] | None
@@ -150,7 +150,7 @@ class _RunWriter:
             self.last_ts = timed[-1]
             self.runs.append(_Run(timed.min(), self._groups(timed.len())))
         self._pending.append(self._pool.submit(self._job, batch, nulls, not self.in_order))
-        while len(self._pending) > 2:
+        while len(self._pending) > 1:  # one batch written while the next is parsed
             self._pending.popleft().result()
 
     def _job(self, batch: pl.DataFrame, nulls: int, sort: bool) -> None:

@@ -306,3 +306,19 @@ def test_peak_memory_does_not_follow_the_file(tmp_path: Path) -> None:
     # about 0.5 GB here: imports, two chunks in flight, the merge's window
     assert peak < 0.8e9, f"peak RSS {peak / 1e6:,.0f} MB for a {size / 1e6:,.0f} MB log"
     log.unlink()
+
+
+def test_a_kind_read_whole_refuses_what_cannot_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``loglib parse prometheus`` is not streamed: an input that cannot fit is one error line,
+    before any reading; one that fits is read as before."""
+    folder = INCIDENTS / "idle-drops" / "prometheus"
+    out = tmp_path / "m.parquet"
+    monkeypatch.setattr(cli, "EAGER_FACTOR", 10**9)  # as if the input were 10⁹ times bigger
+    assert cli.main(["parse", "prometheus", str(folder), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "reads its input whole" in err and "memory available" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+    monkeypatch.setattr(cli, "EAGER_FACTOR", 12)
+    assert cli.main(["parse", "prometheus", str(folder), "--out", str(out), "-q"]) == 0 and out.exists()
