@@ -142,3 +142,17 @@ def test_pg_sessions_is_a_labelled_lower_bound_after_a_fast_shutdown():
         assert leaked <= n
         assert any(note.startswith("lower bound: ") and "server shutdown" in note for note in notes), notes
     assert _checks("mixed-40")["leaks_per_hour[pg_sessions]"].ok
+
+
+def test_pg_sessions_does_not_take_a_request_caught_mid_way_for_a_leak():
+    """pgbouncer-12906 (development): when pgBouncer was killed at 13:29:14.83, ten sessions ended
+    inside an open transaction; nine were leaks idle for seconds, one (its statement logged at
+    13:29:14.827) was a request in flight. The nine count, the tenth is named in the lower bound's
+    note (before: 11 leaks for 10)."""
+    folder = scorecard.LAB / "pgbouncer-12906"
+    truth = json.loads((folder / "truth.json").read_text())
+    got = _hourly(ll.leak_rates(ll.Incident.load(folder), every="1h", method="pg_sessions"))
+    assert truth["leaks"]["total"] == 10 and got["13:00"][0] == 10
+    assert any(
+        n.startswith("lower bound: 1 more session(s)") and "caught mid-way" in n for n in got["13:00"][1]
+    )

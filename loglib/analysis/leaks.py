@@ -32,7 +32,9 @@ Methods, best first:
     plain reset (a middlebox, a restart) are not evidence of a leak. Counted at their last logged activity (a statement
     with ``log_statement``, else their start). A server shutdown ends leaked and pooled sessions
     alike: in a group that leaks, the buckets where such sessions were open are a lower bound
-    (``low``; the note says how many more sessions may have been leaks). Buckets where the server refused connections
+    (``low``; the note says how many more sessions may have been leaks). So is a session that
+    ended inside a transaction within the second of its last logged statement: a leak, or a
+    request caught mid-way when its app or pooler died. Buckets where the server refused connections
     (``too_many_clients``/``reserved_slots``) are ``saturated``.
 
 In a saturated bucket the leak is **not** reported as stopped: ``leaked`` is null when nothing
@@ -49,7 +51,7 @@ import polars as pl
 from loglib._compat import to_polars
 from loglib.analysis.align import time_grid
 from loglib.analysis.evidence import Evidence, HasEvidence, as_evidence
-from loglib.analysis.idle_tx import idle_in_transaction_leaks
+from loglib.analysis.idle_tx import STAMP, idle_in_transaction_leaks
 from loglib.analysis.stop_leaks import (
     StopEvidence,
     final_stop_evidence,
@@ -351,7 +353,13 @@ def session_leaks(
     ss = _mark_mid_transaction(ss, mid_transaction)
     # direct evidence: PostgreSQL (or pgBouncer in front of it) saw the session end inside a
     # transaction (the app died holding it)
-    direct = pl.col("open_transaction").fill_null(False) | pl.col("_mid")
+    ended_in_tx = pl.col("open_transaction").fill_null(False) | pl.col("_mid")
+    # one that ended within the second of its last logged statement may be a request caught
+    # mid-way (the app or its pooler died under it), not a leak: PostgreSQL's log cannot tell
+    sec = lambda c: pl.col(c).dt.truncate("1s")  # noqa: E731
+    caught = ended_in_tx & pl.col("last_activity").is_not_null() & (sec("end") - sec("last_activity") < STAMP)
+    ss = ss.with_columns(_caught=caught.fill_null(False))
+    direct = ended_in_tx & ~pl.col("_caught")
     by_rule = (
         ~pl.col("clean")
         & (pl.col("open_at_end").fill_null(False) | (pl.col("end_reason") == "admin_termination"))
@@ -377,6 +385,11 @@ def session_leaks(
     )
     grid = time_grid(ev["ts"].min(), log_end, every)
     undecided = _sessions_per_bucket(maybe, grid, every)
+    mid_way = (
+        ss.filter(pl.col("_caught"))
+        .group_by(pl.col("last_activity").dt.truncate(every).alias("ts"), "scope")
+        .agg(pl.len().cast(pl.UInt32).alias("_caught"))
+    )
     scopes = pl.concat(
         [stats.select("scope", "_typical", "_clean"), cand.select("scope", "_typical", "_clean")],
         how="vertical_relaxed",
@@ -394,11 +407,13 @@ def session_leaks(
         frame.join(counts, on=["ts", "scope"], how="left")
         .join(full, on="ts", how="left")
         .join(undecided, on=["ts", "scope"], how="left")
+        .join(mid_way, on=["ts", "scope"], how="left")
         .with_columns(
             pl.col("n").fill_null(0).cast(pl.Float64),
             pl.col("_full").fill_null(0.0),
             pl.col("_all_direct").fill_null(False),
             pl.col("_maybe").fill_null(0),
+            pl.col("_caught").fill_null(0),
         )
     )
     short = pl.col("_typical") < pl.duration(seconds=60)
@@ -409,7 +424,7 @@ def session_leaks(
         leaked=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0)).then(None).otherwise(pl.col("n")),
         confidence=pl.when((pl.col("_full") >= 0.999) & (pl.col("n") == 0))
         .then(_NONE)
-        .when((pl.col("_full") > 0) | (pl.col("_maybe") > 0))
+        .when((pl.col("_full") > 0) | (pl.col("_maybe") > 0) | (pl.col("_caught") > 0))
         .then(_LOW)
         .when(exact)
         .then(_HIGH)
@@ -431,6 +446,15 @@ def session_leaks(
                 "lower bound: {} more session(s) of this group, open in this bucket, were ended by a server "
                 "shutdown, which ends leaked and pooled sessions alike (no sign which were leaks)",
                 pl.col("_maybe"),
+            )
+        )
+        .when(pl.col("_caught") > 0)
+        .then(
+            pl.format(
+                "lower bound: {} more session(s) of this group ended inside a transaction within the second of "
+                "their last statement: leaks, or requests caught mid-way when their app or pooler died (no sign "
+                "which)",
+                pl.col("_caught"),
             )
         )
         .when(exact)
