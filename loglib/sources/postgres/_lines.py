@@ -110,14 +110,16 @@ def _noise_series(text: pl.Series, severity: pl.Series) -> pl.Series:
     """``memory`` / ``command`` for lines the prefix did not match that are known noise, else null."""
     # every memory-dump line holds "blocks; " and no command line starts with a tab: the regexes
     # run only on the few lines that can match them
-    maybe = severity.is_null() & (
-        text.str.contains("blocks; ", literal=True) | ~text.str.starts_with("\t")
-    ).fill_null(False)
     out = _nulls("noise", text.len())
-    idx = maybe.arg_true()
+    unmatched = severity.is_null().arg_true()
+    if unmatched.len() == 0:
+        return out
+    sub = text.gather(unmatched)
+    maybe = (sub.str.contains("blocks; ", literal=True) | ~sub.str.starts_with("\t")).fill_null(False)
+    idx = unmatched.filter(maybe)
     if idx.len() == 0:
         return out
-    sub = text.gather(idx)
+    sub = sub.filter(maybe)
     kind = pl.select(
         pl.when(sub.str.contains(_MEMORY_DUMP))
         .then(pl.lit("memory"))
@@ -210,7 +212,7 @@ def _continuation_series(text: pl.Series) -> pl.Series:
 def _continuation(text: pl.Expr) -> pl.Expr:
     """Lines that continue the entry above: PostgreSQL indents them with a tab (some tools turn
     it into spaces); blank lines inside multi-line statements count too."""
-    return text.str.starts_with("\t") | text.str.starts_with(" ") | (text.str.len_bytes() == 0)
+    return text.str.contains(r"^(?:[\t ]|$)")  # one pass: a tab, a space or nothing
 
 
 class _LineParser:
