@@ -1,12 +1,12 @@
 """Regenerate the README's performance table from the benchmark scripts' own output.
 
-Runs ``bench_pg_log.py`` and ``bench_app_log.py`` (or reads outputs they printed before, with
-``--from``), times ``loglib --help`` against a bare ``python -c pass``, and rewrites the table
+Runs ``bench_pg_log.py``, ``bench_app_log.py`` and ``bench_metrics.py`` (or reads outputs they
+printed before, with ``--from``), times ``loglib --help`` against a bare ``python -c pass``, and rewrites the table
 between the ``perf-table`` markers of README.md. Every row is a figure with the baseline it was
 measured against in the same run.
 
     python benchmarks/readme_table.py                      # run everything (about 10 minutes)
-    python benchmarks/readme_table.py --from pg.txt app.txt
+    python benchmarks/readme_table.py --from pg.txt app.txt metrics.txt
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def main() -> None:
                 [sys.executable, str(ROOT / "benchmarks" / script), *extra],
                 check=True, capture_output=True, text=True,
             ).stdout
-            for script, extra in (("bench_pg_log.py", ["--repeat", "1"]), ("bench_app_log.py", ["--size-mb", "100"]))
+            for script, extra in (("bench_pg_log.py", ["--repeat", "1"]), ("bench_app_log.py", ["--size-mb", "100"]),
+                                  ("bench_metrics.py", []))
         ]  # fmt: skip
     table = [
         "| what | input | time | throughput | ratio to the baseline (same run) | peak RSS |",
