@@ -2,13 +2,16 @@
 
 The reference below reads one line at a time with Python's ``re`` and the compiled prefix's
 regexes, folding continuation lines, DETAIL/HINT/STATEMENT sections, untabbed SQL and known
-noise the way the reader documents it. The reader's fast paths (narrow fold, chunked
-reading, parallel chunks) must agree with it on every entry and every rejected line, on
-realistic multi-line input with odd lines and at several chunk sizes (so entries cross chunks).
+noise the way the reader documents it, and reading the connection fields (pid, user, database,
+application, client host/port, session time) from the prefix first, then from the connection
+messages. The reader's fast paths (narrow fold, fields read once on the rows that need them,
+chunked reading, parallel chunks) must agree with it on every entry and every rejected line,
+on realistic multi-line input with odd lines and at several chunk sizes (entries cross chunks).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 import warnings
@@ -17,6 +20,7 @@ import polars as pl
 import pytest
 
 import loglib as ll
+from loglib.formats.pg_messages import AUTHORIZED_FIELDS, DISCONNECTION_FIELDS, RECEIVED_FIELDS
 from loglib.formats.pg_prefix import SECONDARY, compile_prefix
 from loglib.sources.postgres._detect import _COMMAND_OUTPUT, _MEMORY_DUMP
 from loglib.sources.postgres._lines import _SQL_LOG, _SQL_SECTIONS
@@ -69,8 +73,14 @@ def _log(prefix: str, seed: int, entries: int = 400) -> str:
                 "\tline 2  ",
             ]
         elif kind == 8:
-            lines += [head + "LOG:  connection received: host=10.0.0.5 port=5000",
-                      head + "LOG:  connection authorized: user=app database=shop application_name=psql"]  # fmt: skip
+            port = rnd.choice([" port=5000", ""])
+            app = rnd.choice(
+                [" application_name=psql", " application_name=my app SSL enabled (protocol=TLSv1.3)", ""]
+            )
+            lines += [head + f"LOG:  connection received: host={rnd.choice(['10.0.0.5', '[local]'])}{port}",
+                      head + f"LOG:  connection authorized: user=u{pid} database=d{pid % 3}{app}",
+                      head + f"LOG:  disconnection: session time: 1:02:03.{n:03d} user=u{pid} database=d "
+                      f"host=10.0.0.{pid % 7}{port}"]  # fmt: skip
         else:
             lines.append(head + f"LOG:  checkpoint {n} complete")
     return "\n".join(lines) + "\n"
@@ -92,11 +102,12 @@ def _reference(text: str, prefix: str) -> tuple[list[tuple], list[int]]:
             sev, msg = m["severity"], line[m.end() :]
         elif not is_cont and (m := exact.match(line)):
             sev, msg = m["severity"], m["message"]
+        fields = m.groupdict() if m else {}
         if sev is not None:
             in_sql = sev in _SQL_SECTIONS or (sev == "LOG" and bool(sql_log.search(msg)))
             if sev not in SECONDARY:
                 entries.append(
-                    {"line": n, "severity": sev, "message": [msg], "detail": [], "into": "message"}
+                    {"line": n, "severity": sev, "message": [msg], "detail": [], "into": "message", **fields}
                 )
             elif entries:
                 entries[-1]["detail"].append(f"{sev}: {msg}")
@@ -117,13 +128,41 @@ def _reference(text: str, prefix: str) -> tuple[list[tuple], list[int]]:
     out = []
     for e in entries:
         message = "\n".join(e["message"])
-        out.append((e["line"], e["severity"], message.rstrip() if message[-1:].isspace() else message,
-                    "\n".join(e["detail"]) or None))  # fmt: skip
+        message = message.rstrip() if message[-1:].isspace() else message
+        row = (e["line"], e["severity"], message, "\n".join(e["detail"]) or None)
+        out.append(row + _connection_fields(e, message))
     return out, rejected
 
 
+def _known(value: str | None) -> str | None:
+    return None if value in (None, "", "[unknown]", "unknown") else value
+
+
+def _connection_fields(entry: dict, message: str) -> tuple:
+    """(pid, user, database, application, client_host, client_port, session_duration) of an entry:
+    the prefix's fields first, then what its connection message says."""
+    rcv = auth = disc = None
+    if entry["severity"] == "LOG":
+        rcv = re.match(RECEIVED_FIELDS, message) if message.startswith("connection received: ") else None
+        auth = re.match(AUTHORIZED_FIELDS, message) if "connection authorized: " in message[:40] else None
+        disc = re.match(DISCONNECTION_FIELDS, message) if message.startswith("disconnection: ") else None
+    user = _known(entry.get("user")) or _known(auth and auth[1]) or _known(disc and disc[4])
+    database = _known(entry.get("database")) or _known(auth and auth[2]) or _known(disc and disc[5])
+    application = _known(entry.get("application")) or _known(auth and auth[3])
+    host = _known(entry.get("client_host")) or (rcv and rcv[1]) or (disc and disc[6])
+    port = (rcv and rcv[2]) or (disc and disc[7])
+    took = None
+    if disc:
+        took = dt.timedelta(
+            hours=int(disc[1]), minutes=int(disc[2]), microseconds=round(float(disc[3]) * 1e6)
+        )
+    return int(entry["pid"]), user, database, application, host, port and int(port), took
+
+
 def _frame_rows(df: pl.DataFrame) -> list[tuple]:
-    return df.sort("line").select("line", "severity", "message", "detail").rows()
+    columns = ("line", "severity", "message", "detail", "pid", "user", "database", "application",
+               "client_host", "client_port", "session_duration")  # fmt: skip
+    return df.sort("line").select(columns).rows()
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
