@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 import loglib as ll
+from loglib.formats.error_rules import classify_frame
 
 # (message as the library prints it, class, where the text comes from)
 SAMPLES = [
@@ -109,6 +110,18 @@ class TestTable:
         df = pl.DataFrame({"t": [s[0] for s in SAMPLES]})
         got = df.select(ll.error_class_expr("t").alias("c"))["c"].to_list()
         assert got == [ll.classify_error(s[0]) for s in SAMPLES]
+
+    def test_grouped_rules_agree_with_expr(self) -> None:
+        """classify_frame (rules tried in groups, in a thread of their own) gives error_class_expr's
+        answer on every sample, on every pair of samples joined (several rules match: the
+        highest priority wins) and on lines that match none."""
+        texts = [s[0] for s in SAMPLES]
+        texts += [f"{a}\n{b}" for a in texts[::3] for b in texts[1::4]] + ["GET /health 200", None]
+        df = pl.DataFrame({"t": texts}, schema={"t": pl.String})
+        expected = df.select(ll.error_class_expr("t").alias("c"))["c"]
+        got = classify_frame(df, "t", "c")["c"]
+        assert got.null_count() < len(texts) - 1
+        assert got.to_list() == expected.to_list()
 
 
 class TestPrecedence:

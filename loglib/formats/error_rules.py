@@ -22,8 +22,11 @@ used by ``read_app_log``) share the table, so both give the same answer for the 
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -292,15 +295,58 @@ def classify_frame(
     table = _resolve(rules)
     if not table:
         return frame.with_columns(pl.lit(None, dtype=pl.String).alias(out))
-    hit = frame.get_column(text).str.contains(_any_pattern(table)).fill_null(False)
-    if not hit.any():
-        return frame.with_columns(pl.lit(None, dtype=pl.String).alias(out))
-    idx = hit.arg_true()
-    classes = frame.select(pl.col(text).gather(idx)).select(error_class_expr(text, rules=table).alias(out))[
-        out
-    ]
-    full = pl.Series(out, [None] * frame.height, dtype=pl.String).scatter(idx, classes)
-    return frame.with_columns(full)
+    texts = frame.get_column(text)
+    return frame.with_columns(_RULES_THREAD.submit(_classes, texts, table).result().alias(out))
+
+
+#: polars keeps the last 32 regexes it compiled, per thread. A chunk's parsing uses more than
+#: that, so the rules (large alternations) would be compiled again for every chunk; they run in
+#: a thread of their own instead, tried in groups, and stay compiled from chunk to chunk.
+_RULES_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loglib-rules")
+_GROUP = 5
+
+
+@lru_cache(maxsize=32)
+def _groups(rules: tuple[ErrorRule, ...]) -> list[tuple[str, list[ErrorRule]]]:
+    """The rules in priority order, in groups with the pattern that matches where any of them does."""
+    ordered = _ordered(rules)
+    parts = [ordered[i : i + _GROUP] for i in range(0, len(ordered), _GROUP)]
+    return [("|".join(f"(?:{r.pattern})" for r in part), part) for part in parts]
+
+
+def matches_any(texts: Sequence[pl.Series], rules: tuple[ErrorRule, ...]) -> pl.Series:
+    """Per row: does any rule match any of ``texts`` (null texts match nothing)?"""
+    pattern = _any_pattern(rules)
+
+    def scan() -> pl.Series:
+        hits = [t.str.contains(pattern).fill_null(False) for t in texts]
+        return functools.reduce(operator.or_, hits)
+
+    return _RULES_THREAD.submit(scan).result()
+
+
+def _classes(texts: pl.Series, rules: tuple[ErrorRule, ...]) -> pl.Series:
+    """The class of each text as :func:`error_class_expr` gives it (the highest-priority rule that
+    matches; null where none does): a group is tried on the rows still open, then its rules."""
+    out = pl.Series([None] * texts.len(), dtype=pl.String)
+    idx = texts.str.contains(_any_pattern(rules)).fill_null(False).arg_true()
+    rest = texts.gather(idx)
+    for pattern, members in _groups(rules):
+        if not idx.len():
+            break
+        hit = rest.str.contains(pattern).fill_null(False)
+        if not hit.any():
+            continue
+        where, inside = idx.filter(hit), rest.filter(hit)
+        idx, rest = idx.filter(~hit), rest.filter(~hit)
+        for rule in members:
+            found = inside.str.contains(rule.pattern).fill_null(False)
+            if found.any():
+                out = out.scatter(where.filter(found), rule.error_class)
+                where, inside = where.filter(~found), inside.filter(~found)
+                if not where.len():
+                    break
+    return out
 
 
 def classify_error(text: str | None, *, rules: Sequence[ErrorRule] | None = None) -> str | None:

@@ -20,9 +20,9 @@ from loglib.formats.app_formats import (
 )
 from loglib.formats.error_rules import (
     ErrorRule,
-    _any_pattern,
     _resolve,
     classify_frame,
+    matches_any,
     message_template_expr,
 )
 from loglib.sources._chunks import read_entries
@@ -206,13 +206,9 @@ def _classify(frame: pl.DataFrame, rules: tuple[ErrorRule, ...] | None) -> pl.Da
     they get the whole text built and the ordered rules applied.
     """
     table = _resolve(rules)
-    anyp = _any_pattern(table) if table else None
-    if anyp is None:
+    if not table:
         return frame.with_columns(error_class=pl.lit(None, dtype=pl.String))
-    hit = frame.select(
-        pl.col("head").str.contains(anyp).fill_null(False)
-        | pl.col("traceback").str.contains(anyp).fill_null(False)
-    ).to_series()
+    hit = matches_any([frame["head"], frame["traceback"]], table)
     idx = hit.arg_true()
     full = _null_series("error_class", pl.String, frame.height)
     if idx.len():
