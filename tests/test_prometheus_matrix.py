@@ -168,6 +168,23 @@ class TestEdgeCases:
         assert frame["value"].to_list()[:2] == [1.0, 2.0]
 
     @pytest.mark.parametrize(
+        ("a", "b"),
+        [
+            ([[T0 + 60, "1"], [T0 + 75, "2"]], [[T0, "3"], [T0 + 15, "4"]]),  # a later chunk read first
+            ([[T0, "1"], [T0 + 15, "2"]], [[T0 + 15, "2"], [T0 + 30, "3"]]),  # chunks that touch
+            ([[T0 + 30, "1"], [T0, "2"]], [[T0 + 60, "3"]]),  # an unsorted series
+            ([[T0, "1"], [T0, "2"]], []),  # one time twice in one series
+        ],
+        ids=["later-first", "touching", "unsorted", "repeat-in-run"],
+    )
+    def test_runs_of_one_series_in_two_files(self, tmp_path: Path, a: list, b: list) -> None:
+        other = {**UP, "instance": "api-0:8000"}  # sorts before UP
+        (tmp_path / "a.json").write_bytes(doc((UP, a), (other, b)))
+        (tmp_path / "b.json").write_bytes(doc((UP, b), (other, a)))
+        frame = assert_same_as_general(tmp_path)
+        assert frame.select(pl.col("ts").is_sorted().over("series").all()).item()
+
+    @pytest.mark.parametrize(
         "data",
         [
             doc((UP, [[T0, "x"], [T0 + 15, "1"]])),  # a value that is not a number
