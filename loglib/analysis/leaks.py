@@ -357,7 +357,8 @@ def session_leaks(
     # one that ended within the second of its last logged statement may be a request caught
     # mid-way (the app or its pooler died under it), not a leak: PostgreSQL's log cannot tell
     sec = lambda c: pl.col(c).dt.truncate("1s")  # noqa: E731
-    caught = ended_in_tx & pl.col("last_activity").is_not_null() & (sec("end") - sec("last_activity") < STAMP)
+    logged = pl.col("last_activity") > pl.col("start")  # else its statements are not logged
+    caught = ended_in_tx & logged & (sec("end") - sec("last_activity") < STAMP)
     ss = ss.with_columns(_caught=caught.fill_null(False))
     direct = ended_in_tx & ~pl.col("_caught")
     by_rule = (

@@ -58,10 +58,12 @@ def open_transaction_ends(
     schema = {"pid": pl.Int64, "start": UTC_TS, "end": UTC_TS, "last_activity": UTC_TS}
     parts = [pl.DataFrame(schema=schema)]
     if sessions is not None and sessions.height:
+        # nothing logged after the session began: its statements are not logged (last_activity unknown)
+        logged = pl.col("last_activity") > pl.col("start")
         parts.append(
-            sessions.filter(pl.col("open_transaction").fill_null(False) & pl.col("end").is_not_null()).select(
-                pl.col(c).cast(t) for c, t in schema.items()
-            )
+            sessions.filter(pl.col("open_transaction").fill_null(False) & pl.col("end").is_not_null())
+            .with_columns(last_activity=pl.when(logged).then(pl.col("last_activity")))
+            .select(pl.col(c).cast(t) for c, t in schema.items())
         )
     if mid_transaction is not None and mid_transaction.height:
         parts.append(mid_transaction.select(pl.col("pid").cast(pl.Int64), pl.col("end").cast(UTC_TS)))
