@@ -299,6 +299,11 @@ def test_idle_in_transaction_tails_are_settled_by_sessions_ended_in_a_transactio
     assert caught["leaked"].sum() == 5
     assert caught["note"][0].startswith("lower bound: 6 more session(s)") and caught["confidence"][0] == "low"
     assert set(got["confidence"]) == {"medium"}
+    # statements not logged (nothing after each session's start): up to the count's last sample
+    unlogged = open_transaction_ends(killed.with_columns(last_activity=pl.col("start")))
+    assert unlogged["last_activity"].null_count() == 6
+    plain = idle_in_transaction_leaks(metrics=m, restarts=marks, open_tx_ends=unlogged, final_stop=stop)
+    assert plain["leaked"].sum() == 6 and set(plain["confidence"]) == {"medium"}
     # a final stop that left two sessions in a transaction: two leaks at the end, not one
     two = StopEvidence(first=at(84), last=at(84.5), earliest=at(84), open_tx=2)
     assert (
@@ -347,3 +352,16 @@ def test_idle_in_transaction_final_stop_that_ends_the_leaked_sessions_counts_the
     got = idle_in_transaction_leaks(metrics=m, open_tx_ends=ends, final_stop=stop)
     assert got["leaked"].sum() == 3
     assert idle_in_transaction_leaks(metrics=m)["leaked"].sum() == 2  # the last one, unseen without the stop
+
+
+def test_leak_chart_marks_every_labelled_lower_bound():
+    """A bucket whose figure is a labelled lower bound for another reason than a full pool (lab
+    mixed-40's pg_sessions after the fast shutdown) reads "0+"/"3+", never a plain number."""
+    from loglib.present.charts import leak_rate
+
+    inc = ll.Incident.load(ROOT / "data" / "lab" / "mixed-40")
+    rates = ll.leak_rates(inc, every="1m", method="pg_sessions")
+    fig = leak_rate(rates, every="1m")
+    texts = [t for trace in fig.data if trace.type == "bar" for t in trace.text]
+    bounds = rates.filter(pl.col("note").str.starts_with("lower bound"))
+    assert bounds.height and sum(t.endswith("+") for t in texts) == bounds.height

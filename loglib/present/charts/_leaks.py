@@ -98,7 +98,15 @@ def leak_rate(
             leaked=pl.when(pl.col("leaked").is_not_null().any()).then(pl.col("leaked").sum()),
             saturated=pl.col("saturated").any() if "saturated" in rates.columns else pl.lit(False),
             confidence=pl.col("confidence").first(),
-            note=pl.col("note").first() if "note" in rates.columns else pl.lit(""),
+            # a bucket whose figure is a labelled lower bound (any of its rows) says so: "3+"
+            bound=pl.col("note").str.starts_with("lower bound").any()
+            if "note" in rates.columns
+            else pl.lit(False),
+            note=pl.col("note")
+            .sort_by(~pl.col("note").str.starts_with("lower bound").fill_null(False))
+            .first()
+            if "note" in rates.columns
+            else pl.lit(""),
             scope=pl.col("scope").str.join(", ") if "scope" in rates.columns else pl.lit(""),
         )
         .sort("ts")
@@ -125,7 +133,10 @@ def leak_rate(
                         "solidity": 0.3,
                     },
                 },
-                text=[f"{v:g}" + ("+" if sat else "") for v in b["leaked"].to_list()],
+                text=[
+                    f"{v:g}" + ("+" if sat or lb else "")
+                    for v, lb in zip(b["leaked"], b["bound"], strict=True)
+                ],
                 textposition="outside",
                 cliponaxis=False,
                 customdata=list(
