@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -296,14 +297,23 @@ def classify_frame(
     if not table:
         return frame.with_columns(pl.lit(None, dtype=pl.String).alias(out))
     texts = frame.get_column(text)
-    return frame.with_columns(_RULES_THREAD.submit(_classes, texts, table).result().alias(out))
+    return frame.with_columns(_rules_thread().submit(_classes, texts, table).result().alias(out))
 
 
 #: polars keeps the last 32 regexes it compiled, per thread. A chunk's parsing uses more than
 #: that, so the rules (large alternations) would be compiled again for every chunk; they run in
 #: a thread of their own instead, tried in groups, and stay compiled from chunk to chunk.
-_RULES_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loglib-rules")
 _GROUP = 5
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _rules_thread() -> ThreadPoolExecutor:
+    """This process's rules thread (a forked child starts its own: the parent's is not there)."""
+    pid = os.getpid()
+    if pid not in _POOLS:
+        _POOLS.clear()
+        _POOLS[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loglib-rules")
+    return _POOLS[pid]
 
 
 @lru_cache(maxsize=32)
@@ -322,7 +332,7 @@ def matches_any(texts: Sequence[pl.Series], rules: tuple[ErrorRule, ...]) -> pl.
         hits = [t.str.contains(pattern).fill_null(False) for t in texts]
         return functools.reduce(operator.or_, hits)
 
-    return _RULES_THREAD.submit(scan).result()
+    return _rules_thread().submit(scan).result()
 
 
 def _classes(texts: pl.Series, rules: tuple[ErrorRule, ...]) -> pl.Series:

@@ -163,19 +163,21 @@ class _Parser:
         sub = sub.select(
             pl.col("_i"),
             first.str.strip_chars_end().alias("m1"),
+            first.str.strip_chars_end().alias("m0"),
             pl.col("traceback"),
             pl.coalesce(pl.col("exc"), exc_chain_expr(pl.col("traceback"))).alias("exc_chain"),
         ).with_columns(
             # an event whose first line is empty (Rails' '  ' before an exception) is named by its next line
             m1=pl.when(pl.col("m1").str.strip_chars() == "").then(fallback).otherwise(pl.col("m1"))
         )
-        frame = events.with_columns(message=first.str.strip_chars_end())
+        # a message of one line is its first line: the first-line cut runs on multi-line events only
+        frame = events.with_columns(message=msg.str.strip_chars_end())
         if sub.height:
             frame = (
                 frame.with_row_index("_i")
                 .join(sub, on="_i", how="left", maintain_order="left")
                 .with_columns(
-                    message=pl.coalesce(pl.col("m1"), pl.col("message")),
+                    message=pl.coalesce(pl.col("m1"), pl.col("m0"), pl.col("message")),
                     exc_chain=pl.coalesce(pl.col("exc_chain"), pl.col("exc")),
                 )
             )
