@@ -4,7 +4,6 @@ with the same read report, and a peak memory that does not grow with the file.""
 from __future__ import annotations
 
 import gzip
-import os
 import subprocess
 import sys
 import warnings
@@ -286,25 +285,24 @@ def _big_log(path: Path, size_mb: int) -> None:
 
 
 def test_peak_memory_does_not_follow_the_file(tmp_path: Path) -> None:
-    """``loglib parse`` of a ~300 MB log peaks well below 1 GB (the eager command peaked at 4x
-    the file, 1.25 GB here, 11x before issue 17's reader work); a fresh process, measured by the kernel."""
+    """``loglib parse`` of a ~300 MB log peaks well below 1 GB (the eager command peaked at 3.7x
+    the file, 1.18 GB here, 11x before issue 17's reader work); a fresh process, measured by the kernel."""
     log = tmp_path / "big.log"
     _big_log(log, 300)
     size = log.stat().st_size
     out = tmp_path / "big.parquet"
     code = (
-        "import resource, sys; from loglib.cli import main; "
-        f"rc = main(['parse', 'postgres', {str(log)!r}, '--out', {str(out)!r}, '-q']); "
+        "import resource, sys; from loglib.cli import main; "  # --no-cache: the eager command parses
+        f"rc = main(['parse', 'postgres', {str(log)!r}, '--out', {str(out)!r}, '-q', '--no-cache']); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, file=sys.stderr); sys.exit(rc)"
     )
-    env = {**os.environ, "LOGLIB_NO_CACHE": "0"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     peak = int(done.stderr.strip().splitlines()[-1])
     rows = pl.scan_parquet(out).select(pl.len()).collect().item()
     assert rows > 1_000_000
-    # about 0.5 GB here: imports, two chunks in flight, the merge's window
-    assert peak < 0.8e9, f"peak RSS {peak / 1e6:,.0f} MB for a {size / 1e6:,.0f} MB log"
+    # 0.45-0.6 GB here: imports, two chunks in flight, one being written, the merge's window
+    assert peak < 0.9e9, f"peak RSS {peak / 1e6:,.0f} MB for a {size / 1e6:,.0f} MB log"
     log.unlink()
 
 
