@@ -161,6 +161,11 @@ class TestEdgeCases:
         (tmp_path / "cut.json.gz").write_bytes(gzip.compress(CLEAN)[:-30])
         assert_same_as_general(tmp_path / "cut.json.gz")
 
+    def test_a_lone_bom_is_one_line_read(self) -> None:
+        report = _read(b"\xef\xbb\xbf", format="prometheus_json")[1]
+        assert report is not None
+        assert (report.lines_read, report.lines_parsed + report.lines_rejected) == (1, 1)
+
     def test_overlapping_files_with_conflicting_values(self, tmp_path: Path) -> None:
         (tmp_path / "a.json").write_bytes(doc((UP, [[T0, "1"], [T0 + 15, "2"], [T0 + 30, "NaN"]])))
         (tmp_path / "b.json").write_bytes(doc((UP, [[T0 + 15, "9"], [T0 + 30, "NaN"], [T0 + 45, "4"]])))
