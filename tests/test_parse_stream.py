@@ -320,3 +320,17 @@ def test_a_kind_read_whole_refuses_what_cannot_fit(
     assert not out.exists()
     monkeypatch.setattr(cli, "EAGER_FACTOR", 12)
     assert cli.main(["parse", "prometheus", str(folder), "--out", str(out), "-q"]) == 0 and out.exists()
+
+
+def test_a_file_named_twice_is_noted_after_the_scan_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The scan's report keeps what it knew before reading (a file reached twice) once it has run,
+    so ``loglib parse`` says it as the eager read does."""
+    twice = [str(SAMPLE), str(SAMPLE.parent / ".." / SAMPLE.parent.name / SAMPLE.name)]
+    lazy = ll.scan_pg_log(twice)
+    lazy.select(pl.len()).collect()
+    want = ll.read_report(eager("postgres", twice, {})).notes
+    assert want and ll.read_report(lazy).notes == want
+    assert cli.main(["parse", "postgres", *twice, "--out", str(tmp_path / "x.parquet"), "-q"]) == 0
+    assert "is the same file as" in capsys.readouterr().out
