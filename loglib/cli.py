@@ -293,6 +293,8 @@ def _parse(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("format", args.format), ("prefix", args.prefix), ("tz", args.tz)) if v}
     if args.pattern:
         options["pattern"] = args.pattern
+    if args.year is not None:
+        options["year"] = args.year
     fn = reader(args.kind)
     import inspect
 
@@ -556,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument("--prefix", help="postgres: the server's log_line_prefix, verbatim")
     parse.add_argument("--pattern", help="app: the logging format string, e.g. '%%(asctime)s %%(message)s'")
     parse.add_argument("--tz", type=_tz_arg, help="zone of naive timestamps")
+    parse.add_argument("--year", type=int, help="postgres: year of BSD syslog timestamps (they carry none)")
     parse.add_argument("--redact", action="store_true", help="remove secrets from every text column first")
     parse.add_argument("--hosts", action="store_true", help="with --redact: also pseudonymise hosts and IPs")
     parse.add_argument(

@@ -334,3 +334,23 @@ def test_a_file_named_twice_is_noted_after_the_scan_runs(
     assert want and ll.read_report(lazy).notes == want
     assert cli.main(["parse", "postgres", *twice, "--out", str(tmp_path / "x.parquet"), "-q"]) == 0
     assert "is the same file as" in capsys.readouterr().out
+
+
+def test_year_reaches_the_syslog_reader(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """BSD syslog stamps carry no year: the reader asks for --year, so parse must take it."""
+    path = CORPUS / "pgbadger" / "pg-syslog.2.gz"
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    head = tmp_path / "syslog.log"
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as src:
+        head.write_text("".join(next(src) for _ in range(400)), encoding="utf-8")
+    out = tmp_path / "s.parquet"
+    assert cli.main(["parse", "postgres", str(head), "--out", str(out), "-q", "--tz", "UTC"]) == 2
+    assert "--year" in capsys.readouterr().err
+    assert (
+        cli.main(["parse", "postgres", str(head), "--out", str(out), "-q", "--tz", "UTC", "--year", "2024"])
+        == 0
+    )
+    frame = pl.read_parquet(out)
+    assert frame.height > 0 and frame["ts"].dt.year().unique().to_list() == [2024]
+    assert frame.equals(written(eager("postgres", [head], {"tz": "UTC", "year": 2024}), tmp_path))

@@ -217,3 +217,13 @@ class TestRedactFigure:
         tl = ll.timeline(app=_app_frame())
         text = ll.export_table(tl, tmp_path / "raw.md", redact=False).read_text()
         assert SECRETS["url_password"] in text
+
+
+def test_host_pseudonyms_are_numbered_in_the_order_seen():
+    """The same frame gets the same pseudonyms on every run: host-1 is the first host in the frame."""
+    hosts = [f"db{n}.prod.internal" for n in range(200, 0, -1)]
+    frame = pl.DataFrame({"client_host": hosts + hosts[:5]})
+    first = Redactor(hosts=True).frame(frame)["client_host"].to_list()
+    assert first[:3] == ["client-1", "client-2", "client-3"]
+    assert first == Redactor(hosts=True).frame(frame)["client_host"].to_list()
+    assert first[200:] == first[:5]

@@ -225,7 +225,7 @@ class Redactor:
 
     def _mapper(self, column: str) -> Callable[[pl.Series], pl.Series]:
         def apply(s: pl.Series) -> pl.Series:
-            uniq = s.drop_nulls().unique()
+            uniq = s.drop_nulls().unique(maintain_order=True)  # pseudonyms numbered in order seen
             if uniq.len() == 0:
                 return s.cast(pl.String)
             mapping = {v: self.value(v, column) for v in uniq.to_list()}
