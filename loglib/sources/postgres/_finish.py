@@ -88,7 +88,8 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
     frame = _message_fields(frame).with_columns(
         # fields cut from the lines still hold the chunk's line buffers: copied out, the lines
         # can be freed (a 317 MB read held 750 MB before its sort, 590 MB with the copies)
-        pl.concat_str(pl.col(c), pl.lit("")) for c in ("severity", "user", "database", "message")
+        pl.concat_str(pl.col(c), pl.lit(""))
+        for c in ("severity", "user", "database", "message")
     )
     return conform(frame, PG_EVENTS)
 
