@@ -406,18 +406,40 @@ class TestLocalisedServers:
     @pytest.mark.parametrize("ext", ["csv", "json"])
     def test_csvlog_and_jsonlog_issue_18(self, ext):
         """The German server's csvlog and jsonlog: severities and events in English too."""
-        from loglib.formats.pg_catalogs import languages
-
-        from .conftest import require
-
-        require(
-            any(lg.code == "de" for lg in languages()), "PostgreSQL's de message catalog (postgresql package)"
-        )
+        require_de_catalog()
         df = ll.read_pg_log(WILD / f"pg15-lc-de.{ext}")
         counts = dict(df.group_by("event").len().iter_rows())
         assert counts["connection_authorized"] == counts["disconnection"] == 3
         assert counts["terminated_by_admin"] == 1
         assert df.filter(pl.col("severity") == "ERROR").height == 1
+
+    @pytest.mark.parametrize("chunk", [512, 2048, 8192])
+    @pytest.mark.parametrize("name", ["pg15-lc-de.csv", "pg15-lc-de.json", "sample.csv", "sample.json"])
+    def test_every_chunk_size_reads_the_eager_frame(self, name, chunk, tmp_path):
+        """``scan_pg_log`` in chunks of one to a few dozen records is ``read_pg_log``'s frame: a
+        csvlog/jsonlog's language is told from the file's first records, not from its first chunk's."""
+        require_de_catalog()
+        path = WILD / name if name.startswith("pg15") else _sample_head(name.split(".")[1], tmp_path)
+        want = ll.read_pg_log(path)
+        got = ll.scan_pg_log(path, chunk_bytes=chunk).collect().sort("ts", maintain_order=True)
+        assert got.equals(want)
+        events = dict(got.group_by("event").len().iter_rows())
+        assert events.get("connection_authorized", 0) > 0 and events.get("disconnection", 0) > 0
+        if "lc-de" in name:
+            assert events["connection_authorized"] == events["disconnection"] == 3
+            assert got.filter(pl.col("severity") == "ERROR").height == 1
+
+    @pytest.mark.parametrize("ext", ["csv", "json"])
+    def test_a_few_records_are_enough(self, ext, tmp_path):
+        """A German csvlog/jsonlog of 6 records (fewer than the 20 the first chunk used to need) reads in English."""
+        require_de_catalog()
+        path = tmp_path / f"short.{ext}"
+        path.write_text("".join((WILD / f"pg15-lc-de.{ext}").read_text().splitlines(keepends=True)[:6]))
+        df = ll.read_pg_log(path)
+        assert df["event"].to_list()[2:] == [
+            "server_starting", "server_ready", "connection_received", "connection_authorized"
+        ]  # fmt: skip
+        assert df["user"][5] == "postgres" and df["application"][5] == "orders-api"
 
     def test_english_logs_load_no_catalog_issue_18(self, monkeypatch):
         """A log every line of which reads in English never opens a catalog."""
@@ -429,3 +451,27 @@ class TestLocalisedServers:
         monkeypatch.setattr(pg_catalogs, "languages", refuse)
         df = ll.read_pg_log(WILD / "pg15-cloudsql-text.log")
         assert ll.read_report(df).format == "stderr, prefix '%m [%p]: [%l-1] db=%d,user=%u,host=%h '"
+
+
+def require_de_catalog() -> None:
+    from loglib.formats.pg_catalogs import languages
+
+    from .conftest import require
+
+    require(
+        any(lg.code == "de" for lg in languages()), "PostgreSQL's de message catalog (postgresql package)"
+    )
+
+
+def _sample_head(ext: str, tmp_path: Path, records: int = 600) -> Path:
+    """The English sample's first ``records`` csvlog/jsonlog records (a record's quoted newlines kept whole)."""
+    lines = (Path(__file__).parents[1] / "data" / "sample-pg" / f"postgresql.{ext}").read_text().splitlines()
+    out, quotes = [], 0
+    for line in lines:
+        out.append(line)
+        quotes += line.count('"')
+        if len(out) >= records and quotes % 2 == 0:
+            break
+    path = tmp_path / f"sample.{ext}"
+    path.write_text("\n".join(out) + "\n")
+    return path

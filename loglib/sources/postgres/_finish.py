@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -164,28 +166,55 @@ _EVENT_HEAD = "^(?:" + "|".join(f"(?:{regex[1:]})" for _, _, regex in PG_EVENT_R
 
 
 class _RecordLanguage:
-    """The language of a csvlog/jsonlog/CloudNativePG source, decided on its first records: looked
-    up only when a severity is not English, or when 20 records in a row name no English event."""
+    """The language of a csvlog/jsonlog/CloudNativePG source, decided on its first ``WINDOW``
+    records whatever chunks they come in: the frames before the decision are held back, then every
+    frame is translated alike, so the eager read and each chunk size give the same rows. Catalogs
+    are looked up only when a severity is not English or no record names an English event."""
+
+    WINDOW = 400
 
     def __init__(self) -> None:
-        self.decided = False
         self.lang: Language | None = None
 
-    def english(self, raw: pl.DataFrame) -> pl.DataFrame:
-        if not self.decided and raw.height:
-            self.decided = True
-            self.lang = self._decide(raw)
-        if self.lang is None:
+    def english(self, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """``frames`` (one source's raw records, in file order) with English severities and messages.
+
+        >>> raw = pl.DataFrame({"severity": ["LOG"], "message": ["connection received: host=x port=1"]})
+        >>> [f["message"][0] for f in _RecordLanguage().english([raw, raw])]
+        ['connection received: host=x port=1', 'connection received: host=x port=1']
+        """
+        stream = iter(frames)
+        held: deque[pl.DataFrame] = deque()
+        seen = 0
+        for raw in stream:
+            held.append(raw)
+            seen += raw.height
+            if seen >= self.WINDOW:
+                break
+        self.lang = self._decide(list(held))
+        while held:  # popped as they go: a held chunk is not kept alive to the source's end
+            yield self._translate(held.popleft())
+        for raw in stream:
+            yield self._translate(raw)
+
+    def _translate(self, raw: pl.DataFrame) -> pl.DataFrame:
+        if self.lang is None or raw.height == 0:
             return raw
         raw = raw.with_columns(pl.col("severity").replace(self.lang.severities).str.strip_chars())
         return _english_messages(raw, self.lang)
 
-    @staticmethod
-    def _decide(raw: pl.DataFrame) -> Language | None:
-        sev = raw["severity"].drop_nulls()
+    @classmethod
+    def _decide(cls, held: list[pl.DataFrame]) -> Language | None:
+        """The language of the first ``WINDOW`` records: None when all their severities are English
+        and one of their messages names an English event (or none carries a message)."""
+        if not held:
+            return None
+        window = pl.concat([f.select(pl.col("severity", "message").cast(pl.String)) for f in held])
+        window = window.head(cls.WINDOW)
+        sev = window["severity"].drop_nulls()
         foreign = sev.filter(~sev.is_in(list(SEVERITIES)))
-        msgs = raw["message"].drop_nulls().head(400)
-        if foreign.len() == 0 and (msgs.len() < 20 or msgs.str.contains(_EVENT_HEAD).any()):
+        msgs = window["message"].drop_nulls()
+        if foreign.len() == 0 and (msgs.len() == 0 or msgs.str.contains(_EVENT_HEAD).any()):
             return None
         words, texts = set(foreign.unique().to_list()), msgs.to_list()
 

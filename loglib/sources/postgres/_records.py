@@ -92,6 +92,10 @@ class _CsvParser:
         self.language = _RecordLanguage()
 
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        for raw in self.language.english(self._raw(report)):
+            yield _finish(raw, self.opts, self.source.name)
+
+    def _raw(self, report: ReadReport) -> Iterator[pl.DataFrame]:
         """Blocks of whole records (a block ends where the quotes before it are balanced, so a
         record's quoted newlines never cross it), each decoded by polars when it can be."""
         carry: pl.Series | None = None  # the lines of a record still open at the chunk's end
@@ -122,7 +126,7 @@ class _CsvParser:
             report.lines_read += lines.len()
             report.lines_parsed += lines.len()
             if raw.height:
-                yield _finish(self.language.english(raw), self.opts, name)
+                yield raw
             return
         yield from self._block_by_record(lines, first, report)
 
@@ -168,7 +172,7 @@ class _CsvParser:
         if bad_lines:
             add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
         if rec["line"]:
-            yield _finish(self.language.english(_records_to_frame(rec, name)), self.opts, name)
+            yield _records_to_frame(rec, name)
 
 
 _QUOTED = r'"(?:[^"]|"")*"'
@@ -349,6 +353,11 @@ class _JsonParser:
         return None, {k: v for k, v in fields.items() if v not in (None, "")}
 
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        for raw in self.language.english(self._raw(report)):
+            yield _finish(raw, self.opts, self.source.name)
+
+    def _raw(self, report: ReadReport) -> Iterator[pl.DataFrame]:
+        """Each chunk's records as raw columns: decoded by polars when it can, else line by line."""
         name = self.source.name
         for chunk in iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes):
             raw = _jsonlog_frame(chunk.lines, chunk.first_line, name) if self.fmt == "jsonlog" else None
@@ -358,7 +367,7 @@ class _JsonParser:
                 if chunk.damage:
                     record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
                 if raw.height:
-                    yield _finish(self.language.english(raw), self.opts, name)
+                    yield raw
                 continue
             rec = _new_records()
             hosts: list[str | None] = []
@@ -408,7 +417,7 @@ class _JsonParser:
                 record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
             if rec["line"]:
                 raw = _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
-                yield _finish(self.language.english(raw), self.opts, name)
+                yield raw
 
     def _decode(self, text: str) -> tuple[str | None, dict]:
         if not text.strip():
