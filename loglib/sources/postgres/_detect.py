@@ -41,6 +41,12 @@ _SYSLOG_ISO = (
     r"^(?P<sys_iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) (?P<host>\S+) "
     r"(?P<ident>[^\s\[:]+)\[(?P<pid>\d+)\]: \[(?P<seq>\d+)-(?P<part>\d+)\] ?(?P<rest>.*)$"
 )
+#: any syslog line's header, PostgreSQL's ``[seq-part]`` or not (``systemd[1]: ``, ``kernel: ``): the
+#: ident of a line the two regexes above miss
+_SYSLOG_HEADER = (
+    r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) "
+    r"\S+ (?P<ident>[^\s\[:]+)(?:\[\d+\])?: "
+)
 # lines that other code writes into the server's log, as the server's stderr: known noise
 _MEMORY_DUMP = (
     r"^\s*(?:Grand total: \d+ bytes in \d+ blocks; |\d+ more child contexts containing \d+ total in \d+ blocks; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 
@@ -19,9 +20,11 @@ from loglib.sources.postgres._detect import (
     _COMMAND_OUTPUT,
     _MEMORY_DUMP,
     _SYSLOG_BSD,
+    _SYSLOG_HEADER,
     _SYSLOG_ISO,
     COMMAND_OUTPUT_REASON,
     MEMORY_DUMP_REASON,
+    _nonblank_lines,
 )
 from loglib.sources.postgres._finish import _english_messages, _finish, _nulls, _Options
 
@@ -39,7 +42,9 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     sev = frame.get_column("severity")
     matched = sev.is_not_null()
     secondary = sev.is_in(list(SECONDARY)).fill_null(False)
-    is_cont = frame.get_column("is_cont")
+    # null (a syslog line with no PostgreSQL [seq-part], a Cloud SQL line with no textPayload) is
+    # no continuation: the line is rejected, never dropped
+    is_cont = frame.get_column("is_cont").fill_null(False)
     if "noise" in frame.columns:
         is_cont = is_cont | _untabbed_sql(frame)
     primary = matched & ~secondary
@@ -61,8 +66,7 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     multi = ~primary | ~primary.shift(-1).fill_null(True)
     rows = pl.DataFrame({"entry": entry, "secondary": secondary, "is_cont": is_cont}).filter(multi)
     text, message = frame.get_column("text").filter(multi), frame.get_column("message").filter(multi)
-    # a null is_cont (a syslog line with no part number) adds no text and ends no section
-    cont = rows.get_column("is_cont").fill_null(False)
+    cont = rows.get_column("is_cont")
     # each line's part: a continuation's text without its tab, a DETAIL/HINT/... line as 'KIND: text'
     part = message.zip_with(~cont, text.str.strip_prefix("\t"))
     escaped = cont & part.str.starts_with("#011").fill_null(False)
@@ -75,10 +79,7 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     parts = rows.select(
         pl.col("entry").set_sorted(),
         # a DETAIL/HINT/... line and the continuations after it belong to the entry's detail
-        in_detail=pl.when(pl.col("is_cont").fill_null(True))
-        .then(None)
-        .otherwise(pl.col("secondary"))
-        .forward_fill(),
+        in_detail=pl.when(pl.col("is_cont")).then(None).otherwise(pl.col("secondary")).forward_fill(),
         part=part,
     )
     first_entry = int(entry.filter(primary)[0])
@@ -254,8 +255,12 @@ class _LineParser:
         finished = _finish(self.to_raw(entries), self.opts, self.source.name) if entries.height else None
         return finished, rejected
 
+    def reasons(self, rejected: pl.DataFrame) -> pl.DataFrame:
+        """``line``, ``text`` and ``reason`` of rejected line rows."""
+        return _reject_reasons(rejected, self.prefix, self.fmt)
+
     def reject(self, report: ReadReport, rejected: pl.DataFrame) -> None:
-        reasons = _reject_reasons(rejected, self.prefix, self.fmt)
+        reasons = self.reasons(rejected)
         add_rejects(
             report, self.source.name, reasons["line"].to_list(), reasons["reason"].to_list(),
             reasons["text"].to_list(),
@@ -301,11 +306,48 @@ class _SyslogParser(_LineParser):
         frame = frame.with_columns(
             # the syslog header's pid wins over a %p in the prefix
             pl.col("pid"),
-            is_cont=pl.col("severity").is_null() & (pl.col("part") > 1),
+            # a line with no [seq-part] (another program's, or not syslog) continues nothing
+            is_cont=pl.col("severity").is_null() & (pl.col("part") > 1).fill_null(False),
             # a continuation's text is what follows the header; '#011' is syslog's escaped tab
             text=pl.when(pl.col("rest").is_not_null()).then(pl.col("rest")).otherwise(pl.col("text")),
         )
         return frame
+
+    @functools.cached_property
+    def _idents(self) -> list[str]:
+        """The syslog idents PostgreSQL writes under in this file (``syslog_ident``, ``postgres``
+        by default): those of the head's ``[seq-part]`` lines (the head, so every chunk agrees)."""
+        head = pl.Series(_nonblank_lines(self.source.head()), dtype=pl.String)
+        found = pl.concat([head.str.extract(_SYSLOG_BSD, 3), head.str.extract(_SYSLOG_ISO, 3)])
+        return sorted({"postgres", *found.drop_nulls().to_list()})
+
+    def reasons(self, rejected: pl.DataFrame) -> pl.DataFrame:
+        """Lines without PostgreSQL's ``[seq-part]`` get their own reason: another program's line
+        (``systemd[1]: Started …``, known noise), a PostgreSQL line loglib cannot place, or no syslog."""
+        reasons = super().reasons(rejected)
+        fallback = reasons["reason"] == f"does not match {self.fmt} log_line_prefix {self.prefix!r}"
+        headless = (rejected["part"].is_null() & fallback).fill_null(False)
+        if headless.any():
+            ident = rejected["text"].str.extract(_SYSLOG_HEADER, 1)
+            own = ident.is_in(self._idents)
+            why = pl.select(
+                pl.when(ident.is_null())
+                .then(pl.lit("not a syslog line (no 'Mon dd hh:mm:ss host ident[pid]: ' header)"))
+                .when(own)
+                .then(
+                    pl.lit(
+                        "PostgreSQL syslog line without a [seq-part] number (loglib reads the default "
+                        "syslog_sequence_numbers = on, syslog_split_messages = on)"
+                    )
+                )
+                .otherwise(
+                    pl.concat_str(
+                        pl.lit("syslog line of another program ("), ident, pl.lit("), not PostgreSQL")
+                    )
+                )
+            ).to_series()
+            reasons = reasons.with_columns(reasons["reason"].zip_with(~headless, why))
+        return reasons
 
     def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
         entries = entries.with_columns(iso=pl.col("sys_iso"))
@@ -358,6 +400,14 @@ class _CloudSqlParser(_LineParser):
         )
         frame = _parse_prefixed(frame, self.compiled, self.fmt, text_col="payload")
         return frame.with_columns(is_cont=pl.col("severity").is_null() & _continuation(pl.col("payload")))
+
+    def reasons(self, rejected: pl.DataFrame) -> pl.DataFrame:
+        """A line that is no Cloud Logging record with a ``textPayload`` says so."""
+        reasons = super().reasons(rejected)
+        fallback = reasons["reason"] == f"does not match {self.fmt} log_line_prefix {self.prefix!r}"
+        bare = (rejected["payload"].is_null() & fallback).fill_null(False)
+        why = pl.lit("not a Cloud Logging JSON record with a textPayload")
+        return reasons.with_columns(reason=pl.when(pl.lit(bare)).then(why).otherwise(pl.col("reason")))
 
     def to_raw(self, entries: pl.DataFrame) -> pl.DataFrame:
         return entries.with_columns(file=pl.lit(self.source.name))
