@@ -6,6 +6,7 @@ record of every error it got."""
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -47,7 +48,9 @@ def recording(tmp_path_factory):
     require(find_pgbouncer() is not None, "pgbouncer")
     folder = tmp_path_factory.mktemp("refusals")
     deploys: list[tuple[datetime, str]] = []
-    settings = {"query_wait_timeout": "2", "admin_users": "app"}
+    # server_login_retry 1 s (default 15): under load the app once waited out 60 s of
+    # "server login has been failing" after PostgreSQL was back; the refusal is the same either way
+    settings = {"query_wait_timeout": "2", "admin_users": "app", "server_login_retry": "1"}
     with running(settings) as b:
         app = App(b.dsn(), folder / "app.log")
         app.start()
@@ -65,8 +68,15 @@ def recording(tmp_path_factory):
         # the app is drained and pgBouncer paused before PostgreSQL goes down: nobody waits, nobody fails
         deploys.append((datetime.now(UTC), "v2: app drained, pgBouncer PAUSEd, PostgreSQL restarted"))
         app.stop()
-        with psycopg.connect(b.dsn(dbname="pgbouncer"), autocommit=True) as admin:
-            admin.execute("PAUSE postgres")  # the app's database (a bare PAUSE can wait forever here)
+        with psycopg.connect(b.dsn(dbname="pgbouncer"), autocommit=True, connect_timeout=15) as admin:
+            # PAUSE waits for every server connection to be released: under load it once hung the
+            # suite, so a watchdog cancels it and the fixture fails instead of waiting forever
+            watchdog = threading.Timer(60, admin.cancel)
+            watchdog.start()
+            try:
+                admin.execute("PAUSE postgres")  # the app's database (a bare PAUSE can wait forever here)
+            finally:
+                watchdog.cancel()
             b.pg.stop("fast")
             time.sleep(DOWN)
             b.pg.start()
