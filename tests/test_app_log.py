@@ -316,6 +316,8 @@ class TestJsonValues:
 
     def test_scalars_in_extra_are_json_text(self):
         """Extra fields keep JSON's spelling: true/false, integers, floats, nested objects."""
-        line = b'{"msg": "x", "level": 30, "time": 1709287200000, "ok": true, "n": 3, "f": 1.5, "o": {"a": 1}}\n'
+        line = (
+            b'{"msg": "x", "level": 30, "time": 1709287200000, "ok": true, "n": 3, "f": 1.5, "o": {"a": 1}}\n'
+        )
         extra = {kv["key"]: kv["value"] for kv in ll.read_app_log(line)["extra"][0]}
         assert (extra["ok"], extra["n"], extra["f"], extra["o"]) == ("true", "3", "1.5", '{"a": 1}')

@@ -115,7 +115,9 @@ class TestErrors:
         self._one_line(done, "no incident.toml")
 
     def test_bad_toml(self, tmp_path):
-        (tmp_path / "incident.toml").write_text('title = "x"\n[[sources]]\nkind = "syslog-ng"\npaths = ["a"]\n')
+        (tmp_path / "incident.toml").write_text(
+            'title = "x"\n[[sources]]\nkind = "syslog-ng"\npaths = ["a"]\n'
+        )
         done = loglib("report", str(tmp_path), "--out", str(tmp_path / "o"))
         self._one_line(done, "bad incident.toml", "kind")
 
@@ -171,7 +173,11 @@ class TestParse:
 
     def test_errors(self, tmp_path):
         done = loglib("parse", "postgres", str(tmp_path / "none*.log"), "--out", str(tmp_path / "x.parquet"))
-        assert done.returncode == 2 and done.stderr.startswith("loglib: error:") and "Traceback" not in done.stderr
+        assert (
+            done.returncode == 2
+            and done.stderr.startswith("loglib: error:")
+            and "Traceback" not in done.stderr
+        )
         done = loglib("parse", "postgres", str(SAMPLE_LOG), "--out", str(tmp_path / "x.xlsx"))
         assert done.returncode == 2 and ".parquet or .csv" in done.stderr
 
@@ -182,7 +188,9 @@ class TestTimeline:
         assert done.returncode == 0, done.stderr
         out = done.stdout
         assert out.startswith("# Timeline: Connection errors for minutes after every deploy")
-        assert re.search(r"^\| Time \(UTC, 2026-11-22\) \| Time \(Europe/Berlin, 2026-11-22\) \| Event \|", out, re.M)
+        assert re.search(
+            r"^\| Time \(UTC, 2026-11-22\) \| Time \(Europe/Berlin, 2026-11-22\) \| Event \|", out, re.M
+        )
         assert out.count("Deploy 2.3.") == 3 and "Europe/Berlin" in out
         assert "pg/postgresql.log:" in out
 
