@@ -10,6 +10,7 @@ from loglib.formats.app_formats import (
     LineFormat,
 )
 from loglib.sources.app._common import _FIELDS, _REQUEST_ID_KEYS, _null_series
+from loglib.sources.app._text_fast import regex_groups
 from loglib.sources.app._time import _chrono, _epoch_seconds, _iso_like
 
 _LEVEL_WORD = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|FATAL|PANIC)"
@@ -93,7 +94,7 @@ def _line_fields(
     fmt: LineFormat, text: pl.Series, tz: str | None, where: str
 ) -> tuple[pl.Series, pl.DataFrame]:
     """Apply one text format to every line: (matched mask, intermediate fields)."""
-    groups = text.str.extract_groups("^(?P<_m>)" + fmt.regex.removeprefix("^")).struct.unnest()
+    groups = regex_groups(fmt.regex, text)
     matched = groups["_m"].is_not_null()
     cols = set(groups.columns)
     n = groups.height

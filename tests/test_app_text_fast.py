@@ -1,0 +1,59 @@
+"""The text formats' timestamp-first fast path gives every row exactly the groups of the whole regex."""
+
+from __future__ import annotations
+
+import random
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from loglib.formats.app_formats import LINE_FORMATS
+from loglib.sources.app._text_fast import regex_groups, split_ts
+
+# lines a fixed-width cut would get wrong: other fraction widths, a zone word after the time, a
+# 'Level 5' level, non-ASCII loggers, a bracket missing, tracebacks, the other formats' examples
+_EDGES = [
+    "2024-03-01 10:00:00,123 UTC INFO a: b",
+    "2024-03-01 10:00:00,1234567 INFO a: b",
+    "2024-03-01T10:00:00Z GMT ERROR x",
+    "2024-03-01 10:00:00,123 Level 5 app: hi",
+    "2024-03-01 10:00:00,123 INFO ünï: cødé: ✓",
+    "2024-03-01 10:00:00,123 - app.db - ERROR - x - y",
+    "[2024-03-01 10:00:00,123] ERROR in app: x",
+    "[2024-03-01 10:00:00,123 ERROR in app: x",
+    "2024-03-01 10:00:00.123 ERROR [main] a.b.C - x",
+    "2024-03-01 10:00:00 +0000 INFO",
+    "[2024-03-01 10:00:00 +0000] [7] [CRITICAL] WORKER TIMEOUT (pid:13)",
+    "2024/03/01 10:00:00.123456 main.go:4: x",
+    "2024-03-01 10:00:00.123 | ERROR    | app.db:connect:42 - checkout failed",
+    "Traceback (most recent call last):",
+    '  File "/app/db.py", line 41, in load',
+    "",
+]
+
+
+def _lines() -> pl.Series:
+    rng = random.Random(17)
+    base = _EDGES + [f.example for f in LINE_FORMATS]
+    mutated = []
+    for line in base * 40:
+        if line:
+            i = rng.randrange(len(line))
+            mutated.append(line[:i] + rng.choice(" :,.Z+-[]1aé\t") + line[i + rng.randrange(2) :])
+    return pl.Series("text", base + mutated, dtype=pl.String)
+
+
+@pytest.mark.parametrize("fmt", LINE_FORMATS, ids=lambda f: f"{f.name}-{f.label}")
+def test_fast_path_equals_whole_regex(fmt):
+    text = _lines()
+    want = text.str.extract_groups("^(?P<_m>)" + fmt.regex.removeprefix("^")).struct.unnest()
+    assert_frame_equal(regex_groups(fmt.regex, text), want)
+
+
+def test_python_logging_takes_the_fast_path():
+    """The formats the benchmark and most logs use are split (else the test above proves nothing new)."""
+    split = [f for f in LINE_FORMATS if split_ts(f.regex) is not None]
+    assert {"python", "loguru", "java", "go", "gunicorn"} <= {f.name for f in split}
+    py = next(f for f in LINE_FORMATS if f.label == "level name:")
+    assert split_ts(py.regex).rest.startswith(" (?P<level>")
