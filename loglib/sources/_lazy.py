@@ -100,6 +100,7 @@ def collect_batches(
     for source in sources:  # a rotation during the read: where the lines were found
         report.notes.extend(n for n in getattr(source, "notes", ()) if n not in report.notes)
     frame = pl.concat(parts, rechunk=False) if parts else schema.empty()
+    del parts  # the frame shares their buffers: the sort below can free each column as it goes
     if frame.height == 0 and raise_if_empty:
         msg = (
             f"no {what} in {', '.join(s.name for s in sources)} "
@@ -111,8 +112,38 @@ def collect_batches(
     in_order = ts.null_count() == 0 and ts.is_sorted()  # one file in time order: no copy needed
     if ts.is_not_null().any() and not in_order:
         report.notes.extend(clock_steps(frame))  # in file order, before the sort hides them
-        frame = frame.sort("ts", maintain_order=True, nulls_last=True)
+        columns = frame.get_columns()
+        del frame, ts  # the columns list is now their only holder: the sort frees each as it goes
+        frame = sort_by_ts(columns)
     return frame
+
+
+def sort_by_ts(columns: list[pl.Series]) -> pl.DataFrame:
+    """The frame of ``columns`` sorted by its ``ts`` (nulls last, ties in their order), one
+    column at a time.
+
+    ``DataFrame.sort`` builds every sorted column while the unsorted ones are alive (the whole
+    frame twice, plus scratch). Here each entry of ``columns`` is replaced by its sorted gather in
+    turn, so when the list holds the only references the unsorted buffers go column by column
+    and the sort adds about one column. String columns are views: a gather copies the 16-byte
+    views, not the text.
+
+    Examples
+    --------
+    >>> cols = [pl.Series("ts", [2, None, 1, 2]), pl.Series("n", ["a", "b", "c", "d"])]
+    >>> sort_by_ts(cols)["n"].to_list()
+    ['c', 'a', 'd', 'b']
+    """
+    ts = next(c for c in columns if c.name == "ts")
+    order = ts.to_frame().select(pl.arg_sort_by("ts", nulls_last=True, maintain_order=True)).to_series()
+    del ts
+    for i, col in enumerate(columns):
+        if col.null_count() == col.len():  # all null: no views to keep (a gather would write them)
+            columns[i] = pl.repeat(None, col.len(), dtype=col.dtype, eager=True).alias(col.name)
+        else:  # a gather of many chunks writes their strings anew; of one, views only
+            columns[i] = col.rechunk().gather(order)
+        del col
+    return pl.DataFrame(columns)
 
 
 def clock_steps(frame: pl.DataFrame, *, at_least: timedelta = CLOCK_STEP, show: int = 3) -> list[str]:
