@@ -98,10 +98,12 @@ class TestClockStepsBack:
 class TestRotationDuringRead:
     """A logrotate while loglib reads: the rotated lines are read where they went, once."""
 
+    @pytest.mark.parametrize("how", ["read", "scan"])
     def test_rotation_between_listing_and_reading(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
     ) -> None:
-        """x.log.1 and x.log listed; logrotate moves them on before x.log is opened: nothing skipped."""
+        """x.log.1 and x.log listed; logrotate moves them on before x.log is opened: nothing
+        skipped, and the read report says where the lines were found (a scan's too)."""
         old, cur = tmp_path / "postgresql.log.1", tmp_path / "postgresql.log"
         old.write_text(session("09:00:00.000", "09:00:01.000", 5, 4000))
         cur.write_text(session("10:00:00.000", "10:00:01.000", 7, 5000))
@@ -118,10 +120,15 @@ class TestRotationDuringRead:
             return fh
 
         monkeypatch.setattr(files, "_open_file", open_and_rotate)
-        df = read(tmp_path / "postgresql.log*")
+        if how == "read":
+            df = read(tmp_path / "postgresql.log*")
+            notes = ll.read_report(df).notes
+        else:
+            lazy = ll.scan_pg_log(tmp_path / "postgresql.log*", prefix=PREFIX)
+            df = lazy.collect()
+            notes = ll.read_report(lazy).notes
         assert sorted(df["pid"].unique().to_list()) == [5, 7]  # the rotated lines: not skipped, not doubled
         assert df.height == 6
-        notes = ll.read_report(df).notes
         assert any("was rotated while loglib read" in n and "postgresql.log.1" in n for n in notes), notes
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 
 import polars as pl
@@ -20,20 +20,26 @@ def scan_batches(
     schema: FrameSchema,
     report: ReadReport,
     name: str,
+    sources: Iterable = (),
 ) -> pl.LazyFrame:
     """A LazyFrame whose rows are ``batches(report)``, produced while a query runs.
 
     Projection, filter and row-limit pushdowns are applied per batch, so a filtered scan of
     a file larger than memory keeps only what passes. ``report`` is reset at the start of
-    every collect and holds the counts of the last one (``loglib.read_report(lazy_frame)``).
+    every collect and holds the counts of the last one (``loglib.read_report(lazy_frame)``),
+    with the notes of ``sources`` (a rotation during the read: where the lines were found).
     """
 
     notes = list(report.notes)  # what the scan knew before reading (a file reached twice)
+    sources = list(sources)
 
     def fresh() -> Iterator[pl.DataFrame]:
         report.__init__(report.reader)
         report.notes.extend(notes)
-        return batches(report)
+        for source in sources:
+            source.notes.clear()  # this pass's rotations, not an earlier collect's
+        yield from batches(report)
+        add_source_notes(report, sources)
 
     def source(with_columns, predicate, n_rows, batch_size):
         produced = 0
@@ -80,6 +86,12 @@ def iter_batches(lazy: pl.LazyFrame) -> Iterator[pl.DataFrame]:
     return hit[1]()
 
 
+def add_source_notes(report: ReadReport, sources: Iterable) -> None:
+    """What happened to the files while they were read (a rotation: where the lines were found)."""
+    for source in sources:
+        report.notes.extend(n for n in getattr(source, "notes", ()) if n not in report.notes)
+
+
 def collect_batches(
     batches: Iterator[pl.DataFrame],
     schema: FrameSchema,
@@ -97,8 +109,7 @@ def collect_batches(
     from loglib.errors import NoDataError
 
     parts = list(batches)
-    for source in sources:  # a rotation during the read: where the lines were found
-        report.notes.extend(n for n in getattr(source, "notes", ()) if n not in report.notes)
+    add_source_notes(report, sources)
     frame = pl.concat(parts, rechunk=False) if parts else schema.empty()
     del parts  # the frame shares their buffers: the sort below can free each column as it goes
     if frame.height == 0 and raise_if_empty:

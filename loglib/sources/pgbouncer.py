@@ -270,7 +270,11 @@ def scan_pgbouncer_log(
     report = ReadReport("read_pgbouncer_log")
     report.notes.extend(sources.notes)
     return scan_batches(
-        lambda rep: _batches(sources, opts, rep), PGBOUNCER_EVENTS, report, "loglib.scan_pgbouncer_log"
+        lambda rep: _batches(sources, opts, rep),
+        PGBOUNCER_EVENTS,
+        report,
+        "loglib.scan_pgbouncer_log",
+        sources,
     )
 
 

@@ -67,7 +67,9 @@ def scan_app_log(
     report = ReadReport("read_app_log")
     report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
 
-    return scan_batches(lambda rep: _batches(sources, opts, rep), APP_EVENTS, report, "loglib.scan_app_log")
+    return scan_batches(
+        lambda rep: _batches(sources, opts, rep), APP_EVENTS, report, "loglib.scan_app_log", sources
+    )
 
 
 def no_timestamp_note(missing: int, events: int, format: str | None) -> str:

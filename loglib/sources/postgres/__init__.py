@@ -151,7 +151,9 @@ def scan_pg_log(
     report = ReadReport("read_pg_log")
     report.notes.extend(getattr(sources, "notes", ()))  # the same file reached twice
 
-    return scan_batches(lambda rep: _batches(sources, opts, rep), PG_EVENTS, report, "loglib.scan_pg_log")
+    return scan_batches(
+        lambda rep: _batches(sources, opts, rep), PG_EVENTS, report, "loglib.scan_pg_log", sources
+    )
 
 
 def read_pg_log(
