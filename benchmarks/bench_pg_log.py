@@ -9,7 +9,8 @@ same entries, then measures, each in a fresh process (so peak RSS is its own):
   ``str.extract_groups`` regex, ``str.to_datetime``): what a user would write in five minutes;
 * ``read``: ``read_pg_log`` (file -> typed, classified frame in memory);
 * ``stream``: ``scan_pg_log`` streamed into Parquet (``sink_parquet``): memory stays bounded;
-* ``csvlog`` / ``jsonlog``: ``read_pg_log`` on the csvlog / jsonlog rendering;
+* ``csvlog`` / ``jsonlog``: ``read_pg_log`` on the csvlog / jsonlog rendering, against polars' own
+  ``pl.read_csv`` / ``pl.read_ndjson`` of the same file (``read_csv`` / ``read_ndjson``);
 * ``connections``: the whole ``loglib connections --no-cache`` command (every run parses the
   file), against pgBadger (when installed) on the same file.
 
@@ -165,13 +166,17 @@ def measure(mode: str, path: Path) -> dict:
     import loglib as ll
 
     warnings.simplefilter("ignore")
-    if mode in ("csvlog", "jsonlog"):
-        path = path.with_suffix(".csv" if mode == "csvlog" else ".json")
+    if mode in ("csvlog", "jsonlog", "read_csv", "read_ndjson"):
+        path = path.with_suffix(".csv" if mode in ("csvlog", "read_csv") else ".json")
     size = path.stat().st_size
     t, cpu = time.perf_counter(), time.process_time()
     lines = None
     if mode == "naive":
         rows = naive_pass(path)
+    elif mode == "read_csv":
+        rows = pl.read_csv(path, has_header=False, infer_schema=False).height
+    elif mode == "read_ndjson":
+        rows = pl.read_ndjson(path).height
     elif mode in ("read", "csvlog", "jsonlog"):
         kw = {"prefix": PREFIX} if mode == "read" else {"format": mode}
         df = ll.read_pg_log(path, **kw)
@@ -238,7 +243,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the fastest is kept")
     parser.add_argument("--only", nargs="*", default=["stderr", "records", "connections"],
                         choices=["stderr", "records", "connections"])  # fmt: skip
-    parser.add_argument("--mode", choices=["naive", "read", "stream", "csvlog", "jsonlog"])
+    parser.add_argument(
+        "--mode", choices=["naive", "read", "stream", "csvlog", "jsonlog", "read_csv", "read_ndjson"]
+    )
     parser.add_argument("--path", type=Path)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -262,9 +269,13 @@ def main() -> None:
             print(line(label, r, naive, "naive"))
             print(cpu_line(r, naive, "naive"), flush=True)
     if "records" in args.only:
-        for mode in ("csvlog", "jsonlog"):
+        for mode, base_mode in (("csvlog", "read_csv"), ("jsonlog", "read_ndjson")):
+            base = best(base_mode, path, args.repeat)
+            print(line(f"pl.{base_mode} (baseline)", base, None, ""))
+            print(cpu_line(base, None, ""))
             r = best(mode, path, args.repeat)
-            print(line(f"read_pg_log {mode}", r, None, ""), flush=True)
+            print(line(f"read_pg_log {mode}", r, base, base_mode))
+            print(cpu_line(r, base, base_mode), flush=True)
     if "connections" in args.only:
         exe = Path(sys.executable).with_name("loglib")
         # --no-cache: every run parses the file (with --repeat 2 the fastest run would otherwise be

@@ -1,0 +1,40 @@
+"""csvlog blocks decoded by polars keep the record-by-record reader's answers: a record with too
+few fields is rejected with its reason, not padded with nulls by polars' CSV reader."""
+
+from __future__ import annotations
+
+import warnings
+
+import loglib as ll
+
+_GOOD = (
+    '2024-03-01 10:00:0{s}.123 UTC,"app","shop",4242,"10.0.0.7:51234",65e1b2.1092,{s},"idle",'
+    "2024-03-01 09:59:00 UTC,3/{s},0,LOG,00000,"
+    '"connection authorized: user=app database=shop, ssl=off","","","",,"","",,"","psql","client backend",,0'
+)
+# 20 fields, a comma inside the quotes: polars would pad it with nulls, the by-record reader rejects it
+_SHORT = (
+    '2024-03-01 10:00:05.123 UTC,"app","shop",4242,"10.0.0.7:51234",65e1b2.1092,5,"idle",'
+    '2024-03-01 09:59:00 UTC,3/5,0,LOG,00000,"a, message","","","",,"",""'
+)
+
+
+def _read(lines: list[str]):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = ll.read_pg_log(("\n".join(lines) + "\n").encode(), format="csvlog")
+    return df, ll.read_report(df)
+
+
+def test_plain_block_is_read_whole():
+    df, report = _read([_GOOD.format(s=s) for s in range(5)])
+    assert (df.height, report.lines_parsed, report.lines_rejected) == (5, 5, 0)
+    assert df["event"].to_list() == ["connection_authorized"] * 5
+    assert df["ts"].dt.second().to_list() == [0, 1, 2, 3, 4]
+
+
+def test_short_record_is_rejected_not_padded():
+    df, report = _read([_GOOD.format(s=0), _GOOD.format(s=1), _SHORT, _GOOD.format(s=3)])
+    assert (df.height, report.lines_read, report.lines_rejected) == (3, 4, 1)
+    reasons = report.rejects["reason"].to_list()
+    assert reasons == ["csvlog record has 20 fields, expected 23 to 26"], reasons
