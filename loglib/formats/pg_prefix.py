@@ -157,12 +157,23 @@ class CompiledPrefix:
     up to and including ``SEVERITY:  ``, captured as ``_head``; free-text fields followed by a
     literal character ``c`` use ``[^c]*``, which lets the regex engine capture in one pass.
     The reader uses the fast one and retries lines it does not match with the exact one.
+
+    ``lead_regex`` (None when the prefix has no such lead) splits the head the fast way: the
+    prefix's leading run of fields with a shape of their own (``%m``/``%t`` with their zone, and
+    ``%p``/``%l`` digit runs, each ended by a literal) as ``ts_text``/``zone``/``pid`` and
+    ``_lead``, then ``_tail``, the text up to the first ``': '``, and ``_sp``, an optional second
+    space. A file has few distinct ``_tail`` values (``app@shop LOG``), so ``tail_regex``, the rest
+    of the prefix and the severity anchored at both ends, is matched once per distinct value.
     """
 
     prefix: str
     regex: str
     fast_regex: str
     groups: tuple[str, ...]
+    lead_regex: str | None = None
+    tail_regex: str | None = None
+    #: ``SEVERITY: `` anywhere: a message holding one may end a longer head (the exact path decides)
+    severity_colon: str = ""
 
     @property
     def has_time(self) -> bool:
@@ -248,4 +259,61 @@ def compile_prefix(prefix: str, severities: tuple[str, ...] | None = None) -> Co
     head = severity_head(severities)
     regex = "^" + "".join(exact) + head + "(?P<message>.*)$"
     fast_regex = "^(?P<_head>" + "".join(fast) + head + ")"
-    return CompiledPrefix(prefix, regex, fast_regex, (*groups, "severity", "message"))
+    lead, tail = _lead_tail(prefix, tokens, severities)
+    words = SEVERITIES if severities is None else severities
+    return CompiledPrefix(
+        prefix, regex, fast_regex, (*groups, "severity", "message"), lead, tail,
+        "(?:" + "|".join(re.escape(w) for w in words) + "): ",
+    )  # fmt: skip
+
+
+#: the escapes a lead may hold: times (with their zone) and digit runs, each ended by a literal
+_LEAD_TIMES = {"m": r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", "t": _TS}
+_LEAD_DIGITS = {"p": "pid", "l": None}
+
+
+def _lead_tail(
+    prefix: str, tokens: list[re.Match[str]], severities: tuple[str, ...] | None
+) -> tuple[str | None, str | None]:
+    """``lead_regex`` and ``tail_regex`` of :class:`CompiledPrefix` (None, None when there is no lead).
+
+    Each lead field is followed by a literal that cannot continue it (a time's zone ends at a
+    space, a digit run at a non-digit), so the lead matches one way only, as in the fast regex.
+    The tail must print no ``:`` of its own: ``_tail`` ends at the line's first ``': '`` after the lead.
+    The prefix must not start with a blank, so that a continuation line matches neither regex.
+
+    >>> lead, tail = _lead_tail("%m [%p] %q%u@%d ", list(_TOKEN.finditer("%m [%p] %q%u@%d ")), None)
+    >>> re.match(lead, "2024-03-01 10:00:00.123 UTC [42] app@shop LOG:  x").group("pid", "_tail", "_sp")
+    ('42', 'app@shop LOG', ' ')
+    >>> re.match(tail, "app@shop LOG: ").group("user", "database", "severity")
+    ('app', 'shop', 'LOG')
+    """
+    lead: list[str] = []
+    pos = 0
+    for i, m in enumerate(tokens):
+        esc, following = (
+            m.group(2),
+            prefix[m.end() : tokens[i + 1].start() if i + 1 < len(tokens) else len(prefix)],
+        )
+        if m.group(1) or not following or (esc not in _LEAD_TIMES and esc not in _LEAD_DIGITS):
+            break
+        if esc in _LEAD_TIMES and following[0] != " ":
+            break
+        if esc in _LEAD_DIGITS and following[0].isdigit():
+            break
+        lead.append(_literal(prefix[pos : m.start()]))
+        if esc in _LEAD_TIMES:
+            lead.append(f"(?P<ts_text>{_LEAD_TIMES[esc]}) (?P<zone>{_ZONE})")
+        else:
+            group = _LEAD_DIGITS[esc]
+            lead.append(rf"(?P<{group}>\d+)" if group else r"\d+")
+        lead.append(_literal(following))
+        pos = m.end() + len(following)
+    rest = prefix[pos:]
+    # a line the lead cannot start (a continuation: tab, space or nothing) the fast regex cannot either
+    if not lead or prefix[0].isspace() or ":" in _TOKEN.sub("", rest) or "%%" in rest:
+        return None, None
+    tail = compile_prefix(rest, severities).fast_regex
+    # the tail's fast regex, anchored at both ends: 'app@shop LOG: ' is the whole input
+    tail = tail.replace("^(?P<_head>", "^(?:", 1) + "$"
+    return "^(?P<_lead>" + "".join(lead) + r")(?P<_tail>[^:\n]*): (?P<_sp> ?)", tail

@@ -182,16 +182,63 @@ def _parse_prefixed(
 ) -> pl.DataFrame:
     """Apply the compiled prefix to ``text_col``: adds the groups, ``severity`` and ``message``.
 
-    The fast regex captures only the line's head; the message is the rest of the line. Lines
+    With a lead (:attr:`CompiledPrefix.lead_regex`) the head is split the fast way and its tail
+    matched once per distinct value; the lines that way does not read for sure go the regex way:
+    the fast regex captures only the line's head, the message is the rest of the line, and lines
     it misses (a free-text field holding its own delimiter) are retried with the exact regex.
+    A ``%m``/``%t`` time comes as ``ts_text`` and ``zone``.
     """
     text = chunk.get_column(text_col)
+    if continuation is None:
+        continuation = _continuation_series(text)
+    todo = (text.is_not_null() & ~continuation).fill_null(False)
+    groups = _lead_groups(text, compiled) if compiled.lead_regex else None
+    if groups is None:
+        groups = _regex_groups(text, compiled, todo)
+    else:
+        missed = todo & groups.get_column("severity").is_null()
+        if missed.any():
+            idx = missed.arg_true()
+            slow = _regex_groups(text.gather(idx), compiled, pl.repeat(True, idx.len(), eager=True))
+            groups = groups.with_columns(
+                groups.get_column(c).scatter(idx, slow.get_column(c))
+                for c in slow.columns
+                if c in groups.columns
+            )
+    keep = [c for c in groups.columns if c not in chunk.columns]
+    return chunk.hstack(groups.select(keep))
+
+
+def _lead_groups(text: pl.Series, compiled: CompiledPrefix) -> pl.DataFrame:
+    """The prefix's groups the fast way: the lead regex, then each distinct tail matched once.
+
+    A row is read only when its tail matches the rest of the prefix exactly and its message
+    holds no ``SEVERITY: `` (a head ending further on could then be the regex's reading);
+    other rows get null ``severity``, for the regex way.
+    """
+    got = text.str.extract_groups(compiled.lead_regex).struct.unnest()
+    tails = got.select("_tail").unique().drop_nulls()
+    fields = tails.select(
+        "_tail", (pl.col("_tail") + ": ").str.extract_groups(compiled.tail_regex).alias("_f")
+    ).unnest("_f")
+    got = got.join(fields, on="_tail", how="left", maintain_order="left")
+    start = got.select(
+        pl.col("_lead").str.len_chars() + pl.col("_tail").str.len_chars() + 2 + pl.col("_sp").str.len_bytes()
+    ).to_series()
+    message = text.str.slice(start)
+    got = got.with_columns(message=message)
+    ambiguous = message.str.contains(compiled.severity_colon).fill_null(False)
+    if ambiguous.any():
+        got = got.with_columns(pl.when(~ambiguous).then(pl.col("severity")).alias("severity"))
+    return got.drop("_lead", "_tail", "_sp")
+
+
+def _regex_groups(text: pl.Series, compiled: CompiledPrefix, todo: pl.Series) -> pl.DataFrame:
+    """The prefix's groups by the fast regex, lines it misses in ``todo`` retried with the exact one."""
     groups = text.str.extract_groups(compiled.fast_regex).struct.unnest()
     head = groups.get_column("_head")
     groups = groups.drop("_head").with_columns(message=text.str.slice(head.str.len_chars()))
-    if continuation is None:
-        continuation = _continuation_series(text)
-    missed = (head.is_null() & text.is_not_null() & ~continuation).fill_null(False)
+    missed = head.is_null() & todo
     if missed.any():
         idx = missed.arg_true()
         exact = text.gather(idx).str.extract_groups(compiled.regex).struct.unnest()
@@ -202,8 +249,14 @@ def _parse_prefixed(
                 if c in groups.columns
             ]
         )
-    keep = [c for c in groups.columns if c not in chunk.columns]
-    return chunk.hstack(groups.select(keep))
+    for name, width in (("ts_m", 23), ("ts_t", 19)):
+        if name in groups.columns:
+            stamp = groups.get_column(name)
+            zone = stamp.str.slice(width + 1)
+            groups = groups.drop(name).with_columns(
+                ts_text=stamp.str.slice(0, width), zone=pl.when(zone != "").then(zone)
+            )
+    return groups
 
 
 def _continuation_series(text: pl.Series) -> pl.Series:
@@ -273,14 +326,6 @@ class _LineParser:
         """Map prefix groups onto the intermediate columns."""
         cols = set(entries.columns)
         exprs: list[pl.Expr] = []
-        for name, width in (("ts_m", 23), ("ts_t", 19)):
-            if name in cols:
-                zone = pl.col(name).str.slice(width + 1)
-                exprs += [
-                    pl.col(name).str.slice(0, width).alias("ts_text"),
-                    pl.when(zone != "").then(zone).alias("zone"),
-                ]
-                break
         if "ts_n" in cols and "ts_text" not in cols:
             exprs.append(pl.col("ts_n").cast(pl.Float64, strict=False).alias("epoch"))
         out = entries.with_columns(exprs).with_columns(pl.lit(self.source.name).alias("file"))
