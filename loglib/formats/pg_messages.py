@@ -124,19 +124,14 @@ PG_EVENT_KINDS: tuple[str, ...] = (*(r[0] for r in PG_EVENT_RULES), "other")
 _COMBINED = "^(?:" + "|".join(f"(?:{regex[1:]})" for _, _, regex in PG_EVENT_RULES) + ")"
 
 
-def with_event(frame: pl.DataFrame, severity: str = "severity", message: str = "message") -> pl.DataFrame:
-    """``frame`` with an ``event`` column named from each row's severity and message.
+#: (severity, the rule text starting the message) -> event, for every pair seen in this process:
+#: the rules run once per new pair, not once per chunk (and their regexes stay out of polars'
+#: per-thread cache, which holds 32)
+_EVENT_OF: dict[tuple[str | None, str], str] = {}
 
-    One regex pass finds which rule's text starts the message (all rules are anchored at the
-    start); the rules are then checked in order on the distinct (severity, start) pairs only,
-    a handful per file, so the cost hardly grows with the number of rules or rows.
-    """
-    heads = frame.select(
-        pl.col(severity).alias("_sev"), pl.col(message).str.extract(_COMBINED, 0).alias("_event_head")
-    )
-    keys = heads.unique()
-    head = pl.col("_event_head")
-    sev = pl.col("_sev")
+
+def _rules_expr() -> pl.Expr:
+    head, sev = pl.col("_event_head"), pl.col("_sev")
     expr: pl.Expr | None = None
     for event, severities, regex in PG_EVENT_RULES:
         cond = head.str.contains(regex)
@@ -144,12 +139,30 @@ def with_event(frame: pl.DataFrame, severity: str = "severity", message: str = "
             cond = cond & sev.is_in(list(severities))
         expr = pl.when(cond).then(pl.lit(event)) if expr is None else expr.when(cond).then(pl.lit(event))
     assert expr is not None
-    # rows no rule starts with skip the rule checks entirely
-    keys = keys.with_columns(
-        event=pl.when(head.is_null()).then(pl.lit("other")).otherwise(expr.otherwise(pl.lit("other")))
+    return expr.otherwise(pl.lit("other"))
+
+
+def with_event(frame: pl.DataFrame, severity: str = "severity", message: str = "message") -> pl.DataFrame:
+    """``frame`` with an ``event`` column named from each row's severity and message.
+
+    One regex pass finds which rule's text starts the message (all rules are anchored at the
+    start); the rules are then checked in order on the distinct (severity, start) pairs only,
+    a handful per file, each pair once per process, so the cost hardly grows with the number of
+    rules or rows. Rows no rule starts with are ``other`` without any check.
+    """
+    heads = frame.select(
+        pl.col(severity).cast(pl.String).alias("_sev"),
+        pl.col(message).str.extract(_COMBINED, 0).alias("_event_head"),
     )
+    keys = heads.filter(pl.col("_event_head").is_not_null()).unique()
+    new = [k for k in keys.iter_rows() if k not in _EVENT_OF]
+    if new:
+        todo = pl.DataFrame(new, schema={"_sev": pl.String, "_event_head": pl.String}, orient="row")
+        for sev, head, event in todo.with_columns(event=_rules_expr()).iter_rows():
+            _EVENT_OF[(sev, head)] = event
+    keys = keys.with_columns(event=pl.Series([_EVENT_OF[k] for k in keys.iter_rows()], dtype=pl.String))
     event = heads.join(keys, on=["_sev", "_event_head"], how="left", nulls_equal=True, maintain_order="left")
-    return frame.with_columns(event["event"])
+    return frame.with_columns(event["event"].fill_null("other"))
 
 
 def classify_pg_message(severity: str, message: str) -> str:

@@ -125,7 +125,7 @@ def _message_fields(frame: pl.DataFrame) -> pl.DataFrame:
         fill("client_port", rows, got["2"])
     rows = needing("connection_authorized", "user", "database", "application")
     if rows.len():
-        got = message.gather(rows).str.extract_groups(AUTHORIZED_FIELDS).struct.unnest()
+        got = _extract_distinct(message.gather(rows), AUTHORIZED_FIELDS)
         for name, group in (("user", "1"), ("database", "2"), ("application", "3")):
             fill(name, rows, unknown(got[group]))
     duration = pl.repeat(None, frame.height, dtype=pl.Duration("us"), eager=True).alias("session_duration")
@@ -149,6 +149,18 @@ def _message_fields(frame: pl.DataFrame) -> pl.DataFrame:
         ).to_series()
         duration = duration.scatter(rows, took)
     return frame.with_columns(*(s.alias(n) for n, s in columns.items()), duration)
+
+
+def _extract_distinct(values: pl.Series, regex: str) -> pl.DataFrame:
+    """``values.str.extract_groups(regex)`` unnested, the regex run once per distinct value (a
+    file's ``connection authorized`` messages repeat a few user/database/application sets).
+
+    >>> _extract_distinct(pl.Series(["a=1", "a=2", "a=1"]), r"a=(\\d)")["1"].to_list()
+    ['1', '2', '1']
+    """
+    distinct = values.unique().to_frame("_v")
+    got = distinct.with_columns(pl.col("_v").str.extract_groups(regex).alias("_g")).unnest("_g")
+    return values.to_frame("_v").join(got, on="_v", how="left", maintain_order="left").drop("_v")
 
 
 def _english_messages(entries: pl.DataFrame, lang: Language | None) -> pl.DataFrame:
