@@ -452,10 +452,22 @@ def _decode(block: bytes) -> tuple[str, int]:
     return "\n".join(out), fallback
 
 
-def _split_lines(text: str) -> pl.Series:
-    lines = pl.Series("text", [text], dtype=pl.String).str.split("\n").explode()
+def _lines_of(body: bytes) -> tuple[pl.Series, int]:
+    """The lines of ``body`` and how many were read as Latin-1: the block is checked as UTF-8 by
+    polars (no Python string in between); only a block that is not UTF-8 is decoded line by line.
+
+    >>> _lines_of(b"a\\r\\nb\\xe9\\r\\n")[0].to_list(), _lines_of(b"a\\r\\nb\\xe9\\r\\n")[1]
+    (['a', 'bé', ''], 1)
+    """
+    fallback = 0
+    try:
+        whole = pl.Series("text", [body], dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.ComputeError:  # "invalid utf8": some lines are in another encoding
+        text, fallback = _decode(body)
+        whole = pl.Series("text", [text], dtype=pl.String)
+    lines = whole.str.split("\n").explode()
     # CRLF files lose their \r; the common LF-only chunk skips the extra pass
-    return lines.str.strip_suffix("\r") if "\r" in text else lines
+    return (lines.str.strip_suffix("\r") if b"\r" in body else lines), fallback
 
 
 def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
@@ -531,14 +543,16 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
                 size += len(piece)
             if not blocks:
                 break
-            data = b"".join(blocks)
             if skipping:
+                data = b"".join(blocks)
                 end = data.find(sep)
                 if end < 0:
                     continue  # still inside the over-long line
                 data, skipping = data[end + 1 :], False
                 carry += sep  # the cut line ends here
-            data = carry + data
+                data = carry + data
+            else:  # the carried line and the blocks in one copy
+                data = b"".join((carry, *blocks))
             cut_at = data.rfind(sep)
             if cut_at < 0:
                 if len(data) > MAX_LINE_BYTES:  # keep the start, drop the rest until the newline
@@ -601,8 +615,7 @@ def _cr_only(head: bytes) -> bool:
 
 
 def _emit(name: str, body: bytes, first: int, cut: list[int], damage: str | None) -> Iterator[LineChunk]:
-    text, fallback = _decode(body)
-    lines = _split_lines(text)
+    lines, fallback = _lines_of(body)
     mine = [c - first for c in cut if first <= c < first + lines.len()]
     if mine:
         marks = pl.Series([f" [loglib: line cut at {MAX_LINE_BYTES // 1024**2} MiB]"] * len(mine))
