@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 
 from loglib.core.rejects import ReadReport, finish_read, read_report
+from loglib.core.schema import REJECTS, conform
 from loglib.sources.files import expand_sources
 
 #: bump when the cached layout changes
@@ -175,6 +176,25 @@ def _load(stem: Path) -> pl.DataFrame | None:
     return finish_read(frame, report, strict=False, stacklevel=4)
 
 
+def _load_report(stem: Path) -> tuple[bool, ReadReport | None]:
+    """``(found, report)`` of a cache entry without its frame: the meta and rejects files only."""
+    try:
+        doc = json.loads(stem.with_suffix(".json").read_text())
+        if not stem.with_suffix(".parquet").is_file():
+            return False, None
+        if not doc.get("has_report"):
+            return True, None
+        rejects = pl.read_parquet(stem.with_name(stem.name + "-rejects.parquet"))
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return False, None
+    with contextlib.suppress(OSError):
+        os.utime(stem.with_suffix(".json"))
+    report = ReadReport(**doc["report"])
+    report.rejects = conform(rejects, REJECTS).sort("file", "line", maintain_order=True)  # type: ignore[assignment]
+    report.notes = [*report.notes, "read from loglib's parse cache (the files are unchanged since)"]
+    return True, report
+
+
 def _store(stem: Path, frame: pl.DataFrame) -> None:
     try:
         report = read_report(frame)
@@ -252,4 +272,44 @@ def cached_read(
     return frame
 
 
-__all__ = ["CacheStats", "cache_dir", "cache_enabled", "cache_stats", "cached_read", "clear_cache"]
+def cached_read_report(
+    fn: Callable[..., pl.DataFrame], paths: Sequence[str], options: Mapping[str, Any]
+) -> ReadReport | None:
+    """The :class:`~loglib.ReadReport` of ``fn(paths, **options)`` with the frame left in the cache.
+
+    What ``loglib report`` needs before its kernel runs: every source checked (a bad one fails
+    here, with its message) and counted, without holding the frames in this process. A cache hit
+    loads only the entry's report and rejects (a few KB), not its Parquet frame; a miss parses,
+    stores the frame in the cache and drops it. None for a reader without a report (pool
+    events, ``pg_activity``). Inputs the cache does not keep (under :data:`MIN_INPUT_BYTES`,
+    or with the cache off) are parsed and dropped likewise.
+
+    Examples
+    --------
+    >>> import loglib as ll
+    >>> from loglib.cache import cached_read_report
+    >>> cached_read_report(ll.read_pg_log, ["pg/postgresql.log"], {}).lines_read  # doctest: +SKIP
+    7021408
+    """
+    if cache_enabled():
+        key, size = cache_key(fn, paths, options)
+        if size >= MIN_INPUT_BYTES:
+            found, report = _load_report(cache_dir() / f"v{FORMAT}-{key}")
+            if found:
+                return report
+    frame = cached_read(fn, paths, options)
+    try:
+        return read_report(frame)
+    except KeyError:
+        return None
+
+
+__all__ = [
+    "CacheStats",
+    "cache_dir",
+    "cache_enabled",
+    "cache_stats",
+    "cached_read",
+    "cached_read_report",
+    "clear_cache",
+]

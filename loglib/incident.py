@@ -28,7 +28,7 @@ import polars as pl
 from loglib.analysis.align import align
 from loglib.analysis.evidence import AppSettings, Evidence, PostgresSettings, Window
 from loglib.analysis.skew import SkewEstimate, apply_offset, parse_offset
-from loglib.cache import cached_read
+from loglib.cache import cached_read, cached_read_report
 from loglib.core.progress import step
 from loglib.core.rejects import ReadReport, attach_report, read_report
 from loglib.core.schema import INCIDENT_EVENT_KINDS, INCIDENT_EVENTS, UTC_TS, conform
@@ -279,6 +279,8 @@ class Incident:
     windows: tuple[Window, ...] = ()
     _frames: dict[str, pl.DataFrame] = field(default_factory=dict, init=False, repr=False)
     _reports: dict[str, ReadReport] = field(default_factory=dict, init=False, repr=False)
+    #: sources :meth:`check_source` has read (a reader without a report has none in ``_reports``)
+    _checked: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -405,21 +407,57 @@ class Incident:
                 )
         return keep, notes
 
-    def _read_raw(self, spec: SourceSpec) -> pl.DataFrame:
+    def _plan(self, spec: SourceSpec) -> tuple[Callable[..., pl.DataFrame], list[str], list[str], dict]:
+        """``(reader, paths, notes, options)`` of one source: the files no earlier source reads."""
         fn = reader(spec.kind)
         paths, notes = self._paths(spec), []
         if any(other.kind == spec.kind for other in self.sources[: list(self.sources).index(spec)]):
             kept, notes = self._unclaimed(spec)
             if notes:
                 paths = kept
+        options = dict(spec.options)
+        if spec.kind == "prometheus":  # empty answers are answers: the faces say so and go on
+            options.setdefault("raise_if_empty", False)
+        return fn, paths, notes, options
+
+    def check_source(self, name: str) -> ReadReport | None:
+        """Read source ``name`` into the Parquet cache and return its read report, keeping no frame.
+
+        What ``loglib report`` does before its kernel runs: a bad source fails here, and the
+        frames are neither held in this process nor, when the cache already has them, loaded
+        from it (only the read's report and rejected lines are). None for a source whose reader
+        has no read report (pool events, ``pg_activity``).
+
+        Examples
+        --------
+        >>> inc = ll.Incident.load("data/incidents/pool-exhaustion")  # doctest: +SKIP
+        >>> inc.check_source("postgres").lines_read  # doctest: +SKIP
+        2874
+        """
+        spec = next((s for s in self.sources if (s.name or s.kind) == name), None)
+        if spec is None:
+            msg = f"no source named {name!r}; sources: {[s.name or s.kind for s in self.sources]}"
+            raise KeyError(msg)
+        fn, paths, notes, options = self._plan(spec)
+        key = (id(fn), _signature(spec, self.root, paths))
+        if key in _CACHE or not paths:
+            self._read_raw(spec)
+            return self._reports.get(name)
+        with step(f"reading source {name!r} ({spec.kind})"):
+            report = cached_read_report(fn, paths, options)
+        self._checked.add(name)
+        if report is not None:
+            report.notes.extend(n for n in notes if n not in report.notes)
+            self._reports[name] = report
+        return report
+
+    def _read_raw(self, spec: SourceSpec) -> pl.DataFrame:
+        fn, paths, notes, options = self._plan(spec)
         key = (id(fn), _signature(spec, self.root, paths))
         if key in _CACHE:
             _CACHE.move_to_end(key)
             frame = _CACHE[key]
         elif paths:
-            options = dict(spec.options)
-            if spec.kind == "prometheus":  # empty answers are answers: the faces say so and go on
-                options.setdefault("raise_if_empty", False)
             with step(f"reading source {spec.name or spec.kind!r} ({spec.kind})"):
                 frame = cached_read(fn, paths, options)  # Parquet when these files were parsed before
             _CACHE[key] = frame
@@ -440,10 +478,14 @@ class Incident:
             frame = frame.with_columns(pl.col("host").fill_null(spec.host))
         return frame
 
-    def read_reports(self) -> dict[str, ReadReport]:
-        """The :class:`~loglib.ReadReport` of every source read so far, by source name (reads them all)."""
+    def read_reports(self, *, frames: bool = True) -> dict[str, ReadReport]:
+        """The :class:`~loglib.ReadReport` of every source, by source name (reads them all; with
+        ``frames=False`` through :meth:`check_source`, keeping no frame, for a source not read yet)."""
         for spec in self.sources:
-            self.read(spec.name or spec.kind, raw=True)
+            if frames:
+                self.read(spec.name or spec.kind, raw=True)
+            elif (spec.name or spec.kind) not in self._checked.union(self._reports):
+                self.check_source(spec.name or spec.kind)
         return {
             s.name or s.kind: self._reports[s.name or s.kind]
             for s in self.sources

@@ -309,9 +309,13 @@ def _timer(progress: Progress | None) -> Progress:
     return say
 
 
-def check_incident(incident_dir: str | os.PathLike) -> Any:
+def check_incident(incident_dir: str | os.PathLike, *, frames: bool = True) -> Any:
     """Load the incident and read every source once: a missing folder, a bad ``incident.toml`` or an
-    unreadable source is a :class:`ReportError` with a one-line message naming it."""
+    unreadable source is a :class:`ReportError` with a one-line message naming it.
+
+    With ``frames=False`` the sources are read into the parse cache and only their read reports
+    are kept (:meth:`Incident.check_source`): what a process that hands the analysis to another
+    (the notebook's kernel) needs."""
     from loglib.incident import Incident
     from loglib.present._browser import BrowserNotFoundError
 
@@ -333,7 +337,10 @@ def check_incident(incident_dir: str | os.PathLike) -> Any:
         try:
             with warnings.catch_warnings():  # the notebook shows what was rejected
                 warnings.simplefilter("ignore")
-                inc.read(spec.name or spec.kind)
+                if frames:
+                    inc.read(spec.name or spec.kind)
+                else:
+                    inc.check_source(spec.name or spec.kind)
         except BrowserNotFoundError:  # pragma: no cover - not raised by readers
             raise
         except (LoglibError, OSError, UnicodeError) as exc:
@@ -490,14 +497,15 @@ def build_report(
     t0 = time.monotonic()
     folder = Path(incident_dir).resolve()
     say(f"reading {folder}")
-    inc = check_incident(folder)
-    title = f"Postmortem: {inc.title}"
-    reads = inc.read_reports()
     if cache_enabled():  # the kernel loads the Parquet cache: this process need not hold the frames
-        from loglib.incident import forget_frames
-
+        inc = check_incident(folder, frames=False)
+        title = f"Postmortem: {inc.title}"
+        reads = inc.read_reports(frames=False)  # checked above: nothing is read again
         inc = None
-        forget_frames()
+    else:
+        inc = check_incident(folder)
+        title = f"Postmortem: {inc.title}"
+        reads = inc.read_reports()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     browser_error = None

@@ -36,6 +36,11 @@ def write_log(path: Path, n: int = 5, *, junk: bool = True) -> Path:
     return path
 
 
+def counts(report: ll.ReadReport) -> tuple:
+    """What a read counted: lines read and parsed, entries, format."""
+    return report.lines_read, report.lines_parsed, report.entries, report.format
+
+
 class Counting:
     """A reader that counts its calls (the cache must not call it on a hit)."""
 
@@ -63,12 +68,7 @@ class TestCachedRead:
         assert fn.calls == 1
         assert_frame_equal(first, second)
         a, b = ll.read_report(first), ll.read_report(second)
-        assert (b.lines_read, b.lines_parsed, b.entries, b.format) == (
-            a.lines_read,
-            a.lines_parsed,
-            a.entries,
-            a.format,
-        )
+        assert counts(b) == counts(a)
         assert_frame_equal(a.rejects, b.rejects)
         assert any("parse cache" in n for n in b.notes)
         assert list(cache_dir().glob("*.parquet"))
@@ -151,3 +151,66 @@ class TestIncidentAndProcesses:
         assert cli.main(["cache", "clear"]) == 0
         assert "removed 1 cached frame(s)" in capsys.readouterr().out
         assert not list(cache_dir().glob("*.parquet"))
+
+
+class TestReportOnly:
+    """What `loglib report` checks before its kernel runs: the reports, without the frames (issue 19)."""
+
+    def test_hit_reads_no_frame(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A cache hit gives the fresh read's counts and rejects and never opens the frame's Parquet."""
+        from loglib.cache import cached_read_report
+
+        log = write_log(tmp_path / "postgresql.log")
+        fn = Counting()
+        fresh = ll.read_report(cached_read(fn, [str(log)], {"prefix": PREFIX}))
+        opened: list[str] = []
+        real = pl.read_parquet
+
+        def spy(source: object, *args: object, **kwargs: object) -> pl.DataFrame:
+            opened.append(Path(str(source)).name)
+            return real(source, *args, **kwargs)
+
+        monkeypatch.setattr(pl, "read_parquet", spy)
+        got = cached_read_report(fn, [str(log)], {"prefix": PREFIX})
+        assert fn.calls == 1
+        assert got is not None
+        assert counts(got) == counts(fresh)
+        assert_frame_equal(got.rejects, fresh.rejects)
+        assert any("parse cache" in n for n in got.notes)
+        assert opened and all(name.endswith("-rejects.parquet") for name in opened)
+
+    def test_miss_fills_the_cache(self, tmp_path: Path) -> None:
+        """A miss parses once and leaves the frame in the cache for the next process."""
+        from loglib.cache import cached_read_report
+
+        log = write_log(tmp_path / "postgresql.log", junk=False)
+        fn = Counting()
+        assert cached_read_report(fn, [str(log)], {}).entries == 5
+        assert cached_read(fn, [str(log)], {}).height == 5
+        assert fn.calls == 1
+
+    def test_incident_check_holds_no_frame(self, tmp_path: Path) -> None:
+        """check_incident(frames=False) keeps no frame in the process and reports every source
+        as read_reports() does; a file two sources reach keeps its note."""
+        import shutil
+
+        from loglib import incident
+        from loglib.report import check_incident
+
+        folder = tmp_path / "inc"
+        shutil.copytree(POOL, folder)
+        toml = (folder / "incident.toml").read_text()
+        toml += '\n[[sources]]\nkind = "postgres"\nname = "again"\npaths = ["pg/../pg/postgresql.log"]\n'
+        toml += 'prefix = "%m [%p] %q%u@%d "\n'
+        (folder / "incident.toml").write_text(toml)
+        incident.forget_frames()
+        checked = check_incident(folder, frames=False).read_reports(frames=False)
+        assert all(f.height == 0 for f in incident._CACHE.values())  # only the twin's empty frame
+        incident.forget_frames()
+        full = ll.Incident.load(folder).read_reports()
+        assert checked.keys() == full.keys()
+        for name, rep in full.items():
+            got = checked[name]
+            assert counts(got) == counts(rep)
+            assert [n for n in got.notes if "same file" in n] == [n for n in rep.notes if "same file" in n]
+        assert any("same file" in n for n in checked["again"].notes)
