@@ -23,7 +23,6 @@ import gc
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -103,8 +102,22 @@ def measure(mode: str, root: Path) -> dict:
         df = ll.read_prometheus(paths[0] if mode != "json" else root / "*.json")
         samples = df.height
     secs, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": secs, "cpu_s": cpu, "samples": samples, "file_mb": size / 1e6, "peak_rss_mb": rss}
+    return {
+        "seconds": secs,
+        "cpu_s": cpu,
+        "samples": samples,
+        "file_mb": size / 1e6,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM), in MB. Not ``ru_maxrss``: Linux keeps that across
+    fork+exec, so a child started by a big parent (this script, after writing the export) would
+    report the parent's peak."""
+    with open("/proc/self/status") as fh:
+        kb = next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:"))
+    return kb * 1024 / 1e6
 
 
 def run_child(mode: str, root: Path, repeat: int) -> dict:

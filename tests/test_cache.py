@@ -73,6 +73,18 @@ class TestCachedRead:
         assert any("parse cache" in n for n in b.notes)
         assert list(cache_dir().glob("*.parquet"))
 
+    def test_metrics_frame_keeps_its_categorical_dtypes(self) -> None:
+        """A cached metrics frame is the fresh one: Categorical text, labels struct, every value."""
+        paths = [str(p) for p in sorted((POOL / "prometheus").glob("*"))]
+        fresh = ll.read_prometheus(paths)
+        cached_read(ll.read_prometheus, paths, {})
+        hit = cached_read(ll.read_prometheus, paths, {})
+        expected = {c.name: c.dtype for c in ll.schema.METRICS.columns} | {"labels": fresh.schema["labels"]}
+        assert dict(hit.schema) == dict(fresh.schema) == expected
+        assert fresh.schema["series"] == pl.Categorical
+        assert_frame_equal(hit, fresh, check_exact=True)
+        assert any("cache" in n for n in ll.read_report(hit).notes)
+
     def test_changed_file_is_parsed_again(self, tmp_path: Path) -> None:
         """A file that grew (new size, new mtime) is a new key: the new line is in the frame."""
         log = write_log(tmp_path / "postgresql.log", 5, junk=False)

@@ -142,7 +142,7 @@ class TestSeries:
                 ({"__name__": "a", "pod": "p1"}, [[T0, "1"]]), ({"__name__": "b", "zone": "z"}, [[T0, "2"]])
             )
         )
-        assert df.schema["labels"] == pl.Struct({"pod": pl.String, "zone": pl.String})
+        assert df.schema["labels"] == pl.Struct({"pod": pl.Categorical, "zone": pl.Categorical})
         assert df.unnest("labels").select("pod", "zone").rows() == [("p1", None), (None, "z")]
 
     def test_name_for_expressions(self) -> None:

@@ -23,7 +23,7 @@ from polars.testing import assert_frame_equal
 
 import loglib as ll
 from loglib.core.schema import METRICS
-from loglib.sources import prometheus
+from loglib.sources import _prom_matrix, _series, prometheus
 from loglib.sources._prom_matrix import decode_matrix
 from loglib.sources._series import SAMPLE_SCHEMA, SeriesTable, _note_repeats
 from tests.conftest import FILES
@@ -151,10 +151,22 @@ class TestEdgeCases:
         assert "sum_rate" in frame["metric"].to_list()
         assert_same_as_general(CLEAN, name="given_name")
 
+    @pytest.mark.parametrize("indent", [1, 2, "\t"], ids=["indent1", "indent2", "tab"])
+    @pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+    def test_pretty_printed_takes_the_fast_path(self, indent: int | str, crlf: bool) -> None:
+        pretty = json.dumps(json.loads(CLEAN), indent=indent)
+        pretty = pretty.replace("\n", "\r\n") if crlf else pretty
+        assert decode_matrix(pretty.encode()) is not None
+        assert_same_as_general(pretty.encode())
+
     def test_pretty_printed_bom_and_gzip(self, tmp_path: Path) -> None:
         pretty = json.dumps(json.loads(CLEAN), indent=2).encode()
-        assert decode_matrix(pretty) is None  # pretty-printed arrays: the general path reads them
         assert_same_as_general(pretty)
+        # a space inside a value, a token split oddly: not what the fast path takes
+        odd = json.dumps(json.loads(CLEAN), indent=2, separators=(" , ", " : ")).encode()
+        assert decode_matrix(odd) is None
+        assert_same_as_general(odd)
+        assert_same_as_general(pretty.replace(b'"3"', b'" 3"'))
         assert_same_as_general(b"\xef\xbb\xbf" + CLEAN)
         (tmp_path / "x.json.gz").write_bytes(gzip.compress(CLEAN))
         assert_same_as_general(tmp_path / "x.json.gz")
@@ -188,6 +200,39 @@ class TestEdgeCases:
         (tmp_path / "b.json").write_bytes(doc((UP, b), (other, a)))
         frame = assert_same_as_general(tmp_path)
         assert frame.select(pl.col("ts").is_sorted().over("series").all()).item()
+
+    def test_arrays_read_in_pieces(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Pieces of a few series each (here: 40 bytes) give the same frame as one piece."""
+        many = doc(
+            *(
+                ({**UP, "instance": f"api-{i}"}, [[T0 + 15 * j, str(i * j)] for j in range(i)])
+                for i in range(9)
+            )
+        )
+        whole = assert_same_as_general(many)
+        monkeypatch.setattr(_prom_matrix, "_PIECE_BYTES", 40)
+        assert decode_matrix(many) is not None
+        assert_frame_equal(assert_same_as_general(many), whole, check_exact=True)
+
+    def test_chunks_of_a_long_range_are_moved_as_runs(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Consecutive time ranges in three files: runs moved whole, no sort, the same frame."""
+        other = {**UP, "instance": "api-0:8000"}
+        for k in range(3):
+            points = [[T0 + 15 * (10 * k + j), str(j)] for j in range(10)]
+            (tmp_path / f"part-{2 - k}.json").write_bytes(doc((UP, points), (other, points)))
+        sorted_calls: list[int] = []
+        real = _series._sorted_order
+        monkeypatch.setattr(_series, "_sorted_order", lambda *a: sorted_calls.append(1) or real(*a))
+        frame = assert_same_as_general(tmp_path)
+        assert frame.height == 60 and frame["series"].cast(pl.String).to_list()[0].startswith(
+            'db_pool_checked_out{instance="api-0:8000"'
+        )
+        assert not sorted_calls  # moved as runs (the reference sorts on its own)
+        assert (
+            frame.select(pl.col("ts").diff().over("series").drop_nulls().min()).item().total_seconds() == 15
+        )
 
     @pytest.mark.parametrize(
         "data",

@@ -43,7 +43,7 @@ def expected_samples(path: Path) -> pl.DataFrame:
 
 def loaded_samples(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
-        "series",
+        pl.col("series").cast(pl.String),
         (pl.col("ts").dt.epoch("us") // 1000).alias("ms"),
         pl.col("value").map_elements(lambda v: str(float(v)), return_dtype=pl.String),
     ).sort("series", "ms")
@@ -88,7 +88,7 @@ class TestQueryRange:
         meta = json.loads((capture_dir / "capture.json").read_text())
         df = ll.read_prometheus(capture_dir / "query_range.json")
         flappy = df.filter(pl.col("metric") == "flappy_up")
-        steady = df.filter(pl.col("series").str.starts_with("db_pool_size{"))["ts"].unique()
+        steady = df.filter(pl.col("series").cast(pl.String).str.starts_with("db_pool_size{"))["ts"].unique()
         missing = set(steady.to_list()) - set(flappy["ts"].to_list())
         assert len(missing) >= 2
         gap_start, gap_end = (datetime.fromtimestamp(t, UTC) for t in meta["gap"])
@@ -137,10 +137,11 @@ class TestOtherAnswers:
         path = capture_dir / "query_rate.json"
         named = ll.read_prometheus(path, name="rate(http_requests_total[3s])")
         assert named["metric"].unique().to_list() == ["rate(http_requests_total[3s])"]
-        assert named["series"].str.starts_with('rate(http_requests_total[3s]){code="').all()
+        assert named["series"].cast(pl.String).str.starts_with('rate(http_requests_total[3s]){code="').all()
         bare = ll.read_prometheus(path)
-        assert bare["metric"].str.starts_with("{code=").all()  # named from its labels (issue 13)
-        assert bare["series"].str.starts_with('{code="').all()
+        # named from its labels (issue 13)
+        assert bare["metric"].cast(pl.String).str.starts_with("{code=").all()
+        assert bare["series"].cast(pl.String).str.starts_with('{code="').all()
 
     def test_error_answer_says_why(self, capture_dir: Path) -> None:
         """An error answer raises FormatError quoting Prometheus' own message."""
@@ -157,6 +158,6 @@ class TestOtherAnswers:
         assert raw.join(dump, on=["series", "ms"], how="anti").height == 0
         extra = dump.join(raw, on=["series", "ms"], how="anti")
         assert extra["value"].to_list() == ["nan"] * extra.height
-        assert extra.filter(pl.col("series").str.starts_with("flappy_up")).height >= 1
+        assert extra.filter(pl.col("series").cast(pl.String).str.starts_with("flappy_up")).height >= 1
         both = raw.join(dump, on=["series", "ms"], suffix="_dump")
         assert (both["value"] == both["value_dump"]).all()

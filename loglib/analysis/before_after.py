@@ -266,8 +266,8 @@ def _pool_rows(
     utilisation as a share of it: a full pool is 100 %, never more."""
     sizes = (
         met.filter(
-            pl.col("metric").str.contains(POOL_SIZE_PATTERN)
-            & ~pl.col("metric").str.contains(OVERFLOW_PATTERN)
+            pl.col("metric").cast(pl.String).str.contains(POOL_SIZE_PATTERN)
+            & ~pl.col("metric").cast(pl.String).str.contains(OVERFLOW_PATTERN)
         )
         if met is not None and "metric" in met.columns
         else None

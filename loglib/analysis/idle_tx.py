@@ -55,11 +55,11 @@ def idle_in_transaction_series(
         m = to_polars(metrics)
         if m.height and "series" in m.columns:
             g = m.filter(
-                pl.col("metric").str.contains("pg_stat_activity_count")
-                & pl.col("series").str.contains(_IDLE_TX, literal=True)
+                pl.col("metric").cast(pl.String).str.contains("pg_stat_activity_count")
+                & pl.col("series").cast(pl.String).str.contains(_IDLE_TX, literal=True)
                 & pl.col("value").is_finite()
             )
-            parts.append(g.select("ts", pl.col("series").alias("scope"), "value"))
+            parts.append(g.select("ts", pl.col("series").cast(pl.String).alias("scope"), "value"))
     if pg_activity is not None:
         a = to_polars(pg_activity)
         if a.height and "state" in a.columns:

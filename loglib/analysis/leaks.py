@@ -128,10 +128,14 @@ def gauge_leaks(
     every = _every(every)
     seen_at_stop = 0.0
     m = to_polars(metrics)
-    gauges = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
+    gauges = m.filter(
+        pl.col("metric").cast(pl.String).str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite()
+    )
     if gauges.height == 0:
         return LEAK_RATES.empty()
-    sizes = m.filter(pl.col("metric").str.contains(POOL_SIZE_PATTERN) & pl.col("value").is_finite())
+    sizes = m.filter(
+        pl.col("metric").cast(pl.String).str.contains(POOL_SIZE_PATTERN) & pl.col("value").is_finite()
+    )
     marks = restarts.cast(UTC_TS).sort() if restarts is not None and restarts.len() else None
     parts = []
     for (series,), g in gauges.sort("ts").group_by("series", maintain_order=True):

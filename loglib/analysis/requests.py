@@ -146,7 +146,7 @@ def _counter_rows(metrics: pl.DataFrame | None) -> tuple[pl.DataFrame, str, str]
     series first seen after the counter's first scrape started at 0 (its first value counts)."""
     if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
         return None
-    counters = metrics.filter(pl.col("metric").str.contains(REQUESTS_TOTAL_PATTERN))
+    counters = metrics.filter(pl.col("metric").cast(pl.String).str.contains(REQUESTS_TOTAL_PATTERN))
     if counters.height == 0 or "labels" not in counters.columns:
         return None
     fields = {f.name for f in counters.schema["labels"].fields}
@@ -154,7 +154,9 @@ def _counter_rows(metrics: pl.DataFrame | None) -> tuple[pl.DataFrame, str, str]
     if key is None:
         return None
     rows = (
-        counters.with_columns(status=pl.col("labels").struct.field(key).cast(pl.Int32, strict=False))
+        counters.with_columns(
+            status=pl.col("labels").struct.field(key).cast(pl.String).cast(pl.Int32, strict=False)
+        )
         .filter(pl.col("status").is_not_null() & pl.col("value").is_finite())  # NaN/±Inf: no reading
         .sort("series", "ts")
         .with_columns(step=pl.col("value").diff().over("series"))

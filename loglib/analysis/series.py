@@ -75,7 +75,7 @@ def spans_from_metrics(metrics: pl.DataFrame | None) -> list[Span]:
     alerts = metrics.filter(pl.col("metric") == "ALERTS", pl.col("value") > 0)
     if alerts.height == 0:
         return []
-    alerts = alerts.filter(pl.col("series").str.contains('alertstate="firing"'))
+    alerts = alerts.filter(pl.col("series").cast(pl.String).str.contains('alertstate="firing"'))
     out = []
     for (series,), group in alerts.sort("ts").group_by(["series"], maintain_order=True):
         ts = group["ts"]
@@ -178,9 +178,7 @@ def _pool_series(
         cand = metrics.filter(pl.col("metric").is_in(metric_names))
         if cand.height == 0:
             return None
-        same = cand.filter(
-            pl.col("series").map_elements(lambda s: s.endswith(labels), return_dtype=pl.Boolean)
-        )
+        same = cand.filter(pl.col("series").cast(pl.String).str.ends_with(labels))
         pick = same if same.height else cand
         return float(pick["value"].max())
 
@@ -233,7 +231,7 @@ def max_connections(metrics: pl.DataFrame | None) -> float | None:
     """``pg_settings_max_connections`` from a metrics frame, or None."""
     if metrics is None or metrics.height == 0 or "metric" not in metrics.columns:
         return None
-    m = metrics.filter(pl.col("metric").str.contains(MAX_CONNECTIONS_PATTERN))
+    m = metrics.filter(pl.col("metric").cast(pl.String).str.contains(MAX_CONNECTIONS_PATTERN))
     return float(m["value"].max()) if m.height else None
 
 
@@ -297,11 +295,13 @@ def histogram_quantile(
     """
     if metrics is None or metrics.height == 0:
         return None, ""
-    b = metrics.filter(pl.col("metric").str.contains(HISTOGRAM_PATTERN))
+    b = metrics.filter(pl.col("metric").cast(pl.String).str.contains(HISTOGRAM_PATTERN))
     if b.height == 0:
         return None, ""
     name = b["metric"][0]
-    b = b.filter(pl.col("metric") == name).with_columns(le=pl.col("series").str.extract(r'le="([^"]*)"', 1))
+    b = b.filter(pl.col("metric") == name).with_columns(
+        le=pl.col("series").cast(pl.String).str.extract(r'le="([^"]*)"', 1)
+    )
     w = b.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
     if w.height == 0:
         return None, name

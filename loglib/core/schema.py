@@ -145,34 +145,41 @@ ALL_SCHEMAS: tuple[FrameSchema, ...] = (PG_EVENTS, PG_SESSIONS, PG_CONNECTIONS, 
 
 # --- metrics ---------------------------------------------------------------------------------
 
+#: the dtype of every repeated text column of the metrics frame (``metric``, ``series``, the
+#: ``labels`` fields, ``unit``, ``file``): one u32 code per row instead of a 16-byte string view, so
+#: a 1,000 x 11,000 export is a third of the memory. Compare with ``==`` / ``is_in`` as with text;
+#: for string functions cast first: ``pl.col("series").cast(pl.String).str.contains("api-1")``.
+METRIC_TEXT = pl.Categorical()
+
 METRICS = FrameSchema(
     "metrics",
-    "one row per metric sample (`read_prometheus`: Prometheus API JSON, `promtool tsdb dump`, Grafana CSV)",
+    "one row per metric sample (`read_prometheus`: Prometheus API JSON, `promtool tsdb dump`, Grafana "
+    "CSV); text columns are `Categorical` (`==`/`is_in` as with text; `.cast(pl.String)` before `.str`)",
     (
         Column("ts", UTC_TS, "sample time in UTC (Prometheus keeps milliseconds; so does loglib)"),
         Column(
             "metric",
-            pl.String,
+            METRIC_TEXT,
             "the `__name__` label, or `name=` when the export has none (e.g. `rate(...)`)",
         ),
         Column(
             "labels",
             pl.Struct,
-            "every label but `__name__`, one String field per label name seen in the read (null where a "
-            "series lacks it): `pl.col('labels').struct.field('instance')`, or `df.unnest('labels')`",
+            "every label but `__name__`, one Categorical field per label name seen in the read (null where "
+            "a series lacks it): `pl.col('labels').struct.field('instance')`, or `df.unnest('labels')`",
         ),
         Column(
-            "series", pl.String, 'stable, readable key: `db_pool_checked_out{instance="api-1", job="app"}`'
+            "series", METRIC_TEXT, 'stable, readable key: `db_pool_checked_out{instance="api-1", job="app"}`'
         ),
         Column(
             "value", pl.Float64, "sample value; NaN and ±inf kept as such; a missing step is a missing row"
         ),
         Column(
             "unit",
-            pl.String,
+            METRIC_TEXT,
             "unit of `value` when the export printed one (Grafana formatted CSV), else null",
         ),
-        Column("file", pl.String, "source file the sample came from"),
+        Column("file", METRIC_TEXT, "source file the sample came from"),
         Column("line", pl.Int64, "1-based line of the sample (CSV, promtool dump); null for JSON documents"),
     ),
 )

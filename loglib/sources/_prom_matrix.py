@@ -6,17 +6,19 @@ arrays out of the text, so ``orjson`` reads only the small rest (envelope, ``met
 exactly what the general path sees, with every ``values`` empty), and polars' multi-threaded CSV
 reader splits the arrays at ``]`` into ``[timestamp,"value"`` rows, no Python object per point.
 
-It takes only what it can read exactly as the general path would: a compact ``success`` answer
-of ``resultType`` ``matrix``, every series one ``metric`` object and one ``values`` array of
-``[JSON number,"text"]`` pairs whose timestamps are sample times and whose values are numbers, no
-warnings, no histograms. Anything else (a bad sample, an error answer, an instant vector, a
-truncated file, pretty-printed JSON) returns None and the caller reads the document the general
-way, which accounts for every element it drops.
+It takes only what it can read exactly as the general path would: a ``success`` answer of
+``resultType`` ``matrix`` (compact, ``json.dump``-spaced or pretty-printed), every series one
+``metric`` object and one ``values`` array of ``[JSON number,"text"]`` pairs whose timestamps
+are sample times and whose values are numbers, no warnings, no histograms. Anything else (a bad
+sample, an error answer, an instant vector, a truncated file) returns None and the caller reads
+the document the general way, which accounts for every element it drops. The arrays are read a
+few MB at a time, so a file's decoding holds little more than the file itself.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,14 +29,17 @@ import polars as pl
 MAX_EPOCH_S = 1e11
 
 _VALUES = re.compile(rb'"values"\s*:\s*\[')
-# what the arrays of a compact answer are made of (``S`` marks the first pair of each series)
-_ARRAY_BYTES = b'0123456789.eE+-,"[]NaInfS '
+# JSON's whitespace: ``json.dump`` writes ``[1709287200, "3"], [...]``, ``indent=`` one token a line
+_WS = b" \t\r\n"
+# what the arrays of an answer are made of (``S`` marks the first pair of each series)
+_ARRAY_BYTES = b'0123456789.eE+-,"[]NaInfS' + _WS
 # ``[`` and a JSON number, as the CSV reader leaves a timestamp; a value is a quoted string
-# (spaces: ``json.dump`` writes ``[1709287200, "3"], [...]``)
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _TIMESTAMP = rf"^\[{_NUMBER}$"
-_SPACED_TIMESTAMP = rf"^ *\[ *{_NUMBER} *$"
-_SPACED_QUOTED = r'^ *"[^"]*" *$'
+_SPACED_TIMESTAMP = rf"^[ \t\r\n]*\[[ \t\r\n]*{_NUMBER}[ \t\r\n]*$"
+_SPACED_QUOTED = r'^[ \t\r\n]*"[^"]*"[ \t\r\n]*$'
+# the arrays are read in pieces of about this many bytes (the CSV reader's strings are ~3x that)
+_PIECE_BYTES = 4 << 20
 _ROWS = pl.Schema({"first": pl.String, "t": pl.String, "v": pl.String})
 
 
@@ -75,14 +80,33 @@ def decode_matrix(raw: bytes) -> Matrix | None:
     lengths = np.zeros(len(labels), dtype=np.int64)
     if not arrays:
         return Matrix(labels, lengths, pl.Series([], dtype=pl.Float64), pl.Series([], dtype=pl.Float64))
-    points = _points(b"S," + b"S,".join(arrays), len(arrays))
-    if points is None:
-        return None
-    starts, ts, value = points
+    counts, ts, value = [], [], []
+    for group in _pieces(arrays):
+        points = _points(b"S,".join([b"", *group]), len(group))  # one copy: ``S,[..]S,[..]``
+        if points is None:
+            return None
+        starts, piece_ts, piece_value = points
+        counts.append(np.diff(starts, append=piece_ts.len()))
+        ts.append(piece_ts)
+        value.append(piece_value)
     full = np.ones(len(labels), dtype=bool)
     full[empty] = False
-    lengths[full] = np.diff(starts, append=ts.len())
-    return Matrix(labels, lengths, ts, value)
+    lengths[full] = np.concatenate(counts)
+    return Matrix(labels, lengths, pl.concat(ts, rechunk=False), pl.concat(value, rechunk=False))
+
+
+def _pieces(arrays: list[memoryview]) -> Iterator[list[memoryview]]:
+    """Consecutive arrays in groups of about :data:`_PIECE_BYTES` (a longer array is a group alone)."""
+    group: list[memoryview] = []
+    size = 0
+    for a in arrays:
+        if group and size + a.nbytes > _PIECE_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(a)
+        size += a.nbytes
+    if group:
+        yield group
 
 
 def _cut_arrays(body: bytes) -> tuple[bytes, list[memoryview], list[int]] | None:
@@ -97,17 +121,22 @@ def _cut_arrays(body: bytes) -> tuple[bytes, list[memoryview], list[int]] | None
         m = _VALUES.match(body, pos)
         if m is None:
             return None
-        start = end = m.end()
-        if body[start : start + 1] == b"]":
+        start = m.end()
+        # arrays hold no brace: the array ends at the last ``]`` before the series' ``}`` (if
+        # anything else stands between, such as a histograms key, the byte check refuses it)
+        close = body.rfind(b"]", start, body.find(b"}", start))
+        if close < 0:
+            return None
+        end = close
+        while end > start and body[end - 1] in _WS:
+            end -= 1
+        if end == start:
             empty.append(len(arrays) + len(empty))
-        else:  # ``[1,"2"],[3,"4"]``: a pair's text holds no bracket, so the first ``]]`` ends it
-            end = body.find(b"]]", start) + 1
-            if end <= 0:
-                return None
+        else:
             arrays.append(view[start:end])
         kept.append(view[last:start])
-        last = end
-        pos = body.find(b'"values"', end)
+        last = close
+        pos = body.find(b'"values"', close)
     kept.append(view[last:])
     return b"".join(kept), arrays, empty
 
@@ -151,17 +180,18 @@ def _points(text: bytes, n_series: int) -> tuple[np.ndarray, pl.Series, pl.Serie
     if first.null_count() + int((first == "S").sum()) != rows.height:
         return None
     t, v = pl.col("t"), pl.col("v")
-    if b" " in text:  # ``[1709287200, "3"], [...]``: a space may stand beside any token
+    if any(c in text for c in (b" ", b"\n", b"\r", b"\t")):  # whitespace may stand beside any token
         shaped = t.str.contains(_SPACED_TIMESTAMP).all() & v.str.contains(_SPACED_QUOTED).all()
-        t, v = t.str.strip_chars(" ["), v.str.strip_chars(" ")
+        t, v = t.str.strip_chars(" \t\r\n["), v.str.strip_chars(" \t\r\n")
     else:  # what Prometheus writes; a quote inside a value would fail its cast below
-        shaped = t.str.contains(_TIMESTAMP).all() & (v.str.starts_with('"') & v.str.ends_with('"')).all()
+        quoted = v.str.starts_with('"') & v.str.ends_with('"') & (v.str.len_bytes() >= 2)
+        shaped = t.str.contains(_TIMESTAMP).all() & quoted.all()
         t = t.str.slice(1)
     if not rows.select(shaped).item():
         return None
     cols = rows.select(
         ts=t.cast(pl.Float64, strict=False),
-        value=v.str.strip_prefix('"').str.strip_suffix('"').cast(pl.Float64, strict=False),
+        value=v.str.slice(1, v.str.len_bytes() - 2).cast(pl.Float64, strict=False),  # inside the quotes
     )
     ts, value = cols["ts"], cols["value"]
     if ts.null_count() or value.null_count() or not (ts.is_finite() & (ts.abs() < MAX_EPOCH_S)).all():

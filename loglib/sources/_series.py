@@ -11,10 +11,11 @@ from __future__ import annotations
 import lzma
 import re
 
+import numpy as np
 import polars as pl
 
 from loglib.core.rejects import ReadReport, add_rejects
-from loglib.core.schema import METRICS, UTC_TS
+from loglib.core.schema import METRIC_TEXT, METRICS, UTC_TS
 from loglib.sources.files import Source
 
 #: a metric name as Prometheus allows it
@@ -32,8 +33,8 @@ SAMPLE_SCHEMA = pl.Schema(
         "sid": pl.UInt32,
         "ts": UTC_TS,
         "value": pl.Float64,
-        "unit": pl.String,
-        "file": pl.String,
+        "unit": METRIC_TEXT,
+        "file": METRIC_TEXT,
         "line": pl.Int64,
     }
 )
@@ -181,15 +182,15 @@ class SeriesTable:
         return self.add(metric, clean, key=metric)
 
     def frame(self) -> pl.DataFrame:
-        """``sid``, ``metric``, ``labels`` (one String field per label name), ``series``."""
+        """``sid``, ``metric``, ``labels`` (one field per label name), ``series``: the metrics dtypes."""
         names = sorted({k for labels in self.labels for k in labels})
-        dtype = pl.Struct({k: pl.String for k in names})
+        text = pl.Struct({k: pl.String for k in names})
         return pl.DataFrame(
             {
                 "sid": pl.Series(range(len(self.keys)), dtype=pl.UInt32),
-                "metric": pl.Series(self.metrics, dtype=pl.String),
-                "labels": pl.Series(self.labels, dtype=dtype),
-                "series": pl.Series(self.keys, dtype=pl.String),
+                "metric": pl.Series(self.metrics, dtype=pl.String).cast(METRIC_TEXT),
+                "labels": pl.Series(self.labels, dtype=text).cast(pl.Struct({k: METRIC_TEXT for k in names})),
+                "series": pl.Series(self.keys, dtype=pl.String).cast(METRIC_TEXT),
             }
         )
 
@@ -205,8 +206,8 @@ def samples_frame(
             "sid": sids.cast(pl.UInt32),
             "ts": ts.cast(UTC_TS),
             "value": value.cast(pl.Float64),
-            "unit": extra.get("unit", pl.repeat(None, n, dtype=pl.String, eager=True)),
-            "file": pl.repeat(file, n, dtype=pl.String, eager=True),
+            "unit": extra.get("unit", pl.repeat(None, n, dtype=METRIC_TEXT, eager=True)).cast(METRIC_TEXT),
+            "file": pl.repeat(file, n, dtype=METRIC_TEXT, eager=True),
             "line": extra.get("line", pl.repeat(None, n, dtype=pl.Int64, eager=True)).cast(pl.Int64),
         },
         schema=SAMPLE_SCHEMA,
@@ -218,19 +219,149 @@ def assemble(table: SeriesTable, parts: list[pl.DataFrame], report: ReadReport) 
 
     Points of one series at one timestamp that several files (overlapping chunks of one
     query) both hold are kept once, from the first file; a note counts them, and another one
-    counts those whose values disagreed. ``parts`` is emptied: each sample column is gathered
+    counts those whose values disagreed. ``parts`` is emptied and each sample column is moved
     into its sorted place and let go, so the read never holds two copies of the samples.
-    Each part holds one file (:func:`samples_frame`), so ``file`` travels as a part number and
-    becomes text at the end, every row a view of one small column of names.
+    Exports are runs of one series in time order (a range answer, chunks of a long range):
+    then whole runs are moved (:func:`_blocks`), no point is sorted, no row index is built.
     """
-    files = pl.Series("file", [p["file"][0] if p.height else None for p in parts], dtype=pl.String)
-    numbered = [p.drop("file").with_columns(file=pl.lit(i, dtype=pl.UInt32)) for i, p in enumerate(parts)]
-    parts.clear()
-    samples = pl.concat(numbered) if numbered else pl.DataFrame(schema=SAMPLE_SCHEMA)
-    named = bool(numbered)  # else the empty frame's file column is already text
-    del numbered
     meta = table.frame()
-    rank = meta["series"].rank("ordinal").cast(pl.UInt32)
+    rank = meta["series"].cast(pl.String).rank("ordinal").cast(pl.UInt32)
+    blocks = _blocks(parts, rank)
+    if blocks is not None and blocks.height <= _MAX_BLOCKS:
+        columns = _move_blocks(parts, blocks)
+        sids, lengths = blocks["sid"].to_numpy(), (blocks["end"] - blocks["start"]).to_numpy()
+        for name in ("metric", "labels", "series"):  # one at a time: the peak of the read is here
+            columns[name] = _repeat_codes(meta[name], sids, lengths)
+    else:  # points out of order or repeated (sort them), or runs too many to move one by one
+        samples = pl.concat(parts) if parts else pl.DataFrame(schema=SAMPLE_SCHEMA)
+        parts.clear()
+        if blocks is not None:
+            order = blocks.select(pl.int_ranges("start", "end", dtype=pl.UInt32).explode()).to_series()
+        else:
+            order = _sorted_order(samples, rank, report)
+        columns = _gather(samples, order)
+        sid = columns.pop("sid")
+        for name in ("metric", "labels", "series"):
+            columns[name] = _gather_codes(meta[name], sid)
+        del sid
+    return pl.DataFrame(columns).select(METRICS.names)
+
+
+#: more runs than this are moved through one row index instead of one slice per run
+_MAX_BLOCKS = 20_000
+
+
+def _blocks(parts: list[pl.DataFrame], rank: pl.Series) -> pl.DataFrame | None:
+    """The runs of the samples in sorted order (part, start, end), or None if points must be sorted.
+
+    A run is a stretch of rows of one series in one part. When every run rises strictly in
+    time and the runs of each series do not overlap (a range answer, chunks of a long range),
+    sorting by (series, ts) only moves whole runs. ``start`` and ``end`` count rows of the
+    parts concatenated.
+    """
+    found = []
+    offset = 0
+    for i, part in enumerate(parts):
+        if part.height == 0:
+            continue
+        if part["ts"].null_count():
+            return None
+        marks = part.select(
+            run=(pl.col("sid") != pl.col("sid").shift(1)).fill_null(True),
+            rising=(pl.col("ts").diff() > pl.duration(microseconds=0)).fill_null(True),
+        )
+        if not (marks["rising"] | marks["run"]).all():
+            return None
+        start = marks["run"].arg_true().cast(pl.UInt32)
+        end = start.shift(-1, fill_value=part.height)
+        found.append(
+            pl.DataFrame(
+                {
+                    "part": pl.repeat(i, start.len(), dtype=pl.UInt32, eager=True),
+                    "sid": part["sid"].gather(start),
+                    "start": start + offset,
+                    "end": end + offset,
+                    "order": rank.gather(part["sid"].gather(start)),
+                    "first": part["ts"].gather(start),
+                    "last": part["ts"].gather(end - 1),
+                }
+            )
+        )
+        offset += part.height
+    if not found:
+        return None
+    blocks = pl.concat(found).sort("order", "first", maintain_order=True)
+    same = pl.col("order") == pl.col("order").shift(1)
+    if blocks.select((same & (pl.col("first") <= pl.col("last").shift(1))).any()).item():
+        return None  # two runs of a series overlap in time: points repeat or interleave
+    return blocks.with_columns(local=pl.col("start") - pl.col("start").min().over("part"))
+
+
+def _move_blocks(parts: list[pl.DataFrame], blocks: pl.DataFrame) -> dict[str, pl.Series]:
+    """Each sample column with its runs in ``blocks`` order; every part's column let go once moved."""
+    n = int((blocks["end"] - blocks["start"]).sum())
+    runs = list(zip(blocks["part"], blocks["local"], blocks["end"] - blocks["start"], strict=True))
+    columns: dict[str, pl.Series] = {}
+    for name in SAMPLE_SCHEMA.names():
+        if name == "sid":  # the series columns are made from the runs (_repeat_codes)
+            parts[:] = [p.drop(name) for p in parts]
+            continue
+        if all(p[name].null_count() == p.height for p in parts):  # unit, line: nothing to move
+            columns[name] = pl.repeat(None, n, dtype=SAMPLE_SCHEMA[name], eager=True).alias(name)
+        else:
+            columns[name] = pl.concat([parts[i][name].slice(s, k) for i, s, k in runs], rechunk=True)
+        parts[:] = [p.drop(name) for p in parts]
+    parts.clear()
+    return columns
+
+
+def _gather(samples: pl.DataFrame, order: pl.Series) -> dict[str, pl.Series]:
+    """Each column of ``samples`` gathered in ``order``, one at a time (each let go once moved)."""
+    in_order = order.len() == samples.height and order.is_sorted()  # a permutation: sorted is unmoved
+    columns: dict[str, pl.Series] = {}
+    for name in samples.columns:
+        col = samples.drop_in_place(name)
+        if col.null_count() == col.len():  # unit, line: nothing to move
+            columns[name] = pl.repeat(None, order.len(), dtype=col.dtype, eager=True).alias(name)
+        else:
+            columns[name] = col if in_order else col.gather(order)
+        del col
+    return columns
+
+
+def _repeat_codes(col: pl.Series, sids: np.ndarray, lengths: np.ndarray) -> pl.Series:
+    """The value of each series (``col[sid]``) repeated over its runs: one copy of u32 codes.
+
+    ``sids`` and ``lengths`` are the runs in output order. Categorical columns (and structs of
+    them) without nulls are built from their codes; anything else is gathered.
+    """
+    if col.dtype == pl.Categorical and not col.null_count():
+        codes = col.to_physical().to_numpy()
+        return pl.Series(col.name, np.repeat(codes[sids], lengths)).cat.to(col.dtype, strict=False)
+    if isinstance(col.dtype, pl.Struct) and not col.null_count() and col.dtype.fields:
+        fields = col.struct.unnest()
+        return pl.DataFrame([_repeat_codes(fields[f], sids, lengths) for f in fields.columns]).to_struct(
+            col.name
+        )
+    return _gather_codes(col, pl.Series(np.repeat(sids, lengths).astype(np.uint32)))
+
+
+def _gather_codes(col: pl.Series, index: pl.Series) -> pl.Series:
+    """``col.gather(index)`` for a Categorical column (or a struct of them) without a second copy.
+
+    polars gathers a Categorical's codes and then copies them into the result; gathering the
+    codes (``to_physical``) and wrapping them (``cat.to``, codes known to be valid) copies once.
+    """
+    if col.dtype == pl.Categorical:
+        return col.to_physical().gather(index).cat.to(col.dtype, strict=False).alias(col.name)
+    if isinstance(col.dtype, pl.Struct) and not col.null_count() and col.dtype.fields:
+        fields = col.struct.unnest()
+        return pl.DataFrame([_gather_codes(fields[f], index) for f in fields.columns]).to_struct(col.name)
+    return col.gather(index)
+
+
+def _sorted_order(samples: pl.DataFrame, rank: pl.Series, report: ReadReport) -> pl.Series:
+    """The rows of a stable sort by (series, ts), the first of repeated points only (noted)."""
     # a stable sort by (series, ts) puts repeated points next to each other, first file first
     keys = pl.DataFrame({"order": rank.gather(samples["sid"]), "ts": samples["ts"]}).with_row_index("i")
     keys = keys.sort("order", "ts", maintain_order=True)
@@ -240,21 +371,7 @@ def assemble(table: SeriesTable, parts: list[pl.DataFrame], report: ReadReport) 
     if dropped:
         _note_repeats(keys.with_columns(value=samples["value"].gather(keys["i"])), dropped, report)
         keys = keys.filter(~pl.col("repeat"))
-    index = keys["i"]
-    del keys
-    in_order = index.len() == samples.height and index.is_sorted()  # a permutation: sorted is unmoved
-    columns: dict[str, pl.Series] = {}
-    for name in samples.columns:
-        col = samples.drop_in_place(name)
-        if col.null_count() == col.len():  # unit, line: nothing to move
-            columns[name] = pl.repeat(None, index.len(), dtype=col.dtype, eager=True).alias(name)
-        else:
-            columns[name] = col if in_order else col.gather(index)
-        del col
-    rows = meta.drop("sid").select(pl.all().gather(columns.pop("sid")))
-    if named:
-        columns["file"] = files.gather(columns["file"])
-    return pl.concat([rows, pl.DataFrame(columns)], how="horizontal").select(METRICS.names)
+    return keys["i"]
 
 
 def _note_repeats(keys: pl.DataFrame, dropped: int, report: ReadReport) -> None:

@@ -117,7 +117,9 @@ def _full_spans(inc: Evidence, windows: pl.DataFrame) -> tuple[list[tuple[dateti
     m = inc.metrics
     if not cap or m is None or m.height == 0:
         return spans, "first to last failure (a lower bound)"
-    g = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
+    g = m.filter(
+        pl.col("metric").cast(pl.String).str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite()
+    )
     if g.height == 0:
         return spans, "first to last failure (a lower bound)"
     full: list[tuple[datetime, datetime]] = []
@@ -267,7 +269,9 @@ def _gauge_requests(inc: Evidence, windows: pl.DataFrame) -> pl.DataFrame | None
     m = inc.metrics
     if m is None or m.height == 0:
         return None
-    g = m.filter(pl.col("metric").str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite())
+    g = m.filter(
+        pl.col("metric").cast(pl.String).str.contains(CHECKED_OUT_PATTERN) & pl.col("value").is_finite()
+    )
     if g.height == 0:
         return None
     restarts = inc.events.filter(pl.col("kind").is_in(CHANGE_KINDS))["ts"].cast(g["ts"].dtype).sort()
