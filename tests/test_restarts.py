@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -181,3 +182,51 @@ def test_an_evidence_pairs_sessions_once_for_its_events(monkeypatch):
     assert mass["kind"].to_list() == ["restart"]
     assert ll.detect_events(pg=pg).filter(pl.col("origin") == "connections")["kind"].to_list() == ["restart"]
     assert len(calls) == 2  # once for the Evidence, once for the bare detect_events call
+
+
+def test_lifecycle_lines_search_once_and_match_both_patterns() -> None:
+    """One search of the app frame's messages serves the restarts, the services that log their
+    restarts and the final stops, and finds exactly the lines START or STOP finds (issue 19)."""
+    import glob
+
+    from loglib.analysis import restarts
+    from loglib.analysis.events import detect_events
+    from loglib.formats.lifecycle import APP_LIFECYCLE_PATTERN, APP_START_PATTERN, APP_STOP_PATTERN
+
+    messages = []
+    for path in sorted(glob.glob("data/incidents/*/app/*.log")):
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        messages += [ln[:300] for ln in text.splitlines()]
+    messages += [
+        "received SIGTERM",
+        "Shutting down",
+        "x Shutting down",
+        "api v1.2 starting",
+        "Started A in 3 seconds",
+    ]
+    m = pl.Series(messages)
+    both = m.str.contains(APP_START_PATTERN) | m.str.contains(APP_STOP_PATTERN)
+    assert both.sum() > 5
+    assert m.str.contains(APP_LIFECYCLE_PATTERN).equals(both)
+
+    searches: list[str] = []
+    t = lambda s: datetime(2026, 1, 1, 10, 0, s, tzinfo=UTC)  # noqa: E731
+    app = pl.DataFrame(
+        {"ts": [t(0), t(9), t(12), t(40)],
+         "message": ["api starting pid 1", "received SIGTERM, shutting down", "api starting pid 2", "received SIGTERM"],
+         "service": ["api"] * 4, "file": ["app.log"] * 4, "line": [1, 2, 3, 4]}
+    )  # fmt: skip
+    from polars.expr.string import ExprStringNameSpace
+
+    original = ExprStringNameSpace.contains
+
+    def counting(self, pattern, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if pattern in (APP_LIFECYCLE_PATTERN, APP_STOP_PATTERN):
+            searches.append(pattern)
+        return original(self, pattern, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ExprStringNameSpace, "contains", counting)
+        detect_events(app=app)
+        restarts.final_stops(app)
+    assert searches == [APP_LIFECYCLE_PATTERN]

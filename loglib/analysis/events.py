@@ -8,7 +8,7 @@ from datetime import timedelta
 import polars as pl
 
 from loglib._compat import to_polars
-from loglib.analysis.restarts import APP_START_GAP, app_lifecycle
+from loglib.analysis.restarts import APP_START_GAP, app_lifecycle, lifecycle_lines
 from loglib.core.schema import INCIDENT_EVENTS, UTC_TS, conform
 from loglib.formats.lifecycle import APP_START_PATTERN, APP_STOP_PATTERN
 
@@ -272,11 +272,7 @@ def _services_with_lifecycle(app: pl.DataFrame) -> set[str]:
     """Services (lower case) whose own log has start or stop lines: their restarts are known."""
     if "message" not in app.columns:
         return set()
-    service = pl.col("service").fill_null("") if "service" in app.columns else pl.lit("")
-    lines = app.filter(
-        pl.col("message").str.contains(APP_START_PATTERN) | pl.col("message").str.contains(APP_STOP_PATTERN)
-    )
-    return {str(s).lower() for s in lines.select(service.alias("s"))["s"].unique()}
+    return {str(s).lower() for s in lifecycle_lines(app)["_svc"].unique()}
 
 
 def _mass_session_ends(all_sessions: pl.DataFrame, *, logged: set[str] | None = None) -> pl.DataFrame:

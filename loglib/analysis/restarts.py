@@ -27,13 +27,14 @@ Example
 
 from __future__ import annotations
 
+import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
 
 from loglib.core.schema import INCIDENT_EVENTS, UTC_TS, conform
-from loglib.formats.lifecycle import APP_START_PATTERN, APP_STOP_PATTERN
+from loglib.formats.lifecycle import APP_LIFECYCLE_PATTERN, APP_START_PATTERN
 
 #: start lines of one start (workers booting) are at most this far apart
 APP_START_GAP = timedelta(seconds=5)
@@ -70,12 +71,41 @@ def final_stops(app: pl.DataFrame) -> pl.Series:
     return pl.Series("ts", sorted(at), dtype=UTC_TS)
 
 
+#: the start/stop lines of the app frames seen lately, by ``id`` (with a weak reference to check it)
+_LINES: dict[int, tuple[weakref.ref, pl.DataFrame]] = {}
+
+
+def lifecycle_lines(app: pl.DataFrame) -> pl.DataFrame:
+    """The app frame's start and stop lines (ts, file, line, message, ``_svc``, ``_file``, ``_start``),
+    null times included: every message searched once per frame, whoever asks (the restarts,
+    the services that log their restarts, the final stops).
+
+    >>> app = pl.DataFrame({"ts": [None], "message": ["received SIGTERM"], "service": ["api"],
+    ...     "file": ["app.log"], "line": [7]}, schema_overrides={"ts": UTC_TS})
+    >>> lifecycle_lines(app).select("_svc", "line", "_start").rows()
+    [('api', 7, False)]
+    """
+    got = _LINES.get(id(app))
+    if got is not None and got[0]() is app:
+        return got[1]
+    service = pl.col("service").fill_null("") if "service" in app.columns else pl.lit("")
+    lines = (
+        app.lazy()  # lazy, so the query reads only its columns (an eager filter copied the app frame)
+        .filter(pl.col("message").str.contains(APP_LIFECYCLE_PATTERN))
+        .select("ts", "file", "line", "message", _svc=service, _file=pl.col("file").fill_null(""))
+        .with_columns(_start=pl.col("message").str.contains(APP_START_PATTERN))
+        .collect()
+    )
+    key = id(app)
+    _LINES[key] = (weakref.ref(app, lambda _: _LINES.pop(key, None)), lines)
+    return lines
+
+
 def _moments(app: pl.DataFrame) -> list[dict[str, Any]]:
     """Every stream's lifecycle moments (:func:`_stream_moments`), ``stream`` added."""
     if app.height == 0 or "message" not in app.columns:
         return []
     service = pl.col("service").fill_null("") if "service" in app.columns else pl.lit("")
-    # lazy, so each query reads only its columns (an eager filter copied the whole app frame)
     base = (
         app.lazy()
         .filter(pl.col("ts").is_not_null())
@@ -83,12 +113,8 @@ def _moments(app: pl.DataFrame) -> list[dict[str, Any]]:
     )
     first = base.group_by("_svc", "_file").agg(pl.col("ts").min().alias("_first")).collect()
     lines = (
-        base.filter(
-            pl.col("message").str.contains(APP_START_PATTERN)
-            | pl.col("message").str.contains(APP_STOP_PATTERN)
-        )
-        .with_columns(_start=pl.col("message").str.contains(APP_START_PATTERN))
-        .collect()
+        lifecycle_lines(app)
+        .filter(pl.col("ts").is_not_null())
         .join(first, on=["_svc", "_file"], how="left")
         .sort("_svc", "_file", "ts", "line")
     )

@@ -29,3 +29,5 @@ APP_STOP_PATTERN = (
     r"|(?i:Stopping (?:the )?(?:server|application|service)\b|Waiting for application shutdown)"
     r"|(?i:\b\S+ [\d.]+\S* stopped$)"
 )
+#: a start or a stop line: one search of every message for both (the two patterns' flags are scoped)
+APP_LIFECYCLE_PATTERN = f"(?:{APP_START_PATTERN})|(?:{APP_STOP_PATTERN})"
