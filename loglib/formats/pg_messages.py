@@ -128,6 +128,7 @@ _COMBINED = "^(?:" + "|".join(f"(?:{regex[1:]})" for _, _, regex in PG_EVENT_RUL
 #: the rules run once per new pair, not once per chunk (and their regexes stay out of polars'
 #: per-thread cache, which holds 32)
 _EVENT_OF: dict[tuple[str | None, str], str] = {}
+_EVENT_OF_MAX = 100_000
 
 
 def _rules_expr() -> pl.Expr:
@@ -155,12 +156,19 @@ def with_event(frame: pl.DataFrame, severity: str = "severity", message: str = "
         pl.col(message).str.extract(_COMBINED, 0).alias("_event_head"),
     )
     keys = heads.filter(pl.col("_event_head").is_not_null()).unique()
-    new = [k for k in keys.iter_rows() if k not in _EVENT_OF]
+    # looked up once into a local dict: another thread may clear the shared one meanwhile
+    events = {k: _EVENT_OF.get(k) for k in keys.iter_rows()}
+    new = [k for k, v in events.items() if v is None]
     if new:
         todo = pl.DataFrame(new, schema={"_sev": pl.String, "_event_head": pl.String}, orient="row")
-        for sev, head, event in todo.with_columns(event=_rules_expr()).iter_rows():
-            _EVENT_OF[(sev, head)] = event
-    keys = keys.with_columns(event=pl.Series([_EVENT_OF[k] for k in keys.iter_rows()], dtype=pl.String))
+        found = {
+            (sev, head): event for sev, head, event in todo.with_columns(event=_rules_expr()).iter_rows()
+        }
+        events.update(found)
+        if len(_EVENT_OF) > _EVENT_OF_MAX:  # rule texts with pids or role names in them: bounded
+            _EVENT_OF.clear()
+        _EVENT_OF.update(found)
+    keys = keys.with_columns(event=pl.Series([events[k] for k in keys.iter_rows()], dtype=pl.String))
     event = heads.join(keys, on=["_sev", "_event_head"], how="left", nulls_equal=True, maintain_order="left")
     return frame.with_columns(event["event"].fill_null("other"))
 
