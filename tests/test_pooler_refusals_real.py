@@ -60,7 +60,7 @@ def recording(tmp_path_factory):
         time.sleep(DOWN)
         b.pg.start()
         try:
-            app.wait_ok(20, timeout=60)
+            app.wait_ok(20, timeout=180)
         except TimeoutError as exc:  # say what pgBouncer did meanwhile
             tail = b.log_path.read_text(errors="replace").splitlines()[-15:]
             raise TimeoutError(f"{exc}; pgbouncer.log ends:\n" + "\n".join(tail)) from None
