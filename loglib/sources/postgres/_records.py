@@ -35,6 +35,15 @@ _RAW_STRING_COLUMNS = (
 )  # fmt: skip
 
 
+#: the most a block of records holds: about six are in flight (read ahead, decoding, finishing)
+RECORD_BLOCK_BYTES = 4 * 1024 * 1024
+
+
+def _block_bytes(opts: _Options) -> int:
+    """The chunk size of a record reader: ``chunk_bytes``, at most :data:`RECORD_BLOCK_BYTES`."""
+    return min(opts.chunk_bytes, RECORD_BLOCK_BYTES)
+
+
 def _finished(raws: Iterator[pl.DataFrame], opts: _Options, name: str) -> Iterator[pl.DataFrame]:
     """:func:`_finish` of each raw frame, two at a time in worker threads, in order."""
     yield from map_ordered(lambda raw: _finish(raw, opts, name), raws)
@@ -124,7 +133,7 @@ class _CsvParser:
         """``(lines, first line number)`` of each block of whole records; ``state`` gets the damage."""
         carry: pl.Series | None = None  # the lines of a record still open at the chunk's end
         carry_first = 1
-        for chunk in prefetch(iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes)):
+        for chunk in prefetch(iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts))):
             lines, first = chunk.lines, chunk.first_line
             if carry is not None:
                 lines, first = pl.concat([carry, lines]), carry_first
@@ -400,7 +409,7 @@ class _JsonParser:
             fast = self.fmt == "jsonlog"
             return chunk, (_jsonlog_frame(chunk.lines, chunk.first_line, name) if fast else None)
 
-        chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=self.opts.chunk_bytes))
+        chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts)))
         for chunk, raw in map_ordered(decode, chunks):
             if raw is not None:  # polars decoded every record of the chunk
                 report.lines_read += chunk.lines.len()
