@@ -22,7 +22,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import loglib as ll
-from loglib.sources.app import _json
+from loglib.sources.app import _json, _json_fast
 
 APP = Path(__file__).resolve().parent / "files" / "app"
 WILD = Path(__file__).resolve().parent / "files" / "wild"
@@ -218,6 +218,46 @@ def test_same_as_record_by_record(name: str, monkeypatch: pytest.MonkeyPatch) ->
     assert slow.height > 0
     assert_frame_equal(fast, slow)
     assert_frame_equal(fast_rejects, slow_rejects)
+
+
+@pytest.mark.parametrize("name", list(INPUTS))
+def test_same_with_a_sampled_schema(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk decoded with the schema of its first two lines: the records with keys (or nested
+    fields, or nulls) the sample did not have are decoded apart, and every row still agrees."""
+    data = INPUTS[name]()
+    with monkeypatch.context() as m:
+        m.setattr(_json_fast, "SAMPLE_LINES", 2)
+        fast, fast_rejects = _read(data)
+    slow, slow_rejects = _reference(data, monkeypatch)
+    assert_frame_equal(fast, slow)
+    assert_frame_equal(fast_rejects, slow_rejects)
+
+
+def test_records_with_keys_the_sample_lacks_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key, a nested field, a null or a duplicate key first seen after the sample reaches
+    ``extra`` (polars drops the keys a given schema lacks: the key count tells)."""
+    lines = [
+        '{"msg":"a","level":"info","o":{"p":1}}',
+        '{"msg":"b","level":"info","o":{"p":1},"new":2}',
+        '{"msg":"c","level":"info","o":{"p":1,"q":"x"}}',
+        '{"msg":"d","level":"info","o":{"p":1},"gone":null}',
+        '{"msg":"e","level":"info","o":{"p":1},"o":{"p":2}}',
+        '{"msg":"f","level":"info","o":{"p":1},"s":"{\\"k\\": 1, \\"j\\": 2}"}',
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    with monkeypatch.context() as m:
+        m.setattr(_json_fast, "SAMPLE_LINES", 1)
+        fast, _ = _read(data)
+    extras = [{kv["key"]: kv["value"] for kv in row or []} for row in fast["extra"].to_list()]
+    assert extras == [
+        {"o": '{"p": 1}'},
+        {"o": '{"p": 1}', "new": "2"},
+        {"o": '{"p": 1, "q": "x"}'},
+        {"o": '{"p": 1}', "gone": None},
+        {"o": '{"p": 2}'},
+        {"o": '{"p": 1}', "s": '{"k": 1, "j": 2}'},
+    ]
+    assert_frame_equal(fast, _reference(data, monkeypatch)[0])
 
 
 def test_same_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:

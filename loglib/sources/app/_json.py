@@ -256,7 +256,10 @@ def _json_fields(text: pl.Series, tz: str | None, where: str) -> tuple[pl.Series
     read exactly are decoded one by one."""
     n = text.len()
     idx = text.str.strip_chars_start().str.starts_with("{").fill_null(False).arg_true()
-    fast = decode_json(text.gather(idx)) if idx.len() else None
+    every = idx.len() == n
+    fast = decode_json(text if every else text.gather(idx)) if idx.len() else None
+    if every and fast is not None and fast[0].all():  # the common chunk: every line a record polars read
+        return fast[0].alias("m"), _with_ts(fast[1], tz, where)
     slow = idx if fast is None else idx.filter(~fast[0])
     rows = _JsonRows(slow.len())
     for j, i in enumerate(slow.to_list()):

@@ -46,6 +46,12 @@ _TEXT_NOT_TEXT = r"^[\[{]|^-?\d+(?:\.\d+(?:[eE][+-]?\d+)?|[eE][+-]?\d+)$"
 _LINE = LINE
 #: what stands in for a line polars cannot read while the chunk is decoded (the line is read alone)
 _BLANK_RECORD = "{}"
+#: the lines a chunk's schema is inferred from (the records with other keys are decoded apart)
+SAMPLE_LINES = 1000
+#: a key as a line spells it: after ``{`` or ``,`` (inside a string a quote is escaped), no escape
+_SPELLED_KEY = r'[{,]\s*"[^"\\]*"\s*:'
+#: such a key written with a null value
+_NULL_KEY = r'[{,]\s*"[^"\\]*"\s*:\s*null\s*[,}]'
 
 
 def _key_position(key: str) -> pl.Expr:
@@ -58,19 +64,89 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
     intermediate columns plus ``epoch`` and ``ts_text``; rows with ``ok`` False must be read
     record by record. None when polars cannot decode the chunk at all.
 
+    The chunk is decoded with the schema of its first :data:`SAMPLE_LINES` lines (inferring it
+    from every line costs twice the decoding); a record whose keys that schema does not hold
+    (:func:`_fits`) is decoded again with the other such records, under their own schema.
+
     Examples
     --------
     >>> ok, f = decode_json(pl.Series(['{"level":30,"time":1709287200000,"msg":"up","port":80}']))
     >>> ok.to_list(), f["level"].to_list(), f["message"].to_list(), f["extra"].to_list()
     ([True], ['info'], ['up'], [[{'key': 'port', 'value': '80'}]])
     """
+    frame = sample = _decode(lines.head(SAMPLE_LINES))
+    if sample is not None and lines.len() > SAMPLE_LINES:
+        frame = _decode(lines, sample)
+    if frame is None or not frame.width:
+        return _decode_whole(lines)
+    fits = _fits(frame, lines)
+    if fits.all():
+        return _map(frame, lines, None)
+    ok, fields = _map(frame.filter(fits), lines.filter(fits), None)
+    rest = _decode_whole(lines.filter(~fits))
+    if rest is None:
+        rest = pl.repeat(False, lines.len() - ok.len(), eager=True), empty_fields(lines.len() - ok.len())
+    order = pl.concat([fits.arg_true(), (~fits).arg_true()]).arg_sort()
+    fields = pl.concat([fields, rest[1]], how="vertical_relaxed").select(pl.all().gather(order))
+    return pl.concat([ok, rest[0]]).gather(order), fields
+
+
+def _key_count(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """How many keys the decoded ``value`` holds inside it, at any depth (null ones not)."""
+    if isinstance(dtype, pl.Struct):
+        parts = []
+        for name, inner in dtype.to_schema().items():
+            field = value.struct.field(name)
+            parts.append(field.is_not_null().cast(pl.UInt32))
+            if isinstance(inner, _NESTED):
+                parts.append(_key_count(field, inner))
+        return pl.sum_horizontal(parts) if parts else pl.lit(0, dtype=pl.UInt32)
+    if isinstance(dtype, pl.List | pl.Array) and isinstance(dtype.inner, _NESTED):
+        return value.list.eval(_key_count(pl.element(), dtype.inner)).list.sum().fill_null(0)
+    return pl.lit(0, dtype=pl.UInt32)
+
+
+def _fits(frame: pl.DataFrame, lines: pl.Series) -> pl.Series:
+    """Per row: did the decoding keep every key of the line? polars drops the keys a given schema
+    lacks, so the keys the line spells (``"key":`` after ``{`` or ``,``: never inside a string,
+    where a quote is escaped) must be the decoded values' keys plus the keys written ``null``,
+    each of which must be a key of the schema. A key with an escape is not counted in the line,
+    and a null inside a nested value is not found at the top, so such a record does not fit."""
+    schema = frame.schema
+    decoded = [pl.col(k).is_not_null().cast(pl.UInt32) for k in schema]
+    decoded += [_key_count(pl.col(k), dt) for k, dt in schema.items() if isinstance(dt, _NESTED)]
+    spelled = lines.str.count_matches(_SPELLED_KEY)
+    counts = frame.select(pl.sum_horizontal(decoded).alias("n")).to_series()
+    idx = lines.str.contains("null", literal=True).fill_null(False).arg_true()
+    nulls = pl.repeat(0, lines.len(), eager=True, dtype=pl.UInt32)
+    if idx.len():
+        nulls = nulls.scatter(idx, lines.gather(idx).str.count_matches(_NULL_KEY).fill_null(0))
+    fits = (spelled == counts + nulls).fill_null(False)
+    if idx.len():  # each null must be a key of the schema's top level (else it was dropped)
+        named = [
+            pl.col("t").str.contains('"' + re.escape(k) + r'"\s*:\s*null\s*[,}]').cast(pl.UInt32)
+            for k in schema
+        ]
+        known = pl.DataFrame({"t": lines.gather(idx)}).select(pl.sum_horizontal(named)).to_series()
+        fits = fits.scatter(idx, fits.gather(idx) & (known == nulls.gather(idx)).fill_null(False))
+    return fits
+
+
+def _decode_whole(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
+    """:func:`decode_json` with the schema of every line (a line polars will not read, broken or
+    with ``NaN``, is left to the record-by-record reader and the others still decoded)."""
     frame = _decode(lines)
     valid = None
-    if frame is None:  # a line polars will not read (broken, NaN): the others are still decoded here
+    if frame is None:
         valid = lines.str.json_path_match("$").is_not_null()
         frame = _decode(lines.zip_with(valid, pl.Series([_BLANK_RECORD] * lines.len())))
     if frame is None or not frame.width:
         return None
+    return _map(frame, lines, valid)
+
+
+def _map(frame: pl.DataFrame, lines: pl.Series, valid: pl.Series | None) -> tuple[pl.Series, pl.DataFrame]:
+    """``(ok, fields)`` of decoded records: each field chosen per row from the keys present."""
     schema = frame.schema
     if is_loguru(schema):
         return decode_loguru(frame, lines, valid)
@@ -93,7 +169,6 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
             .alias(f"\x00u{key}")
             for key in schema
         ]
-        + [_key_position(key).alias(f"\x00p{key}") for key in schema]
         + nested_texts(frame, nested)
         + explicit_nulls(lines, [k for k in schema if k not in nested])
     )
@@ -107,10 +182,22 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
         )
         for k in schema
     }
+    # where each key that is an extra somewhere stands in the line (extras keep the record's order)
+    extra_keys = [
+        k
+        for k, any_row in zip(
+            schema, frame.select(list(included.values())).select(pl.all().any()).row(0), strict=True
+        )
+        if any_row
+    ]
+    frame = frame.with_columns(
+        [_key_position(k).alias(f"\x00p{k}") for k in extra_keys]
+        + [pl.lit(None, dtype=pl.UInt32).alias(f"\x00p{k}") for k in schema if k not in extra_keys]
+    )
     err_struct = [k for k in ("err", "error") if isinstance(schema.get(k), pl.Struct)]
     checks: list[pl.Expr] = [
         chosen["message"].is_not_null(),
-        *nested_checks(schema, nested, chosen, included),
+        *nested_checks(schema, nested, {k: included[k] for k in extra_keys}),
     ]
     if valid is not None:
         checks.append(pl.lit(valid))
@@ -137,8 +224,8 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
             # the reader made the value text, so its JSON spelling is read record by record
             odd = _TEXT_NOT_TEXT + (r"|^-?\d+$" if key in present["level"] else "")
             checks.append(~value.str.contains(odd).fill_null(False))
-        # an extra whose place in the line is not found is read record by record
-        checks.append(~included[key] | pl.col(f"\x00p{key}").is_not_null())
+        if key in extra_keys:  # an extra whose place in the line is not found is read record by record
+            checks.append(~included[key] | pl.col(f"\x00p{key}").is_not_null())
         if dtype == pl.Float64 and key not in present["ts"]:
             # polars writes a float as Python's repr does from 1e-4 up to 1e16 (1e-05 is 0.00001)
             exact = ((value.abs() < 1e16) & (value.abs() >= 1e-4)) | (value == 0)
@@ -147,15 +234,36 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
             checks.append(value.is_null() | (chosen["message"] != key).fill_null(True))
     ok = frame.select(pl.all_horizontal(checks).fill_null(False)).to_series()
     fields = frame.select(_field_exprs(schema, present, chosen, err_struct))
-    return ok, fields.with_columns(_extras(frame, schema, included))
+    return ok, fields.with_columns(_head(), _extras(frame, schema, included))
 
 
-def _decode(lines: pl.Series) -> pl.DataFrame | None:
-    """The records as columns, one per key seen (polars' NDJSON reader on the lines joined: it
-    infers the chunk's schema and decodes both cores at once); None when it refuses a line."""
-    data = io.BytesIO(lines.str.join("\n").item().encode())
+def _head() -> pl.Expr:
+    """The event's first line as the record-by-record reader makes it: the message and the error,
+    each once and when not empty."""
+    message, err = pl.col("message"), pl.col("err")
+    m_ok, e_ok = message.fill_null("") != "", err.fill_null("") != ""
+    return (
+        pl.when(m_ok & e_ok & (message != err))
+        .then(pl.concat_str(message, pl.lit("\n"), err))
+        .when(m_ok)
+        .then(message)
+        .when(e_ok)
+        .then(err)
+        .otherwise(pl.lit(""))
+        .alias("head")
+    )
+
+
+def _decode(lines: pl.Series, like: pl.DataFrame | None = None) -> pl.DataFrame | None:
+    """The records as columns (polars' NDJSON reader on the lines joined, both cores at once):
+    one per key seen, or with ``like``'s schema (keys it lacks are dropped, a value of another
+    type is an error); None when polars refuses a line."""
+    data = io.BytesIO(lines.str.join("\n").cast(pl.Binary).item())  # no Python str on the way
     try:
-        frame = pl.read_ndjson(data, infer_schema_length=None)
+        if like is None:
+            frame = pl.read_ndjson(data, infer_schema_length=None)
+        else:
+            frame = pl.read_ndjson(data, schema=like.schema)
     except pl.exceptions.PolarsError:
         return None
     return frame if frame.height == lines.len() else None
@@ -252,16 +360,6 @@ def _field_exprs(
         etype = pl.when(etype != "").then(etype).otherwise(_text("error.type", schema["error.type"]))
     exc = pl.when(etype.fill_null("") != "").then(pl.concat_list(etype)).cast(pl.List(pl.String))
     exc = pl.when(types.list.len() > 0).then(types).otherwise(exc)
-    m_ok, e_ok = message.fill_null("") != "", err.fill_null("") != ""
-    head = (
-        pl.when(m_ok & e_ok & (message != err))
-        .then(pl.concat_str(message, pl.lit("\n"), err))
-        .when(m_ok)
-        .then(message)
-        .when(e_ok)
-        .then(err)
-        .otherwise(pl.lit(""))
-    )
     text_null = pl.lit(None, dtype=pl.String)
     return [
         pl.lit(None, dtype=_FIELDS["ts"]).alias("ts"),
@@ -277,7 +375,7 @@ def _field_exprs(
         tb.alias("tb"),
         err.alias("err"),
         exc.alias("exc"),
-        head.alias("head"),
+        text_null.alias("head"),  # from the message and the error once they are columns: _head
         (pl.coalesce(epoch_parts) if epoch_parts else pl.lit(None, dtype=pl.Float64)).alias("epoch"),
         (pl.coalesce(text_parts) if text_parts else text_null).alias("ts_text"),
     ]

@@ -61,7 +61,9 @@ def explicit_nulls(lines: pl.Series, keys: list[str]) -> list[pl.Series]:
     """``\\x00n<key>``: the line writes ``"key": null`` (somewhere: :func:`nested_checks` makes
     sure it is at the top level)."""
     n = lines.len()
-    idx = lines.str.contains(_SOME_NULL).fill_null(False).arg_true()
+    idx = lines.str.contains("null", literal=True).fill_null(False).arg_true()
+    if idx.len():
+        idx = idx.filter(lines.gather(idx).str.contains(_SOME_NULL).fill_null(False))
     out = []
     for key in keys:
         flag = pl.repeat(False, n, eager=True, dtype=pl.Boolean)
@@ -72,21 +74,20 @@ def explicit_nulls(lines: pl.Series, keys: list[str]) -> list[pl.Series]:
     return out
 
 
-def nested_checks(
-    schema: pl.Schema, nested: list[str], chosen: dict[str, pl.Expr], included: dict[str, pl.Expr]
-) -> list[pl.Expr]:
+def nested_checks(schema: pl.Schema, nested: list[str], included: dict[str, pl.Expr]) -> list[pl.Expr]:
     """What a row needs for its nested values and explicit nulls to be read exactly here: each
-    nested extra has a text of one spelling, and no key kept as an extra also stands inside a
-    nested value (its place in the line, and a ``null`` found for it, would be ambiguous)."""
+    nested extra has a text of one spelling, and no key kept as an extra (``included``: the keys
+    that are an extra in some row) also stands inside a nested value (its place in the line, and
+    a ``null`` found for it, would be ambiguous)."""
     checks: list[pl.Expr] = []
     for key in nested:
         text, used = pl.col(f"\x00j{key}"), pl.col(f"\x00u{key}")
         extra = pl.col(key).is_not_null() & ~used
         checks.append(~extra | (text.is_not_null() & ~text.str.contains(_OTHER_SPELLING).fill_null(True)))
-    if nested:
+    if nested and included:
         inside = pl.concat_str([pl.col(f"\x00j{k}") for k in nested], separator="\x01", ignore_nulls=True)
         inside = pl.coalesce(inside, pl.lit(""))
-        checks.extend(~included[k] | ~inside.str.contains(f'"{k}":', literal=True) for k in schema)
+        checks.extend(~inc | ~inside.str.contains(f'"{k}":', literal=True) for k, inc in included.items())
     return checks
 
 
