@@ -46,7 +46,17 @@ def http_status_expr(message: pl.Expr, extra: pl.Expr | None = None) -> pl.Expr:
     from_line = message.str.extract(REQUEST_LINE, 1).cast(pl.Int16, strict=False)
     if extra is None:
         return from_line.alias("http_status")
-    field = (
+    return pl.coalesce(from_line, status_field_expr(extra)).alias("http_status")
+
+
+def status_field_expr(extra: pl.Expr) -> pl.Expr:
+    """The response status a structured record's extras hold (:data:`STATUS_KEYS`), Int16; else null.
+
+    >>> rec = [{"key": "user", "value": "7"}, {"key": "statusCode", "value": "503"}]
+    >>> pl.select(status_field_expr(pl.lit(pl.Series([rec])))).item()
+    503
+    """
+    return (
         extra.list.eval(
             pl.when(pl.element().struct.field("key").is_in(STATUS_KEYS)).then(
                 pl.element().struct.field("value")
@@ -56,8 +66,8 @@ def http_status_expr(message: pl.Expr, extra: pl.Expr | None = None) -> pl.Expr:
         .list.first()
         .str.extract(r"^([1-5][0-9][0-9])$", 1)
         .cast(pl.Int16, strict=False)
+        .alias("http_status")
     )
-    return pl.coalesce(from_line, field).alias("http_status")
 
 
 def http_duration_expr(message: pl.Expr) -> pl.Expr:

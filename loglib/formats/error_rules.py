@@ -300,6 +300,26 @@ def classify_frame(
     return frame.with_columns(_rules_thread().submit(_classes, texts, table).result().alias(out))
 
 
+def classes_of(texts: pl.Series, table: tuple[ErrorRule, ...]) -> pl.Series:
+    """:func:`classify_frame`'s classes of ``texts`` for a table already checked (``_resolve``):
+    its patterns are not compiled again to be checked.
+
+    >>> classes_of(pl.Series(["sorry, too many clients already"]), error_rules()).to_list()
+    ['too_many_connections']
+    """
+    return _rules_thread().submit(_classes, texts, table).result().alias(texts.name)
+
+
+def select_warm(frame: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
+    """``frame.select_seq(exprs)`` in the rules thread, whose regex cache keeps the large patterns
+    (message templates, request lines) compiled from chunk to chunk (see :data:`_GROUP`).
+
+    >>> select_warm(pl.DataFrame({"m": ["took 5 ms"]}), [message_template_expr("m")]).item()
+    'took <*> ms'
+    """
+    return _rules_thread().submit(frame.select_seq, exprs).result()
+
+
 #: polars keeps the last 32 regexes it compiled, per thread. A chunk's parsing uses more than
 #: that, so the rules (large alternations) would be compiled again for every chunk; they run in
 #: a thread of their own instead, tried in groups, and stay compiled from chunk to chunk.

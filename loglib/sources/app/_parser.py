@@ -9,7 +9,7 @@ import polars as pl
 from loglib.core.rejects import ReadReport, rejects_frame
 from loglib.core.schema import APP_EVENTS, conform
 from loglib.errors import FormatError
-from loglib.formats.access_lines import http_duration_expr, http_status_expr
+from loglib.formats.access_lines import http_duration_expr, http_status_expr, status_field_expr
 from loglib.formats.app_formats import (
     CONTAINER_PREFIX,
     describe,
@@ -21,9 +21,10 @@ from loglib.formats.app_formats import (
 from loglib.formats.error_rules import (
     ErrorRule,
     _resolve,
-    classify_frame,
+    classes_of,
     matches_any,
     message_template_expr,
+    select_warm,
 )
 from loglib.sources._chunks import read_entries
 from loglib.sources.app._common import _FIELDS, _null_series, _Options, _service_of, _tz_of
@@ -184,9 +185,10 @@ class _Parser:
         else:
             frame = frame.with_columns(traceback=pl.lit(None, dtype=pl.String), exc_chain=pl.col("exc"))
         frame = _classify(frame, self.opts.rules)
+        frame = frame.hstack(select_warm(frame, [message_template_expr("message").alias("message_template")]))
+        frame = frame.hstack(_http(frame))
         frame = frame.with_columns(
             exc_type=pl.col("exc_chain").list.last(),
-            message_template=message_template_expr("message"),
             level=level_expr(pl.col("level")),
             logger=pl.when(pl.col("logger").str.strip_chars() != "").then(pl.col("logger")),
             service=pl.coalesce(pl.col("service"), pl.lit(self.service, dtype=pl.String)),
@@ -194,11 +196,34 @@ class _Parser:
             format=pl.col("fmt"),
             file=pl.lit(self.source.name),
         )
-        extra = pl.col("extra") if "extra" in frame.columns else None
-        frame = frame.with_columns(
-            http_status_expr(pl.col("message"), extra), http_duration_expr(pl.col("message"))
-        )
         return conform(frame, APP_EVENTS)
+
+
+def _http(frame: pl.DataFrame) -> list[pl.Series]:
+    """``http_status`` and ``http_duration_s``: an access line quotes its request, so only messages
+    with a ``"`` are searched, and only records with extras looked up for a status field."""
+    n = frame.height
+    status = _null_series("http_status", pl.Int16, n)
+    duration = _null_series("http_duration_s", pl.Float64, n)
+    message = frame["message"]
+    idx = message.str.contains('"', literal=True).fill_null(False).arg_true()
+    if idx.len():
+        found = select_warm(
+            pl.DataFrame({"message": message.gather(idx)}),
+            [http_status_expr(pl.col("message")), http_duration_expr(pl.col("message"))],
+        )
+        status = status.scatter(idx, found["http_status"])
+        duration = duration.scatter(idx, found["http_duration_s"])
+    if "extra" in frame.columns:
+        idx = frame["extra"].is_not_null().arg_true()
+        if idx.len():
+            field = pl.DataFrame({"extra": frame["extra"].gather(idx)}).select(
+                status_field_expr(pl.col("extra"))
+            )
+            status = status.fill_null(
+                _null_series("http_status", pl.Int16, n).scatter(idx, field.to_series())
+            )
+    return [status, duration]
 
 
 def _classify(frame: pl.DataFrame, rules: tuple[ErrorRule, ...] | None) -> pl.DataFrame:
@@ -217,7 +242,7 @@ def _classify(frame: pl.DataFrame, rules: tuple[ErrorRule, ...] | None) -> pl.Da
         sub = frame.filter(hit).select(
             pl.concat_str([pl.col("head"), pl.col("traceback")], separator="\n", ignore_nulls=True).alias("t")
         )
-        full = full.scatter(idx, classify_frame(sub, "t", rules=table)["error_class"])
+        full = full.scatter(idx, classes_of(sub["t"], table))
     return frame.with_columns(full)
 
 
