@@ -12,6 +12,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
+import random
+import struct
 import sys
 import warnings
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from polars.testing import assert_frame_equal
 
 import loglib as ll
 from loglib.sources.app import _json, _json_fast
+from loglib.sources.app._json_nested import python_float
 
 APP = Path(__file__).resolve().parent / "files" / "app"
 WILD = Path(__file__).resolve().parent / "files" / "wild"
@@ -177,6 +181,18 @@ def _shapes(n: int = 3) -> bytes:
     ).encode()
 
 
+def _floats() -> bytes:
+    """Numbers polars reads as floats: ints among floats in one key, exponents, the extremes
+    Python writes in scientific notation, -0, whole floats, ints beyond 2**53."""
+    values = ["1.5", "5", "-0", "5.0", "1e5", "1E-7", "1e-05", "2.5e-07", "0.0001", "9.999e-05", "1e16",
+              "12345678901234567890", "-3.25e+300", "0", "0.0", "7"]  # fmt: skip
+    lines = [
+        f'{{"level":"info","ts":"2024-03-01T10:00:{i % 60:02d}Z","msg":"m{i}","ratio":{v},"n":{i}.5}}'
+        for i, v in enumerate(values * 3)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _mixed() -> bytes:
     """JSON records with what real services print between them: a traceback on stderr, a broken
     (cut) record, Python json's NaN, a blank line, a JSON value that is no record."""
@@ -206,6 +222,7 @@ INPUTS: dict[str, Callable[[], bytes]] = {
     "documented shapes": _shapes,
     **{f"shape:{k}": (lambda k=k: "".join(SHAPES[k].replace("{s}", str(i)) + "\n" for i in range(5)).encode()) for k in SHAPES},
     "mixed": _mixed,
+    "floats": _floats,
 }  # fmt: skip
 
 
@@ -287,6 +304,17 @@ def test_no_record_read_one_by_one(name: str, monkeypatch: pytest.MonkeyPatch) -
     """loguru's record, ECS/pino-http objects, structlog's dict_tracebacks and explicit nulls are
     all mapped by expressions: no record of these logs goes through Python."""
     assert _slow_records(INPUTS[name](), monkeypatch) == 0
+
+
+def test_python_float_spelling() -> None:
+    """Floats of every size and shape spelled as Python's repr spells them."""
+    rng = random.Random(17)
+    xs = [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(20_000)]
+    xs += [rng.uniform(-1, 1) * 10 ** rng.randint(-30, 30) for _ in range(20_000)]
+    xs += [1e-4, 9.999999999999999e-05, 1e-5, 5e-324, -0.0, 0.0, 1e16, 9999999999999998.0, 0.00012]
+    xs = [x for x in xs if math.isfinite(x)]
+    got = pl.select(python_float(pl.lit(pl.Series(xs, dtype=pl.Float64)))).to_series().to_list()
+    assert [g for g, x in zip(got, xs, strict=True) if g != repr(x)] == []
 
 
 def test_a_broken_line_leaves_the_rest_to_polars(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,14 +1,17 @@
 """JSON log records decoded by polars' own JSON reader, each field mapped by expressions.
 
-A chunk's JSON lines are decoded by ``pl.read_ndjson`` (a column per key seen in the chunk);
+A chunk's JSON lines are decoded by ``pl.read_ndjson`` with the schema of its first lines (a
+record with other keys is decoded again under its own);
 the canonical fields are then chosen per row with the same key tables as the record-by-record
 reader (:data:`~loglib.formats.app_formats.JSON_FIELD_KEYS`, the first key present wins) and the
 other keys become ``extra``, nested values and explicit nulls included
 (:mod:`~loglib.sources.app._json_nested`); loguru's ``serialize=True`` records have their own
 mapping (:mod:`~loglib.sources.app._json_loguru`). No Python runs per record.
 
-What the columns cannot say exactly is left to the record-by-record reader, row by row: floats
-below 1e-4 or from 1e16 (``1e-05``), nested values with escapes or exponents, records without a
+Floats are spelled as Python's ``repr`` spells them (``1e-05``), and a whole number polars read
+as a float keeps the literal of the line (``5``, not ``5.0``). What the columns cannot say
+exactly is left to the record-by-record reader, row by row: a whole number among floats whose
+key the line spells twice, nested values with escapes or exponents, records without a
 message (Rust tracing ``fields``, error-only records), values of one key that are text in one
 record and numbers or objects in another, and lines polars will not decode (``NaN``, a cut line).
 """
@@ -31,9 +34,11 @@ from loglib.sources.app._json_nested import (
     explicit_nulls,
     extras_column,
     field_roles,
+    float_literals,
     name_of,
     nested_checks,
     nested_texts,
+    python_float,
 )
 
 _NESTED = (pl.Struct, pl.List, pl.Array)
@@ -171,6 +176,7 @@ def _map(frame: pl.DataFrame, lines: pl.Series, valid: pl.Series | None) -> tupl
         ]
         + nested_texts(frame, nested)
         + explicit_nulls(lines, [k for k in schema if k not in nested])
+        + float_literals(frame, [k for k, dt in schema.items() if dt == pl.Float64])
     )
     # a key no field was read from is an extra: its value as text, or an explicit null
     included = {
@@ -226,10 +232,12 @@ def _map(frame: pl.DataFrame, lines: pl.Series, valid: pl.Series | None) -> tupl
             checks.append(~value.str.contains(odd).fill_null(False))
         if key in extra_keys:  # an extra whose place in the line is not found is read record by record
             checks.append(~included[key] | pl.col(f"\x00p{key}").is_not_null())
-        if dtype == pl.Float64 and key not in present["ts"]:
-            # polars writes a float as Python's repr does from 1e-4 up to 1e16 (1e-05 is 0.00001)
-            exact = ((value.abs() < 1e16) & (value.abs() >= 1e-4)) | (value == 0)
-            checks.append(value.is_null() | exact)
+        if dtype == pl.Float64:
+            # a whole number may be an int in the line (5, not 5.0): its literal must be found,
+            # unless it is the timestamp read as epoch seconds
+            as_ts = (chosen["ts"] == key).fill_null(False) if key in present["ts"] else pl.lit(False)
+            whole = value == value.floor()
+            checks.append(value.is_null() | as_ts | ~whole | pl.col(f"\x00f{key}").is_not_null())
         if key in present["message"] and dtype != pl.String:
             checks.append(value.is_null() | (chosen["message"] != key).fill_null(True))
     ok = frame.select(pl.all_horizontal(checks).fill_null(False)).to_series()
@@ -281,6 +289,13 @@ def _text(key: str, dtype: pl.DataType) -> pl.Expr:
     """A scalar as the record-by-record reader spells it (strings as they are, JSON's true/false)."""
     if dtype == pl.Boolean:
         return pl.when(pl.col(key)).then(pl.lit("true")).otherwise(pl.lit("false"))
+    if dtype == pl.Float64:  # an int in the line stays an int (-0 is 0), a float is Python's repr
+        literal = pl.col(f"\x00f{key}")
+        return (
+            pl.when(literal.str.contains(r"^-?\d+$").fill_null(False))
+            .then(literal.str.replace(r"^-0$", "0"))
+            .otherwise(python_float(pl.col(key)))
+        )
     return pl.col(key).cast(pl.String)
 
 

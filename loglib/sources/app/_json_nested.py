@@ -28,6 +28,55 @@ _OTHER_SPELLING = r"\\|\d[eE]"
 _SOME_NULL = r":\s*null\s*[,}\]]"
 
 
+def python_float(value: pl.Expr) -> pl.Expr:
+    """A Float64 as Python's ``repr`` writes it: polars writes ``0.00001`` and ``2.5e-7`` where
+    Python writes ``1e-05`` and ``2.5e-07`` (from 1e-4 up, and for the exponents of 1e16 and
+    more, the two agree).
+
+    >>> pl.select(python_float(pl.lit(pl.Series([1e-05, -2.5e-07, 0.5, 1e16])))).to_series().to_list()
+    ['1e-05', '-2.5e-07', '0.5', '1e+16']
+    """
+    text = value.cast(pl.String)
+    digits = text.str.extract(r"^-?0\.0*([1-9]\d*)$", 1)  # 0.000012 -> 12: 1.2e-05
+    negative = text.str.starts_with("-")
+    zeros = text.str.len_chars() - digits.str.len_chars() - pl.when(negative).then(3).otherwise(2)
+    exponent = (zeros + 1).cast(pl.String).str.zfill(2)
+    rest = digits.str.slice(1)
+    fraction = pl.when(rest != "").then(pl.concat_str(pl.lit("."), rest)).otherwise(pl.lit(""))
+    sign = pl.when(negative).then(pl.lit("-")).otherwise(pl.lit(""))
+    scientific = pl.concat_str(sign, digits.str.slice(0, 1), fraction, pl.lit("e-"), exponent)
+    return (
+        pl.when(digits.is_not_null() & (value.abs() < 1e-4))
+        .then(scientific)
+        .otherwise(text.str.replace(r"e-(\d)$", "e-0${1}"))
+    )
+
+
+def float_literals(frame: pl.DataFrame, keys: list[str]) -> list[pl.Series]:
+    """``\x00f<key>``: a whole-number Float64 value's literal in the line (``5`` or ``5.0``: polars
+    reads ``5`` as 5.0 in a column of floats, the record-by-record reader keeps it an int), found
+    where the line spells the key once; null elsewhere."""
+    out = []
+    n = frame.height
+    for key in keys:
+        value = frame[key]
+        text = pl.repeat(None, n, eager=True, dtype=pl.String)
+        idx = (value.is_not_null() & (value == value.floor())).fill_null(False).arg_true()
+        if idx.len():
+            spelled = '"' + re.escape(key) + r'"\s*:'
+            line = frame[LINE].gather(idx)
+            found = line.str.extract(spelled + r"\s*(-?[0-9][0-9.eE+-]*)", 1)
+            once = line.str.count_matches(spelled) == 1
+            text = text.scatter(
+                idx,
+                found.zip_with(
+                    once.fill_null(False), pl.repeat(None, idx.len(), eager=True, dtype=pl.String)
+                ),
+            )
+        out.append(text.alias(f"\x00f{key}"))
+    return out
+
+
 def python_json(text: pl.Series | pl.Expr) -> pl.Series | pl.Expr:
     """Compact JSON as Python's ``json.dumps`` writes it (``", "`` and ``": "`` separators).
 
