@@ -260,6 +260,10 @@ def test_records_with_keys_the_sample_lacks_are_kept(monkeypatch: pytest.MonkeyP
         '{"msg":"d","level":"info","o":{"p":1},"gone":null}',
         '{"msg":"e","level":"info","o":{"p":1},"o":{"p":2}}',
         '{"msg":"f","level":"info","o":{"p":1},"s":"{\\"k\\": 1, \\"j\\": 2}"}',
+        '{"msg":"g \\":x","level":"info","o":{"p":1},"s2":"y"}',  # a quote before a colon in a string
+        '{"msg":"h","level":"info","o":{"p":1},"s3" : "y"}',  # a space before the colon
+        '{"msg":"i C:\\\\","level":"info","o":{"p":1},"s4":"y"}',  # an escaped backslash before a quote
+        '{"msg":"j","level":"info","o":{"p":1},"k\\u00e9":"y"}',  # an escape in the key
     ]
     data = ("\n".join(lines) + "\n").encode()
     with monkeypatch.context() as m:
@@ -273,8 +277,52 @@ def test_records_with_keys_the_sample_lacks_are_kept(monkeypatch: pytest.MonkeyP
         {"o": '{"p": 1}', "gone": None},
         {"o": '{"p": 2}'},
         {"o": '{"p": 1}', "s": '{"k": 1, "j": 2}'},
+        {"o": '{"p": 1}', "s2": "y"},
+        {"o": '{"p": 1}', "s3": "y"},
+        {"o": '{"p": 1}', "s4": "y"},
+        {"o": '{"p": 1}', "k\u00e9": "y"},
     ]
     assert_frame_equal(fast, _reference(data, monkeypatch)[0])
+
+
+def test_keys_counted_in_the_line() -> None:
+    """The keys a line spells, at any depth, whatever its strings hold: quotes and colons,
+    backslashes, braces (the count that tells a record the sample's schema holds whole from one
+    that lost a key)."""
+    rng = random.Random(5)
+    pieces = ['\\":', "\\\\", '" :', "{", "}", ",", ":", '"', "\t", "x", "é", "null", "\\n"]
+
+    def value(depth: int) -> object:
+        kind = rng.randrange(6 if depth < 3 else 3)
+        if kind == 0:
+            return "".join(rng.choice(pieces) for _ in range(rng.randrange(6)))
+        if kind == 1:
+            return rng.choice([None, True, 1, -2.5])
+        if kind == 2:
+            return "plain"
+        if kind == 3:
+            return [value(depth + 1) for _ in range(rng.randrange(3))]
+        return {
+            rng.choice(["k", ":k", "k:", "", "k,", 'k"', "k\\", "é", "k\n"]) + str(i): value(depth + 1)
+            for i in range(rng.randrange(4))
+        }
+
+    def keys(v: object) -> int:
+        if isinstance(v, dict):
+            return len(v) + sum(keys(x) for x in v.values())
+        return sum(keys(x) for x in v) if isinstance(v, list) else 0
+
+    records = [{"msg": "m", **{f"a{i}": value(0) for i in range(rng.randrange(5))}} for _ in range(3000)]
+    lines = [
+        json.dumps(
+            r,
+            ensure_ascii=rng.random() < 0.5,
+            separators=rng.choice([(",", ":"), (", ", ": "), (",", " : ")]),
+        )
+        for r in records
+    ]
+    got = pl.Series(lines).str.count_matches(_json_fast._SPELLED_KEY).to_list()
+    assert got == [keys(r) for r in records]
 
 
 def test_same_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:

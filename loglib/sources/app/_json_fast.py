@@ -53,8 +53,8 @@ _LINE = LINE
 _BLANK_RECORD = "{}"
 #: the lines a chunk's schema is inferred from (the records with other keys are decoded apart)
 SAMPLE_LINES = 1000
-#: a key as a line spells it: after ``{`` or ``,`` (inside a string a quote is escaped), no escape
-_SPELLED_KEY = r'[{,]\s*"[^"\\]*"\s*:'
+#: a key as a line spells it: after ``{`` or ``,`` (inside a string a quote is escaped)
+_SPELLED_KEY = r'[{,]\s*"(?:[^"\\]|\\.)*"\s*:'
 #: such a key written with a null value
 _NULL_KEY = r'[{,]\s*"[^"\\]*"\s*:\s*null\s*[,}]'
 
@@ -115,8 +115,8 @@ def _fits(frame: pl.DataFrame, lines: pl.Series) -> pl.Series:
     """Per row: did the decoding keep every key of the line? polars drops the keys a given schema
     lacks, so the keys the line spells (``"key":`` after ``{`` or ``,``: never inside a string,
     where a quote is escaped) must be the decoded values' keys plus the keys written ``null``,
-    each of which must be a key of the schema. A key with an escape is not counted in the line,
-    and a null inside a nested value is not found at the top, so such a record does not fit."""
+    each of which must be a key of the schema. A null inside a nested value, or of a key with an
+    escape, is not found at the top, so such a record does not fit."""
     schema = frame.schema
     decoded = [pl.col(k).is_not_null().cast(pl.UInt32) for k in schema]
     decoded += [_key_count(pl.col(k), dt) for k, dt in schema.items() if isinstance(dt, _NESTED)]
