@@ -234,6 +234,20 @@ class TestEdgeCases:
             frame.select(pl.col("ts").diff().over("series").drop_nulls().min()).item().total_seconds() == 15
         )
 
+    def test_runs_left_in_place_as_chunks(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Long runs are not copied together: every column is one chunk per run, cut at the same rows."""
+        monkeypatch.setattr(_series, "_MIN_CHUNK_ROWS", 1)  # the bench's runs are 11,000 points
+        for k in range(2):
+            points = [[T0 + 15 * (10 * k + j), str(j)] for j in range(10)]
+            (tmp_path / f"part-{k}.json").write_bytes(doc((UP, points), ({**UP, "instance": "a"}, points)))
+        for data in (tmp_path, CLEAN, *sorted((ROOT / "data" / "incidents").glob("*/prometheus"))):
+            frame = assert_same_as_general(data)
+            assert not isinstance(frame, str)
+            chunks = {name: frame[name].n_chunks() for name in frame.columns}
+            assert len(set(chunks.values())) == 1, chunks  # aligned: no operation has to rechunk
+            assert chunks["ts"] == 4 or data is not tmp_path  # two series in two files: four runs
+        assert_frame_equal(frame.filter(pl.col("value") > 0), frame.rechunk().filter(pl.col("value") > 0))
+
     @pytest.mark.parametrize(
         "data",
         [

@@ -228,10 +228,14 @@ def assemble(table: SeriesTable, parts: list[pl.DataFrame], report: ReadReport) 
     rank = meta["series"].cast(pl.String).rank("ordinal").cast(pl.UInt32)
     blocks = _blocks(parts, rank)
     if blocks is not None and blocks.height <= _MAX_BLOCKS:
-        columns = _move_blocks(parts, blocks)
         sids, lengths = blocks["sid"].to_numpy(), (blocks["end"] - blocks["start"]).to_numpy()
+        # long runs stay where the parsers put them: each column is a chunk per run (no copy)
+        chunked = blocks.height <= _MAX_CHUNKS and lengths.sum() >= _MIN_CHUNK_ROWS * blocks.height
+        columns = _move_blocks(parts, blocks, rechunk=not chunked)
         for name in ("metric", "labels", "series"):  # one at a time: the peak of the read is here
             columns[name] = _repeat_codes(meta[name], sids, lengths)
+        if chunked:  # every column cut at the same rows, so no polars operation has to align them
+            columns = {k: v if v.n_chunks() == len(lengths) else _cut(v, lengths) for k, v in columns.items()}
     else:  # points out of order or repeated (sort them), or runs too many to move one by one
         samples = pl.concat(parts) if parts else pl.DataFrame(schema=SAMPLE_SCHEMA)
         parts.clear()
@@ -249,6 +253,9 @@ def assemble(table: SeriesTable, parts: list[pl.DataFrame], report: ReadReport) 
 
 #: more runs than this are moved through one row index instead of one slice per run
 _MAX_BLOCKS = 20_000
+#: runs this long (and at most this many) are left in place as chunks instead of copied together
+_MIN_CHUNK_ROWS = 4096
+_MAX_CHUNKS = 4096
 
 
 def _blocks(parts: list[pl.DataFrame], rank: pl.Series) -> pl.DataFrame | None:
@@ -297,8 +304,11 @@ def _blocks(parts: list[pl.DataFrame], rank: pl.Series) -> pl.DataFrame | None:
     return blocks.with_columns(local=pl.col("start") - pl.col("start").min().over("part"))
 
 
-def _move_blocks(parts: list[pl.DataFrame], blocks: pl.DataFrame) -> dict[str, pl.Series]:
-    """Each sample column with its runs in ``blocks`` order; every part's column let go once moved."""
+def _move_blocks(parts: list[pl.DataFrame], blocks: pl.DataFrame, *, rechunk: bool) -> dict[str, pl.Series]:
+    """Each sample column with its runs in ``blocks`` order; every part's column let go once moved.
+
+    Without ``rechunk`` nothing is copied: each run stays in its part's buffer, one chunk.
+    """
     n = int((blocks["end"] - blocks["start"]).sum())
     runs = list(zip(blocks["part"], blocks["local"], blocks["end"] - blocks["start"], strict=True))
     columns: dict[str, pl.Series] = {}
@@ -309,7 +319,7 @@ def _move_blocks(parts: list[pl.DataFrame], blocks: pl.DataFrame) -> dict[str, p
         if all(p[name].null_count() == p.height for p in parts):  # unit, line: nothing to move
             columns[name] = pl.repeat(None, n, dtype=SAMPLE_SCHEMA[name], eager=True).alias(name)
         else:
-            columns[name] = pl.concat([parts[i][name].slice(s, k) for i, s, k in runs], rechunk=True)
+            columns[name] = pl.concat([parts[i][name].slice(s, k) for i, s, k in runs], rechunk=rechunk)
         parts[:] = [p.drop(name) for p in parts]
     parts.clear()
     return columns
@@ -327,6 +337,13 @@ def _gather(samples: pl.DataFrame, order: pl.Series) -> dict[str, pl.Series]:
             columns[name] = col if in_order else col.gather(order)
         del col
     return columns
+
+
+def _cut(col: pl.Series, lengths: np.ndarray) -> pl.Series:
+    """``col`` as one chunk per run (views of its buffer, no copy)."""
+    col = col.rechunk()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return pl.concat([col.slice(int(s), int(k)) for s, k in zip(starts, lengths, strict=True)], rechunk=False)
 
 
 def _repeat_codes(col: pl.Series, sids: np.ndarray, lengths: np.ndarray) -> pl.Series:
