@@ -103,6 +103,40 @@ _NEEDED = ("ts", "pid", "host", "event", "session_duration", "user", "database",
            "client_host", "client_port", "file", "line")  # fmt: skip
 
 
+def _pairing_keys(conn: pl.DataFrame) -> list[pl.Expr | str]:
+    """Sort keys ordering ``conn`` by (host, pid, file rank, line, row): (host, pid) and (rank,
+    line) packed into one Int64 each when their ranges allow it (a sort on three integer keys
+    takes a third of the time of five), else the five columns.
+
+    >>> conn = pl.DataFrame({"_host": [0, 0], "pid": [7, 7], "_rank": [0, 0], "_line": [9, 2], "_order": [0, 1]})
+    >>> conn.sort(_pairing_keys(conn))["_line"].to_list()
+    [2, 9]
+    """
+    five: list[pl.Expr | str] = ["_host", "pid", "_rank", "_line", "_order"]
+    if conn.height == 0:
+        return five
+    bounds = conn.select(
+        pl.col("_host").max().alias("host"), pl.col("pid").min().alias("pid_lo"),
+        pl.col("pid").max().alias("pid_hi"), pl.col("_rank").null_count().alias("rank_nulls"),
+        pl.col("_rank").min().alias("rank_lo"), pl.col("_rank").max().alias("rank_hi"),
+        pl.col("_line").min().alias("line_lo"), pl.col("_line").max().alias("line_hi"),
+    ).row(0, named=True)  # fmt: skip
+    packable = (
+        bounds["host"] < 2**30
+        and 0 <= bounds["pid_lo"] <= bounds["pid_hi"] < 2**32
+        and bounds["rank_nulls"] == 0
+        and 0 <= bounds["rank_lo"] <= bounds["rank_hi"] < 2**22
+        and 0 <= bounds["line_lo"] <= bounds["line_hi"] < 2**40
+    )
+    if not packable:  # null pids are filtered before; null ranks sort first, which packing would lose
+        return five
+    return [
+        (pl.col("_host").cast(pl.Int64) * 2**32 + pl.col("pid")),
+        (pl.col("_rank").cast(pl.Int64) * 2**40 + pl.col("_line")),
+        "_order",
+    ]
+
+
 def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
     if "host" not in ev.columns:
         ev = ev.with_columns(host=pl.lit(None, dtype=pl.String))
@@ -137,8 +171,8 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
             pl.coalesce(pl.col("line"), pl.col("_order").cast(pl.Int64)).alias("_line"),
             *(pl.col(c).is_not_null().alias(f"_has_{c}") for c in _TEXT if c in ev.columns),
         )
-        .sort("_host", "pid", "_rank", "_line", "_order")
     )  # fmt: skip
+    conn = conn.sort(_pairing_keys(conn))
     if conn.height == 0:
         return PG_SESSIONS.empty()
     # rows are grouped by (host, pid) now: "the line before, of the same pid" is a shift with a
