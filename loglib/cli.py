@@ -418,6 +418,8 @@ def _connections(args: argparse.Namespace) -> int:
     from loglib.analysis.sessions import pg_sessions
     from loglib.cache import cached_read
     from loglib.core.rejects import read_report
+    from loglib.core.schema import SESSION_END_REASONS
+    from loglib.formats.pg_messages import PG_EVENT_KINDS
     from loglib.sources.postgres import read_pg_log
 
     steps = _Steps(quiet=args.quiet)
@@ -431,12 +433,22 @@ def _connections(args: argparse.Namespace) -> int:
         print(line)
     with steps.step("pairing sessions"):
         sessions = pg_sessions(events)
-    reasons = sessions.group_by("end_reason").len().sort("len", descending=True)
+    reasons = sessions.group_by("end_reason").len()
+    rank = pl.col("end_reason").replace_strict(  # ties in the documented order, open ones last
+        SESSION_END_REASONS, range(len(SESSION_END_REASONS)), default=len(SESSION_END_REASONS)
+    )
+    reasons = reasons.sort(pl.col("len"), rank, descending=[True, False], nulls_last=True)
     first, last = events["ts"].min(), events["ts"].max()
     print(f"time range (UTC): {first} .. {last}")
     print(f"sessions: {sessions.height:,} ("
           + ", ".join(f"{r or 'still open'}: {n}" for r, n in reasons.iter_rows()) + ")")  # fmt: skip
-    kinds = events.filter(pl.col("event") != "other").group_by("event").len().sort("len", descending=True)
+    # the event column alone (a filter of the whole frame copied every column of most rows); equal
+    # counts in the documented order of the kinds (they came in hash order, changing run to run)
+    kinds = events.select("event").filter(pl.col("event") != "other").group_by("event").len()
+    order = pl.col("event").replace_strict(
+        PG_EVENT_KINDS, range(len(PG_EVENT_KINDS)), default=len(PG_EVENT_KINDS)
+    )
+    kinds = kinds.sort(pl.col("len"), order, descending=[True, False])
     print("connection events: " + ", ".join(f"{e} {n}" for e, n in kinds.iter_rows()))
     print()
     print(f"Connections per {args.every} (UTC):")
