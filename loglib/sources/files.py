@@ -570,15 +570,17 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
             body = data[:cut_at]
             if sep == b"\r":
                 body = body.replace(b"\r", b"\n")
-            yield from _emit(source.name, body, next_line, cut, None)
-            n_new = body.count(b"\n") + 1
+            chunk = _emit(source.name, body, next_line, cut, None)
+            yield chunk
+            n_new = chunk.lines.len()  # the split's count: a second pass over the bytes is not needed
+            del chunk  # not kept alive while the next block is read
             if skipping and next_line + n_new not in cut:
                 cut.append(next_line + n_new)
             next_line += n_new
             cut = [c for c in cut if c >= next_line]
         damage = getattr(fh, "damage", None)
     if carry:
-        yield from _emit(
+        yield _emit(
             source.name, carry.replace(b"\r", b"\n") if sep == b"\r" else carry, next_line, cut, damage
         )
     elif damage:
@@ -616,10 +618,10 @@ def _cr_only(head: bytes) -> bool:
     return printable >= 0.9 * len(sample) and len(first) >= 16 and sum(b in b"0123456789" for b in first) >= 4
 
 
-def _emit(name: str, body: bytes, first: int, cut: list[int], damage: str | None) -> Iterator[LineChunk]:
+def _emit(name: str, body: bytes, first: int, cut: list[int], damage: str | None) -> LineChunk:
     lines, fallback = _lines_of(body)
     mine = [c - first for c in cut if first <= c < first + lines.len()]
     if mine:
         marks = pl.Series([f" [loglib: line cut at {MAX_LINE_BYTES // 1024**2} MiB]"] * len(mine))
         lines = lines.scatter(mine, lines.gather(mine) + marks)
-    yield LineChunk(name, first, lines, fallback, damage, tuple(c + first for c in mine))
+    return LineChunk(name, first, lines, fallback, damage, tuple(c + first for c in mine))
