@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import warnings
 
 import polars as pl
@@ -103,7 +104,12 @@ def _pgbadger_hours(path, *, fmt: str | None = None, prefix: str | None = None) 
         cmd += ["-f", fmt]
     if prefix:
         cmd += ["-p", prefix]
-    out = subprocess.run([*cmd, str(path)], check=True, capture_output=True, text=True, timeout=300).stdout
+    # its own pid dir: pgBadger exits 3 when /tmp/pgbadger.pid exists (another run, or one killed)
+    with tempfile.TemporaryDirectory() as pid_dir:
+        cmd += ["--pid-dir", pid_dir]
+        out = subprocess.run(
+            [*cmd, str(path)], check=True, capture_output=True, text=True, timeout=300
+        ).stdout
     chronos = json.loads(out).get("connection_info", {}).get("postgres", {}).get("chronos", {})
     return {(day, hour): v["count"] for day, hours in chronos.items() for hour, v in hours.items()}
 
