@@ -236,8 +236,10 @@ Tables to Markdown or CSV, charts to self-contained HTML (PNG/SVG/PDF too, with 
 redacted by default.
 """),
     code("""
-ll.export_table(leaked.select("start", "end", "user", "application", "end_reason", "file", "line"),
-                f"{out_dir}/leaked_sessions.md")
+ll.export_table(
+    leaked.select("start", "end", "user", "application", "end_reason", "file", "line"),
+    f"{out_dir}/leaked_sessions.md",
+)
 ll.export_figure(ll.charts.pool_utilisation(inc), f"{out_dir}/pool_utilisation.html")"""),
 ]
 
@@ -328,7 +330,9 @@ out_dir = "out/idle_dropouts"
     code(SETUP + """
 
 inc = ll.Incident.load(incident_dir)
-failed = inc.app.filter(pl.col("error_class").is_in(["server_closed", "conn_invalidated", "connection_reset"]))
+failed = inc.app.filter(
+    pl.col("error_class").is_in(["server_closed", "conn_invalidated", "connection_reset"])
+)
 resets = inc.pg.filter(pl.col("event") == "client_reset")
 print(f"{failed.height} application errors, {resets.height} PostgreSQL client resets")
 failed.select("ts", "error_class", "message", "file", "line").head(10)"""),
@@ -424,14 +428,16 @@ m.group_by("metric").len().sort("metric").head(20)"""),
 frame, findings, charts, the export bundle, the postmortem notebook) works on it.
 """),
     code("""
-inc = ll.Incident.from_dict({
-    "title": "My incident",
-    "sources": [
-        {"kind": "postgres", "paths": [pg_logs], "prefix": pg_prefix},
-        {"kind": "app", "paths": [app_logs], "tz": app_tz},
-        {"kind": "prometheus", "paths": [metrics]},
-    ],
-})
+inc = ll.Incident.from_dict(
+    {
+        "title": "My incident",
+        "sources": [
+            {"kind": "postgres", "paths": [pg_logs], "prefix": pg_prefix},
+            {"kind": "app", "paths": [app_logs], "tz": app_tz},
+            {"kind": "prometheus", "paths": [metrics]},
+        ],
+    }
+)
 ll.charts.overview(inc)"""),
     code("""
 for f in ll.findings(inc):
