@@ -170,10 +170,15 @@ def _load(stem: Path) -> pl.DataFrame | None:
         os.utime(meta)  # least recently used goes first
     if rejects is None:
         return frame
+    return finish_read(frame, _stored_report(doc, rejects), strict=False, stacklevel=4)
+
+
+def _stored_report(doc: dict, rejects: pl.DataFrame) -> ReadReport:
+    """The :class:`ReadReport` an entry's meta and rejects files hold, saying where it came from."""
     report = ReadReport(**doc["report"])
     report.rejects = rejects
     report.notes = [*report.notes, "read from loglib's parse cache (the files are unchanged since)"]
-    return finish_read(frame, report, strict=False, stacklevel=4)
+    return report
 
 
 def _load_report(stem: Path) -> tuple[bool, ReadReport | None]:
@@ -189,10 +194,7 @@ def _load_report(stem: Path) -> tuple[bool, ReadReport | None]:
         return False, None
     with contextlib.suppress(OSError):
         os.utime(stem.with_suffix(".json"))
-    report = ReadReport(**doc["report"])
-    report.rejects = conform(rejects, REJECTS).sort("file", "line", maintain_order=True)  # type: ignore[assignment]
-    report.notes = [*report.notes, "read from loglib's parse cache (the files are unchanged since)"]
-    return True, report
+    return True, _stored_report(doc, conform(rejects, REJECTS).sort("file", "line", maintain_order=True))
 
 
 def _store(stem: Path, frame: pl.DataFrame) -> None:
