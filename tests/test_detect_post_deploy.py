@@ -86,6 +86,31 @@ class TestErrorsAfterADeploy:
         assert (f.numbers["event"], f.numbers["origin"], f.numbers["errors"]) == ("restart", "postgres", 6)
 
 
+class TestBaseline:
+    """Issue 12 defect 8: the quiet time before a deploy starts strictly after the previous
+    deploy's last error (an off-by-one at the window's start counted that error)."""
+
+    ERRORS = [(300.0 + s, SERVER_CLOSED) for s in (1, 2, 3)] + [(400.0 + s, SERVER_CLOSED) for s in (1, 2, 3)]
+
+    def _evidence(self) -> ll.Evidence:
+        deploys = pl.DataFrame({"ts": [at(300), at(400)], "kind": ["deploy"] * 2, "text": ["v1", "v2"]})
+        return ll.Evidence.from_frames(app=app_log(REQUESTS + self.ERRORS), events=deploys)
+
+    def test_the_previous_deploys_last_error_is_not_in_the_baseline(self):
+        """Deploy v1's errors end at 303 s; v2 (400 s) had none in the quiet time before it: both
+        deploys are findings, each with 0 errors before, as compare_deploys counts them."""
+        found = [f for f in post_deploy.detect(self._evidence()) if "at" in f.numbers]
+        assert [(f.numbers["at"], f.numbers["errors"], f.numbers["errors_before"]) for f in found] == [
+            (at(300), 3, 0),
+            (at(400), 3, 0),
+        ]
+        assert "3 connection error(s) followed (3 server_closed) against 0 in the quiet time before" in (
+            found[1].statement
+        )
+        compared = ll.compare_deploys(self._evidence())
+        assert compared.select("errors", "errors_before").rows() == [(3, 0), (3, 0)]
+
+
 class TestRecommend:
     def _advice(self, numbers: dict, pre_ping: bool | None = None) -> list[str]:
         out: list[str] = []

@@ -17,7 +17,14 @@ from typing import Any
 import polars as pl
 
 from loglib.analysis.evidence import Evidence, as_evidence
-from loglib.analysis.findings.post_deploy import _BELOW_ERROR, AFTER, MOMENT_GAP, _moments, connection_errors
+from loglib.analysis.findings.post_deploy import (
+    _BELOW_ERROR,
+    AFTER,
+    MOMENT_GAP,
+    _moments,
+    baseline_start,
+    connection_errors,
+)
 from loglib.analysis.pgbouncer import pgbouncer_processes, pgbouncer_sessions, pooler_refusals
 from loglib.core.schema import (
     CHANGE_KINDS,
@@ -213,8 +220,7 @@ def _compare(ev: Evidence) -> pl.DataFrame:
         at = m["ts"]
         until = min(at + AFTER, times[i + 1]) if i + 1 < len(times) else at + AFTER
         span = until - at
-        # the baseline starts just after the previous deploy's last error
-        since = at - span if settled is None else max(at - span, settled + timedelta(microseconds=1))
+        since = baseline_start(at, span, settled)
         # what restarted: from BEFORE it (or where the previous deploy's share ended) to
         # MOMENT_GAP before the next one (a restart just before a deploy is that deploy's)
         lo = at - BEFORE if prev_hi is None else max(at - BEFORE, prev_hi)

@@ -10,7 +10,7 @@ connections were closed (``detect``), what to change (``recommend``) and the cha
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -51,6 +51,18 @@ MIN_ERRORS = 2
 RATE_FACTOR = 3.0
 #: sessions ending this close to the event were closed by it
 CLOSE_WINDOW = (timedelta(seconds=-5), timedelta(seconds=30))
+
+
+def baseline_start(at: datetime, span: timedelta, settled: datetime | None) -> datetime:
+    """Where the quiet time before the event at ``at`` starts: ``span`` before it, but strictly
+    after ``settled`` (the previous event's last error), so that error is not counted again.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+    >>> baseline_start(t, timedelta(minutes=5), t - timedelta(seconds=97)).time()
+    datetime.time(9, 58, 23, 1)
+    """
+    return at - span if settled is None else max(at - span, settled + timedelta(microseconds=1))
 
 
 def _moments(events: pl.DataFrame) -> pl.DataFrame:
@@ -159,7 +171,7 @@ def detect(inc: Evidence) -> list[Finding]:
         until = min(at + AFTER, times[i + 1]) if i + 1 < len(times) else at + AFTER
         span = until - at
         after = errors.filter(pl.col("ts").is_between(at, until, closed="left"))
-        since = at - span if settled is None else max(at - span, settled)
+        since = baseline_start(at, span, settled)
         before = errors.filter(pl.col("ts").is_between(since, at, closed="left"))
         rate_before = before.height / max((at - since).total_seconds(), 1.0)
         rate_after = after.height / max(span.total_seconds(), 1.0)
