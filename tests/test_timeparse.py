@@ -77,3 +77,64 @@ class TestUsers:
             ll.charts.before_after_table(
                 app, before=(datetime(2026, 11, 21, 22), T), after=(T, T + timedelta(minutes=5))
             )
+
+
+class TestWallClockFastPath:
+    def test_fixed_width_reading_equals_polars_parser(self):
+        """parse_naive's fixed-width reading gives what polars' parser gives, for valid, impossible and malformed stamps (issue 17)."""
+        import random
+
+        import polars as pl
+
+        from loglib.core.timeparse import _WALL, _WALL_MS, parse_naive
+
+        rng = random.Random(17)
+
+        def stamp() -> str | None:
+            r = rng.random()
+            if r < 0.1:
+                return None
+            y, mo, d = rng.randint(0, 9999), rng.randint(0, 13), rng.randint(0, 32)
+            h, mi, s = rng.randint(0, 25), rng.randint(0, 61), rng.randint(0, 61)
+            text = f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}"
+            if r < 0.7:
+                text += f".{rng.randint(0, 999):03d}"
+            chars = list(text)
+            if rng.random() < 0.2:  # one byte changed, cut short or lengthened
+                chars[rng.randrange(len(chars))] = rng.choice("0123456789-: .xé+")
+            if rng.random() < 0.1:
+                chars = chars[: rng.randrange(len(chars))]
+            if rng.random() < 0.1:
+                chars += list(rng.choice(["0", "000", " ", "é", "123"]))
+            return "".join(chars)
+
+        values = pl.Series([stamp() for _ in range(50_000)], dtype=pl.String)
+        # the reference: polars' parser alone, as parse_naive read every row before
+        ref = values.str.to_datetime(_WALL_MS, strict=False, time_unit="us", cache=False)
+        idx = (ref.is_null() & values.is_not_null()).arg_true()
+        ref = ref.scatter(idx, values.gather(idx).str.to_datetime(_WALL, strict=False, time_unit="us"))
+        for part in (
+            values,
+            values.slice(7, 999),
+            pl.concat([values.head(5), values.tail(5)], rechunk=False),
+        ):
+            got = parse_naive(part)
+            expected = ref.slice(7, 999) if part.len() == 999 else ref if part.len() == values.len() else None
+            if expected is None:
+                expected = pl.concat([ref.head(5), ref.tail(5)])
+            assert got.dtype == pl.Datetime("us")
+            assert got.equals(expected, check_names=False)
+        assert 1_000 < ref.null_count() < values.len() - 10_000  # valid and invalid stamps both
+
+    def test_uniform_widths(self):
+        """Columns of only 19-byte or only 23-byte stamps (the usual shapes) are read alike."""
+        import datetime as dt
+
+        import polars as pl
+
+        from loglib.core.timeparse import parse_naive
+
+        got = parse_naive(pl.Series(["2024-02-29 23:59:59", "1999-12-31 00:00:01"]))
+        assert got.to_list() == [dt.datetime(2024, 2, 29, 23, 59, 59), dt.datetime(1999, 12, 31, 0, 0, 1)]
+        got = parse_naive(pl.Series(["2024-02-29 23:59:59.120", "2023-02-29 23:59:59.120"]))
+        assert got.to_list() == [dt.datetime(2024, 2, 29, 23, 59, 59, 120000), None]
