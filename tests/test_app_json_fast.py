@@ -285,6 +285,26 @@ def test_records_with_keys_the_sample_lacks_are_kept(monkeypatch: pytest.MonkeyP
     assert_frame_equal(fast, _reference(data, monkeypatch)[0])
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ['{"msg":"a","level":"info","o":{"p":null}}', '{"msg":"b","level":"info","o":{"p":"x"}}'],
+        ['{"msg":"a","level":"info","o":[]}', '{"msg":"b","level":"info","o":["x"]}'],
+        ['{"msg":"a","level":"info","o":null}', '{"msg":"b","level":"info","o":{"p":1}}'],
+        ['{"msg":"a","level":"info","o":[{"p":null}]}', '{"msg":"b","level":"info","o":[{"p":2}]}'],
+    ],
+)
+def test_nulls_and_objects_of_one_key(lines: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key that is null in one record and an object or array in another: the null stays an
+    extra (it was dropped), and a sample whose object field is only ever null no longer makes
+    polars 2.1 panic on the chunk (issue 17)."""
+    data = ("\n".join(lines) + "\n").encode()
+    with monkeypatch.context() as m:
+        m.setattr(_json_fast, "SAMPLE_LINES", 1)
+        fast, _ = _read(data)
+    assert_frame_equal(fast, _reference(data, monkeypatch)[0])
+
+
 def test_keys_counted_in_the_line() -> None:
     """The keys a line spells, at any depth, whatever its strings hold: quotes and colons,
     backslashes, braces (the count that tells a record the sample's schema holds whole from one

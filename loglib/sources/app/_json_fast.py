@@ -81,7 +81,9 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
     """
     frame = sample = _decode(lines.head(SAMPLE_LINES))
     if sample is not None and lines.len() > SAMPLE_LINES:
-        frame = _decode(lines, sample)
+        # polars 2.1 panics when a Null type inside an object meets a value: such a sample's
+        # schema is not given, the chunk's own is inferred
+        frame = None if _holds_null(sample.schema) else _decode(lines, sample)
     if frame is None or not frame.width:
         return _decode_whole(lines)
     fits = _fits(frame, lines)
@@ -94,6 +96,23 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
     order = pl.concat([fits.arg_true(), (~fits).arg_true()]).arg_sort()
     fields = pl.concat([fields, rest[1]], how="vertical_relaxed").select(pl.all().gather(order))
     return pl.concat([ok, rest[0]]).gather(order), fields
+
+
+def _holds_null(schema: pl.Schema) -> bool:
+    """Whether a column is of the Null type, or holds it inside (``{"o": {"p": null}}`` alone).
+
+    >>> _holds_null(pl.Schema({"o": pl.Struct({"p": pl.Null})})), _holds_null(pl.Schema({"a": pl.Int64}))
+    (True, False)
+    """
+
+    def null(dtype: pl.DataType) -> bool:
+        if isinstance(dtype, pl.Struct):
+            return any(null(t) for t in dtype.to_schema().values())
+        if isinstance(dtype, pl.List | pl.Array):
+            return null(dtype.inner)
+        return dtype == pl.Null
+
+    return any(null(t) for t in schema.values())
 
 
 def _key_count(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -175,17 +194,14 @@ def _map(frame: pl.DataFrame, lines: pl.Series, valid: pl.Series | None) -> tupl
             for key in schema
         ]
         + nested_texts(frame, nested)
-        + explicit_nulls(lines, [k for k in schema if k not in nested])
+        + explicit_nulls(lines, list(schema))
         + float_literals(frame, [k for k, dt in schema.items() if dt == pl.Float64])
     )
-    # a key no field was read from is an extra: its value as text, or an explicit null
+    # a key no field was read from is an extra: its value as text, or an explicit null (also of
+    # a key that holds an object or an array in other records)
     included = {
         k: ~pl.col(f"\x00u{k}")
-        & (
-            pl.col(f"\x00j{k}").is_not_null()
-            if k in nested
-            else pl.col(k).is_not_null() | pl.col(f"\x00n{k}")
-        )
+        & ((pl.col(f"\x00j{k}") if k in nested else pl.col(k)).is_not_null() | pl.col(f"\x00n{k}"))
         for k in schema
     }
     # where each key that is an extra somewhere stands in the line (extras keep the record's order)
