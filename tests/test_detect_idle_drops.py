@@ -95,6 +95,42 @@ class TestNotIdleDrops:
         assert idle_drops.detect(ll.Evidence.from_frames(app=app_log(REQUESTS + NEXT_USE))) == []
 
 
+class TestPoolsDroppedTogether:
+    """Issue 12 defect 7: a middlebox resets a pool's idle connections together, and connections
+    that lived longer than about 2 minutes were dropped from the count (lab idle-32: 12 of 15)."""
+
+    #: two rounds of three pooled connections, each reset together after 190 s (no statement logging)
+    ROUNDS = ((0.0, 190.0), (200.0, 390.0))
+    START = "INFO app: checkout-api 1.4.2 starting pid 7 on port 8000"
+
+    def _pg(self) -> pl.DataFrame:
+        lines = []
+        for r, (login, reset) in enumerate(self.ROUNDS):
+            for i in range(3):
+                lines += session(40 + 10 * r + i, login + i / 10, reset + i / 10, end_line=RESET)
+        return pg_log(lines)
+
+    def test_bursts_of_long_lived_connections_count_when_the_app_logs_its_restarts(self):
+        """The app's own start line is in the evidence and no stop or restart: every burst is a
+        middlebox drop, all six count, and the timeout is the upper bound their age gives."""
+        app = app_log([(-5.0, self.START), *REQUESTS])
+        (f,) = idle_drops.detect(ll.Evidence.from_frames(pg=self._pg(), app=app))
+        assert f.numbers["drops"] == 6
+        assert f.numbers["method"] == "session login to reset (upper bound)"
+        assert f.numbers["idle_timeout_max_s"] == pytest.approx(190 - 0.005, abs=0.001)  # from the login line
+
+    def test_resets_at_the_apps_stop_are_the_stop(self):
+        """Three more connections reset right after the app's final stop line: not idle drops."""
+        stop = [(500.0, "INFO app: received SIGTERM, shutting down")]
+        lines = []
+        for i in range(3):
+            lines += session(70 + i, 300.0, 500.2 + i / 10, end_line=RESET)
+        pg = pl.concat([self._pg(), pg_log(lines)]).sort("ts")
+        app = app_log([(-5.0, self.START), *REQUESTS, *stop])
+        (f,) = idle_drops.detect(ll.Evidence.from_frames(pg=pg, app=app))
+        assert f.numbers["drops"] == 6
+
+
 class TestRecommend:
     def _advice(self, numbers: dict, pre_ping: bool | None = None) -> list[str]:
         out: list[str] = []
