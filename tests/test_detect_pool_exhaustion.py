@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
 import loglib as ll
 from loglib.analysis.findings import DETECTORS, pool_exhaustion
-from tests.evidence_frames import POOL_TIMEOUT, REQUEST, app_log, at, pg_log, prometheus
+from tests.evidence_frames import POOL_TIMEOUT, REQUEST, app_log, at, pg_log, prometheus, session
 
 #: requests every 30 s for 40 minutes: the app's run time
 REQUESTS = [(30.0 * i, REQUEST) for i in range(80)]
@@ -92,6 +94,44 @@ class TestLeaksAndSize:
         # nothing says how many leaked or how many requests needed: it says so, and guesses no size
         assert f.numbers["leaked_total"] is None and "recommended_pool_size" not in f.numbers
         assert "Demand is not measured: no request-scoped holds" in f.statement
+
+
+class TestDemandFromRequestHolds:
+    """Issue 12 defect 5: Little's law takes request-scoped holds only, never a leaked connection or
+    a pool's long-lived session ("5.62 checkouts/s × 457 s held = 2,566 busy" for a pool of 8)."""
+
+    def test_a_pools_long_lived_sessions_are_no_demand(self):
+        """PostgreSQL's log shows only the pool's five sessions, open for the whole run and closed
+        cleanly at the end: nothing measures request holds, so demand is left out, with the reason."""
+        lines = [line for pid in range(51, 56) for line in session(pid, 1.0 + pid / 100, 2390.0)]
+        ev = ll.Evidence.from_frames(app=app_log(REQUESTS + TIMEOUTS), pg=pg_log(lines), pool_size=5)
+        (f,) = pool_exhaustion.detect(ev)
+        assert "mean_busy_littles_law" not in f.numbers
+        assert "a pool's long-lived sessions say nothing about demand" in f.numbers["demand_from"]
+        assert "Demand is not measured: no request-scoped holds" in f.statement
+
+    def test_leaked_checkouts_are_not_request_holds(self):
+        """Pool events: a request every 2 s holds its connection 0.5 s (0.25 busy on average); three
+        checkouts never checked in are leaks, held to the log's end, and stay out of the demand."""
+        rows = []
+        for i in range(1200):
+            conn = 1 + i % 2
+            rows.append({"ts": at(2.0 * i).isoformat(), "event": "checkout", "conn": conn})
+            rows.append({"ts": at(2.0 * i + 0.5).isoformat(), "event": "checkin", "conn": conn})
+        rows += [
+            {"ts": at(s).isoformat(), "event": "checkout", "conn": c}
+            for s, c in ((300, 3), (420, 4), (540, 5))
+        ]
+        events = ll.read_pool_events("".join(json.dumps(r) + "\n" for r in rows).encode())
+        ev = ll.Evidence.from_frames(
+            app=app_log(REQUESTS + TIMEOUTS), pool_events=events, pool_size=5, max_overflow=0
+        )
+        (f,) = pool_exhaustion.detect(ev)
+        n = f.numbers
+        assert n["demand_from"] == "pool events (Little's law)"
+        assert n["mean_hold_s"] == pytest.approx(0.5)
+        assert n["mean_busy_littles_law"] == pytest.approx(0.25, rel=0.02)
+        assert n["mean_busy_littles_law"] <= n["capacity"]  # never above what the connections carry
 
 
 class TestRecommend:
