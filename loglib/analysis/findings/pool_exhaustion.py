@@ -151,17 +151,22 @@ def _full_spans(inc: Evidence, windows: pl.DataFrame) -> tuple[list[tuple[dateti
 def _poisson_quantile(mean: float, q: float) -> int:
     """The least k with P(X ≤ k) ≥ q for X ~ Poisson(mean) (connections busy at once).
 
+    The terms are summed from their logarithms: ``exp(-mean)`` is 0.0 in floating point from a
+    mean of about 745, and a sum of zeros never reaches ``q``.
+
     >>> _poisson_quantile(0.4, 0.999), _poisson_quantile(0.0, 0.999), _poisson_quantile(5.0, 0.999)
     (3, 0, 13)
+    >>> _poisson_quantile(1000.0, 0.999)
+    1099
     """
     if mean <= 0:
         return 0
-    k, term = 0, math.exp(-mean)
-    total = term
+    k, log_term = 0, -mean
+    total = math.exp(log_term)
     while total < q:
         k += 1
-        term *= mean / k
-        total += term
+        log_term += math.log(mean / k)
+        total += math.exp(log_term)
     return k
 
 
