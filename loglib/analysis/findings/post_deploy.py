@@ -196,7 +196,7 @@ def detect(inc: Evidence) -> list[Finding]:
         close_text = ""
         if sessions is not None and sessions.height:
             ended = sessions.filter(pl.col("end").is_between(at + CLOSE_WINDOW[0], at + CLOSE_WINDOW[1]))
-            reasons = dict(ended.group_by("end_reason").len().iter_rows())
+            reasons = dict(ended.group_by("end_reason").len().sort("end_reason").iter_rows())
             clean = int(reasons.get("disconnection", 0))
             dropped = int(sum(v for k, v in reasons.items() if k not in ("disconnection", "rejected")))
             numbers.update(closed_clean=clean, closed_dropped=dropped, closed_by_reason=reasons)
