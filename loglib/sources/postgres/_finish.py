@@ -21,6 +21,8 @@ from loglib.formats.pg_messages import (
 from loglib.formats.pg_prefix import SEVERITIES
 
 _UNKNOWN = ("", "[unknown]", "unknown")
+#: ``%r`` is host(port); csvlog/cnpg ``connection_from`` is host:port
+REMOTE_PARTS = r"^(?P<h>.*?)(?:\((?P<p>\d+)\)|:(?P<q>\d+))?$"
 
 
 @dataclass
@@ -67,7 +69,7 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
     # %r is host(port); csvlog/cnpg connection_from is host:port
     remote = raw["remote"]
     if remote.null_count() < raw.height:
-        parts = remote.str.extract_groups(r"^(?P<h>.*?)(?:\((?P<p>\d+)\)|:(?P<q>\d+))?$").struct.unnest()
+        parts = remote.str.extract_groups(REMOTE_PARTS).struct.unnest()
         raw = raw.with_columns(_remote_h=parts["h"], _remote_p=pl.coalesce(parts["p"], parts["q"]))
     else:
         raw = raw.with_columns(_remote_h=remote, _remote_p=remote)
