@@ -78,6 +78,7 @@ def http_duration_expr(message: pl.Expr) -> pl.Expr:
     >>> df.select(http_duration_expr(pl.col("message"))).to_series().to_list()
     [1.002, 0.034, None]
     """
-    value = message.str.extract(REQUEST_DURATION, 1).cast(pl.Float64, strict=False)
-    unit = message.str.extract(REQUEST_DURATION, 2)
+    parts = message.str.extract_groups(REQUEST_DURATION)  # one regex pass for the value and its unit
+    value = parts.struct.field("1").cast(pl.Float64, strict=False)
+    unit = parts.struct.field("2")
     return pl.when(unit == "ms").then(value / 1000).otherwise(value).alias("http_duration_s")

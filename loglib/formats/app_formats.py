@@ -302,6 +302,20 @@ def level_expr(raw: pl.Expr) -> pl.Expr:
     return pl.when(direct.is_not_null() | raw.is_null()).then(direct).otherwise(slow)
 
 
+def normalize_levels(raw: pl.Series) -> pl.Series:
+    """:func:`level_expr` of a column, worked out once per distinct value (a log has a handful of
+    level words) and looked up for every row.
+
+    >>> normalize_levels(pl.Series(["INFO", " Warn", None, "INFO", "loud"])).to_list()
+    ['info', 'warning', None, 'info', None]
+    """
+    distinct = raw.drop_nulls().unique()
+    if distinct.len() == 0:
+        return pl.repeat(None, raw.len(), dtype=pl.String, eager=True).alias(raw.name)
+    named = pl.select(level_expr(pl.lit(distinct))).to_series()
+    return raw.replace_strict(distinct, named, default=None, return_dtype=pl.String)
+
+
 def normalize_level(raw: str | None) -> str | None:
     """:func:`level_expr` for one value."""
     if raw is None:

@@ -15,7 +15,7 @@ from loglib.formats.app_formats import (
     describe,
     exc_chain_expr,
     first_line_hint,
-    level_expr,
+    normalize_levels,
     sniff,
 )
 from loglib.formats.error_rules import (
@@ -189,7 +189,7 @@ class _Parser:
         frame = frame.hstack(_http(frame))
         frame = frame.with_columns(
             exc_type=pl.col("exc_chain").list.last(),
-            level=level_expr(pl.col("level")),
+            level=normalize_levels(frame["level"]),
             logger=pl.when(pl.col("logger").str.strip_chars() != "").then(pl.col("logger")),
             service=pl.coalesce(pl.col("service"), pl.lit(self.service, dtype=pl.String)),
             pid=pl.col("pid").cast(pl.Int64, strict=False),
