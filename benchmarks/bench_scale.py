@@ -176,10 +176,26 @@ def build(folder: Path, size_mb: int) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and every descendant (from /proc)."""
+#: process kinds in a report's tree, told by their command line (the CLI is the tree's root)
+_KINDS = (("kernel", "ipykernel"), ("chrome", "chrom"))
+
+
+def _kind(pid: int, root: int) -> str:
+    if pid == root:
+        return "cli"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read(400).decode(errors="replace")
+    except OSError:
+        return "other"
+    return next((kind for kind, word in _KINDS if word in cmd), "other")
+
+
+def _tree(pid: int) -> dict[int, tuple[int, float]]:
+    """``{pid: (resident bytes, CPU seconds)}`` of ``pid`` and every descendant (from /proc)."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    stat: dict[int, tuple[int, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -190,33 +206,55 @@ def _tree_rss(pid: int) -> int:
             continue
         p = int(entry)
         children.setdefault(int(fields[1]), []).append(p)
-        rss[p] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    total, todo = 0, [pid]
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        stat[p] = (int(fields[21]) * os.sysconf("SC_PAGE_SIZE"), cpu)
+    out, todo = {}, [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
+        if p in stat:
+            out[p] = stat[p]
         todo.extend(children.get(p, []))
-    return total
+    return out
 
 
 def run_tree(cmd: list[str], env: dict[str, str]) -> dict:
-    """Run ``cmd``; its wall time, the peak RSS summed over its process tree, and its exit code."""
+    """Run ``cmd``: its wall time, CPU seconds (the whole tree, from ``RUSAGE_CHILDREN``), the peak
+    RSS summed over its process tree and per kind of process (cli, kernel, chrome, other: the peak
+    of each kind's sum, sampled every 0.1 s), each kind's CPU seconds and the exit code."""
+    import resource
+
     t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
+    peaks: dict[str, int] = {}
+    cpu: dict[int, tuple[str, float]] = {}
     stop = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not stop.wait(0.1):
-            peak = max(peak, _tree_rss(proc.pid))
+            now: dict[str, int] = {}
+            for p, (rss, seconds) in _tree(proc.pid).items():
+                kind = cpu[p][0] if p in cpu else _kind(p, proc.pid)
+                now[kind] = now.get(kind, 0) + rss
+                cpu[p] = (kind, seconds)
+            peak = max(peak, sum(now.values()))
+            for kind, rss in now.items():
+                peaks[kind] = max(peaks.get(kind, 0), rss)
 
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
     out, err = proc.communicate()
     stop.set()
     watcher.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    kinds_cpu: dict[str, float] = {}
+    for kind, seconds in cpu.values():
+        kinds_cpu[kind] = kinds_cpu.get(kind, 0.0) + seconds
     return {"seconds": time.perf_counter() - t, "peak_mb": peak / 2**20, "rc": proc.returncode,
+            "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+            "peaks_mb": {k: v / 2**20 for k, v in peaks.items()}, "kinds_cpu_s": kinds_cpu,
             "stderr": err[-2000:], "stdout": out[-4000:]}  # fmt: skip
 
 
@@ -333,6 +371,7 @@ def main() -> None:
     parser.add_argument(
         "--stages", action="store_true", help="also time each stage of the postmortem in one process"
     )
+    parser.add_argument("--json", help="also append each measurement to this file, one JSON object a line")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     only = set(args.only.split(","))
@@ -368,6 +407,18 @@ def main() -> None:
             )
             print(f"  {name:18s} {r['seconds']:7.1f} s {rss}{ratio}"
                   f"  ({r['seconds'] / naive:.1f}x the naive pass){fail}", flush=True)  # fmt: skip
+            if "cpu_s" in r:  # where the CPU and the memory went, by kind of process
+                kinds = ", ".join(f"{k} {r['peaks_mb'][k]:,.0f} MB / {r['kinds_cpu_s'].get(k, 0):.1f} CPU-s"
+                                  for k in sorted(r["peaks_mb"]))  # fmt: skip
+                print(
+                    f"  {'':18s} {r['cpu_s']:7.1f} CPU-s (tree); peak and CPU by process: {kinds}", flush=True
+                )
+            if args.json:
+                with open(args.json, "a") as fh:
+                    row = {k: v for k, v in r.items() if k not in ("stderr", "stdout")}
+                    fh.write(
+                        json.dumps({"size_mib": size, "input_bytes": n_bytes, "face": name, **row}) + "\n"
+                    )
         if size == sizes[0]:
             base = results
 

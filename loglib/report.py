@@ -4,7 +4,9 @@
 source fails fast with a one-line message), executes the ``postmortem`` notebook with the
 folder as its parameter (nbclient, the interpreter's own ``python3`` kernel), writes
 ``report.html`` and lets the notebook's last cell write the export bundle (charts PNG+SVG,
-``timeline.md``, ``findings.md``, ``summary.md``) beside it.
+``timeline.md``, ``findings.md``, ``summary.md``) beside it. The bundle's PNG/SVG images are
+queued by the kernel and drawn here once it has exited (:mod:`loglib.present._deferred`): the
+browser (≈1 GB) never runs beside the kernel's frames.
 
 The notebooks ship inside the package (``loglib/notebooks/*.ipynb``, a byte-for-byte mirror of
 the repository's ``notebooks/``), so a non-editable ``pip install`` finds them too.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 import subprocess
 import time
 import warnings
@@ -43,6 +46,8 @@ from loglib.postmortem import (  # the notebook helpers live there; these names 
     summary,
     window_around,
 )
+from loglib.present._browser import ExportError
+from loglib.present._deferred import DEFER_ENV, draw_queued, queued_count
 
 #: notebooks shipped with loglib, in reading order
 NOTEBOOKS: tuple[str, ...] = (
@@ -387,6 +392,8 @@ def _take_results(nb: Any, out: Path) -> dict[str, list[str]] | None:
 
 #: where the notebook's kernel writes its progress lines (loglib.core.progress), followed here
 _KERNEL_LOG = ".loglib-progress.log"
+#: where the kernel queues the bundle's static charts for :func:`build_report` to draw after it
+_PENDING_CHARTS = ".loglib-charts"
 
 
 def _follow(path: Path, say: Progress) -> Callable[[], None]:
@@ -532,10 +539,14 @@ def build_report(
     failure: ReportError | None = None
     kernel_log = out / _KERNEL_LOG
     kernel_log.write_text("")
+    pending = out / _PENDING_CHARTS
+    shutil.rmtree(pending, ignore_errors=True)
     stop_following = _follow(kernel_log, say)
     try:
-        # the kernel runs in OUT: the parse cache's folder is handed over as an absolute path
-        kernel = {"LOGLIB_PROGRESS_FILE": str(kernel_log), "LOGLIB_CACHE_DIR": str(cache_dir().resolve())}
+        # the kernel runs in OUT: the parse cache's folder is handed over as an absolute path; the
+        # bundle's images are queued there and drawn below, once the kernel and its frames are gone
+        kernel = {"LOGLIB_PROGRESS_FILE": str(kernel_log), "LOGLIB_CACHE_DIR": str(cache_dir().resolve()),
+                  DEFER_ENV: str(pending)}  # fmt: skip
         execute_notebook(nb, cwd=out, progress=say, timeout=timeout, env=kernel)
     except ReportError as exc:
         failure = exc
@@ -543,6 +554,14 @@ def build_report(
     finally:
         stop_following()
         kernel_log.unlink(missing_ok=True)
+    try:
+        if failure is None and queued_count(pending):
+            say(f"drawing {queued_count(pending)} chart image(s) in one browser (the kernel has exited)")
+            draw_queued(pending)
+    except ExportError as exc:
+        failure = ReportError(f"drawing the bundle's charts failed: {_one_line(str(exc))}")
+    finally:
+        shutil.rmtree(pending, ignore_errors=True)
     results = _take_results(nb, out)
     say("writing report.html")
     import nbformat

@@ -173,6 +173,34 @@ class TestImages:
         assert BrowserSession.starts == before
 
 
+class TestDeferred:
+    def test_queued_images_drawn_later_are_the_same_images(self, session, figs, tmp_path):
+        """With ``defer`` the images are only queued (HTML written at once); drawn later in another
+        browser they are the PNGs a direct export writes, byte for byte (issue 19)."""
+        from loglib.present._deferred import draw_queued, queued_count
+
+        direct = ll.export_figures(figs, tmp_path / "direct", formats=("png", "html"))
+        queued = ll.export_figures(figs, tmp_path / "later", formats=("png", "html"), defer=tmp_path / "q")
+        assert [p.name for p in queued] == [p.name for p in direct]
+        assert not list((tmp_path / "later").glob("*.png"))
+        assert sorted(p.name for p in (tmp_path / "later").glob("*.html")) == sorted(
+            f"{n}.html" for n in figs
+        )
+        assert queued_count(tmp_path / "q") == len(figs)
+        drawn = draw_queued(tmp_path / "q")
+        assert sorted(drawn) == sorted(p for p in queued if p.suffix == ".png")
+        for p in drawn:
+            assert p.read_bytes() == (tmp_path / "direct" / p.name).read_bytes()
+
+    def test_nothing_queued_draws_nothing(self, tmp_path):
+        """An empty or missing queue draws nothing and starts no browser."""
+        from loglib.present._deferred import draw_queued, queued_count
+
+        before = BrowserSession.starts
+        assert draw_queued(tmp_path / "none") == [] and queued_count(tmp_path / "none") == 0
+        assert BrowserSession.starts == before
+
+
 class TestHtml:
     def test_self_contained(self, figs, tmp_path):
         """HTML inlines plotly.js: no script is loaded from anywhere (works offline)."""

@@ -60,6 +60,9 @@ class TestReport:
         assert "pool ran out of connections" in done.stdout
         assert re.search(r"\[\s*\d+\.\ds\] executing notebook cell \d+/\d+", done.stderr)
         assert "pool-exhaustion" in done.stderr and str(out) in done.stderr
+        # the bundle's images are drawn once the kernel (and its frames) are gone, and the queue is removed
+        assert re.search(r"drawing 14 chart image\(s\) in one browser \(the kernel has exited\)", done.stderr)
+        assert not (out / ".loglib-charts").exists()
 
     def test_bundle(self, demo):
         """The export bundle is beside report.html: charts PNG+SVG, timeline, findings, summary."""

@@ -18,6 +18,7 @@ from loglib.postmortem._deploys import DEPLOY_TABLE_NOTE, deploy_table
 from loglib.postmortem._detectors import DetectorFailure, run_detectors
 from loglib.postmortem._reads import what_was_read
 from loglib.postmortem._summary import impact
+from loglib.present._deferred import deferred_folder
 from loglib.present.export import _cell, export_figures, export_table, to_markdown
 from loglib.present.markup import md_text
 from loglib.present.redact import Redactor, local_paths
@@ -103,8 +104,11 @@ def export_bundle(
     results = run_detectors(incident)
     bundle.failed = {f.kind: f.reason for f in results.failed}
     fmts = list(formats) + (["html"] if html and "html" not in formats else [])
-    with step(f"writing {len(figs)} chart(s) as {', '.join(fmts)}"):
-        written = export_figures(figs, out / "charts", formats=fmts, redactor=red)
+    # under ``loglib report`` the images are drawn after the kernel (and its frames) are gone
+    defer = deferred_folder()
+    what = "queueing" if defer is not None and set(fmts) - {"html"} else "writing"
+    with step(f"{what} {len(figs)} chart(s) as {', '.join(fmts)}"):
+        written = export_figures(figs, out / "charts", formats=fmts, redactor=red, defer=defer)
     for name in figs:
         bundle.charts[name] = [p for p in written if p.stem == name]
     doc = timeline_document(incident, tz=tz, redactor=red)

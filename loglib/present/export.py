@@ -176,6 +176,7 @@ def export_figures(
     redactor: Redactor | None = None,
     paths: Sequence[Path] | None = None,
     format: str | None = None,
+    defer: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Write many charts with one browser: every figure in every format of ``formats``.
 
@@ -187,11 +188,16 @@ def export_figures(
         Folder to write to (created).
     formats
         Any of ``png``, ``svg``, ``pdf``, ``html``.
+    defer
+        A folder: queue the PNG/SVG/PDF images there (redacted figure JSON and a job list)
+        instead of drawing them; :func:`loglib.present._deferred.draw_queued` draws them later,
+        in another process (``loglib report`` does, once its notebook's kernel has exited).
+        HTML charts are written at once.
 
     Returns
     -------
     list of pathlib.Path
-        The files written, in order.
+        The files written (with ``defer``: those HTML ones written and the images to be drawn), in order.
     """
     named = (
         dict(figs)
@@ -223,7 +229,11 @@ def export_figures(
         else:
             jobs.append((cleaned[id(fig)], p, f))
         written.append(p)
-    if jobs:
+    if jobs and defer is not None:
+        from loglib.present._deferred import queue_figures
+
+        queue_figures(jobs, defer, scale=scale)
+    elif jobs:
         browser_session().write(jobs, scale=scale)
     return written
 
