@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 
 import polars as pl
+import pytest
 
 import loglib as ll
 
@@ -65,6 +66,25 @@ def test_the_overall_rate_is_leaks_over_the_apps_run_time():
     assert n["leaks_per_hour"] == round(n["leaked_total"] / hours, 1)
     assert "run time" in n["leaks_per_hour_over"]
     assert "leaks ÷ the app's run time" in found[0].statement
+
+
+@pytest.mark.parametrize(("name", "kind"), [("leak-12", "pool_exhaustion"), ("mixed-40", "connection_leak")])
+def test_the_overall_rate_states_its_denominator_wherever_it_is_printed(name, kind):
+    """Issue 12 defect 4: leaks ÷ the app's run time (first to last line), in the finding of either
+    leak shape and in every text that prints it: the finding, the impact table, the advice."""
+    inc = ll.Incident.load(f"data/lab/{name}")
+    found = ll.findings(inc)
+    (f,) = [f for f in found if f.kind == kind]
+    n = f.numbers
+    app_ts = inc.evidence.app["ts"].drop_nulls()
+    hours = (app_ts.max() - app_ts.min()).total_seconds() / 3600
+    assert n["leaks_per_hour"] == round(n["leaked_total"] / hours, 1)
+    said = f"{n['leaks_per_hour']:g} per hour ("
+    texts = [f.statement, *ll.postmortem.impact(inc, found)["value"]]
+    texts += ll.postmortem.recommendations([f])["because"].to_list()
+    printed = [text for text in texts if said in text]
+    assert len(printed) >= 3, texts
+    assert all(f"{said}leaks ÷ the app's run time" in text for text in printed), printed
 
 
 def _idle_tx_metrics(counts: list[int]) -> pl.DataFrame:

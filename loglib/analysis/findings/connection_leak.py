@@ -23,8 +23,8 @@ from loglib.analysis.findings.finding import Finding
 from loglib.analysis.findings.pool_exhaustion import (
     EXHAUSTION_CLASSES,
     MIN_FAILURES,
-    _app_run,
-    _span_text,
+    overall_leak_rate,
+    rate_words,
     summarize_leaks,
 )
 from loglib.analysis.leaks import leak_rates
@@ -66,19 +66,9 @@ def detect(inc: Evidence) -> list[Finding]:
         "leak_method": leaks.get("method"),
         "leak_confidence": leaks.get("confidence"),
     }
-    run = _app_run(inc.app) if inc.app is not None and inc.app.height else None
-    if run is not None and run[1] > run[0]:
-        hours = (run[1] - run[0]).total_seconds() / 3600
-        numbers["leaks_per_hour"] = round(total / hours, 1)
-        numbers["leaks_per_hour_over"] = (
-            f"leaks ÷ the app's run time, {run[0]:%H:%M:%S}–{run[1]:%H:%M:%S} UTC "
-            f"({_span_text((run[1] - run[0]).total_seconds())}, its first to its last log line)"
-        )
-    else:
-        numbers["leaks_per_hour"] = leaks.get("leaks_per_hour")
-        numbers["leaks_per_hour_over"] = (
-            "leaks ÷ the hours from the first to the last bucket with a leak (no app log)"
-        )
+    numbers["leaks_per_hour"], numbers["leaks_per_hour_over"] = overall_leak_rate(
+        total, inc.app, leaks.get("leaks_per_hour")
+    )
     cfg = inc.app_settings
     numbers["capacity"] = cfg.capacity
     processes = (cfg.workers or 1) * (cfg.instances or 1)
@@ -116,9 +106,10 @@ def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]
     --------
     >>> from loglib.analysis.findings import Finding, connection_leak
     >>> f = Finding("connection_leak", "…", {"leaked_total": 18, "leaks_per_hour": 63.9,
+    ...             "leaks_per_hour_over": "leaks ÷ the app's run time, 10:00:00–10:16:54 UTC (…)",
     ...             "minutes_to_fill": 9.4, "leak_method": "pg_sessions", "leak_confidence": "high"})
     >>> connection_leak.recommend(f, None, lambda rec, why: print(rec.split(":")[0], "|", why))
-    Fix the leak before it fills the pool | 18 connection(s) leaked, about 63.9 per hour (pg_sessions, high confidence); the pools would fill in about 9 min without a restart.
+    Fix the leak before it fills the pool | 18 connection(s) leaked, about 63.9 per hour (leaks ÷ the app's run time) (pg_sessions, high confidence); the pools would fill in about 9 min without a restart.
     Alert on the leak | Restarts hid it: the pool never ran out, so no error said so.
     """
     n = f.numbers or {}
@@ -126,7 +117,7 @@ def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]
     add(
         "Fix the leak before it fills the pool: return every connection on every path, errors "
         "included (`with Session(engine) as session:`, `try/finally: conn.close()`).",
-        f"{n.get('leaked_total', '?'):g} connection(s) leaked, about {n.get('leaks_per_hour', '?')} per hour "
+        f"{n.get('leaked_total', '?'):g} connection(s) leaked{rate_words(n)} "
         f"({n.get('leak_method', '?')}, {n.get('leak_confidence', '?')} confidence)"
         + (f"; the pools would fill in about {fill:.0f} min without a restart." if fill else "."),
     )

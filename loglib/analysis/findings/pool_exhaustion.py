@@ -320,6 +320,43 @@ def _span_text(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {sec} s" if minutes else f"{sec} s"
 
 
+#: the overall leak rate's denominator without an app log (``summarize_leaks``' per hour)
+NO_APP_RATE_OVER = "leaks ÷ the hours from the first to the last bucket with a leak (no app log)"
+
+
+def overall_leak_rate(
+    total: float, app: pl.DataFrame | None, fallback: float | None
+) -> tuple[float | None, str]:
+    """The overall leak rate and its denominator in words: leaks ÷ the app's run time (its first
+    to its last timestamped line), else (no app log) ``fallback`` over :data:`NO_APP_RATE_OVER`.
+
+    >>> from datetime import datetime, timedelta, UTC
+    >>> t0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+    >>> app = pl.DataFrame({"ts": [t0, t0 + timedelta(minutes=45)]})
+    >>> overall_leak_rate(18, app, None)
+    (24.0, "leaks ÷ the app's run time, 10:00:00–10:45:00 UTC (45 min 0 s, its first to its last log line)")
+    """
+    run = _app_run(app) if app is not None and app.height else None
+    if run is None or run[1] <= run[0]:
+        return fallback, NO_APP_RATE_OVER
+    seconds = (run[1] - run[0]).total_seconds()
+    over = (
+        f"leaks ÷ the app's run time, {run[0]:%H:%M:%S}–{run[1]:%H:%M:%S} UTC "
+        f"({_span_text(seconds)}, its first to its last log line)"
+    )
+    return round(total / (seconds / 3600), 1), over
+
+
+def rate_words(numbers: dict[str, Any]) -> str:
+    """``", about 24 per hour (leaks ÷ the app's run time)"``: a finding's overall leak rate with
+    its denominator, short, for a recommendation ("" without a rate)."""
+    rate = numbers.get("leaks_per_hour")
+    if not rate:
+        return ""
+    over = str(numbers.get("leaks_per_hour_over") or "").split(", ")[0]
+    return f", about {rate:g} per hour" + (f" ({over})" if over else "")
+
+
 def summarize_leaks(rates: pl.DataFrame, every: str | timedelta = "1h") -> dict[str, Any]:
     """Headline figures of a ``leak_rates`` frame (its best method): total, per hour while leaking, saturation.
 
@@ -407,19 +444,10 @@ def detect(inc: Evidence) -> list[Finding]:
     every = f"{max(1, round((end - start).total_seconds() / 40))}s"  # about 40 buckets over the incident
     rates = leak_rates(inc, every=every)
     leaks = summarize_leaks(rates, every)
-    run = _app_run(app) if app is not None else None
     if leaks.get("leaked_total") is not None:
-        if run is not None and run[1] > run[0]:
-            hours = (run[1] - run[0]).total_seconds() / 3600
-            leaks["leaks_per_hour"] = round(leaks["leaked_total"] / hours, 1)
-            leaks["rate_over"] = (
-                f"leaks ÷ the app's run time, {run[0]:%H:%M:%S}–{run[1]:%H:%M:%S} UTC "
-                f"({_span_text((run[1] - run[0]).total_seconds())}, its first to its last log line)"
-            )
-        else:
-            leaks["rate_over"] = (
-                "leaks ÷ the hours from the first to the last bucket with a leak (no app log)"
-            )
+        leaks["leaks_per_hour"], leaks["rate_over"] = overall_leak_rate(
+            leaks["leaked_total"], app, leaks.get("leaks_per_hour")
+        )
     peak, p99, conc_from = _concurrency(inc, windows)
     cfg = inc.app_settings
     pgs = inc.postgres_settings
@@ -557,14 +585,12 @@ def recommend(f: Finding, pre_ping: bool | None, add: Callable[[str, str], None]
     n = f.numbers or {}
     leaked = n.get("leaked_total")
     if leaked:
-        rate = n.get("leaks_per_hour")
         add(
             "Fix the leak: return every connection on every path, errors included "
             "(`with Session(engine) as session:`, `try/finally: conn.close()`); do not keep "
             "exceptions or tracebacks that hold a session.",
-            f"{leaked:g} connection(s) leaked"
-            + (f", about {rate:g} per hour" if rate else "")
-            + f" ({n.get('leak_method', '?')}, {n.get('leak_confidence', '?')} confidence).",
+            f"{leaked:g} connection(s) leaked{rate_words(n)}"
+            f" ({n.get('leak_method', '?')}, {n.get('leak_confidence', '?')} confidence).",
         )
         add(
             "Alert on the leak, not the outage: the floor of the pool's checked-out gauge rising, "
