@@ -45,7 +45,9 @@ def _entries_from_matched(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     # null (a syslog line with no PostgreSQL [seq-part], a Cloud SQL line with no textPayload) is
     # no continuation: the line is rejected, never dropped
     is_cont = frame.get_column("is_cont").fill_null(False)
-    if "noise" in frame.columns:
+    # an untabbed SQL line is unmatched, no noise and no continuation yet: most chunks have none,
+    # and then the SQL search (a regex over every message) is skipped
+    if "noise" in frame.columns and (~matched & ~is_cont & frame.get_column("noise").is_null()).any():
         is_cont = is_cont | _untabbed_sql(frame)
     primary = matched & ~secondary
     entry = primary.cum_sum()
