@@ -343,6 +343,11 @@ def test_keys_counted_in_the_line() -> None:
     ]
     got = pl.Series(lines).str.count_matches(_json_fast._SPELLED_KEY).to_list()
     assert got == [keys(r) for r in records]
+    # the quick count, where it is given, is never below the regex's (issue 17)
+    series = pl.Series(lines)
+    quick = _json_fast._spelled_at_least(series, series.str.contains("null", literal=True)).to_list()
+    assert [q for q, n in zip(quick, got, strict=True) if q is not None and q < n] == []
+    assert sum(q is not None for q in quick) > 500
 
 
 def test_same_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,6 +44,22 @@ from loglib.sources.app._json_nested import (
 _NESTED = (pl.Struct, pl.List, pl.Array)
 #: numeric levels: pino/bunyan's, else Python's levelno (pino's win where both name a number)
 _LEVELS = {**PY_LEVELNO, **NUMERIC_LEVELS}
+#: the same as a table indexed by the number (its last slot null: every other number)
+_LEVEL_TABLE = pl.Series([_LEVELS.get(i) for i in range(max(_LEVELS) + 2)], dtype=pl.String)
+
+
+def _level_name(number: pl.Expr) -> pl.Expr:
+    """A numeric level's name (null for a number no table names): a look-up by position, which
+    costs a fraction of ``replace_strict``'s hashing.
+
+    >>> pl.select(_level_name(pl.lit(pl.Series([30, 50, 7, -1, 10**12, None])))).to_series().to_list()
+    ['info', 'error', None, None, None, None]
+    """
+    last = _LEVEL_TABLE.len() - 1
+    slot = pl.when((number >= 0) & (number < last)).then(number).otherwise(last)
+    return pl.lit(_LEVEL_TABLE).gather(slot.cast(pl.UInt32))
+
+
 #: the error object's fields the reader uses (pino/bunyan ``err``, ECS ``error``)
 _ERR_FIELDS = ("type", "message", "stack", "stack_trace")
 #: a text value that may stand for an object, an array or a float in the line
@@ -86,10 +102,11 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
         frame = None if _holds_null(sample.schema) else _decode(lines, sample)
     if frame is None or not frame.width:
         return _decode_whole(lines)
-    fits = _fits(frame, lines)
+    has_null = lines.str.contains("null", literal=True).fill_null(False)
+    fits = _fits(frame, lines, has_null)
     if fits.all():
-        return _map(frame, lines, None)
-    ok, fields = _map(frame.filter(fits), lines.filter(fits), None)
+        return _map(frame, lines, None, has_null)
+    ok, fields = _map(frame.filter(fits), lines.filter(fits), None, has_null.filter(fits))
     rest = _decode_whole(lines.filter(~fits))
     if rest is None:
         rest = pl.repeat(False, lines.len() - ok.len(), eager=True), empty_fields(lines.len() - ok.len())
@@ -130,30 +147,66 @@ def _key_count(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return pl.lit(0, dtype=pl.UInt32)
 
 
-def _fits(frame: pl.DataFrame, lines: pl.Series) -> pl.Series:
+def _fits(frame: pl.DataFrame, lines: pl.Series, has_null: pl.Series) -> pl.Series:
     """Per row: did the decoding keep every key of the line? polars drops the keys a given schema
     lacks, so the keys the line spells (``"key":`` after ``{`` or ``,``: never inside a string,
     where a quote is escaped) must be the decoded values' keys plus the keys written ``null``,
     each of which must be a key of the schema. A null inside a nested value, or of a key with an
-    escape, is not found at the top, so such a record does not fit."""
+    escape, is not found at the top, so such a record does not fit.
+
+    Most lines are counted without the regex (:func:`_spelled_at_least`); ``has_null``: the line
+    holds ``null``."""
     schema = frame.schema
-    decoded = [pl.col(k).is_not_null().cast(pl.UInt32) for k in schema]
+    nulls_in = frame.null_count().row(0)
+    always = sum(1 for k, missing in zip(schema, nulls_in, strict=True) if not missing)
+    decoded = [
+        pl.col(k).is_not_null().cast(pl.UInt32)
+        for k, missing in zip(schema, nulls_in, strict=True)
+        if missing
+    ]
     decoded += [_key_count(pl.col(k), dt) for k, dt in schema.items() if isinstance(dt, _NESTED)]
+    counts = pl.repeat(always, frame.height, eager=True, dtype=pl.UInt32)
+    if decoded:
+        counts = frame.select(pl.sum_horizontal(decoded) + always).to_series()
+    fits = (_spelled_at_least(lines, has_null) == counts).fill_null(False)
+    idx = (~fits).arg_true()  # the regex counts what the quick count could not tell
+    if not idx.len():
+        return fits
+    lines, counts, has_null = lines.gather(idx), counts.gather(idx), has_null.gather(idx)
     spelled = lines.str.count_matches(_SPELLED_KEY)
-    counts = frame.select(pl.sum_horizontal(decoded).alias("n")).to_series()
-    idx = lines.str.contains("null", literal=True).fill_null(False).arg_true()
+    at = has_null.arg_true()
     nulls = pl.repeat(0, lines.len(), eager=True, dtype=pl.UInt32)
-    if idx.len():
-        nulls = nulls.scatter(idx, lines.gather(idx).str.count_matches(_NULL_KEY).fill_null(0))
-    fits = (spelled == counts + nulls).fill_null(False)
-    if idx.len():  # each null must be a key of the schema's top level (else it was dropped)
+    if at.len():
+        nulls = nulls.scatter(at, lines.gather(at).str.count_matches(_NULL_KEY).fill_null(0))
+    exact = (spelled == counts + nulls).fill_null(False)
+    if at.len():  # each null must be a key of the schema's top level (else it was dropped)
         named = [
             pl.col("t").str.contains('"' + re.escape(k) + r'"\s*:\s*null\s*[,}]').cast(pl.UInt32)
             for k in schema
         ]
-        known = pl.DataFrame({"t": lines.gather(idx)}).select(pl.sum_horizontal(named)).to_series()
-        fits = fits.scatter(idx, fits.gather(idx) & (known == nulls.gather(idx)).fill_null(False))
-    return fits
+        known = pl.DataFrame({"t": lines.gather(at)}).select(pl.sum_horizontal(named)).to_series()
+        exact = exact.scatter(at, exact.gather(at) & (known == nulls.gather(at)).fill_null(False))
+    return fits.scatter(idx, exact)
+
+
+def _spelled_at_least(lines: pl.Series, has_null: pl.Series) -> pl.Series:
+    """Per line, a count of ``":`` that is never below :data:`_SPELLED_KEY`'s count, for lines
+    without a quote followed by whitespace and without ``null`` (null for the others).
+
+    Each key the regex finds ends in ``"`` and ``:``; with no whitespace between them that is one
+    ``":`` per key (a search for bytes, not a regex). It may count more (a string that starts
+    with ``:``, an escaped quote before a colon), never fewer, and the decoded keys are never more
+    than the keys spelled: a count equal to the decoded keys proves the regex would count as many.
+    Without ``null`` no key is an explicit null (those the regex path counts and checks).
+
+    >>> _spelled_at_least(pl.Series(['{"a":1,"b":":x"}', '{"a" :1}']), pl.Series([False, False])).to_list()
+    [3, None]
+    """
+    spaced = has_null
+    for ws in (" ", "\t", "\r"):
+        spaced = spaced | lines.str.contains('"' + ws, literal=True).fill_null(True)
+    count = lines.str.count_matches('":', literal=True)
+    return count.zip_with(~spaced, pl.repeat(None, lines.len(), eager=True, dtype=count.dtype))
 
 
 def _decode_whole(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
@@ -169,8 +222,11 @@ def _decode_whole(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
     return _map(frame, lines, valid)
 
 
-def _map(frame: pl.DataFrame, lines: pl.Series, valid: pl.Series | None) -> tuple[pl.Series, pl.DataFrame]:
-    """``(ok, fields)`` of decoded records: each field chosen per row from the keys present."""
+def _map(
+    frame: pl.DataFrame, lines: pl.Series, valid: pl.Series | None, has_null: pl.Series | None = None
+) -> tuple[pl.Series, pl.DataFrame]:
+    """``(ok, fields)`` of decoded records: each field chosen per row from the keys present
+    (``has_null``: which lines hold ``null``, when already known)."""
     schema = frame.schema
     if is_loguru(schema):
         return decode_loguru(frame, lines, valid)
@@ -194,7 +250,7 @@ def _map(frame: pl.DataFrame, lines: pl.Series, valid: pl.Series | None) -> tupl
             for key in schema
         ]
         + nested_texts(frame, nested)
-        + explicit_nulls(lines, list(schema))
+        + explicit_nulls(lines, list(schema), has_null)
         + float_literals(frame, [k for k, dt in schema.items() if dt == pl.Float64])
     )
     # a key no field was read from is an extra: its value as text, or an explicit null (also of
@@ -258,24 +314,27 @@ def _map(frame: pl.DataFrame, lines: pl.Series, valid: pl.Series | None) -> tupl
             checks.append(value.is_null() | (chosen["message"] != key).fill_null(True))
     ok = frame.select(pl.all_horizontal(checks).fill_null(False)).to_series()
     fields = frame.select(_field_exprs(schema, present, chosen, err_struct))
-    return ok, fields.with_columns(_head(), _extras(frame, schema, included))
+    return ok, fields.with_columns(_head(fields), _extras(frame, schema, included))
 
 
-def _head() -> pl.Expr:
+def _head(fields: pl.DataFrame) -> pl.Series:
     """The event's first line as the record-by-record reader makes it: the message and the error,
-    each once and when not empty."""
-    message, err = pl.col("message"), pl.col("err")
-    m_ok, e_ok = message.fill_null("") != "", err.fill_null("") != ""
-    return (
-        pl.when(m_ok & e_ok & (message != err))
-        .then(pl.concat_str(message, pl.lit("\n"), err))
-        .when(m_ok)
-        .then(message)
-        .when(e_ok)
-        .then(err)
-        .otherwise(pl.lit(""))
-        .alias("head")
-    )
+    each once and when not empty (only the rows with an error are worked on: the others' is the
+    message)."""
+    message, err = fields["message"], fields["err"]
+    head = message.fill_null("").alias("head")
+    idx = (err.fill_null("") != "").arg_true()
+    if not idx.len():
+        return head
+    m, e = message.gather(idx), err.gather(idx)
+    both = pl.select(
+        pl.when((m.fill_null("") != "") & (m != e))
+        .then(pl.concat_str(m, pl.lit("\n"), e))
+        .when(m.fill_null("") != "")
+        .then(m)
+        .otherwise(e)
+    ).to_series()
+    return head.scatter(idx, both)
 
 
 def _decode(lines: pl.Series, like: pl.DataFrame | None = None) -> pl.DataFrame | None:
@@ -342,7 +401,7 @@ def _field_exprs(
 ) -> list[pl.Expr]:
     def level(key: str, dtype: pl.DataType) -> pl.Expr:
         if dtype == pl.Int64:
-            return pl.col(key).replace_strict(_LEVELS, default=None, return_dtype=pl.String)
+            return _level_name(pl.col(key))
         return _text(key, dtype)
 
     def err_field(name: str) -> pl.Expr:
@@ -378,19 +437,22 @@ def _field_exprs(
     )
     err = pl.coalesce(err_string, err_field("message"))
     tb = _pick(present["tb"], chosen["tb"], schema)
-    types: pl.Expr = pl.lit(None, dtype=pl.List(pl.String))
+    types: pl.Expr | None = None
     for key in present["tb"]:  # structlog's dict_tracebacks: a list of exceptions
         listed = exception_list(key, schema[key])
         if listed is not None:
             tb = pl.when(chosen["tb"] == key).then(listed[0]).otherwise(tb)
-            types = pl.when(chosen["tb"] == key).then(listed[1]).otherwise(types)
+            rest = pl.lit(None, dtype=pl.List(pl.String)) if types is None else types
+            types = pl.when(chosen["tb"] == key).then(listed[1]).otherwise(rest)
     stack, stack_trace = err_field("stack"), err_field("stack_trace")
-    tb = pl.when(tb != "").then(tb).when(stack != "").then(stack).otherwise(stack_trace)
+    stack = pl.when(stack != "").then(stack).otherwise(stack_trace)
+    tb = pl.when(tb != "").then(tb).otherwise(stack) if present["tb"] else stack
     etype = err_field("type")
     if "error.type" in schema and not isinstance(schema["error.type"], _NESTED):
         etype = pl.when(etype != "").then(etype).otherwise(_text("error.type", schema["error.type"]))
     exc = pl.when(etype.fill_null("") != "").then(pl.concat_list(etype)).cast(pl.List(pl.String))
-    exc = pl.when(types.list.len() > 0).then(types).otherwise(exc)
+    if types is not None:
+        exc = pl.when(types.list.len() > 0).then(types).otherwise(exc)
     text_null = pl.lit(None, dtype=pl.String)
     return [
         pl.lit(None, dtype=_FIELDS["ts"]).alias("ts"),
@@ -419,7 +481,7 @@ def _level(present: dict[str, list[str]], chosen: dict[str, pl.Expr], schema: pl
     if inner in (pl.String, pl.Int64):
         nested = pl.col("log").struct.field("level")
         if inner == pl.Int64:
-            nested = nested.replace_strict(_LEVELS, default=None, return_dtype=pl.String)
+            nested = _level_name(nested)
         value = pl.when(chosen["level"].is_null()).then(nested).otherwise(value)
     return value
 

@@ -106,20 +106,23 @@ def nested_texts(frame: pl.DataFrame, keys: list[str]) -> list[pl.Series]:
     return out
 
 
-def explicit_nulls(lines: pl.Series, keys: list[str]) -> list[pl.Series]:
+def explicit_nulls(lines: pl.Series, keys: list[str], has_null: pl.Series | None = None) -> list[pl.Series]:
     """``\\x00n<key>``: the line writes ``"key": null`` (somewhere: :func:`nested_checks` makes
-    sure it is at the top level)."""
+    sure it is at the top level); ``has_null``: which lines hold ``null``, when already known."""
     n = lines.len()
-    idx = lines.str.contains("null", literal=True).fill_null(False).arg_true()
+    if has_null is None:
+        has_null = lines.str.contains("null", literal=True).fill_null(False)
+    idx = has_null.arg_true()
     if idx.len():
         idx = idx.filter(lines.gather(idx).str.contains(_SOME_NULL).fill_null(False))
+    none = pl.repeat(False, n, eager=True, dtype=pl.Boolean)
+    if not idx.len():
+        return [none.alias(f"\x00n{key}") for key in keys]
     out = []
+    with_null = lines.gather(idx)
     for key in keys:
-        flag = pl.repeat(False, n, eager=True, dtype=pl.Boolean)
-        if idx.len():
-            found = lines.gather(idx).str.contains('"' + re.escape(key) + r'"\s*:\s*null\s*[,}]')
-            flag = flag.scatter(idx, found.fill_null(False))
-        out.append(flag.alias(f"\x00n{key}"))
+        found = with_null.str.contains('"' + re.escape(key) + r'"\s*:\s*null\s*[,}]')
+        out.append(none.clone().scatter(idx, found.fill_null(False)).alias(f"\x00n{key}"))
     return out
 
 

@@ -173,14 +173,12 @@ class _Parser:
         )
         # a message of one line is its first line: the first-line cut runs on multi-line events only
         frame = events.with_columns(message=msg.str.strip_chars_end())
-        if sub.height:
-            frame = (
-                frame.with_row_index("_i")
-                .join(sub, on="_i", how="left", maintain_order="left")
-                .with_columns(
-                    message=pl.coalesce(pl.col("m1"), pl.col("m0"), pl.col("message")),
-                    exc_chain=pl.coalesce(pl.col("exc_chain"), pl.col("exc")),
-                )
+        if sub.height:  # the multi-line rows' values put back in place (null elsewhere)
+            at = _null_series("_at", pl.UInt32, frame.height)
+            at = at.scatter(sub["_i"], pl.int_range(sub.height, eager=True, dtype=pl.UInt32))
+            frame = frame.hstack([column.gather(at) for column in sub.drop("_i").get_columns()]).with_columns(
+                message=pl.coalesce(pl.col("m1"), pl.col("m0"), pl.col("message")),
+                exc_chain=pl.coalesce(pl.col("exc_chain"), pl.col("exc")),
             )
         else:
             frame = frame.with_columns(traceback=pl.lit(None, dtype=pl.String), exc_chain=pl.col("exc"))
