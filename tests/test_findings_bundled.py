@@ -51,6 +51,15 @@ class TestBundledIncidents:
         lag = (f.start - first).total_seconds()
         assert 0 <= lag <= truth["pool"]["pool_timeout"] + 0.5
 
+    def test_pool_exhaustion_windows_are_the_two_fills(self):
+        """Issue 12 defect 9: the pool filled twice, with the operator's restart between (truth:
+        pool timeouts in two phases); two windows, not "1 window"."""
+        truth = _truth("pool-exhaustion")
+        (f,) = ll.findings(ll.Incident.load(INCIDENTS / "pool-exhaustion"))
+        phases = [n for n in truth["pool_timeouts_per_phase"] if n]
+        assert f.numbers["windows"] == len(phases) == 2
+        assert "The pool ran out of connections in 2 window(s)" in f.statement
+
     def test_demand_sentence_labels_observed_and_modelled(self):
         """The sizing sentence says which number was seen in the samples and which is modelled
         ("held at most 0 … 99.9% of the time at most 2" read as a contradiction)."""

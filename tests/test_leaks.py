@@ -232,6 +232,24 @@ def test_bundled_per_minute_leaks_match_the_truth():
     assert len(truth["leaks"]) == 16 and got["leaked"].sum() == 16
 
 
+def test_bundled_leak_chart_reads_the_truth_per_minute():
+    """Issue 12 defect 12, in the chart itself: the bars read 4, 4+, 7+, 1+ (a lower bound where the
+    pool was full), the minute the full pool hid reads "?" (never a solid 0), and no bar reads 0
+    in a minute that leaked (before: "0" at medium confidence in a minute of 4; 8+/3+/5+)."""
+    inc = ll.Incident.load(ROOT / "data" / "incidents" / "pool-exhaustion")
+    fig = ll.charts.leak_rate(inc, every="1m")
+    shown = {
+        f"{x:%H:%M}": text
+        for trace in fig.data
+        if trace.type == "bar" or trace.name.startswith("not visible")
+        for x, text in zip(trace.x, trace.text, strict=True)
+    }
+    assert [shown[m] for m in ("00:14", "00:15", "00:16", "00:17", "00:18")] == ["4", "4+", "?", "7+", "1+"]
+    truth = json.loads((ROOT / "data" / "incidents" / "pool-exhaustion" / "truth.json").read_text())
+    leaked_minutes = {leak[11:16] for leak in truth["leaks"]}
+    assert not [m for m, text in shown.items() if m in leaked_minutes and text in ("0", "0+")]
+
+
 def test_idle_in_transaction_leaks_a_restart_ended_soon_after():
     """Lab pgbouncer-68: two leaks live 9 s before a pgBouncer restart ends them (the count shows
     2 for two samples, then 0); they count. PostgreSQL's count covers every process: when a
