@@ -159,10 +159,15 @@ def localize(
             named[v] = r
         else:
             offsets[v] = r
-    seconds = zone.replace_strict(offsets, default=None, return_dtype=pl.Int64)
-    utc = pl.DataFrame({"n": naive, "s": seconds}).select(
-        (pl.col("n") - pl.duration(seconds=pl.col("s"))).dt.replace_time_zone("UTC").alias("ts")
-    )["ts"]
+    if len(offsets) == 1 and not named and zone.null_count() == 0:  # one zone (the usual log): no lookup
+        utc = (
+            (naive - timedelta(seconds=next(iter(offsets.values())))).dt.replace_time_zone("UTC").alias("ts")
+        )
+    else:
+        seconds = zone.replace_strict(offsets, default=None, return_dtype=pl.Int64)
+        utc = pl.DataFrame({"n": naive, "s": seconds}).select(
+            (pl.col("n") - pl.duration(seconds=pl.col("s"))).dt.replace_time_zone("UTC").alias("ts")
+        )["ts"]
     for text, name in named.items():
         mask = zone == text
         conv = naive.dt.replace_time_zone(
