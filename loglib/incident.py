@@ -36,7 +36,7 @@ from loglib.core.timeparse import parse_instant
 from loglib.errors import LoglibError
 from loglib.sources.app import read_app_log
 from loglib.sources.files import expand_sources
-from loglib.sources.pg_activity import read_pg_activity
+from loglib.sources.pg_activity import capture_paths, read_pg_activity
 from loglib.sources.pgbouncer import read_pgbouncer_log
 from loglib.sources.pool_events import read_pool_events
 from loglib.sources.postgres import read_pg_log
@@ -383,7 +383,10 @@ class Incident:
         return frame
 
     def _paths(self, spec: SourceSpec) -> list[str]:
-        return [p if os.path.isabs(p) else str(self.root / p) for p in spec.paths]
+        paths = [p if os.path.isabs(p) else str(self.root / p) for p in spec.paths]
+        if spec.kind == "pg_activity":  # a capture directory (``loglib capture pg-activity --out``)
+            paths = [str(p) for p in capture_paths(paths)]  # type: ignore[union-attr]
+        return paths
 
     def _unclaimed(self, spec: SourceSpec) -> tuple[list[str], list[str]]:
         """The files of ``spec`` that no earlier source of its kind reads, and a note for each one

@@ -109,20 +109,50 @@ def test_idle_in_transaction_gauge_counts_persistent_rises_by_utc_hour():
     assert dict(zip(rates["ts"].dt.hour(), rates["leaked"], strict=True)) == {10: 2.0, 11: 1.0}
 
 
-def test_idle_in_transaction_gauge_from_captured_activity():
+def _captured_activity() -> pl.DataFrame:
+    """Eight 5 s samples of two backends: 7 goes idle in a transaction at sample 2 and stays."""
     from datetime import datetime, timedelta
 
     t0 = datetime(2026, 1, 1, 10, tzinfo=UTC)
     rows = []
-    for i in range(8):  # backend 7 goes idle in transaction at sample 2 and stays
+    for i in range(8):
         rows.append((t0 + timedelta(seconds=5 * i), 7, "idle in transaction" if i >= 2 else "active"))
         rows.append((t0 + timedelta(seconds=5 * i), 8, "idle"))
     act = pl.DataFrame(
         rows, schema={"ts": pl.Datetime("us", "UTC"), "pid": pl.Int64, "state": pl.String}, orient="row"
     )
-    act = act.with_columns(database=pl.lit("shop"))
+    return act.with_columns(database=pl.lit("shop"))
+
+
+def test_idle_in_transaction_gauge_from_captured_activity():
+    rates = ll.leak_rates(pg_activity=_captured_activity(), every="1h", method="idle_in_transaction_gauge")
+    assert rates["leaked"].sum() == 1
+
+
+def test_idle_in_transaction_gauge_from_a_capture_folder(tmp_path):
+    """The same samples as ``loglib capture pg-activity`` writes them (one Parquet file per sample
+    under ``activity/``), read back by ``read_pg_activity`` and named in an incident.toml: one leak."""
+    from loglib.capture import SAMPLE_SCHEMA
+
+    folder = tmp_path / "capture" / "activity"
+    folder.mkdir(parents=True)
+    samples = _captured_activity().select(
+        pl.col(name).cast(dtype)
+        if name in ("ts", "pid", "state", "database")
+        else pl.lit(None, dtype).alias(name)
+        for name, dtype in SAMPLE_SCHEMA.items()
+    )
+    for (ts,), sample in samples.group_by("ts"):
+        sample.write_parquet(folder / f"{ts:%Y%m%dT%H%M%S.%fZ}.parquet")
+    act = ll.read_pg_activity(tmp_path / "capture", strict=True)
+    assert act.height == 16 and act["file"].n_unique() == 8
     rates = ll.leak_rates(pg_activity=act, every="1h", method="idle_in_transaction_gauge")
     assert rates["leaked"].sum() == 1
+    (tmp_path / "incident.toml").write_text(
+        'title = "capture"\n[[sources]]\nkind = "pg_activity"\npaths = ["capture"]\n'
+    )
+    got = ll.leak_rates(ll.Incident.load(tmp_path), every="1h", method="idle_in_transaction_gauge")
+    assert got["leaked"].sum() == 1
 
 
 def test_an_unknown_method_is_refused():

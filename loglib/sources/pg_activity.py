@@ -13,8 +13,12 @@ from loglib.errors import NoDataError
 from loglib.sources.files import PathsLike, Source, expand_sources
 
 
-def _capture_paths(paths: PathsLike, part: str) -> PathsLike:
-    """A capture directory stands for its ``activity/`` (or ``gaps/``) folder."""
+def capture_paths(paths: PathsLike, part: str = "activity") -> PathsLike:
+    """A capture directory stands for its ``activity/`` (or ``gaps/``) folder; other paths stay.
+
+    >>> capture_paths(["no/such/dir", "a.parquet"])
+    ['no/such/dir', 'a.parquet']
+    """
     if isinstance(paths, bytes | bytearray):
         return paths
     items = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -35,7 +39,7 @@ def _read_files(paths: PathsLike, part: str, reader: str) -> tuple[list[pl.DataF
     report = ReadReport(reader, format="parquet")
     frames = []
     try:
-        sources = expand_sources(_capture_paths(paths, part))
+        sources = expand_sources(capture_paths(paths, part))
     except NoDataError:
         if part == "gaps":  # a capture without outages has an empty (or no) gaps folder
             return [], report
