@@ -152,3 +152,38 @@ class TestLines:
         src = expand_sources(b"\x00" * (4 << 20))[0]
         chunks = list(iter_line_chunks(src, chunk_bytes=256 * 1024))
         assert sum(c.lines.len() for c in chunks) == 1 and [n for c in chunks for n in c.cut] == [1]
+
+
+class TestChunkBody:
+    """``keep_body=True`` hands a chunk's bytes over only when they are exactly its lines (issue 17)."""
+
+    @pytest.mark.parametrize(
+        ("data", "plain"),
+        [
+            (b"a\nb\n", True),
+            (b"a\nb", True),  # no newline at the end
+            (b"a\r\nb\r\n", False),  # CRLF: the lines lost their CR
+            (b"2024-03-01 10:00:00 first\r2024-03-01 10:00:01 second\r", True),  # CR-only: read as LF
+            (b"a\rb\n", False),  # a CR inside a line
+            (b"caf\xe9\nb\n", False),  # Latin-1: the lines are not these bytes
+        ],
+    )
+    def test_body_is_the_lines_or_none(self, data: bytes, plain: bool) -> None:
+        """A body is kept only when it is ``"\\n".join(lines)`` in UTF-8."""
+        src = expand_sources(data)[0]
+        for chunk in iter_line_chunks(src, keep_body=True):
+            if plain:
+                assert chunk.body == "\n".join(chunk.lines.to_list()).encode()
+            else:
+                assert chunk.body is None
+        assert all(c.body is None for c in iter_line_chunks(src))
+
+    def test_cut_line_keeps_no_body(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A chunk with a cut line (its mark added) keeps no body."""
+        monkeypatch.setattr(files, "MAX_LINE_BYTES", 1 << 20)
+        src = expand_sources(pg_lines(2) + b"x" * (3 << 20) + b"\n" + pg_lines(3))[0]
+        chunks = list(iter_line_chunks(src, chunk_bytes=256 * 1024, keep_body=True))
+        assert all(c.body is None for c in chunks if c.cut)
+        for c in chunks:
+            if c.body is not None:
+                assert c.body == "\n".join(c.lines.to_list()).encode()

@@ -434,6 +434,9 @@ class LineChunk:
     damage: str | None = None
     #: numbers of lines longer than MAX_LINE_BYTES, cut to their first MAX_LINE_KEEP bytes
     cut: tuple[int, ...] = ()
+    #: with ``keep_body=True``: the chunk's bytes when they are exactly ``"\n".join(lines)`` (UTF-8,
+    #: LF endings, no line cut), for a reader that hands them to polars whole; else None
+    body: bytes | None = None
 
 
 def _decode(block: bytes) -> tuple[str, int]:
@@ -512,14 +515,17 @@ def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 2) -
             yield pending.popleft().result()
 
 
-def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[LineChunk]:
+def iter_line_chunks(
+    source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_body: bool = False
+) -> Iterator[LineChunk]:
     """Yield the lines of ``source`` in chunks of about ``chunk_bytes`` decompressed bytes.
 
     Every physical line is yielded exactly once, numbered from 1; a last line without a
     newline is kept. LF, CRLF and CR-only (old Mac) endings all end lines. A line longer than
     :data:`MAX_LINE_BYTES` is cut to its first :data:`MAX_LINE_KEEP` bytes without ever being
     held whole (``LineChunk.cut`` names it). A compressed stream that ends early yields every
-    line before the break and marks the last chunk with ``damage``.
+    line before the break and marks the last chunk with ``damage``. ``keep_body=True`` also
+    hands over a chunk's bytes (``LineChunk.body``) when they are exactly its lines.
     """
     next_line = 1
     carry = b""
@@ -572,7 +578,7 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
             body = data[:cut_at]
             if sep == b"\r":
                 body = body.replace(b"\r", b"\n")
-            chunk = _emit(source.name, body, next_line, cut, None)
+            chunk = _emit(source.name, body, next_line, cut, None, keep_body=keep_body)
             yield chunk
             n_new = chunk.lines.len()  # the split's count: a second pass over the bytes is not needed
             del chunk  # not kept alive while the next block is read
@@ -583,7 +589,12 @@ def iter_line_chunks(source: Source, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
         damage = getattr(fh, "damage", None)
     if carry:
         yield _emit(
-            source.name, carry.replace(b"\r", b"\n") if sep == b"\r" else carry, next_line, cut, damage
+            source.name,
+            carry.replace(b"\r", b"\n") if sep == b"\r" else carry,
+            next_line,
+            cut,
+            damage,
+            keep_body=keep_body,
         )
     elif damage:
         yield LineChunk(source.name, next_line, pl.Series("text", [], dtype=pl.String), 0, damage)
@@ -620,10 +631,15 @@ def _cr_only(head: bytes) -> bool:
     return printable >= 0.9 * len(sample) and len(first) >= 16 and sum(b in b"0123456789" for b in first) >= 4
 
 
-def _emit(name: str, body: bytes, first: int, cut: list[int], damage: str | None) -> LineChunk:
+def _emit(
+    name: str, body: bytes, first: int, cut: list[int], damage: str | None, *, keep_body: bool = False
+) -> LineChunk:
     lines, fallback = _lines_of(body)
     mine = [c - first for c in cut if first <= c < first + lines.len()]
     if mine:
         marks = pl.Series([f" [loglib: line cut at {MAX_LINE_BYTES // 1024**2} MiB]"] * len(mine))
         lines = lines.scatter(mine, lines.gather(mine) + marks)
-    return LineChunk(name, first, lines, fallback, damage, tuple(c + first for c in mine))
+    plain = keep_body and not fallback and not mine and b"\r" not in body
+    return LineChunk(
+        name, first, lines, fallback, damage, tuple(c + first for c in mine), body if plain else None
+    )

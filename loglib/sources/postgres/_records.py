@@ -143,8 +143,8 @@ class _CsvParser:
         blocks at a time, in worker threads), else record by record, in file order."""
         name = self.source.name
         state: dict = {"damage": None, "last": 0}
-        decoded = map_ordered(lambda b: (*b, _csvlog_frame(b[0], b[1], name)), self._blocks(state))
-        for lines, first, raw in decoded:
+        decoded = map_ordered(lambda b: (*b, _csvlog_frame(*b, name)), self._blocks(state))
+        for lines, first, _body, raw in decoded:
             if raw is None:
                 yield from self._block_by_record(lines, first, report)
                 continue
@@ -155,24 +155,26 @@ class _CsvParser:
         if state["damage"]:
             record_damage(report, name, state["last"], state["damage"])
 
-    def _blocks(self, state: dict) -> Iterator[tuple[pl.Series, int]]:
-        """``(lines, first line number)`` of each block of whole records; ``state`` gets the damage."""
+    def _blocks(self, state: dict) -> Iterator[tuple[pl.Series, int, bytes | None]]:
+        """``(lines, first line number, their bytes when the chunk's are them)`` of each block of
+        whole records; ``state`` gets the damage."""
         carry: pl.Series | None = None  # the lines of a record still open at the chunk's end
         carry_first = 1
-        for chunk in prefetch(iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts))):
-            lines, first = chunk.lines, chunk.first_line
+        chunks = iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts), keep_body=True)
+        for chunk in prefetch(chunks):
+            lines, first, body = chunk.lines, chunk.first_line, chunk.body
             if carry is not None:
-                lines, first = pl.concat([carry, lines]), carry_first
+                lines, first, body = pl.concat([carry, lines]), carry_first, None
             inside = (lines.str.count_matches('"', literal=True).cum_sum() % 2 == 1).fill_null(False)
             closed = (~inside).arg_true()
             n = int(closed[-1]) + 1 if closed.len() else 0
             if n:
-                yield lines.head(n), first
+                yield lines.head(n), first, body if n == lines.len() else None
             carry, carry_first = (lines.slice(n), first + n) if n < lines.len() else (None, 1)
             state["damage"] = state["damage"] or chunk.damage
             state["last"] = chunk.first_line + chunk.lines.len() - 1
         if carry is not None:
-            yield carry, carry_first
+            yield carry, carry_first, None
 
     def _block_by_record(self, lines: pl.Series, first: int, report: ReadReport) -> Iterator[pl.DataFrame]:
         """Python's csv module, record by record: every bad record's lines rejected with its reason."""
@@ -222,7 +224,7 @@ class _CsvParser:
 _QUOTED = r'"(?:[^"]|"")*"'
 
 
-def _csvlog_frame(lines: pl.Series, first: int, name: str) -> pl.DataFrame | None:
+def _csvlog_frame(lines: pl.Series, first: int, body: bytes | None, name: str) -> pl.DataFrame | None:
     """A block of whole csvlog records decoded by polars' CSV reader into the raw columns
     :func:`_finish` takes, or None when it is not plain (a blank line, a record of another width
     than the others or than 23 to 26 fields, CSV polars refuses): then it is read record by record."""
@@ -236,7 +238,7 @@ def _csvlog_frame(lines: pl.Series, first: int, name: str) -> pl.DataFrame | Non
     width = int(head.str.replace_all(_QUOTED, "").str.count_matches(",", literal=True)[0]) + 1
     if width not in _CSV_WIDTHS:
         return None
-    body = (lines.str.join("\n")[0] + "\n").encode()
+    body = (lines.str.join("\n")[0] + "\n").encode() if body is None else body + b"\n"
     try:
         rows = pl.read_csv(
             io.BytesIO(body), has_header=False, infer_schema=False, new_columns=list(_CSV_COLUMNS[:width]),
@@ -366,7 +368,7 @@ _DETAIL_PARTS = (("DETAIL", "detail"), ("HINT", "hint"), ("QUERY", "internal_que
                  ("STATEMENT", "statement"))  # fmt: skip
 
 
-def _jsonlog_records(lines: pl.Series) -> pl.DataFrame | None:
+def _jsonlog_records(lines: pl.Series, body: bytes | None = None) -> pl.DataFrame | None:
     """The jsonlog keys of each line (objects already), as text: what ``str.json_decode`` with
     :data:`_JSONLOG_DTYPE` gives, or None where it refuses the chunk (not JSON, a nested value).
 
@@ -379,7 +381,7 @@ def _jsonlog_records(lines: pl.Series) -> pl.DataFrame | None:
     >>> _jsonlog_records(pl.Series(['{"pid":7,"message":{"a":1}}'])) is None
     True
     """
-    body = (lines.str.join("\n")[0] + "\n").encode()
+    body = (lines.str.join("\n")[0] + "\n").encode() if body is None else body + b"\n"
     if lines.len() == 0 or b"\r" in body:  # CR: a record break to the NDJSON reader, not to a line
         try:
             return lines.str.json_decode(dtype=_JSONLOG_DTYPE).struct.unnest()
@@ -401,14 +403,16 @@ def _jsonlog_records(lines: pl.Series) -> pl.DataFrame | None:
     return rec
 
 
-def _jsonlog_frame(lines: pl.Series, first_line: int, name: str) -> pl.DataFrame | None:
+def _jsonlog_frame(
+    lines: pl.Series, first_line: int, name: str, body: bytes | None = None
+) -> pl.DataFrame | None:
     """A chunk of jsonlog records decoded by polars into the raw columns :func:`_finish` takes, or
     None when some line is not one plain record (blank, not an object, no jsonlog key, not JSON):
     then the chunk is read record by record, which names each bad line's reason."""
     text = lines.str.strip_chars()
     if not (text.str.starts_with("{") & text.str.ends_with("}")).all():
         return None
-    rec = _jsonlog_records(lines)
+    rec = _jsonlog_records(lines, body)
     if rec is None:
         return None
     if (rec["error_severity"].is_null() & rec["message"].is_null()).any():
@@ -487,9 +491,10 @@ class _JsonParser:
 
         def decode(chunk: LineChunk) -> tuple[LineChunk, pl.DataFrame | None]:
             fast = self.fmt == "jsonlog"
-            return chunk, (_jsonlog_frame(chunk.lines, chunk.first_line, name) if fast else None)
+            return chunk, (_jsonlog_frame(chunk.lines, chunk.first_line, name, chunk.body) if fast else None)
 
-        chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts)))
+        keep = self.fmt == "jsonlog"  # the chunk's bytes go to polars' NDJSON reader as they are
+        chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts), keep_body=keep))
         for chunk, raw in map_ordered(decode, chunks):
             if raw is not None:  # polars decoded every record of the chunk
                 report.lines_read += chunk.lines.len()
