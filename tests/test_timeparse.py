@@ -134,7 +134,21 @@ class TestWallClockFastPath:
 
         from loglib.core.timeparse import parse_naive
 
-        got = parse_naive(pl.Series(["2024-02-29 23:59:59", "1999-12-31 00:00:01"]))
+        got = parse_naive(pl.Series(["2024-02-29 23:59:59", "1999-12-31 00:00:01"] * 10_000)).head(2)
         assert got.to_list() == [dt.datetime(2024, 2, 29, 23, 59, 59), dt.datetime(1999, 12, 31, 0, 0, 1)]
-        got = parse_naive(pl.Series(["2024-02-29 23:59:59.120", "2023-02-29 23:59:59.120"]))
+        got = parse_naive(pl.Series(["2024-02-29 23:59:59.120", "2023-02-29 23:59:59.120"] * 10_000)).head(2)
         assert got.to_list() == [dt.datetime(2024, 2, 29, 23, 59, 59, 120000), None]
+
+    def test_small_reads_do_not_import_numpy(self):
+        """A small read parses its times with polars alone: numpy and pyarrow stay unimported (~0.09 CPU-s)."""
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, loglib as ll\n"
+            "log = b'2024-03-01 10:00:00.000 UTC [7] LOG:  connection received: host=10.0.0.5 port=5000\\n'\n"
+            "ll.read_pg_log(log, prefix='%m [%p] %q%u@%d ')\n"
+            "print('numpy' in sys.modules, 'pyarrow' in sys.modules)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.split() == ["False", "False"]

@@ -9,6 +9,7 @@ needs no guessing. Ambiguous abbreviations (``CST``, ``IST``…) need ``tz=`` na
 from __future__ import annotations
 
 import re
+import sys
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -192,23 +193,30 @@ def parse_naive(text: pl.Series, fmt: str = _WALL) -> pl.Series:
     """
     if fmt != _WALL:
         return text.str.to_datetime(fmt, strict=False, time_unit="us")
+    if text.len() < _FIXED_WIDTH_ROWS and "pyarrow" not in sys.modules:
+        return _polars_wall(text)  # a small read does not import numpy and pyarrow (~0.09 CPU-s)
     out, slow = _wall_ms(text)
     if slow is None:
         return out
-    # the rows the fixed-width reading leaves (another shape, a leap second, an impossible
-    # date): polars' parser, as before; values are nearly all distinct, so its cache is off
+    # the rows the fixed-width reading leaves: another shape, a leap second, an impossible date
     idx = slow.arg_true()
-    some = text.gather(idx)
-    got = some.str.to_datetime(_WALL_MS, strict=False, time_unit="us", cache=False)
-    missed = got.is_null() & some.is_not_null()
+    return out.scatter(idx, _polars_wall(text.gather(idx)))
+
+
+def _polars_wall(text: pl.Series) -> pl.Series:
+    """:func:`parse_naive` by polars' parser alone (values are nearly all distinct: no cache)."""
+    out = text.str.to_datetime(_WALL_MS, strict=False, time_unit="us", cache=False)
+    missed = out.is_null() & text.is_not_null()
     if missed.any():  # other fractions (µs, one digit): the general format, on those rows only
-        at = missed.arg_true()
-        got = got.scatter(
-            at, some.gather(at).str.to_datetime(_WALL, strict=False, time_unit="us", cache=False)
+        idx = missed.arg_true()
+        out = out.scatter(
+            idx, text.gather(idx).str.to_datetime(_WALL, strict=False, time_unit="us", cache=False)
         )
-    return out.scatter(idx, got)
+    return out
 
 
+#: the fewest values read at fixed offsets when numpy and pyarrow are not loaded yet
+_FIXED_WIDTH_ROWS = 20_000
 #: byte positions of ``YYYY-MM-DD HH:MM:SS.mmm`` that hold digits, and the separators before the fraction
 _DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22)
 _SEPARATORS = ((4, b"-"), (7, b"-"), (10, b" "), (13, b":"), (16, b":"))
