@@ -57,3 +57,27 @@ def test_python_logging_takes_the_fast_path():
     assert {"python", "loguru", "java", "go", "gunicorn"} <= {f.name for f in split}
     py = next(f for f in LINE_FORMATS if f.label == "level name:")
     assert split_ts(py.regex).rest.startswith(" (?P<level>")
+
+
+def test_exc_chains_equal_the_expression():
+    """exc_chains (each language's chain on its own rows) gives exc_chain_expr's lists, row for row (issue 17)."""
+    from loglib.formats.app_formats import exc_chain_expr, exc_chains
+
+    texts = [
+        'Traceback (most recent call last):\n  File "a.py", line 1, in f\n    g()\nValueError: bad',
+        "psycopg.OperationalError: refused\n\nThe above exception was the direct cause of the following exception:"
+        '\n\nTraceback (most recent call last):\n  File "b.py", line 2\nsqlalchemy.exc.OperationalError: x',
+        "java.sql.SQLTransientConnectionException: timed out\n\tat com.zaxxer.Pool.get(Pool.java:1)\n"
+        "Caused by: java.net.ConnectException: refused\n\tat x.y(Z.java:2)",
+        "Error: connect ECONNREFUSED\n    at TCPConnectWrap.afterConnect (net.js:1)",
+        "[object] (Illuminate\\\\Database\\\\QueryException(code: 7): SQLSTATE[08006] at /app/x.php:1)",
+        "ActiveRecord::ConnectionTimeoutError (could not obtain a connection):\n  app/x.rb:1",
+        "just text",
+        "",
+        None,
+    ]
+    rng = random.Random(17)
+    mixed = [rng.choice(texts) for _ in range(300)]
+    for sample in (texts, mixed, [None], ["x"]):
+        s = pl.Series("traceback", sample, dtype=pl.String)
+        assert_frame_equal(exc_chains(s).to_frame(), pl.select(exc_chain_expr(pl.lit(s)).alias("traceback")))

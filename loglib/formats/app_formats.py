@@ -344,12 +344,8 @@ _RUBY_EXC = r"(?m)^(?:\[[^\]\n]*\] )*(?:Caused by: )?[A-Z]\w*(?:::[A-Z]\w*)+ \("
 _RUBY_NAME = r"([A-Z]\w*(?:::[A-Z]\w*)+) \($"
 
 
-def exc_chain_expr(text: pl.Expr) -> pl.Expr:
-    """Chained exception types in a traceback text, outermost first (null when none).
-
-    Python prints the root cause first and the raised exception last, so its list is
-    reversed; Java (``Caused by:``), Node, Laravel and Rails print the outermost first.
-    """
+def _chain_branches(text: pl.Expr) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(when, chain) per language, tried in order; the last one (Ruby) takes the rest."""
     py = (
         text.str.extract_all(_PY_EXC)
         .list.eval(pl.element().str.extract(r"([A-Za-z_][\w.]*)(?::[ \t][^\n]*|:?[ \t]*)$", 1))
@@ -360,16 +356,48 @@ def exc_chain_expr(text: pl.Expr) -> pl.Expr:
         pl.element().str.extract(_PHP_EXC, 1).str.replace_all("\\\\", "\\", literal=True)
     )
     ruby = text.str.extract_all(_RUBY_EXC).list.eval(pl.element().str.extract(_RUBY_NAME, 1))
-    chain = (
-        pl.when(text.str.contains("Traceback (most recent call last)", literal=True))
-        .then(py)
-        .when(text.str.contains("[object] (", literal=True))
-        .then(php)
-        .when(text.str.contains(r"\n[ \t]+at |(?:^|\n)[ \t]*Caused by: "))
-        .then(jvm)
-        .otherwise(ruby)
-    )
+    return [
+        (text.str.contains("Traceback (most recent call last)", literal=True), py),
+        (text.str.contains("[object] (", literal=True), php),
+        (text.str.contains(r"\n[ \t]+at |(?:^|\n)[ \t]*Caused by: "), jvm),
+        (pl.lit(True), ruby),
+    ]
+
+
+def exc_chain_expr(text: pl.Expr) -> pl.Expr:
+    """Chained exception types in a traceback text, outermost first (null when none).
+
+    Python prints the root cause first and the raised exception last, so its list is
+    reversed; Java (``Caused by:``), Node, Laravel and Rails print the outermost first.
+    """
+    (first, first_chain), *rest = _chain_branches(text)
+    chain = pl.when(first).then(first_chain)
+    for when, branch in rest[:-1]:
+        chain = chain.when(when).then(branch)
+    chain = chain.otherwise(rest[-1][1])
     return pl.when(chain.list.len() > 0).then(chain).otherwise(None)
+
+
+def exc_chains(text: pl.Series) -> pl.Series:
+    """:func:`exc_chain_expr` of a column, each language's chain read on its own rows only (the
+    expression reads all four on every row, then picks one).
+
+    >>> tb = 'Traceback (most recent call last):\\n  File "a.py", line 1\\nValueError: x'
+    >>> exc_chains(pl.Series([tb, None, "plain text"])).to_list()
+    [['ValueError'], None, None]
+    """
+    branches = _chain_branches(pl.col("t"))
+    kind = pl.when(branches[0][0]).then(0)
+    for k, (when, _) in enumerate(branches[1:-1], 1):
+        kind = kind.when(when).then(k)
+    frame = pl.DataFrame({"t": text}).with_row_index("_i")
+    frame = frame.with_columns(_k=kind.otherwise(len(branches) - 1))
+    parts = [
+        frame.filter(pl.col("_k") == k).select("_i", chain.alias("c"))
+        for k, (_, chain) in enumerate(branches)
+    ]
+    chain = pl.concat(parts).sort("_i").select(pl.when(pl.col("c").list.len() > 0).then(pl.col("c")))
+    return chain.to_series().alias(text.name)
 
 
 # --- sniffing ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from loglib.formats.access_lines import http_duration_expr, http_status_expr, st
 from loglib.formats.app_formats import (
     CONTAINER_PREFIX,
     describe,
-    exc_chain_expr,
+    exc_chains,
     first_line_hint,
     normalize_levels,
     sniff,
@@ -166,10 +166,11 @@ class _Parser:
             first.str.strip_chars_end().alias("m1"),
             first.str.strip_chars_end().alias("m0"),
             pl.col("traceback"),
-            pl.coalesce(pl.col("exc"), exc_chain_expr(pl.col("traceback"))).alias("exc_chain"),
+            pl.col("exc").alias("exc_chain"),
         ).with_columns(
+            exc_chain=pl.coalesce(pl.col("exc_chain"), pl.lit(exc_chains(sub["traceback"]))),
             # an event whose first line is empty (Rails' '  ' before an exception) is named by its next line
-            m1=pl.when(pl.col("m1").str.strip_chars() == "").then(fallback).otherwise(pl.col("m1"))
+            m1=pl.when(pl.col("m1").str.strip_chars() == "").then(fallback).otherwise(pl.col("m1")),
         )
         # a message of one line is its first line: the first-line cut runs on multi-line events only
         frame = events.with_columns(message=msg.str.strip_chars_end())
