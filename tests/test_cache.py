@@ -226,3 +226,49 @@ class TestReportOnly:
             assert counts(got) == counts(rep)
             assert [n for n in got.notes if "same file" in n] == [n for n in rep.notes if "same file" in n]
         assert any("same file" in n for n in checked["again"].notes)
+
+
+class TestNullColumns:
+    """A column of nulls loads from the cache as one null scalar, and nothing downstream changes (issue 19)."""
+
+    def test_null_columns_load_as_scalars(self, tmp_path: Path) -> None:
+        """A stderr log's absent fields (sqlstate, session_id, detail) hold no buffer after a cache
+        load; the frame equals the parsed one."""
+        log = write_log(tmp_path / "postgresql.log", 50, junk=False)
+        first = cached_read(ll.read_pg_log, [str(log)], {"prefix": PREFIX})
+        second = cached_read(ll.read_pg_log, [str(log)], {"prefix": PREFIX})
+        assert_frame_equal(first, second)
+        for name in ("sqlstate", "session_id", "detail"):
+            assert first[name].null_count() == first.height
+        assert cache.without_null_buffers(first).equals(first)
+        assert cache.without_null_buffers(pl.DataFrame({"a": [1, None]})).equals(
+            pl.DataFrame({"a": [1, None]})
+        )
+
+    @pytest.mark.parametrize("name", ["pool-exhaustion", "post-deploy", "idle-drops"])
+    def test_postmortem_the_same_from_the_cache(self, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A bundled incident loaded from the cache gives the sessions, events, findings and timeline
+        of a fresh parse."""
+        from loglib import incident
+
+        folder = ROOT / "data" / "incidents" / name
+
+        def postmortem() -> tuple:
+            incident.forget_frames()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                inc = ll.Incident.load(folder)
+                found = ll.findings(inc)
+                return (inc.sessions, inc.events, [f.statement for f in found],
+                        ll.timeline_document(inc).render("md"), ll.leak_rates(inc, every="1m"))  # fmt: skip
+
+        monkeypatch.setenv("LOGLIB_NO_CACHE", "1")
+        fresh = postmortem()
+        monkeypatch.delenv("LOGLIB_NO_CACHE")
+        postmortem()  # fills the cache
+        cached = postmortem()
+        for a, b in zip(fresh, cached, strict=True):
+            if isinstance(a, pl.DataFrame):
+                assert_frame_equal(a, b)
+            else:
+                assert a == b
