@@ -161,18 +161,29 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
     )
     # pairing sorts a narrow frame: hosts as small integers, what the pairing reads, and for the
     # text columns only whether they are set; their values are taken by row number at the end
-    # (a sorted copy of every text column was most of the pairing's memory at a gigabyte)
-    conn = (
-        ev.filter(pl.col("pid").is_not_null())
+    # (a sorted copy of every text column was most of the pairing's memory at a gigabyte). The
+    # sort keys are sorted alone and the other columns gathered from ``ev`` in their order: an
+    # unsorted copy of those and the sorted one never exist together
+    keys = (
+        ev.lazy()
+        .filter(pl.col("pid").is_not_null())
         .select(
-            "_order", "ts", "pid", "event", "session_duration", "_open_tx_text",
+            "_order", "pid",
             pl.col("host").cast(pl.Categorical).to_physical().alias("_host"),
             file_rank.alias("_rank"),
             pl.coalesce(pl.col("line"), pl.col("_order").cast(pl.Int64)).alias("_line"),
-            *(pl.col(c).is_not_null().alias(f"_has_{c}") for c in _TEXT if c in ev.columns),
         )
+        .collect()
     )  # fmt: skip
-    conn = conn.sort(_pairing_keys(conn))
+    conn = keys.sort(_pairing_keys(keys))
+    del keys
+    rows = conn.get_column("_order")
+    conn = conn.hstack(
+        ev.select(
+            pl.col("ts", "event", "session_duration", "_open_tx_text").gather(rows),
+            *(pl.col(c).is_not_null().gather(rows).alias(f"_has_{c}") for c in _TEXT if c in ev.columns),
+        ).get_columns()
+    )
     if conn.height == 0:
         return PG_SESSIONS.empty()
     # rows are grouped by (host, pid) now: "the line before, of the same pid" is a shift with a
@@ -232,6 +243,7 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
         pl.col("event").is_in(_CONNECTION_EVENTS).any().alias("_is_client"),
         pl.col("_order").first().alias("_order"),
     )
+    del conn  # the per-row frame is done with: what follows works on one row per session
     agg = agg.filter("_is_client")
     if agg.height == 0:
         return PG_SESSIONS.empty()
