@@ -377,6 +377,7 @@ def main() -> None:
     only = set(args.only.split(","))
     WORK.mkdir(parents=True, exist_ok=True)
     base: dict[str, dict] = {}
+    table: list[dict] = []
     for size in sizes:
         folder = WORK / f"scale-{size}"
         if args.keep and (folder / "incident.toml").exists():
@@ -413,14 +414,35 @@ def main() -> None:
                 print(
                     f"  {'':18s} {r['cpu_s']:7.1f} CPU-s (tree); peak and CPU by process: {kinds}", flush=True
                 )
+            row = {k: v for k, v in r.items() if k not in ("stderr", "stdout")}
+            table.append({"size_mib": size, "input_bytes": n_bytes, "face": name, **row})
             if args.json:
                 with open(args.json, "a") as fh:
-                    row = {k: v for k, v in r.items() if k not in ("stderr", "stdout")}
-                    fh.write(
-                        json.dumps({"size_mib": size, "input_bytes": n_bytes, "face": name, **row}) + "\n"
-                    )
+                    fh.write(json.dumps(table[-1]) + "\n")
         if size == sizes[0]:
             base = results
+    print("\nREADME rows (Markdown):\n" + markdown_table(table, sizes[0]))
+
+
+def markdown_table(rows: list[dict], base_mib: int) -> str:
+    """The README's table of the faces at each size: wall, CPU, peak RSS of the tree (× the input)
+    and of each process, and the time as a multiple of the ``base_mib`` case."""
+    base = {r["face"]: r for r in rows if r["size_mib"] == base_mib}
+    lines = ["| face | input | wall | CPU-s (tree) | peak RSS (tree) | peak by process | time vs base |",
+             "|---|---:|---:|---:|---:|---|---:|"]  # fmt: skip
+    for r in rows:
+        if r["face"] == "naive polars pass":
+            continue
+        gb = r["input_bytes"] / 1e9
+        peak = f"{r['peak_mb']:,.0f} MB ({r['peak_mb'] * 2**20 / r['input_bytes']:.1f}×)"
+        kinds = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.get("peaks_mb", {}).items()) if v >= 50)
+        b = base.get(r["face"])
+        vs = f"×{r['seconds'] / b['seconds']:.1f}" if b is not None and r["size_mib"] != base_mib else "base"
+        cpu = f"{r['cpu_s']:.1f}" if "cpu_s" in r else ""
+        lines.append(
+            f"| {r['face']} | {gb:.2f} GB | {r['seconds']:.0f} s | {cpu} | {peak} | {kinds} | {vs} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
