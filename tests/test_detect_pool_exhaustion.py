@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 import loglib as ll
+from loglib.analysis.evidence import AppSettings
 from loglib.analysis.findings import DETECTORS, pool_exhaustion
 from tests.evidence_frames import POOL_TIMEOUT, REQUEST, app_log, at, pg_log, prometheus, session
 
@@ -132,6 +133,28 @@ class TestDemandFromRequestHolds:
         assert n["mean_hold_s"] == pytest.approx(0.5)
         assert n["mean_busy_littles_law"] == pytest.approx(0.25, rel=0.02)
         assert n["mean_busy_littles_law"] <= n["capacity"]  # never above what the connections carry
+
+    def test_demand_never_above_what_the_connections_carry(self):
+        """Access-line durations include the wait for a connection: 2 requests/s that each took
+        4 s give 8 busy by Little's law, more than the 2 × (2+0) connections the two declared
+        processes can hold. The figure is capped there and says so; undeclared processes leave
+        the pools' capacity unknown, and the server's slots bound it instead."""
+        slow = 'INFO uvicorn.access: 10.0.0.1:5000 - "GET /orders HTTP/1.1" 200 4.000s'
+        app = app_log([(0.5 * i, slow) for i in range(1, 1200)] + TIMEOUTS)
+        (f,) = pool_exhaustion.detect(
+            ll.Evidence.from_frames(
+                app=app,
+                app_settings=AppSettings(pool_size=2, max_overflow=0, instances=2),
+                max_connections=100,
+            )
+        )
+        n = f.numbers
+        assert n["mean_busy_uncapped"] > 4 and n["mean_busy_littles_law"] == 4
+        assert "capped at 4, what the pools can hold: (2+0) × 1 worker(s) × 2 instance(s)" in n["demand_from"]
+        assert "so at most 4 connection(s) busy on average" in f.statement
+        (server,) = pool_exhaustion.detect(ll.Evidence.from_frames(app=app, pool_size=2, max_connections=6))
+        assert server.numbers["mean_busy_littles_law"] == 6
+        assert "the server's 6 slot(s) for ordinary roles" in server.numbers["demand_from"]
 
 
 class TestRecommend:

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from loglib.analysis.evidence import Evidence
+from loglib.analysis.evidence import AppSettings, Evidence, PostgresSettings
 from loglib.analysis.findings.finding import Finding
 from loglib.analysis.leaks import gauge_segments, leak_rates
 from loglib.core.schema import CHANGE_KINDS, CONFIDENCE_LEVELS
@@ -308,6 +308,30 @@ def _gauge_busy(inc: Evidence, windows: pl.DataFrame) -> float | None:
     return float(busy.group_by("series").agg(pl.col("busy").mean())["busy"].sum())
 
 
+def _carry_limit(cfg: AppSettings, pgs: PostgresSettings) -> tuple[int, str] | None:
+    """The most connections the app can hold at once, and what says so, or None when unknown.
+
+    The pools' capacity counts only when ``[app] instances`` is set (an undeclared second process
+    would hold more); the server's slots for ordinary roles bound it in any case.
+
+    >>> _carry_limit(AppSettings(pool_size=5, max_overflow=1, instances=2), PostgresSettings())
+    (12, 'what the pools can hold: (5+1) × 1 worker(s) × 2 instance(s)')
+    >>> _carry_limit(AppSettings(pool_size=5), PostgresSettings(max_connections=20))
+    (20, "the server's 20 slot(s) for ordinary roles")
+    """
+    limits = []
+    if cfg.capacity is not None and cfg.instances is not None:
+        workers = cfg.workers or 1
+        limits.append((
+            cfg.capacity * workers * cfg.instances,
+            f"what the pools can hold: ({cfg.pool_size}+{max(0, cfg.max_overflow or 0)}) × {workers} "
+            f"worker(s) × {cfg.instances} instance(s)",
+        ))  # fmt: skip
+    if pgs.app_slots is not None:
+        limits.append((pgs.app_slots, f"the server's {pgs.app_slots} slot(s) for ordinary roles"))
+    return min(limits, key=lambda c: c[0]) if limits else None
+
+
 def _app_run(app: pl.DataFrame) -> tuple[datetime, datetime] | None:
     """The app's run time in the evidence: its first to its last timestamped line."""
     ts = app["ts"].drop_nulls()
@@ -490,12 +514,19 @@ def detect(inc: Evidence) -> list[Finding]:
         sentences.append(f"Demand is not measured: {demand}.")
     else:
         rate, hold, busy, demand_from = demand
+        carry = _carry_limit(cfg, pgs)
+        if carry is not None and busy > carry[0]:
+            # more busy than the connections can hold: the holds measured include waiting for one
+            numbers["mean_busy_uncapped"] = round(busy, 3)
+            busy, demand_from = float(carry[0]), f"{demand_from}; capped at {carry[0]}, {carry[1]}"
         numbers.update(mean_busy_littles_law=round(busy, 3), demand_from=demand_from)
         if rate is not None and hold is not None:
             numbers.update(request_rate_per_s=round(rate, 4), mean_hold_s=round(hold, 4))
             what = "served requests/s" if demand_from.startswith("access-line") else "checkouts/s"
+            product = rate * hold
+            said = f"{product:.2g}" if product <= busy else f"{product:.2g}, so at most {busy:.2g}"
             sentences.append(
-                f"Demand by Little's law: {rate:.3g} {what} × {hold:.3g} s held = {busy:.2g} connection(s) "
+                f"Demand by Little's law: {rate:.3g} {what} × {hold:.3g} s held = {said} connection(s) "
                 f"busy on average, outside the full windows ({demand_from})."
             )
         else:
