@@ -42,7 +42,7 @@ def _read(data: bytes, **kw) -> tuple[pl.DataFrame, pl.DataFrame]:
 def _reference(data: bytes, monkeypatch: pytest.MonkeyPatch, **kw) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The read with every record decoded one by one."""
     with monkeypatch.context() as m:
-        m.setattr(_json, "decode_json", lambda lines: None)
+        m.setattr(_json, "decode_json", lambda lines, body=None: None)
         return _read(data, **kw)
 
 
@@ -305,6 +305,24 @@ def test_nulls_and_objects_of_one_key(lines: list[str], monkeypatch: pytest.Monk
     assert_frame_equal(fast, _reference(data, monkeypatch)[0])
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"msg":"a","level":"info"}\r\n{"msg":"b","level":"warn"}\r\n',
+        b'{"msg":"a\x00b","level":"info"}\n{"msg":"c","level":"info"}\n',
+        b'{"msg":"d","level":"info"}\n  {"msg":"indented","level":"info"}\n{"msg":"e","level":"info"}',
+    ],
+)
+def test_decoded_from_the_chunk_bytes(data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk's bytes are decoded as read only when they are its lines: CRLF endings, a NUL,
+    an indented record and a last line without a newline read as the reference reads them
+    (issue 17)."""
+    fast, fast_rejects = _read(data)
+    slow, slow_rejects = _reference(data, monkeypatch)
+    assert_frame_equal(fast, slow)
+    assert_frame_equal(fast_rejects, slow_rejects)
+
+
 def test_keys_counted_in_the_line() -> None:
     """The keys a line spells, at any depth, whatever its strings hold: quotes and colons,
     backslashes, braces (the count that tells a record the sample's schema holds whole from one
@@ -358,7 +376,7 @@ def test_same_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
         warnings.simplefilter("ignore")
         fast = ll.scan_app_log(data, **kw).collect()
         with monkeypatch.context() as m:
-            m.setattr(_json, "decode_json", lambda lines: None)
+            m.setattr(_json, "decode_json", lambda lines, body=None: None)
             slow = ll.scan_app_log(data, **kw).collect()
     assert_frame_equal(fast, slow)
 

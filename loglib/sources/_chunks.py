@@ -21,7 +21,9 @@ from loglib.sources.files import LineChunk, Source, iter_line_chunks, map_ordere
 
 
 class EntryParser(Protocol):
-    """What a line-based reader tells the driver about its format."""
+    """What a line-based reader tells the driver about its format. A parser whose
+    ``keeps_body`` is true is given each chunk's bytes too: ``parse_lines(frame, body)``, with
+    ``body`` the chunk's ``"\\n".join(lines)`` as read, or None (see ``LineChunk.body``)."""
 
     source: Source
 
@@ -59,7 +61,10 @@ def _work(parser: EntryParser, chunk: LineChunk) -> _Work:
             "text": chunk.lines,
         }
     )
-    parsed = parser.parse_lines(frame)
+    if getattr(parser, "keeps_body", False):
+        parsed = parser.parse_lines(frame, chunk.body)  # type: ignore[call-arg]
+    else:
+        parsed = parser.parse_lines(frame)
     starts = parser.starts_entry(parsed).fill_null(False).arg_true()
     if starts.len() == 0:  # no entry starts here: all of it continues the open one
         return _Work(chunk, parsed, None)
@@ -79,7 +84,8 @@ def read_entries(parser: EntryParser, report: ReadReport, *, chunk_bytes: int) -
     """Every finished entry of ``parser.source``, in file order (about a frame per chunk); the
     counts, notes (Latin-1 lines) and damage (a truncated ``.gz``) go to ``report``."""
     name = parser.source.name
-    chunks = prefetch(iter_line_chunks(parser.source, chunk_bytes=chunk_bytes))
+    keep = bool(getattr(parser, "keeps_body", False))
+    chunks = prefetch(iter_line_chunks(parser.source, chunk_bytes=chunk_bytes, keep_body=keep))
     open_rows: pl.DataFrame | None = None  # the last entry seen, maybe still growing
 
     def finish(rows: pl.DataFrame) -> Iterator[pl.DataFrame]:

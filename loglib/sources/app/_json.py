@@ -250,14 +250,22 @@ def _json_reject_reason(text: str) -> str | None:
     return f"a JSON {kind}, not an object: a JSON log record is one object per line"
 
 
-def _json_fields(text: pl.Series, tz: str | None, where: str) -> tuple[pl.Series, pl.DataFrame]:
+def _json_fields(
+    text: pl.Series, tz: str | None, where: str, body: bytes | None = None
+) -> tuple[pl.Series, pl.DataFrame]:
     """(matched, intermediate columns) of the JSON records among ``text``: polars decodes the
-    chunk (:func:`~loglib.sources.app._json_fast.decode_json`); only the records it cannot
-    read exactly are decoded one by one."""
+    chunk (:func:`~loglib.sources.app._json_fast.decode_json`; ``body``: ``text``'s bytes as
+    read, or None); only the records it cannot read exactly are decoded one by one."""
     n = text.len()
-    idx = text.str.strip_chars_start().str.starts_with("{").fill_null(False).arg_true()
+    starts = text.str.starts_with("{").fill_null(False)
+    if not starts.all():  # a record may be indented: only the other lines are stripped
+        rest = (~starts).arg_true()
+        starts = starts.scatter(
+            rest, text.gather(rest).str.strip_chars_start().str.starts_with("{").fill_null(False)
+        )
+    idx = starts.arg_true()
     every = idx.len() == n
-    fast = decode_json(text if every else text.gather(idx)) if idx.len() else None
+    fast = (decode_json(text, body) if every else decode_json(text.gather(idx))) if idx.len() else None
     if every and fast is not None and fast[0].all():  # the common chunk: every line a record polars read
         return fast[0].alias("m"), _with_ts(fast[1], tz, where)
     slow = idx if fast is None else idx.filter(~fast[0])

@@ -80,10 +80,11 @@ def _key_position(key: str) -> pl.Expr:
     return pl.col(_LINE).str.find('"' + re.escape(key) + r'"\s*:')
 
 
-def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
+def decode_json(lines: pl.Series, body: bytes | None = None) -> tuple[pl.Series, pl.DataFrame] | None:
     """``(ok, fields)`` for JSON lines (each starting with ``{``): ``fields`` has the reader's
     intermediate columns plus ``epoch`` and ``ts_text``; rows with ``ok`` False must be read
-    record by record. None when polars cannot decode the chunk at all.
+    record by record. None when polars cannot decode the chunk at all. ``body``: the lines'
+    bytes as read (``"\\n".join(lines)``), when the chunk hands them over (not joined again).
 
     The chunk is decoded with the schema of its first :data:`SAMPLE_LINES` lines (inferring it
     from every line costs twice the decoding); a record whose keys that schema does not hold
@@ -95,11 +96,18 @@ def decode_json(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:
     >>> ok.to_list(), f["level"].to_list(), f["message"].to_list(), f["extra"].to_list()
     ([True], ['info'], ['up'], [[{'key': 'port', 'value': '80'}]])
     """
-    frame = sample = _decode(lines.head(SAMPLE_LINES))
-    if sample is not None and lines.len() > SAMPLE_LINES:
-        # polars 2.1 panics when a Null type inside an object meets a value: such a sample's
-        # schema is not given, the chunk's own is inferred
-        frame = None if _holds_null(sample.schema) else _decode(lines, sample)
+    sizes = lines.str.len_bytes()
+    if body is None or len(body) != sizes.sum() + lines.len() - 1:  # not the lines' bytes
+        body = _joined(lines)
+    data = body
+    if lines.len() > SAMPLE_LINES:
+        # the schema is inferred from the first lines' bytes alone (no frame is built for them);
+        # polars 2.1 panics when a Null type inside an object meets a value: such a schema is
+        # not given, the chunk's own is inferred
+        sample = _schema_of(data[: int(sizes.head(SAMPLE_LINES).sum()) + SAMPLE_LINES - 1])
+        frame = None if sample is None or _holds_null(sample) else _read(data, lines.len(), sample)
+    else:
+        frame = _read(data, lines.len(), None)
     if frame is None or not frame.width:
         return _decode_whole(lines)
     has_null = lines.str.contains("null", literal=True).fill_null(False)
@@ -337,19 +345,37 @@ def _head(fields: pl.DataFrame) -> pl.Series:
     return head.scatter(idx, both)
 
 
-def _decode(lines: pl.Series, like: pl.DataFrame | None = None) -> pl.DataFrame | None:
-    """The records as columns (polars' NDJSON reader on the lines joined, both cores at once):
-    one per key seen, or with ``like``'s schema (keys it lacks are dropped, a value of another
-    type is an error); None when polars refuses a line."""
-    data = io.BytesIO(lines.str.join("\n").cast(pl.Binary).item())  # no Python str on the way
+def _decode(lines: pl.Series) -> pl.DataFrame | None:
+    """The records as columns, one per key seen (polars' NDJSON reader on the lines joined, both
+    cores at once); None when polars refuses a line."""
+    return _read(_joined(lines), lines.len(), None)
+
+
+def _joined(lines: pl.Series) -> bytes:
+    """The lines as one NDJSON text (no Python str on the way)."""
+    return lines.str.join("\n").cast(pl.Binary).item()
+
+
+def _schema_of(data: bytes) -> pl.Schema | None:
+    """The schema polars infers from these NDJSON lines, all of them (None: it refuses one)."""
     try:
-        if like is None:
-            frame = pl.read_ndjson(data, infer_schema_length=None)
-        else:
-            frame = pl.read_ndjson(data, schema=like.schema)
+        return pl.scan_ndjson(io.BytesIO(data), infer_schema_length=None).collect_schema()
     except pl.exceptions.PolarsError:
         return None
-    return frame if frame.height == lines.len() else None
+
+
+def _read(data: bytes, n: int, schema: pl.Schema | None) -> pl.DataFrame | None:
+    """``n`` records as columns: with the schema inferred from all of them, or with ``schema``
+    (keys it lacks are dropped, a value of another type is an error); None when polars refuses a
+    line."""
+    try:
+        if schema is None:
+            frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+        else:
+            frame = pl.read_ndjson(io.BytesIO(data), schema=schema)
+    except pl.exceptions.PolarsError:
+        return None
+    return frame if frame.height == n else None
 
 
 def _first_key(keys: list[str]) -> pl.Expr:

@@ -72,9 +72,12 @@ class _Parser:
         elif label not in report.format.split(" | "):
             report.format += f" | {label}"
         self.label = label
+        #: JSON lines are decoded from the chunk's bytes as read, when they are its lines
+        self.keeps_body = "json" in self.formats and not self.container
 
-    def _parse_chunk(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Lines -> lines with ``_m`` (starts an event), ``multiline``, ``fmt`` and the fields."""
+    def _parse_chunk(self, frame: pl.DataFrame, body: bytes | None = None) -> pl.DataFrame:
+        """Lines -> lines with ``_m`` (starts an event), ``multiline``, ``fmt`` and the fields
+        (``body``: the lines' bytes as read, or None)."""
         text = frame["text"]
         outer = None
         if self.container:
@@ -86,7 +89,7 @@ class _Parser:
         fmt_name = _null_series("fmt", pl.String, n)
         for fmt in self.formats:
             if fmt == "json":
-                m, f = _json_fields(text, self.tz, self.source.name)
+                m, f = _json_fields(text, self.tz, self.source.name, body)
                 name = "json"
             else:
                 m, f = _line_fields(fmt, text, self.tz, self.source.name)
@@ -103,12 +106,14 @@ class _Parser:
             fields
         )
 
-    def parse_lines(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Lines -> lines with ``_m`` (starts an event), ``fmt`` and the fields (NULs read as U+FFFD)."""
+    def parse_lines(self, frame: pl.DataFrame, body: bytes | None = None) -> pl.DataFrame:
+        """Lines -> lines with ``_m`` (starts an event), ``fmt`` and the fields (NULs read as U+FFFD);
+        ``body``: the lines' bytes as read (``LineChunk.body``), or None."""
         text = frame["text"]
         if text.str.contains("\x00", literal=True).any():
             frame = frame.with_columns(text.str.replace_all("\x00", "\ufffd", literal=True))
-        return self._parse_chunk(frame)
+            body = None  # the lines are no longer the bytes
+        return self._parse_chunk(frame, body)
 
     def starts_entry(self, parsed: pl.DataFrame) -> pl.Series:
         return parsed["_m"]
