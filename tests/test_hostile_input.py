@@ -126,6 +126,23 @@ class TestLines:
         data = pg_lines(4).replace(b"\n", b"\r")
         assert read_pg(data).height == 4
 
+    @pytest.mark.parametrize(
+        "line",
+        [
+            '{"level":30,"time":1700000000%03d,"pid":1,"hostname":"h","msg":"request %d"}',  # pino
+            "2023-11-14 22:13:20,%03d INFO app.web: request %d",  # Python logging
+        ],
+    )
+    def test_cr_only_app_logs(self, line: str) -> None:
+        """An app log with CR-only endings is sniffed and read line by line as with LF: JSON
+        lines too (their format was sniffed from one 'line' holding the whole file, and rejected)."""
+        lines = [line % (i, i) for i in range(40)]
+        df = ll.read_app_log("\r".join(lines).encode() + b"\r", tz="UTC")
+        assert (
+            df.height == 40 and df["message"].to_list()[-1] == "request 39" and df["line"].to_list()[-1] == 40
+        )
+        assert ll.rejects(df).height == 0
+
     @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
     def test_utf16_and_utf32_are_read(self, encoding: str) -> None:
         """UTF-16/UTF-32 logs (with a byte-order mark, or UTF-16 LE without) are read like UTF-8."""

@@ -619,6 +619,18 @@ def _raw_position(fh: io.IOBase) -> int:
         return 0
 
 
+def head_lines(source: Source, n_bytes: int = 256 * 1024, limit: int = 1000) -> list[str]:
+    """The first ``limit`` whole lines of ``source`` (for format sniffing), split as the readers
+    split them: LF (a CR before it dropped), or CR alone in a file whose lines end in CR.
+
+    >>> head_lines(Source("<bytes>", data=b"a 2024-01-01 10:00:00 x\\rb 2024-01-01 10:00:01 y\\rc"))
+    ['a 2024-01-01 10:00:00 x', 'b 2024-01-01 10:00:01 y']
+    """
+    raw = source.head(n_bytes)
+    parts = raw.decode("utf-8", "replace").split("\r" if _cr_only(raw) else "\n")
+    return [ln.rstrip("\r") for ln in (parts[:-1] if len(parts) > 1 else parts)][:limit]
+
+
 def _cr_only(head: bytes) -> bool:
     """Text whose lines end in CR alone (classic Mac OS, some network gear): no LF, two lines or
     more, mostly printable ASCII, and a first line that looks like a log line (16+ characters

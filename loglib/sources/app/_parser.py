@@ -31,9 +31,7 @@ from loglib.sources.app._common import _FIELDS, _null_series, _Options, _service
 from loglib.sources.app._json import _json_fields, _json_reject_reason
 from loglib.sources.app._text import _line_fields
 from loglib.sources.app._time import _iso_like
-from loglib.sources.files import (
-    Source,
-)
+from loglib.sources.files import Source, head_lines
 
 
 class _Parser:
@@ -45,8 +43,7 @@ class _Parser:
         self.opts = opts
         self.service = _service_of(source, opts.service)
         self.tz = _tz_of(self.service, opts.tz)
-        head = source.head(256 * 1024).decode("utf-8", "replace").split("\n")
-        lines = [ln.rstrip("\r") for ln in (head[:-1] if len(head) > 1 else head)][:1000]
+        lines = head_lines(source)
         sniffed = sniff(lines, opts.candidates)
         if sniffed is None:
             if opts.candidates is not None:
