@@ -33,8 +33,9 @@ from loglib.core.rejects import ReadReport, finish_read, read_report
 from loglib.core.schema import REJECTS, conform
 from loglib.sources.files import expand_sources
 
-#: bump when the cached layout changes (2: the metrics frame's text columns are Categorical)
-FORMAT = 2
+#: bump when the cached layout changes (2: the metrics frame's text columns are Categorical; 3: the
+#: event frames' repeated text columns too)
+FORMAT = 3
 #: the cache keeps at most this many bytes (override with LOGLIB_CACHE_MAX_MB)
 MAX_BYTES = 20 * 1024**3
 #: a frame smaller than this many input bytes is not worth a Parquet round trip

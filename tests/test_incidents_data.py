@@ -227,7 +227,10 @@ class TestPoolExhaustion:
         t = truth(self.name)
         app = ll.read_app_log(INCIDENTS / self.name / "app" / "app.log", tz="UTC")
         assert app.filter(pl.col("error_class") == "pool_timeout").height == t["pool_timeouts"]
-        assert app.filter(pl.col("exc_type").str.ends_with("OrderLimitError")).height == t["leaked_total"]
+        assert (
+            app.filter(pl.col("exc_type").cast(pl.String).str.ends_with("OrderLimitError")).height
+            == t["leaked_total"]
+        )
 
     def test_metrics(self):
         t = truth(self.name)

@@ -91,7 +91,7 @@ def pool_timeouts(ev: Evidence) -> pl.Series | None:
     """
     if ev.app is None:
         return None
-    level = pl.col("level").fill_null("error").str.to_lowercase()
+    level = pl.col("level").cast(pl.String).fill_null("error").str.to_lowercase()
     return ev.app.filter(
         (pl.col("error_class") == "pool_timeout")
         & pl.col("ts").is_not_null()
@@ -122,10 +122,11 @@ class _Judge:
             )
             self.pooler = ev.pgbouncer.filter(
                 (pl.col("event") == "pooler_error")
-                & ~pl.col("reason").fill_null("").str.contains(LOGIN_FAILURE_REASONS)
+                & ~pl.col("reason").cast(pl.String).fill_null("").str.contains(LOGIN_FAILURE_REASONS)
             )
             self.commands = ev.pgbouncer.filter(
-                (pl.col("event") == "other") & pl.col("reason").str.contains(f"{_PAUSES}|{_RELOADS}")
+                (pl.col("event") == "other")
+                & pl.col("reason").cast(pl.String).str.contains(f"{_PAUSES}|{_RELOADS}")
             )
             self.refused = pooler_refusals(ev)
             # a client pgBouncer refused a server (its own error) was never served: no dropped session
@@ -194,7 +195,7 @@ class _Judge:
         else:
             out["sessions_dropped"] = pg_dropped
         if self.commands is not None:
-            said = self.commands.filter(_between("ts", lo, hi))["reason"]
+            said = self.commands.filter(_between("ts", lo, hi))["reason"].cast(pl.String)
             out["pgbouncer_paused"] = bool(said.str.contains(_PAUSES).any())
             out["pgbouncer_reloaded"] = bool(said.str.contains(_RELOADS).any())
         return out
@@ -203,7 +204,8 @@ class _Judge:
         """``db/user`` of the pgBouncer pools whose clients were dropped or refused in the window."""
         assert self.refused is not None
         refused = self.refused.filter(_between("ts", lo, hi))
-        both = pl.concat([dropped.select("db", "user"), refused.select("db", "user")]).drop_nulls()
+        both = pl.concat([dropped.select("db", "user"), refused.select("db", "user")], how="vertical_relaxed")
+        both = both.drop_nulls()
         return sorted({f"{db}/{user}" for db, user in both.iter_rows()})
 
 

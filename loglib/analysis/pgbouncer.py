@@ -198,7 +198,7 @@ def _match_pg(sessions: pl.DataFrame, pg_sessions: pl.DataFrame | None) -> pl.Da
         .filter(
             (pl.col("side") == "server") & pl.col("local_port").is_not_null() & pl.col("start").is_not_null()
         )
-        .select("_i", "start", "local_addr", pl.col("local_port").cast(pl.Int32))
+        .select("_i", "start", pl.col("local_addr").cast(pl.String), pl.col("local_port").cast(pl.Int32))
         .sort("start")
     )
     right = (
@@ -206,7 +206,7 @@ def _match_pg(sessions: pl.DataFrame, pg_sessions: pl.DataFrame | None) -> pl.Da
         .select(
             pg_pid="pid",
             start=pl.coalesce("start", "end"),
-            local_addr="client_host",
+            local_addr=pl.col("client_host").cast(pl.String),
             local_port=pl.col("client_port").cast(pl.Int32),
         )
         .drop_nulls("start")
@@ -330,7 +330,7 @@ def pooler_refusals(data: Any) -> pl.DataFrame:
         return events.filter(
             (pl.col("event") == "pooler_error")
             & (pl.col("side") == "client")
-            & ~pl.col("reason").fill_null("").str.contains(LOGIN_FAILURE_REASONS)
+            & ~pl.col("reason").cast(pl.String).fill_null("").str.contains(LOGIN_FAILURE_REASONS)
             & pl.col("ts").is_not_null()
         )
 

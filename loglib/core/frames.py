@@ -43,6 +43,15 @@ class FrameSchema:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def categorical(self) -> list[str]:
+        """The columns stored as ``Categorical`` (repeated text: one code per row).
+
+        >>> FrameSchema("d", "", (Column("a", pl.Categorical(), ""), Column("b", pl.String, ""))).categorical
+        ['a']
+        """
+        return [c.name for c in self.columns if c.dtype == pl.Categorical]
+
     def empty(self) -> pl.DataFrame:
         """An empty frame with exactly these columns."""
         return pl.DataFrame(schema=self.polars_schema)

@@ -22,26 +22,36 @@ from loglib.core.schema_pool import POOL_LEAKS as POOL_LEAKS
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 
+#: the dtype of the repeated text columns of the event frames (``pg_events``, ``app_events``,
+#: ``pgbouncer_events``: severity/level, user, database, application, hosts, event, error class,
+#: logger, file…; ``FrameSchema.categorical`` lists them): one u32 code per row instead of a 16-byte
+#: string view and its bytes. Compare with ``==`` / ``is_in`` / ``group_by`` / joins (of
+#: Categorical keys) as with text; for string functions cast first:
+#: ``pl.col("user").cast(pl.String).str.starts_with("app")``. The per-row text (messages, details,
+#: session ids) stays ``String``.
+EVENT_TEXT = pl.Categorical()
+
 PG_EVENTS = FrameSchema(
     "pg_events",
-    "one row per PostgreSQL log entry (`read_pg_log`, `scan_pg_log`)",
+    "one row per PostgreSQL log entry (`read_pg_log`, `scan_pg_log`); repeated text columns are `Categorical` "
+    "(`==`/`is_in` as with text; `.cast(pl.String)` before `.str`)",
     (
         Column(
             "ts", UTC_TS, "when the server wrote the entry (`%m`/`%t`/`%n`, csv/json `timestamp`), in UTC"
         ),
         Column("pid", pl.Int64, "backend process id (`%p`)"),
         Column(
-            "severity", pl.String, "LOG, ERROR, FATAL, PANIC, WARNING, NOTICE, INFO, DEBUG1..5, STATEMENT…"
+            "severity", EVENT_TEXT, "LOG, ERROR, FATAL, PANIC, WARNING, NOTICE, INFO, DEBUG1..5, STATEMENT…"
         ),
         Column(
             "sqlstate",
-            pl.String,
+            EVENT_TEXT,
             "SQLSTATE error code (`%e`, csv/json), null when the format does not carry it",
         ),
-        Column("user", pl.String, "role name (`%u`), null when unknown"),
-        Column("database", pl.String, "database name (`%d`), null when unknown"),
-        Column("application", pl.String, "application_name (`%a`), null when unknown"),
-        Column("client_host", pl.String, "client host or IP (`%h`/`%r`), `[local]` for Unix sockets"),
+        Column("user", EVENT_TEXT, "role name (`%u`), null when unknown"),
+        Column("database", EVENT_TEXT, "database name (`%d`), null when unknown"),
+        Column("application", EVENT_TEXT, "application_name (`%a`), null when unknown"),
+        Column("client_host", EVENT_TEXT, "client host or IP (`%h`/`%r`), `[local]` for Unix sockets"),
         Column("client_port", pl.Int32, "client TCP port (`%r`, or `port=` of a connection-received line)"),
         Column("session_id", pl.String, "PostgreSQL session id (`%c`: start-time.pid in hex), when logged"),
         Column("message", pl.String, "the primary message, first line first; continuation lines kept"),
@@ -50,16 +60,16 @@ PG_EVENTS = FrameSchema(
         ),
         Column(
             "event",
-            pl.String,
+            EVENT_TEXT,
             "the connection story: one of `loglib.PG_EVENT_KINDS` (e.g. `connection_authorized`, `client_reset`)",
         ),
         Column("session_duration", pl.Duration("us"), "session time of a `disconnection` entry"),
         Column(
             "host",
-            pl.String,
+            EVENT_TEXT,
             "the machine that wrote the log (syslog hostname, Cloud SQL instance, CNPG pod)",
         ),
-        Column("file", pl.String, "source file the entry came from"),
+        Column("file", EVENT_TEXT, "source file the entry came from"),
         Column("line", pl.Int64, "1-based line number of the entry's first line in that file"),
     ),
 )
@@ -215,7 +225,9 @@ APP_EXTRA = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
 
 APP_EVENTS = FrameSchema(
     "app_events",
-    "one row per application log event; a traceback or stack trace belongs to its event (`read_app_log`, `scan_app_log`)",
+    "one row per application log event; a traceback or stack trace belongs to its event (`read_app_log`, "
+    "`scan_app_log`); repeated text columns are `Categorical` (`==`/`is_in` as with text; `.cast(pl.String)` "
+    "before `.str`)",
     (
         Column(
             "ts",
@@ -224,14 +236,14 @@ APP_EVENTS = FrameSchema(
         ),
         Column(
             "level",
-            pl.String,
+            EVENT_TEXT,
             "debug, info, warning, error or critical (normalised from the format's own names and numbers)",
         ),
-        Column("logger", pl.String, "logger / channel / category name, when the format has one"),
+        Column("logger", EVENT_TEXT, "logger / channel / category name, when the format has one"),
         Column("message", pl.String, "the first line of the message"),
         Column(
             "exc_type",
-            pl.String,
+            EVENT_TEXT,
             "innermost exception type (the root cause; the last of `exc_chain`), null when there is none",
         ),
         Column(
@@ -246,22 +258,22 @@ APP_EVENTS = FrameSchema(
         ),
         Column(
             "error_class",
-            pl.String,
+            EVENT_TEXT,
             "one of `loglib.ERROR_CLASSES` (or a user rule's class), null when not a database-connection matter",
         ),
         Column(
             "message_template",
-            pl.String,
+            EVENT_TEXT,
             "the message with numbers, ids, hosts and quoted names masked as `<*>`, for grouping",
         ),
         Column(
             "service",
-            pl.String,
+            EVENT_TEXT,
             "service name: `service=`, else the record's own service field, else the file's base name",
         ),
         Column(
             "host",
-            pl.String,
+            EVENT_TEXT,
             "host that wrote the event, when the format carries it (pino/bunyan `hostname`, JSON `host`)",
         ),
         Column(
@@ -274,7 +286,7 @@ APP_EVENTS = FrameSchema(
         ),
         Column(
             "caller",
-            pl.String,
+            EVENT_TEXT,
             "code location that logged (zap `caller`, loguru `name:function:line`, Go `file.go:line`)",
         ),
         Column(
@@ -293,8 +305,8 @@ APP_EVENTS = FrameSchema(
             "seconds the request of an access line took, when the line gives them with a unit after the status "
             "(`… 503 1.002s`, `… 200 34ms`), null otherwise",
         ),
-        Column("format", pl.String, "the format the event was parsed as (see `loglib.APP_LOG_FORMATS`)"),
-        Column("file", pl.String, "source file the event came from"),
+        Column("format", EVENT_TEXT, "the format the event was parsed as (see `loglib.APP_LOG_FORMATS`)"),
+        Column("file", EVENT_TEXT, "source file the event came from"),
         Column("line", pl.Int64, "1-based line number of the event's first line in that file"),
     ),
 )
@@ -421,29 +433,32 @@ PGBOUNCER_STATS = pl.Struct(
 
 PGBOUNCER_EVENTS = FrameSchema(
     "pgbouncer_events",
-    "one row per pgBouncer log line (`read_pgbouncer_log`, `scan_pgbouncer_log`)",
+    "one row per pgBouncer log line (`read_pgbouncer_log`, `scan_pgbouncer_log`); repeated text columns are "
+    "`Categorical` (`==`/`is_in` as with text; `.cast(pl.String)` before `.str`)",
     (
         Column("ts", UTC_TS, "when pgBouncer wrote the line, in UTC"),
         Column("pid", pl.Int64, "pgBouncer's process id: a new one after every restart"),
-        Column("level", pl.String, "LOG, WARNING, ERROR, FATAL, DEBUG, NOISE; from PRI in syslog, else null"),
-        Column("side", pl.String, "`client` (`C-0x…`), `server` (`S-0x…`), null for the pooler itself"),
+        Column(
+            "level", EVENT_TEXT, "LOG, WARNING, ERROR, FATAL, DEBUG, NOISE; from PRI in syslog, else null"
+        ),
+        Column("side", EVENT_TEXT, "`client` (`C-0x…`), `server` (`S-0x…`), null for the pooler itself"),
         Column(
             "conn",
             pl.String,
             "the connection's id as logged (`C-0x55d1c0`); pgBouncer reuses ids, so a session is an id between "
             "its login and its close",
         ),
-        Column("db", pl.String, "database (null for `(nodb)`)"),
-        Column("user", pl.String, "user (null for `(nouser)`)"),
+        Column("db", EVENT_TEXT, "database (null for `(nodb)`)"),
+        Column("user", EVENT_TEXT, "user (null for `(nouser)`)"),
         Column(
             "addr",
-            pl.String,
+            EVENT_TEXT,
             "the other end: the client's address for `client` rows, PostgreSQL's for `server` rows "
             "(`unix` for sockets)",
         ),
         Column("port", pl.Int32, "the other end's TCP port"),
         Column(
-            "event", pl.String, "one of `loglib.PGBOUNCER_EVENT_KINDS` (`login_attempt`, `client_close`…)"
+            "event", EVENT_TEXT, "one of `loglib.PGBOUNCER_EVENT_KINDS` (`login_attempt`, `client_close`…)"
         ),
         Column(
             "reason",
@@ -454,12 +469,12 @@ PGBOUNCER_EVENTS = FrameSchema(
         ),
         Column("age_s", pl.Int64, "the connection's age in seconds at its close (`age=`)"),
         Column("message", pl.String, "the message after the connection prefix"),
-        Column("file", pl.String, "source file of the line"),
+        Column("file", EVENT_TEXT, "source file of the line"),
         Column("line", pl.Int64, "1-based line number in that file"),
         Column("stats", PGBOUNCER_STATS, "a `stats` line's numbers (per second, or microseconds)"),
         Column(
             "local_addr",
-            pl.String,
+            EVENT_TEXT,
             "`server_connect`: pgBouncer's own address towards PostgreSQL (`(from …)`), which PostgreSQL "
             "logs as the client host",
         ),

@@ -269,8 +269,8 @@ def display_frame(frame: Any) -> pl.DataFrame:
             cols.append(col.dt.strftime("%Y-%m-%d %H:%M:%S").alias(header))
         elif isinstance(dtype, pl.Duration):
             cols.append((col.dt.total_microseconds() / 1e6).round(3).cast(pl.String).alias(f"{name} (s)"))
-        elif dtype == pl.String:
-            cols.append(col)
+        elif dtype == pl.String or dtype == pl.Categorical:
+            cols.append(col.cast(pl.String))
         else:
             cols.append(col.map_elements(_cell, return_dtype=pl.String, skip_nulls=True).alias(header))
     return df.select(cols)

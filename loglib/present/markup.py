@@ -116,7 +116,8 @@ def csv_safe(frame: Any) -> Any:
     """
     import polars as pl
 
-    text = [c for c, t in frame.schema.items() if t == pl.String]
+    text = [c for c, t in frame.schema.items() if t == pl.String or t == pl.Categorical]
+    frame = frame.with_columns(pl.col(text).cast(pl.String))  # a Categorical cell is text too
     tagless = [pl.col(c).str.replace_all(TAG_OPEN_POLARS, "&lt;${1}") for c in text]
     safe = [
         pl.when(pl.col(c).str.contains(FORMULA_START_POLARS) & ~pl.col(c).str.contains(NUMBER_POLARS))

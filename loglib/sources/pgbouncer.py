@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from loglib.core.rejects import ReadReport, add_rejects, finish_read, record_damage
-from loglib.core.schema import PGBOUNCER_EVENTS, UTC_TS, conform
+from loglib.core.schema import EVENT_TEXT, PGBOUNCER_EVENTS, UTC_TS, conform
 from loglib.core.timeparse import check_tz, localize, parse_iso, parse_naive
 from loglib.errors import FormatError
 from loglib.formats import pgbouncer_lines as v
@@ -204,7 +204,7 @@ def _events(rows: pl.DataFrame, name: str) -> pl.DataFrame:
             user=pl.coalesce(known("user", "(nouser)"), "_user"),
             addr=pl.col("addr").str.strip_prefix("[").str.strip_suffix("]"),
             message=body,
-            file=pl.lit(name),
+            file=pl.lit(name, dtype=EVENT_TEXT),
         ),
         PGBOUNCER_EVENTS,
     )  # type: ignore[return-value]

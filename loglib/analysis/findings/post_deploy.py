@@ -112,7 +112,7 @@ def connection_errors(inc: Evidence) -> pl.DataFrame:
     if inc.app is not None and inc.app.height:
         # a failed request is one error: a library's INFO/WARNING note about the same connection
         # (SQLAlchemy's "Invalidate connection") is not another one
-        level = pl.col("level").fill_null("error").str.to_lowercase()
+        level = pl.col("level").cast(pl.String).fill_null("error").str.to_lowercase()
         parts.append(
             inc.app.filter(
                 pl.col("error_class").is_in(list(FLAKY_CLASSES))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import polars as pl
 
 from loglib.core.rejects import ReadReport, rejects_frame
-from loglib.core.schema import APP_EVENTS, conform
+from loglib.core.schema import APP_EVENTS, EVENT_TEXT, conform
 from loglib.errors import FormatError
 from loglib.formats.access_lines import http_duration_expr, http_status_expr, status_field_expr
 from loglib.formats.app_formats import (
@@ -195,7 +195,7 @@ class _Parser:
             service=pl.coalesce(pl.col("service"), pl.lit(self.service, dtype=pl.String)),
             pid=pl.col("pid").cast(pl.Int64, strict=False),
             format=pl.col("fmt"),
-            file=pl.lit(self.source.name),
+            file=pl.lit(self.source.name, dtype=EVENT_TEXT),
         )
         return conform(frame, APP_EVENTS)
 
