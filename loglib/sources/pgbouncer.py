@@ -322,6 +322,12 @@ def read_pgbouncer_log(
     ...        b"2024-03-01 10:00:10.000 UTC [7] LOG got SIGTERM, fast exit\\n")
     >>> ll.read_pgbouncer_log(log).select("event", "conn", "port", "reason", "age_s").rows()
     [('pooler_start', None, None, 'PgBouncer 1.18.0', None), ('login_attempt', 'C-0x55d1c0', 51234, None, None), ('client_close', 'C-0x55d1c0', 51234, 'client unexpected eof', 8), ('pooler_shutdown', None, None, 'got SIGTERM, fast exit', None)]
+
+    .. versionchanged:: 0.1
+       The repeated text columns (``level``, ``side``, ``db``, ``user``,
+       ``event``, ``file``…) are ``Categorical``
+       (``loglib.schema.EVENT_TEXT``): compare them as text; ``.cast(pl.String)`` before
+       ``.str`` functions.
     """
     _check(tz, year)
     sources = expand_sources(paths)

@@ -157,11 +157,17 @@ def read_app_log(
     ┌─────────────────────────────┬───────┬─────────────────────────────┬──────────────┐
     │ ts                          ┆ level ┆ exc_type                    ┆ error_class  │
     │ ---                         ┆ ---   ┆ ---                         ┆ ---          │
-    │ datetime[μs, UTC]           ┆ str   ┆ str                         ┆ str          │
+    │ datetime[μs, UTC]           ┆ cat   ┆ cat                         ┆ cat          │
     ╞═════════════════════════════╪═══════╪═════════════════════════════╪══════════════╡
     │ 2024-03-01 10:00:00.120 UTC ┆ error ┆ sqlalchemy.exc.TimeoutError ┆ pool_timeout │
     │ 2024-03-01 10:00:01 UTC     ┆ info  ┆ null                        ┆ null         │
     └─────────────────────────────┴───────┴─────────────────────────────┴──────────────┘
+
+    .. versionchanged:: 0.1
+       The repeated text columns (``level``, ``logger``, ``exc_type``,
+       ``error_class``, ``file``…) are ``Categorical``
+       (``loglib.schema.EVENT_TEXT``): compare them as text; ``.cast(pl.String)`` before
+       ``.str`` functions.
     """
     opts = _options(format, pattern, datefmt, tz, service, rules, APP_CHUNK_BYTES)
     sources = expand_sources(paths)

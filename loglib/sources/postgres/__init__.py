@@ -210,11 +210,17 @@ def read_pg_log(
     ┌─────────────────────────┬─────┬─────────────────────┬──────────────────┐
     │ ts                      ┆ pid ┆ event               ┆ session_duration │
     │ ---                     ┆ --- ┆ ---                 ┆ ---              │
-    │ datetime[μs, UTC]       ┆ i64 ┆ str                 ┆ duration[μs]     │
+    │ datetime[μs, UTC]       ┆ i64 ┆ cat                 ┆ duration[μs]     │
     ╞═════════════════════════╪═════╪═════════════════════╪══════════════════╡
     │ 2024-03-01 10:00:00 UTC ┆ 7   ┆ connection_received ┆ null             │
     │ 2024-03-01 10:00:09 UTC ┆ 7   ┆ disconnection       ┆ 9s               │
     └─────────────────────────┴─────┴─────────────────────┴──────────────────┘
+
+    .. versionchanged:: 0.1
+       The repeated text columns (``severity``, ``user``, ``database``,
+       ``event``, ``file``…) are ``Categorical``
+       (``loglib.schema.EVENT_TEXT``): compare them as text; ``.cast(pl.String)`` before
+       ``.str`` functions.
     """
     _check_options(format, tz, year)
     sources = expand_sources(paths)
