@@ -61,3 +61,14 @@ def test_categorical_cells_are_escaped_in_csv() -> None:
     """csv_safe treats a Categorical cell as text: no formula, no tag reaches the CSV."""
     frame = pl.DataFrame({"user": ["=1+1", "<b>", "app"]}, schema={"user": EVENT_TEXT})
     assert csv_safe(frame)["user"].to_list() == ["'=1+1", "&lt;b>", "app"]
+
+
+def test_events_and_sessions_meet_by_user() -> None:
+    """pg_connections(by=...) joins the events' Categorical keys to the sessions' text ones."""
+    log = (
+        PG + b"2024-03-01 10:00:00.100 UTC [7] app@shop LOG:  connection authorized: user=app database=shop\n"
+    )
+    table = ll.pg_connections(
+        ll.read_pg_log(log, prefix="%m [%p] %q%u@%d "), every="1h", by=["user", "database"]
+    )
+    assert table.select("user", "database", "authorized").rows() == [("app", "shop", 1)]

@@ -111,7 +111,8 @@ def pg_connections(
         )
     authorized = (
         ev.filter(pl.col("event") == "connection_authorized")
-        .group_by(pl.col("ts").dt.truncate(every), *keys)
+        # the events' keys are Categorical, the sessions' text: grouped as the sessions hold them
+        .group_by(pl.col("ts").dt.truncate(every), *(pl.col(k).cast(sessions.schema[k]) for k in keys))
         .agg(pl.len().alias("authorized"))
     )
     closed = (
