@@ -38,3 +38,47 @@ def test_short_record_is_rejected_not_padded():
     assert (df.height, report.lines_read, report.lines_rejected) == (3, 4, 1)
     reasons = report.rejects["reason"].to_list()
     assert reasons == ["csvlog record has 20 fields, expected 23 to 26"], reasons
+
+
+def _by_kind(body: bytes, fmt: str, chunk_bytes: int) -> tuple:
+    """The rows and rejects of ``body`` read from plain bytes (the byte blocks), gzip (the lines)
+    and with CRLF line ends (blocks handed to the lines), in blocks of ``chunk_bytes``."""
+    import gzip
+
+    import polars as pl
+
+    out = []
+    for data in (body, gzip.compress(body), body.replace(b"\n", b"\r\n")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lf = ll.scan_pg_log(data, format=fmt, chunk_bytes=chunk_bytes)
+            df = lf.collect()
+        report = ll.read_report(lf)
+        rejects = report.rejects.select("line", "reason").rows() if report.rejects is not None else []
+        cols = df.select("ts", "pid", "event", "message", "detail").with_columns(pl.col("event").cast(pl.String))
+        out.append((cols.rows(), report.lines_read, report.lines_parsed, rejects))
+    return tuple(out)
+
+
+def test_byte_blocks_read_as_the_lines_do():
+    multi = _GOOD.format(s=2).replace('"connection authorized', '"connection authorized\nsecond line\n')
+    lines = [_GOOD.format(s=0), _GOOD.format(s=1), multi, "", _SHORT, _GOOD.format(s=3)] * 40
+    body = ("\n".join(lines) + "\n").encode()
+    for chunk_bytes in (300, 4096, 1 << 20):
+        plain, gz, crlf = _by_kind(body, "csvlog", chunk_bytes)
+        assert plain == gz == crlf
+        rows, read, parsed, rejects = plain
+        assert (len(rows), read, parsed) == (160, 320, 240)
+        assert rejects[:2] == [(6, "blank line"), (7, "csvlog record has 20 fields, expected 23 to 26")]
+
+
+def test_jsonlog_byte_blocks_read_as_the_lines_do():
+    good = '{"timestamp":"2024-03-01 10:00:0%d.000 UTC","pid":7,"error_severity":"LOG","message":"m %d"}'
+    lines = [good % (0, 0), good % (1, 1), "", "not json", '{"pid":1}', good % (2, 2)] * 40
+    body = ("\n".join(lines) + "\n").encode()
+    for chunk_bytes in (300, 4096, 1 << 20):
+        plain, gz, crlf = _by_kind(body, "jsonlog", chunk_bytes)
+        assert plain == gz == crlf
+        rows, read, parsed, rejects = plain
+        assert (len(rows), read, parsed) == (120, 240, 120)
+        assert [line for line, _ in rejects[:3]] == [3, 4, 5]

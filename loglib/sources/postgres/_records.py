@@ -28,6 +28,7 @@ from loglib.sources.postgres._finish import (
     _Options,
     _RecordLanguage,
 )
+from loglib.sources.postgres._recblocks import ByLines, ByteBlock, block_lines, byte_blocks, from_line
 
 _CSV_COLUMNS = (
     "log_time", "user_name", "database_name", "process_id", "connection_from", "session_id",
@@ -138,30 +139,62 @@ class _CsvParser:
         yield from _finished(self.language.english(self._raw(report)), self.opts, self.source.name)
 
     def _raw(self, report: ReadReport) -> Iterator[pl.DataFrame]:
-        """Blocks of whole records (a block ends where the quotes before it are balanced, so a
-        record's quoted newlines never cross it), each decoded by polars when it can be (two
-        blocks at a time, in worker threads), else record by record, in file order."""
+        """Blocks of whole records as bytes (:func:`byte_blocks`), each decoded by polars' CSV
+        reader straight from them when it can be (two blocks at a time, in worker threads), else
+        split into lines and read as :meth:`_by_lines` reads them, in file order."""
         name = self.source.name
-        state: dict = {"damage": None, "last": 0}
-        decoded = map_ordered(lambda b: (*b, _csvlog_frame(*b, name)), self._blocks(state))
-        for lines, first, _body, raw in decoded:
+
+        def decode(item: ByteBlock | ByLines) -> tuple[ByteBlock | ByLines, pl.DataFrame | None]:
+            return item, (
+                _csvlog_block(item.body, item.first_line, name) if isinstance(item, ByteBlock) else None
+            )
+
+        blocks = prefetch(byte_blocks(self.source, _block_bytes(self.opts), quoted=True))
+        for item, raw in map_ordered(decode, blocks):
+            if isinstance(item, ByLines):
+                yield from self._by_lines(report, item.first_line)
+                return
             if raw is None:
-                yield from self._block_by_record(lines, first, report)
+                lines = block_lines(item)
+                raw = _csvlog_frame(lines, item.first_line, None, name)
+                yield from self._lines_block(lines, item.first_line, raw, report)
                 continue
-            report.lines_read += lines.len()
-            report.lines_parsed += lines.len()
+            report.lines_read += raw.height
+            report.lines_parsed += raw.height
             if raw.height:
                 yield raw
+
+    def _by_lines(self, report: ReadReport, start: int) -> Iterator[pl.DataFrame]:
+        """The lines of the source from line ``start`` on (:func:`iter_line_chunks`), in blocks of
+        whole records (a block ends where the quotes before it are balanced)."""
+        name = self.source.name
+        state: dict = {"damage": None, "last": 0}
+        decoded = map_ordered(lambda b: (*b, _csvlog_frame(*b, name)), self._blocks(state, start))
+        for lines, first, _body, raw in decoded:
+            yield from self._lines_block(lines, first, raw, report)
         if state["damage"]:
             record_damage(report, name, state["last"], state["damage"])
 
-    def _blocks(self, state: dict) -> Iterator[tuple[pl.Series, int, bytes | None]]:
+    def _lines_block(
+        self, lines: pl.Series, first: int, raw: pl.DataFrame | None, report: ReadReport
+    ) -> Iterator[pl.DataFrame]:
+        """One block of whole records given as lines: ``raw``, polars' reading of them, else (None)
+        read record by record."""
+        if raw is None:
+            yield from self._block_by_record(lines, first, report)
+            return
+        report.lines_read += lines.len()
+        report.lines_parsed += lines.len()
+        if raw.height:
+            yield raw
+
+    def _blocks(self, state: dict, start: int = 1) -> Iterator[tuple[pl.Series, int, bytes | None]]:
         """``(lines, first line number, their bytes when the chunk's are them)`` of each block of
-        whole records; ``state`` gets the damage."""
+        whole records from line ``start`` on; ``state`` gets the damage."""
         carry: pl.Series | None = None  # the lines of a record still open at the chunk's end
         carry_first = 1
         chunks = iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts), keep_body=True)
-        for chunk in prefetch(chunks):
+        for chunk in prefetch(from_line(chunks, start)):
             lines, first, body = chunk.lines, chunk.first_line, chunk.body
             if carry is not None:
                 lines, first, body = pl.concat([carry, lines]), carry_first, None
@@ -222,6 +255,7 @@ class _CsvParser:
 
 
 _QUOTED = r'"(?:[^"]|"")*"'
+_QUOTED_BYTES = re.compile(_QUOTED.encode())
 
 
 def _csvlog_frame(lines: pl.Series, first: int, body: bytes | None, name: str) -> pl.DataFrame | None:
@@ -239,22 +273,57 @@ def _csvlog_frame(lines: pl.Series, first: int, body: bytes | None, name: str) -
     if width not in _CSV_WIDTHS:
         return None
     body = (lines.str.join("\n")[0] + "\n").encode() if body is None else body + b"\n"
+    rows = _csv_rows(body, width, records)
+    if rows is None:
+        return None
+    return _csv_raw(rows, (starts.arg_true() + first).cast(pl.Int64), name)
+
+
+def _csvlog_block(body: bytes, first: int, name: str) -> pl.DataFrame | None:
+    """A block of whole csvlog records (bytes, LF line ends) decoded by polars' CSV reader straight
+    from its bytes, when every line is one record of the first one's width (23 to 26 fields): else
+    None, and the block is read as lines (:func:`_csvlog_frame`). A blank line is no record.
+
+    >>> rec = b'2024-03-01 10:00:00.000 UTC,app,shop,7,,1.7,1,,,,0,LOG,00000,"a, b",,,,,,,,,,,,0\\n'
+    >>> _csvlog_block(rec * 2, 5, "f")[["line", "pid", "message"]].rows()
+    [(5, '7', 'a, b'), (6, '7', 'a, b')]
+    >>> _csvlog_block(rec + b"\\n" + rec, 5, "f") is None
+    True
+    """
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    if b"\r" in body or b"\n\n" in body or body.startswith(b"\n"):
+        return None
+    head = body[: body.find(b"\n")]
+    if head.count(b'"') % 2:  # a record over several lines: the lines tell where each starts
+        return None
+    width = _QUOTED_BYTES.sub(b"", head).count(b",") + 1
+    n = body.count(b"\n")
+    rows = _csv_rows(body, width, n) if width in _CSV_WIDTHS else None
+    if rows is None:
+        return None
+    return _csv_raw(rows, pl.int_range(first, first + n, dtype=pl.Int64, eager=True), name)
+
+
+def _csv_rows(body: bytes, width: int, records: int) -> pl.DataFrame | None:
+    """``body`` read by polars as ``records`` records of ``width`` text fields, or None when it
+    reads otherwise (see :func:`_all_fields`)."""
+    schema = {c: pl.String for c in _CSV_COLUMNS[:width]}
     try:
-        rows = pl.read_csv(
-            io.BytesIO(body), has_header=False, infer_schema=False, new_columns=list(_CSV_COLUMNS[:width]),
-            quote_char='"',
-        )  # fmt: skip
+        rows = pl.read_csv(io.BytesIO(body), has_header=False, schema=schema, quote_char='"')
     except pl.exceptions.PolarsError:
         return None
     if rows.height != records or rows.width != width or not _all_fields(rows, body):
         return None
-    for c in _CSV_COLUMNS:
-        if c not in rows.columns:
-            rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias(c))
-    rows = rows.with_columns(pl.col(_CSV_USED).replace("", None))  # an empty field is no value, as by record
+    return rows
+
+
+def _csv_raw(rows: pl.DataFrame, lines_at: pl.Series, name: str) -> pl.DataFrame:
+    """The raw columns :func:`_finish` takes from csvlog ``rows`` that start at ``lines_at``."""
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in _CSV_COLUMNS if c not in rows.columns]
+    rows = rows.with_columns(*missing, pl.col(_CSV_USED).replace("", None))  # an empty field is no value
     detail = [("DETAIL", "detail"), ("HINT", "hint"), ("QUERY", "internal_query"), ("CONTEXT", "context"),
               ("STATEMENT", "query")]  # fmt: skip
-    lines_at = (starts.arg_true() + first).cast(pl.Int64)
     return rows.select(
         line=lines_at,
         **_time_columns(rows, "log_time"),
@@ -368,9 +437,11 @@ _DETAIL_PARTS = (("DETAIL", "detail"), ("HINT", "hint"), ("QUERY", "internal_que
                  ("STATEMENT", "statement"))  # fmt: skip
 
 
-def _jsonlog_records(lines: pl.Series, body: bytes | None = None) -> pl.DataFrame | None:
+def _jsonlog_records(lines: pl.Series | None, body: bytes | None = None) -> pl.DataFrame | None:
     """The jsonlog keys of each line (objects already), as text: what ``str.json_decode`` with
     :data:`_JSONLOG_DTYPE` gives, or None where it refuses the chunk (not JSON, a nested value).
+    ``lines`` may be None when ``body`` (LF line ends, no CR) is given: they are split from it
+    only if a value needs the strict decoding.
 
     The chunk is read whole by polars' NDJSON reader (about twice as fast as decoding line by
     line). That reader writes a nested value as its JSON text where ``json_decode`` refuses it,
@@ -380,9 +451,18 @@ def _jsonlog_records(lines: pl.Series, body: bytes | None = None) -> pl.DataFram
     [('7', '[x]')]
     >>> _jsonlog_records(pl.Series(['{"pid":7,"message":{"a":1}}'])) is None
     True
+    >>> _jsonlog_records(None, b'{"pid":7,"message":{"a":1}}') is None
+    True
     """
-    body = (lines.str.join("\n")[0] + "\n").encode() if body is None else body + b"\n"
-    if lines.len() == 0 or b"\r" in body:  # CR: a record break to the NDJSON reader, not to a line
+    if body is None:
+        assert lines is not None
+        body = (lines.str.join("\n")[0] + "\n").encode()
+    elif not body.endswith(b"\n"):
+        body += b"\n"
+    n = lines.len() if lines is not None else body.count(b"\n")
+    if lines is not None and (
+        n == 0 or b"\r" in body
+    ):  # CR: a record break to the NDJSON reader, not to a line
         try:
             return lines.str.json_decode(dtype=_JSONLOG_DTYPE).struct.unnest()
         except pl.exceptions.PolarsError:
@@ -391,11 +471,13 @@ def _jsonlog_records(lines: pl.Series, body: bytes | None = None) -> pl.DataFram
         rec = pl.read_ndjson(io.BytesIO(body), schema=_JSONLOG_SCHEMA)
     except pl.exceptions.PolarsError:
         return None
-    if rec.height != lines.len():
+    if rec.height != n:
         return None
     value = pl.all().str.head(1)
     nested = rec.select(pl.any_horizontal(value.is_in(["{", "["]))).to_series().fill_null(False)
     if nested.any():
+        if lines is None:
+            lines = block_lines(ByteBlock(body, 1))
         try:
             lines.filter(nested).str.json_decode(dtype=_JSONLOG_DTYPE)
         except pl.exceptions.PolarsError:
@@ -412,12 +494,33 @@ def _jsonlog_frame(
     text = lines.str.strip_chars()
     if not (text.str.starts_with("{") & text.str.ends_with("}")).all():
         return None
-    rec = _jsonlog_records(lines, body)
-    if rec is None:
+    return _jsonlog_raw(_jsonlog_records(lines, body), first_line, name)
+
+
+def _jsonlog_block(body: bytes, first_line: int, name: str) -> pl.DataFrame | None:
+    """:func:`_jsonlog_frame` of a block's bytes (LF line ends) without splitting them into lines
+    first: every line must start with ``{`` and end with ``}`` (else None, and the block is read
+    as lines).
+
+    >>> _jsonlog_block(b'{"pid":7,"message":"m"}\\n{"pid":8,"message":"n"}\\n', 3, "f")[["line", "pid"]].rows()
+    [(3, '7'), (4, '8')]
+    >>> _jsonlog_block(b'{"pid":7,"message":"m"}\\n\\n', 3, "f") is None
+    True
+    """
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    n = body.count(b"\n")
+    if b"\r" in body or not body.startswith(b"{") or body.count(b"}\n") != n or body.count(b"\n{") != n - 1:
         return None
-    if (rec["error_severity"].is_null() & rec["message"].is_null()).any():
+    return _jsonlog_raw(_jsonlog_records(None, body), first_line, name)
+
+
+def _jsonlog_raw(rec: pl.DataFrame | None, first_line: int, name: str) -> pl.DataFrame | None:
+    """jsonlog records as the raw columns :func:`_finish` takes; None when some record has neither
+    ``error_severity`` nor ``message``."""
+    if rec is None or (rec["error_severity"].is_null() & rec["message"].is_null()).any():
         return None
-    n = lines.len()
+    n = rec.height
     return rec.select(
         line=pl.int_range(first_line, first_line + n, dtype=pl.Int64),
         **_time_columns(rec, "timestamp"),
@@ -486,7 +589,27 @@ class _JsonParser:
         yield from _finished(self.language.english(self._raw(report)), self.opts, self.source.name)
 
     def _raw(self, report: ReadReport) -> Iterator[pl.DataFrame]:
-        """Each chunk's records as raw columns: decoded by polars when it can, else line by line."""
+        """Each chunk's records as raw columns: decoded by polars when it can (jsonlog: straight
+        from the bytes of a block, :func:`byte_blocks`), else line by line."""
+        name = self.source.name
+        if self.fmt == "jsonlog":
+            blocks = prefetch(byte_blocks(self.source, _block_bytes(self.opts), quoted=False))
+            for item, raw in map_ordered(lambda b: (b, _decoded_block(b, name)), blocks):
+                if isinstance(item, ByLines):
+                    yield from self._by_lines(report, item.first_line)
+                    return
+                if raw is None:
+                    yield from self._by_record(LineChunk(name, item.first_line, block_lines(item)), report)
+                    continue
+                report.lines_read += raw.height
+                report.lines_parsed += raw.height
+                if raw.height:
+                    yield raw
+            return
+        yield from self._by_lines(report, 1)
+
+    def _by_lines(self, report: ReadReport, start: int) -> Iterator[pl.DataFrame]:
+        """The lines of the source from line ``start`` on, a chunk at a time."""
         name = self.source.name
 
         def decode(chunk: LineChunk) -> tuple[LineChunk, pl.DataFrame | None]:
@@ -494,8 +617,8 @@ class _JsonParser:
             return chunk, (_jsonlog_frame(chunk.lines, chunk.first_line, name, chunk.body) if fast else None)
 
         keep = self.fmt == "jsonlog"  # the chunk's bytes go to polars' NDJSON reader as they are
-        chunks = prefetch(iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts), keep_body=keep))
-        for chunk, raw in map_ordered(decode, chunks):
+        chunks = iter_line_chunks(self.source, chunk_bytes=_block_bytes(self.opts), keep_body=keep)
+        for chunk, raw in map_ordered(decode, prefetch(from_line(chunks, start))):
             if raw is not None:  # polars decoded every record of the chunk
                 report.lines_read += chunk.lines.len()
                 report.lines_parsed += chunk.lines.len()
@@ -504,55 +627,60 @@ class _JsonParser:
                 if raw.height:
                     yield raw
                 continue
-            rec = _new_records()
-            hosts: list[str | None] = []
-            bad_lines, bad_reasons, bad_texts = [], [], []
-            last_raw: tuple[int, str | None, str | None] | None = None  # (row, pid, time) of a raw entry
-            for offset, text in enumerate(chunk.lines):
-                line = chunk.first_line + offset
-                report.lines_read += 1
-                reason, obj = self._decode(text)
-                if not reason and self.fmt == "cnpg" and not isinstance(obj.get("record"), dict):
-                    reason, record = self._raw_record(obj)
-                    if record is not None and record.get("error_severity") in SECONDARY:
-                        # a raw HINT/DETAIL line belongs to the raw entry just before it
-                        key = (record.get("process_id"), record.get("log_time"))
-                        if last_raw is None or last_raw[1:] != key:
-                            reason = "CloudNativePG postgres line: a HINT/DETAIL whose entry is not before it"
-                        else:
-                            row = last_raw[0]
-                            extra = f"{record['error_severity']}: {record.get('message', '')}"
-                            rec["detail"][row] = "\n".join(x for x in (rec["detail"][row], extra) if x)
-                            report.lines_parsed += 1
-                            continue
-                    if record is not None:
-                        obj = {**obj, "record": record}
-                        last_raw = (len(rec["line"]), record.get("process_id"), record.get("log_time"))
-                if reason:
-                    bad_lines.append(line)
-                    bad_reasons.append(reason)
-                    bad_texts.append(text)
-                    continue
-                report.lines_parsed += 1
-                if self.fmt == "cnpg":
-                    record = obj["record"]
-                    get = lambda k, r=record: _str(r.get(k))  # noqa: E731
-                    hosts.append(_str(obj.get("logging_pod")))
-                else:
-                    get = lambda k, o=obj: _str(o.get(_JSONLOG_KEYS.get(k, k)))  # noqa: E731
-                    hosts.append(None)
-                _append_record(rec, line, get)
-                if self.fmt != "cnpg":
-                    rec["remote"][-1] = None
-                    rec["client_host"][-1] = _str(obj.get("remote_host"))
-                    rec["client_port"][-1] = _str(obj.get("remote_port"))
-            if bad_lines:
-                add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
-            if chunk.damage:
-                record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
-            if rec["line"]:
-                raw = _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
-                yield raw
+            yield from self._by_record(chunk, report)
+
+    def _by_record(self, chunk: LineChunk, report: ReadReport) -> Iterator[pl.DataFrame]:
+        """One chunk decoded line by line with Python's json module: every bad line rejected."""
+        name = self.source.name
+        rec = _new_records()
+        hosts: list[str | None] = []
+        bad_lines, bad_reasons, bad_texts = [], [], []
+        last_raw: tuple[int, str | None, str | None] | None = None  # (row, pid, time) of a raw entry
+        for offset, text in enumerate(chunk.lines):
+            line = chunk.first_line + offset
+            report.lines_read += 1
+            reason, obj = self._decode(text)
+            if not reason and self.fmt == "cnpg" and not isinstance(obj.get("record"), dict):
+                reason, record = self._raw_record(obj)
+                if record is not None and record.get("error_severity") in SECONDARY:
+                    # a raw HINT/DETAIL line belongs to the raw entry just before it
+                    key = (record.get("process_id"), record.get("log_time"))
+                    if last_raw is None or last_raw[1:] != key:
+                        reason = "CloudNativePG postgres line: a HINT/DETAIL whose entry is not before it"
+                    else:
+                        row = last_raw[0]
+                        extra = f"{record['error_severity']}: {record.get('message', '')}"
+                        rec["detail"][row] = "\n".join(x for x in (rec["detail"][row], extra) if x)
+                        report.lines_parsed += 1
+                        continue
+                if record is not None:
+                    obj = {**obj, "record": record}
+                    last_raw = (len(rec["line"]), record.get("process_id"), record.get("log_time"))
+            if reason:
+                bad_lines.append(line)
+                bad_reasons.append(reason)
+                bad_texts.append(text)
+                continue
+            report.lines_parsed += 1
+            if self.fmt == "cnpg":
+                record = obj["record"]
+                get = lambda k, r=record: _str(r.get(k))  # noqa: E731
+                hosts.append(_str(obj.get("logging_pod")))
+            else:
+                get = lambda k, o=obj: _str(o.get(_JSONLOG_KEYS.get(k, k)))  # noqa: E731
+                hosts.append(None)
+            _append_record(rec, line, get)
+            if self.fmt != "cnpg":
+                rec["remote"][-1] = None
+                rec["client_host"][-1] = _str(obj.get("remote_host"))
+                rec["client_port"][-1] = _str(obj.get("remote_port"))
+        if bad_lines:
+            add_rejects(report, name, bad_lines, bad_reasons, bad_texts)
+        if chunk.damage:
+            record_damage(report, name, chunk.first_line + chunk.lines.len() - 1, chunk.damage)
+        if rec["line"]:
+            raw = _records_to_frame(rec, name).with_columns(host=pl.Series(hosts, dtype=pl.String))
+            yield raw
 
     def _decode(self, text: str) -> tuple[str | None, dict]:
         if not text.strip():
@@ -570,6 +698,10 @@ class _JsonParser:
         if "error_severity" not in obj and "message" not in obj:
             return "JSON object has no PostgreSQL jsonlog keys (error_severity, message)", {}
         return None, obj
+
+
+def _decoded_block(item: ByteBlock | ByLines, name: str) -> pl.DataFrame | None:
+    return _jsonlog_block(item.body, item.first_line, name) if isinstance(item, ByteBlock) else None
 
 
 def _raw_postgres(obj: dict) -> bool:
