@@ -51,6 +51,28 @@ def test_fast_path_equals_whole_regex(fmt):
     assert_frame_equal(regex_groups(fmt.regex, text), want)
 
 
+@pytest.mark.parametrize("fmt", LINE_FORMATS, ids=lambda f: f"{f.name}-{f.label}")
+def test_repeated_prefixes_equal_the_whole_regex(fmt):
+    """A log repeats its prefixes (level, logger): their groups are captured once per distinct one and
+    looked up for every row, and give every row the whole regex's groups (issue 17)."""
+    base = _lines()
+    text = pl.concat([base.head(len(_EDGES) + len(LINE_FORMATS))] * 30 + [base.tail(25)])
+    want = text.str.extract_groups("^(?P<_m>)" + fmt.regex.removeprefix("^")).struct.unnest()
+    assert_frame_equal(regex_groups(fmt.regex, text), want)
+
+
+def test_uncaptured_matches_the_same_text():
+    """Groups made non-capturing leave the match alone: classes, escapes and lookalikes kept (issue 17)."""
+    from loglib.sources.app._text_fast import uncaptured
+
+    assert uncaptured(r"^(?P<a>x)(y|\(z)[(?P<b>](?:w)") == r"^(?:x)(?:y|\(z)[(?P<b>](?:w)"
+    for fmt in LINE_FORMATS:
+        text = _lines()
+        assert_frame_equal(
+            text.str.extract(uncaptured(fmt.regex), 0).to_frame(), text.str.extract(fmt.regex, 0).to_frame()
+        )
+
+
 def test_python_logging_takes_the_fast_path():
     """The formats the benchmark and most logs use are split (else the test above proves nothing new)."""
     split = [f for f in LINE_FORMATS if split_ts(f.regex) is not None]
