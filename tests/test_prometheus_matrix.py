@@ -11,6 +11,7 @@ kind of document the fast path must hand back (those must come out the same too)
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -247,6 +248,39 @@ class TestEdgeCases:
             assert len(set(chunks.values())) == 1, chunks  # aligned: no operation has to rechunk
             assert chunks["ts"] == 4 or data is not tmp_path  # two series in two files: four runs
         assert_frame_equal(frame.filter(pl.col("value") > 0), frame.rechunk().filter(pl.col("value") > 0))
+
+    def test_values_shared_by_runs_are_stored_once(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """In-place runs: the metric name, a label or the file of many runs is one buffer, not one per run."""
+        monkeypatch.setattr(_series, "_MIN_CHUNK_ROWS", 1)
+        for k in range(2):
+            points = [[T0 + 15 * (10 * k + j), str(j)] for j in range(10)]
+            (tmp_path / f"part-{k}.json").write_bytes(doc((UP, points), ({**UP, "instance": "a"}, points)))
+        frame = assert_same_as_general(tmp_path)
+        assert not isinstance(frame, str)
+
+        def buffers(col: pl.Series) -> list[int]:  # where each chunk's codes start in memory
+            starts = [0, *itertools.accumulate(col.chunk_lengths())][:-1]
+            return [
+                col.slice(s, n).to_physical().to_numpy(allow_copy=False).__array_interface__["data"][0]
+                for s, n in zip(starts, col.chunk_lengths(), strict=True)
+            ]
+
+        assert frame["ts"].n_chunks() == 4
+        assert len(set(buffers(frame["metric"]))) == 1  # one metric name over four runs
+        assert len(set(buffers(frame["labels"].struct.field("job")))) == 1
+        assert len(set(buffers(frame["labels"].struct.field("instance")))) == 2  # two series
+        assert len(set(buffers(frame["file"]))) == 2  # two files
+        assert frame["file"].cast(pl.String).to_list() == [
+            f"{tmp_path}/part-{k}.json" for k in (0, 1, 0, 1) for _ in range(10)
+        ]
+        # a part's file column, before assemble, is views of one small buffer too
+        n = 3 * _series._FILE_CHUNK + 5
+        ts = pl.Series([0] * n, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+        part = _series.samples_frame(0, ts, pl.Series([1.0] * n), file="x.json")
+        assert part["file"].n_chunks() == 4 and len(set(buffers(part["file"]))) == 1
+        assert part["file"].cast(pl.String).unique().to_list() == ["x.json"]
 
     @pytest.mark.parametrize(
         "data",

@@ -207,10 +207,33 @@ def samples_frame(
             "ts": ts.cast(UTC_TS),
             "value": value.cast(pl.Float64),
             "unit": extra.get("unit", pl.repeat(None, n, dtype=METRIC_TEXT, eager=True)).cast(METRIC_TEXT),
-            "file": pl.repeat(file, n, dtype=METRIC_TEXT, eager=True),
+            "file": _constant_file(file, n),
             "line": extra.get("line", pl.repeat(None, n, dtype=pl.Int64, eager=True)).cast(pl.Int64),
         },
         schema=SAMPLE_SCHEMA,
+    )
+
+
+#: rows of the buffer a part's ``file`` column is made of (:func:`_constant_file`)
+_FILE_CHUNK = 1 << 16
+
+
+def _constant_file(file: str, n: int) -> pl.Series:
+    """``file`` repeated ``n`` times as views of one buffer of at most :data:`_FILE_CHUNK` codes:
+    a part's ``file`` costs 256 KB, not 4 bytes a sample.
+
+    Examples
+    --------
+    >>> col = _constant_file("a.json", 150_000)
+    >>> col.len(), col.n_chunks(), col.unique().to_list()
+    (150000, 3, ['a.json'])
+    """
+    one = pl.Series("file", [file], dtype=METRIC_TEXT)
+    if n <= _FILE_CHUNK:
+        return one.new_from_index(0, n)
+    block = one.new_from_index(0, _FILE_CHUNK)
+    return pl.concat(
+        [block.slice(0, min(_FILE_CHUNK, n - i)) for i in range(0, n, _FILE_CHUNK)], rechunk=False
     )
 
 
@@ -231,9 +254,14 @@ def assemble(table: SeriesTable, parts: list[pl.DataFrame], report: ReadReport) 
         sids, lengths = blocks["sid"].to_numpy(), (blocks["end"] - blocks["start"]).to_numpy()
         # long runs stay where the parsers put them: each column is a chunk per run (no copy)
         chunked = blocks.height <= _MAX_CHUNKS and lengths.sum() >= _MIN_CHUNK_ROWS * blocks.height
-        columns = _move_blocks(parts, blocks, rechunk=not chunked)
+        files = _file_codes(parts, blocks) if chunked else None
+        columns = _move_blocks(
+            parts, blocks, rechunk=not chunked, made=("sid",) if files is None else ("sid", "file")
+        )
+        if files is not None:  # a part is one file: its code repeated over each run, stored once
+            columns["file"] = _constant_runs(files, lengths)
         for name in ("metric", "labels", "series"):  # one at a time: the peak of the read is here
-            columns[name] = _repeat_codes(meta[name], sids, lengths)
+            columns[name] = _repeat_codes(meta[name], sids, lengths, chunked=chunked)
         if chunked:  # every column cut at the same rows, so no polars operation has to align them
             columns = {k: v if v.n_chunks() == len(lengths) else _cut(v, lengths) for k, v in columns.items()}
     else:  # points out of order or repeated (sort them), or runs too many to move one by one
@@ -304,16 +332,19 @@ def _blocks(parts: list[pl.DataFrame], rank: pl.Series) -> pl.DataFrame | None:
     return blocks.with_columns(local=pl.col("start") - pl.col("start").min().over("part"))
 
 
-def _move_blocks(parts: list[pl.DataFrame], blocks: pl.DataFrame, *, rechunk: bool) -> dict[str, pl.Series]:
+def _move_blocks(
+    parts: list[pl.DataFrame], blocks: pl.DataFrame, *, rechunk: bool, made: tuple[str, ...] = ("sid",)
+) -> dict[str, pl.Series]:
     """Each sample column with its runs in ``blocks`` order; every part's column let go once moved.
 
-    Without ``rechunk`` nothing is copied: each run stays in its part's buffer, one chunk.
+    Without ``rechunk`` nothing is copied: each run stays in its part's buffer, one chunk. The
+    columns in ``made`` are only dropped (the caller makes them from the runs).
     """
     n = int((blocks["end"] - blocks["start"]).sum())
     runs = list(zip(blocks["part"], blocks["local"], blocks["end"] - blocks["start"], strict=True))
     columns: dict[str, pl.Series] = {}
     for name in SAMPLE_SCHEMA.names():
-        if name == "sid":  # the series columns are made from the runs (_repeat_codes)
+        if name in made:  # the series columns are made from the runs (_repeat_codes)
             parts[:] = [p.drop(name) for p in parts]
             continue
         if all(p[name].null_count() == p.height for p in parts):  # unit, line: nothing to move
@@ -346,21 +377,58 @@ def _cut(col: pl.Series, lengths: np.ndarray) -> pl.Series:
     return pl.concat([col.slice(int(s), int(k)) for s, k in zip(starts, lengths, strict=True)], rechunk=False)
 
 
-def _repeat_codes(col: pl.Series, sids: np.ndarray, lengths: np.ndarray) -> pl.Series:
+def _repeat_codes(
+    col: pl.Series, sids: np.ndarray, lengths: np.ndarray, *, chunked: bool = False
+) -> pl.Series:
     """The value of each series (``col[sid]``) repeated over its runs: one copy of u32 codes.
 
     ``sids`` and ``lengths`` are the runs in output order. Categorical columns (and structs of
-    them) without nulls are built from their codes; anything else is gathered.
+    them) without nulls are built from their codes; anything else is gathered. ``chunked``: one
+    chunk per run, and a value shared by many series (``metric``, ``job``) stored once
+    (:func:`_constant_runs`).
     """
     if col.dtype == pl.Categorical and not col.null_count():
-        codes = col.to_physical().to_numpy()
-        return pl.Series(col.name, np.repeat(codes[sids], lengths)).cat.to(col.dtype, strict=False)
+        codes = col.to_physical().to_numpy()[sids]
+        if chunked:
+            return _constant_runs(pl.Series(col.name, codes).cat.to(col.dtype, strict=False), lengths)
+        return pl.Series(col.name, np.repeat(codes, lengths)).cat.to(col.dtype, strict=False)
     if isinstance(col.dtype, pl.Struct) and not col.null_count() and col.dtype.fields:
         fields = col.struct.unnest()
-        return pl.DataFrame([_repeat_codes(fields[f], sids, lengths) for f in fields.columns]).to_struct(
-            col.name
-        )
+        return pl.DataFrame(
+            [_repeat_codes(fields[f], sids, lengths, chunked=chunked) for f in fields.columns]
+        ).to_struct(col.name)
     return _gather_codes(col, pl.Series(np.repeat(sids, lengths).astype(np.uint32)))
+
+
+def _file_codes(parts: list[pl.DataFrame], blocks: pl.DataFrame) -> pl.Series | None:
+    """The ``file`` of each run (:func:`samples_frame` gives a part one file), or None if one is null."""
+    first = [p["file"].head(1) for p in parts]
+    files = pl.concat([first[i] for i in blocks["part"]], rechunk=True)
+    return None if files.null_count() else files
+
+
+def _constant_runs(values: pl.Series, lengths: np.ndarray) -> pl.Series:
+    """Categorical ``values[i]`` repeated ``lengths[i]`` times, one chunk per run; the runs of
+    one value are views of one buffer, so a value repeated over many runs costs its longest run.
+
+    Examples
+    --------
+    >>> v = pl.Series(["a", "b", "a"], dtype=pl.Categorical)
+    >>> out = _constant_runs(v, np.array([2, 1, 3]))
+    >>> out.to_list(), out.n_chunks()
+    (['a', 'a', 'b', 'a', 'a', 'a'], 3)
+    """
+    codes = values.to_physical().to_numpy()
+    longest: dict[int, int] = {}
+    for code, k in zip(codes.tolist(), lengths.tolist(), strict=True):
+        longest[code] = max(longest.get(code, 0), k)
+    dtype = values.dtype
+    base = {
+        code: pl.Series(values.name, np.full(k, code, dtype=codes.dtype)).cat.to(dtype, strict=False)
+        for code, k in longest.items()
+    }
+    runs = [base[code].slice(0, k) for code, k in zip(codes.tolist(), lengths.tolist(), strict=True)]
+    return pl.concat(runs, rechunk=False) if runs else pl.Series(values.name, [], dtype=dtype)
 
 
 def _gather_codes(col: pl.Series, index: pl.Series) -> pl.Series:
