@@ -55,7 +55,9 @@ def _by_kind(body: bytes, fmt: str, chunk_bytes: int) -> tuple:
             df = lf.collect()
         report = ll.read_report(lf)
         rejects = report.rejects.select("line", "reason").rows() if report.rejects is not None else []
-        cols = df.select("ts", "pid", "event", "message", "detail").with_columns(pl.col("event").cast(pl.String))
+        cols = df.select("ts", "pid", "event", "message", "detail").with_columns(
+            pl.col("event").cast(pl.String)
+        )
         out.append((cols.rows(), report.lines_read, report.lines_parsed, rejects))
     return tuple(out)
 
