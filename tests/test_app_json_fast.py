@@ -422,3 +422,25 @@ if __name__ == "__main__":  # write the inputs out, to look at them
     for key, make in INPUTS.items():
         out.joinpath(key.replace(" ", "_") + ".json").write_bytes(make())
     print(json.dumps(sorted(INPUTS)))
+
+
+def test_json_sources_read_in_larger_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JSON source read with the default chunk size goes through the driver in
+    ``APP_JSON_CHUNK_BYTES`` chunks (each chunk costs polars a fixed set of calls); a text source
+    and a chunk size given to ``scan_app_log`` keep theirs (issue 17)."""
+    from loglib.sources.app import _common, _parser
+
+    seen: list[int] = []
+    real = _parser.read_entries
+
+    def spy(parser, report, *, chunk_bytes):
+        seen.append(chunk_bytes)
+        return real(parser, report, chunk_bytes=chunk_bytes)
+
+    monkeypatch.setattr(_parser, "read_entries", spy)
+    record = b'{"level":30,"time":1709287200000,"msg":"up"}\n'
+    assert ll.read_app_log(record, tz="UTC").height == 1
+    assert ll.read_app_log(b"2024-03-01 10:00:00,120 INFO app.web: up\n", tz="UTC").height == 1
+    assert ll.scan_app_log(record, tz="UTC", chunk_bytes=4096).collect().height == 1
+    assert seen == [_common.APP_JSON_CHUNK_BYTES, _common.APP_CHUNK_BYTES, 4096]
+    assert _common.APP_JSON_CHUNK_BYTES > _common.APP_CHUNK_BYTES

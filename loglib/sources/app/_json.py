@@ -22,7 +22,7 @@ from loglib.formats.app_formats import (
 )
 from loglib.sources.app._common import _FIELDS, _REQUEST_ID_KEYS
 from loglib.sources.app._json_fast import decode_json
-from loglib.sources.app._time import _epoch_seconds, _iso_like
+from loglib.sources.app._time import _iso_like, epoch_expr
 
 
 def _s(value: object) -> str | None:
@@ -207,8 +207,10 @@ class _JsonRows:
 
 def _with_ts(raw: pl.DataFrame, tz: str | None, where: str) -> pl.DataFrame:
     """``ts`` from epoch numbers, else ISO-like text; the intermediate columns in order."""
-    ts = _epoch_seconds(raw["epoch"]).fill_null(_iso_like(raw["ts_text"], tz, where))
-    return raw.with_columns(ts.cast(UTC_TS).alias("ts")).select(list(_FIELDS))
+    ts = epoch_expr(pl.col("epoch"))
+    if raw["ts_text"].null_count() < raw.height:  # text times too (epochs are the common chunk's)
+        ts = ts.fill_null(pl.lit(_iso_like(raw["ts_text"], tz, where)))
+    return raw.select(ts.cast(UTC_TS).alias("ts") if c == "ts" else pl.col(c) for c in _FIELDS)
 
 
 def _extra_column(rows: list[list[dict] | None]) -> pl.Series:

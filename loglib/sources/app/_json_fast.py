@@ -173,10 +173,12 @@ def _fits(frame: pl.DataFrame, lines: pl.Series, has_null: pl.Series) -> pl.Seri
         if missing
     ]
     decoded += [_key_count(pl.col(k), dt) for k, dt in schema.items() if isinstance(dt, _NESTED)]
-    counts = pl.repeat(always, frame.height, eager=True, dtype=pl.UInt32)
-    if decoded:
-        counts = frame.select(pl.sum_horizontal(decoded) + always).to_series()
-    fits = (_spelled_at_least(lines, has_null) == counts).fill_null(False)
+    count = (pl.sum_horizontal(decoded) + always) if decoded else pl.lit(always, dtype=pl.UInt32)
+    # the decoded keys and the quick count in one pass: most chunks stop here
+    quick = frame.select(
+        count.alias("c"), (_quick_count(pl.lit(lines), pl.lit(has_null)) == count).fill_null(False).alias("f")
+    )
+    counts, fits = quick["c"], quick["f"]
     idx = (~fits).arg_true()  # the regex counts what the quick count could not tell
     if not idx.len():
         return fits
@@ -210,11 +212,16 @@ def _spelled_at_least(lines: pl.Series, has_null: pl.Series) -> pl.Series:
     >>> _spelled_at_least(pl.Series(['{"a":1,"b":":x"}', '{"a" :1}']), pl.Series([False, False])).to_list()
     [3, None]
     """
+    frame = pl.DataFrame({"t": lines, "n": has_null})
+    return frame.select(_quick_count(pl.col("t"), pl.col("n")).alias(lines.name)).to_series()
+
+
+def _quick_count(lines: pl.Expr, has_null: pl.Expr) -> pl.Expr:
+    """:func:`_spelled_at_least` as an expression (computed with the other per-line counts)."""
     spaced = has_null
     for ws in (" ", "\t", "\r"):
         spaced = spaced | lines.str.contains('"' + ws, literal=True).fill_null(True)
-    count = lines.str.count_matches('":', literal=True)
-    return count.zip_with(~spaced, pl.repeat(None, lines.len(), eager=True, dtype=count.dtype))
+    return pl.when(~spaced).then(lines.str.count_matches('":', literal=True))
 
 
 def _decode_whole(lines: pl.Series) -> tuple[pl.Series, pl.DataFrame] | None:

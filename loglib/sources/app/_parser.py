@@ -27,7 +27,15 @@ from loglib.formats.error_rules import (
     select_warm,
 )
 from loglib.sources._chunks import read_entries
-from loglib.sources.app._common import _FIELDS, _null_series, _Options, _service_of, _tz_of
+from loglib.sources.app._common import (
+    _FIELDS,
+    APP_CHUNK_BYTES,
+    APP_JSON_CHUNK_BYTES,
+    _null_series,
+    _Options,
+    _service_of,
+    _tz_of,
+)
 from loglib.sources.app._json import _json_fields, _json_reject_reason
 from loglib.sources.app._text import _line_fields
 from loglib.sources.app._time import _iso_like
@@ -123,8 +131,12 @@ class _Parser:
         report.rejects = pl.concat([report.rejects, self._rejects(rejected)])
 
     def run(self, report: ReadReport) -> Iterator[pl.DataFrame]:
-        """Every event of the source, through the one chunk driver (two chunks at a time)."""
-        yield from read_entries(self, report, chunk_bytes=self.opts.chunk_bytes)
+        """Every event of the source, through the one chunk driver (two chunks at a time); a JSON
+        source read with the default chunk size is read in :data:`APP_JSON_CHUNK_BYTES` chunks."""
+        chunk = self.opts.chunk_bytes
+        if self.keeps_body and chunk == APP_CHUNK_BYTES:
+            chunk = APP_JSON_CHUNK_BYTES
+        yield from read_entries(self, report, chunk_bytes=chunk)
 
     def _rejects(self, rows: pl.DataFrame) -> pl.DataFrame:
         text = pl.col("text")

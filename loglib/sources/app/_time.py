@@ -7,7 +7,7 @@ import re
 import polars as pl
 
 from loglib.core.schema import UTC_TS
-from loglib.core.timeparse import localize, parse_epoch, parse_naive
+from loglib.core.timeparse import localize, parse_naive
 from loglib.formats.app_formats import (
     LineFormat,
 )
@@ -95,9 +95,20 @@ def _chrono(
 
 def _epoch_seconds(value: pl.Series) -> pl.Series:
     """Epoch numbers in s, ms, µs or ns (told apart by size) -> UTC datetimes."""
+    return pl.select(epoch_expr(pl.lit(value))).to_series().alias(value.name)
+
+
+def epoch_expr(value: pl.Expr) -> pl.Expr:
+    """:func:`_epoch_seconds` as one expression (no frame per step), kept to the microsecond as
+    :func:`~loglib.core.timeparse.parse_epoch` keeps it.
+
+    >>> pl.select(epoch_expr(pl.lit(pl.Series([1709287200, 1709287200123, None])))).to_series().to_list()[1]
+    datetime.datetime(2024, 3, 1, 10, 0, 0, 123000, tzinfo=zoneinfo.ZoneInfo(key='UTC'))
+    """
     v = value.cast(pl.Float64, strict=False)
-    scaled = pl.select(
+    scaled = (
         pl.when(v.abs() >= 1e17).then(v / 1e9).when(v.abs() >= 1e14).then(v / 1e6)
         .when(v.abs() >= 1e11).then(v / 1e3).otherwise(v)
-    ).to_series()  # fmt: skip
-    return parse_epoch(scaled)
+    )  # fmt: skip
+    us = (scaled * 1_000_000).round(0).cast(pl.Int64)
+    return us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
