@@ -52,8 +52,9 @@ def scan_app_log(
 ) -> pl.LazyFrame:
     """Lazily read application logs: the streaming twin of :func:`read_app_log`.
 
-    Files are parsed in chunks of about ``chunk_bytes`` while the query runs; rows come in
-    file order, not sorted by time. Rejected lines are counted into the report reachable
+    Files are parsed in chunks of about ``chunk_bytes`` while the query runs (a JSON-lines file
+    read with the default takes ``APP_JSON_CHUNK_BYTES``: each chunk costs a fixed set of polars
+    calls); rows come in file order, not sorted by time. Rejected lines are counted into the report reachable
     with ``loglib.read_report(lazy_frame)`` once collected.
 
     Examples
