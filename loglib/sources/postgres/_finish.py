@@ -73,15 +73,14 @@ def _finish(raw: pl.DataFrame, opts: _Options, where: str) -> pl.DataFrame:
         raw = raw.with_columns(_remote_h=parts["h"], _remote_p=pl.coalesce(parts["p"], parts["q"]))
     else:
         raw = raw.with_columns(_remote_h=remote, _remote_p=remote)
-    session_pid = (
-        pl.col("session_id").str.extract(r"^[0-9a-f]+\.([0-9a-f]+)$", 1).str.to_integer(base=16, strict=False)
-        if raw["session_id"].null_count() < raw.height
-        else pl.lit(None, dtype=pl.Int64)
-    )
+    pid = raw["pid"].cast(pl.Int64, strict=False)
+    if pid.null_count() and raw["session_id"].null_count() < raw.height:
+        # %c is '<start time hex>.<pid hex>': the pid of prefixes that carry only it (Azure's '%t-%c-')
+        session_pid = raw["session_id"].str.extract(r"^[0-9a-f]+\.([0-9a-f]+)$", 1)
+        pid = pid.fill_null(session_pid.str.to_integer(base=16, strict=False))
     frame = raw.with_columns(
         ts=ts,
-        # %c is '<start time hex>.<pid hex>': the pid of prefixes that carry only it (Azure's '%t-%c-')
-        pid=pl.coalesce(pl.col("pid").cast(pl.Int64, strict=False), session_pid),
+        pid=pid,
         client_host=pl.coalesce(_known(pl.col("client_host")), _known(pl.col("_remote_h"))),
         client_port=pl.coalesce(pl.col("client_port"), pl.col("_remote_p")),
         user=_known(pl.col("user")),
