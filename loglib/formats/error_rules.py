@@ -304,10 +304,13 @@ def classes_of(texts: pl.Series, table: tuple[ErrorRule, ...]) -> pl.Series:
     """:func:`classify_frame`'s classes of ``texts`` for a table already checked (``_resolve``):
     its patterns are not compiled again to be checked.
 
-    >>> classes_of(pl.Series(["sorry, too many clients already"]), error_rules()).to_list()
-    ['too_many_connections']
+    The texts are expected to be candidates (``matches_any``): the union of the rules is not
+    searched again first (a text that matches none still gets null, after every group).
+
+    >>> classes_of(pl.Series(["sorry, too many clients already", "GET /"]), error_rules()).to_list()
+    ['too_many_connections', None]
     """
-    return _rules_thread().submit(_classes, texts, table).result().alias(texts.name)
+    return _rules_thread().submit(_classes, texts, table, scan=False).result().alias(texts.name)
 
 
 def select_warm(frame: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
@@ -355,11 +358,15 @@ def matches_any(texts: Sequence[pl.Series], rules: tuple[ErrorRule, ...]) -> pl.
     return _rules_thread().submit(scan).result()
 
 
-def _classes(texts: pl.Series, rules: tuple[ErrorRule, ...]) -> pl.Series:
+def _classes(texts: pl.Series, rules: tuple[ErrorRule, ...], *, scan: bool = True) -> pl.Series:
     """The class of each text as :func:`error_class_expr` gives it (the highest-priority rule that
-    matches; null where none does): a group is tried on the rows still open, then its rules."""
+    matches; null where none does): a group is tried on the rows still open, then its rules.
+    ``scan=False`` skips the first search for any rule (texts mostly known to match one)."""
     out = pl.Series([None] * texts.len(), dtype=pl.String)
-    idx = texts.str.contains(_any_pattern(rules)).fill_null(False).arg_true()
+    if scan:
+        idx = texts.str.contains(_any_pattern(rules)).fill_null(False).arg_true()
+    else:
+        idx = texts.is_not_null().arg_true()
     rest = texts.gather(idx)
     for pattern, members in _groups(rules):
         if not idx.len():

@@ -177,13 +177,15 @@ def regex_groups(regex: str, text: pl.Series) -> pl.DataFrame:
         **{name: groups[name] for name in split.names},
         "message": after.str.slice(pre_len),
     }
-    bad = (~ok.fill_null(False)).arg_true()
-    slow = text.gather(bad).str.extract_groups(full).struct.unnest() if bad.len() else None
+    ok = ok.fill_null(False)
     order = ["_m", *re.findall(r"\(\?P<(\w+)>", regex)]
-    out = []
-    for name in order:
-        col = cols[name].alias(name)
-        if slow is not None:
-            col = col.scatter(bad, slow[name])
-        out.append(col)
-    return pl.DataFrame(out)
+    frame = pl.DataFrame([cols[name].alias(name) for name in order])
+    if ok.all():
+        return frame
+    bad = (~ok).arg_true()
+    slow = text.gather(bad)
+    if not slow.str.contains(uncaptured(full)).any():  # the usual: traceback lines match nothing
+        keep = pl.lit(ok)
+        return frame.select(pl.when(keep).then(pl.col(name)).alias(name) for name in order)
+    slow = slow.str.extract_groups(full).struct.unnest()
+    return pl.DataFrame([frame[name].scatter(bad, slow[name]) for name in order])
