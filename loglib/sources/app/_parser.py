@@ -276,13 +276,13 @@ def _fold(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     flags = pl.DataFrame({"c": cont, "r": ~m & ~cont})
     rejected = parsed.filter(flags["r"])
     heads = parsed.filter(m)
+    cont_text = _null_series("cont", pl.String, heads.height)
     if flags["c"].any():
         conts = (
             parsed.filter(flags["c"])
             .group_by("_ev", maintain_order=True)
             .agg(pl.col("text").str.join("\n").alias("cont"))
         )
-        heads = heads.join(conts, on="_ev", how="left", maintain_order="left")
-    else:
-        heads = heads.with_columns(cont=pl.lit(None, dtype=pl.String))
-    return heads, rejected
+        # the k-th head is event k (``_ev`` counts the heads): its continuation goes to row k - 1
+        cont_text = cont_text.scatter(conts["_ev"] - 1, conts["cont"])
+    return heads.with_columns(cont_text), rejected
