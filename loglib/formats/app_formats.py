@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from loglib.formats.log_pattern import CompiledPattern, compile_log_pattern
+from loglib.formats.regex_head import never_at_brace
 
 ISO_TS = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?: ?(?:Z|[+-]\d\d:?\d\d|UTC|GMT))?"
 _LEVEL_WORD = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|FATAL|SEVERE|PANIC)"
@@ -530,13 +531,24 @@ def _shares(
     sample: pl.Series, candidates: list[LineFormat | str]
 ) -> list[tuple[float, int, LineFormat | str, pl.Series]]:
     out = []
+    # JSON lines alone: a format whose regex must start with another character matches none of
+    # them, and is not compiled to be told so
+    braces = bool(sample.str.starts_with("{").all())
+    none = pl.repeat(False, sample.len(), eager=True, dtype=pl.Boolean)
     for order, cand in enumerate(candidates):
         if cand == "json":
             mask = pl.Series([is_json_record(t) for t in sample.to_list()], dtype=pl.Boolean)
+        elif braces and never_at_brace(cand.regex):
+            mask = none
         else:
-            mask = sample.str.contains(cand.regex)
+            mask = _regex_mask(sample, cand.regex)
         out.append((float(mask.mean() or 0.0), order, cand, mask))
     return out
+
+
+def _regex_mask(sample: pl.Series, regex: str) -> pl.Series:
+    """Which sample lines a format's regex matches."""
+    return sample.str.contains(regex)
 
 
 def sniff(lines: list[str], candidates: list[LineFormat | str] | None = None) -> Sniffed | None:
