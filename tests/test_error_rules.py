@@ -215,3 +215,15 @@ class TestTemplates:
             b"[ERROR] retry 3 of 5 failed\n[ERROR] retry 4 of 5 failed\n", raise_if_empty=False
         )
         assert df["message_template"].n_unique() == 1
+
+
+def test_two_parse_workers_rules_run_at_once():
+    """The two parse workers' rules calls run at the same time: with one rules thread a worker
+    waited for the other's while a core idled (issue 17)."""
+    import threading
+
+    from loglib.formats.error_rules import _rules_thread
+
+    barrier = threading.Barrier(2, timeout=5)
+    futures = [_rules_thread().submit(barrier.wait) for _ in range(2)]
+    assert sorted(f.result(timeout=10) for f in futures) == [0, 1]
