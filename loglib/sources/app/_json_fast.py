@@ -212,7 +212,7 @@ def _spelled_at_least(lines: pl.Series, has_null: pl.Series) -> pl.Series:
 
     >>> _spelled_at_least(pl.Series(['{"a":1,"b":":x"}', '{"a" :1}']), pl.Series([False, False])).to_list()
     [3, None]
-    >>> _spelled_at_least(pl.Series(['{"a":1,\t"b":2}']), pl.Series([False])).to_list()  # tab: the regex counts
+    >>> _spelled_at_least(pl.Series(['{"a":1,\\t"b":2}']), pl.Series([False])).to_list()  # a tab: the regex counts
     [None]
     """
     frame = pl.DataFrame({"t": lines, "n": has_null})
