@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import polars as pl
 
@@ -313,8 +314,15 @@ def normalize_levels(raw: pl.Series) -> pl.Series:
     distinct = raw.drop_nulls().unique()
     if distinct.len() == 0:
         return pl.repeat(None, raw.len(), dtype=pl.String, eager=True).alias(raw.name)
-    named = pl.select(level_expr(pl.lit(distinct))).to_series()
-    return raw.replace_strict(distinct, named, default=None, return_dtype=pl.String)
+    words = tuple(sorted(distinct.cast(pl.String).to_list()))
+    named = pl.Series(_level_names(words), dtype=pl.String)
+    return raw.replace_strict(pl.Series(words, dtype=raw.dtype), named, default=None, return_dtype=pl.String)
+
+
+@lru_cache(maxsize=256)
+def _level_names(words: tuple[str, ...]) -> tuple[str | None, ...]:
+    """:func:`level_expr` of a few level words, worked out once per set (every chunk has the same)."""
+    return tuple(pl.select(level_expr(pl.lit(pl.Series(words, dtype=pl.String)))).to_series().to_list())
 
 
 def normalize_level(raw: str | None) -> str | None:

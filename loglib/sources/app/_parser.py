@@ -174,21 +174,22 @@ class _Parser:
         tb = tb.str.strip_chars_end()
         tbcol = pl.when(tb != "").then(tb)
         fallback = pl.col("traceback").str.extract(r"(?m)^[ \t]*(?:\[[^\]\n]*\] ?)*[ \t]*(\S[^\n]*)$", 1)
-        sub = events.with_row_index("_i").filter(multi).with_columns(traceback=tbcol)
-        sub = sub.select(
-            pl.col("_i"),
-            first.str.strip_chars_end().alias("m1"),
-            first.str.strip_chars_end().alias("m0"),
-            pl.col("traceback"),
-            pl.col("exc").alias("exc_chain"),
-        ).with_columns(
-            exc_chain=pl.coalesce(pl.col("exc_chain"), pl.lit(exc_chains(sub["traceback"]))),
-            # an event whose first line is empty (Rails' '  ' before an exception) is named by its next line
-            m1=pl.when(pl.col("m1").str.strip_chars() == "").then(fallback).otherwise(pl.col("m1")),
-        )
+        sub = events.with_row_index("_i").filter(multi)
         # a message of one line is its first line: the first-line cut runs on multi-line events only
         frame = events.with_columns(message=msg.str.strip_chars_end())
         if sub.height:  # the multi-line rows' values put back in place (null elsewhere)
+            sub = sub.with_columns(traceback=tbcol)
+            sub = sub.select(
+                pl.col("_i"),
+                first.str.strip_chars_end().alias("m1"),
+                first.str.strip_chars_end().alias("m0"),
+                pl.col("traceback"),
+                pl.col("exc").alias("exc_chain"),
+            ).with_columns(
+                exc_chain=pl.coalesce(pl.col("exc_chain"), pl.lit(exc_chains(sub["traceback"]))),
+                # an event whose first line is empty (Rails' '  ' before an exception) is named by its next line
+                m1=pl.when(pl.col("m1").str.strip_chars() == "").then(fallback).otherwise(pl.col("m1")),
+            )
             at = _null_series("_at", pl.UInt32, frame.height)
             at = at.scatter(sub["_i"], pl.int_range(sub.height, eager=True, dtype=pl.UInt32))
             frame = frame.hstack([column.gather(at) for column in sub.drop("_i").get_columns()]).with_columns(
