@@ -89,3 +89,12 @@ def test_prefixes_whose_tail_prints_a_colon_have_no_fast_split():
     """The tail is cut at the first ': ': a tail that prints ':' itself (RDS) keeps the regex way."""
     assert compile_prefix("%t:%r:%u@%d:[%p]:").lead_regex is None
     assert compile_prefix(" %m [%p] ").lead_regex is None  # a continuation could start the lead
+
+
+@pytest.mark.parametrize("prefix", sorted(HEADS))
+def test_the_fast_split_adds_only_the_prefix_fields(prefix):
+    """The lead's helper groups (the ``%l`` digits, the tail) are not left in the parsed frame."""
+    compiled = compile_prefix(prefix)
+    frame = pl.DataFrame({"line": range(len(HEADS[prefix])), "text": HEADS[prefix]})
+    added = set(_parse_prefixed(frame, compiled, "stderr").columns) - {"line", "text"}
+    assert added == (set(compiled.groups) - {"ts_m", "ts_t"}) | {"ts_text", "zone"}

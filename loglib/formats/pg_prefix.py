@@ -160,10 +160,12 @@ class CompiledPrefix:
 
     ``lead_regex`` (None when the prefix has no such lead) splits the head the fast way: the
     prefix's leading run of fields with a shape of their own (``%m``/``%t`` with their zone, and
-    ``%p``/``%l`` digit runs, each ended by a literal) as ``ts_text``/``zone``/``pid`` and
-    ``_lead``, then ``_tail``, the text up to the first ``': '``, and ``_sp``, an optional second
-    space. A file has few distinct ``_tail`` values (``app@shop LOG``), so ``tail_regex``, the rest
-    of the prefix and the severity anchored at both ends, is matched once per distinct value.
+    ``%p``/``%l`` digit runs, each ended by a literal) as ``ts_text``/``zone``/``pid`` (``%l``
+    as ``_l0``, ``_l1``...), then ``_tail``, the text up to the first ``': '``. The lead is its
+    groups and ``lead_chars`` characters of literals, so the message starts after their lengths
+    (and an optional second space). A file has few distinct ``_tail`` values (``app@shop LOG``),
+    so ``tail_regex``, the rest of the prefix and the severity anchored at both ends, is matched
+    once per distinct value.
     """
 
     prefix: str
@@ -174,6 +176,8 @@ class CompiledPrefix:
     tail_regex: str | None = None
     #: ``SEVERITY: `` anywhere: a message holding one may end a longer head (the exact path decides)
     severity_colon: str = ""
+    #: the characters of the lead that are not in its groups (literals, the space before a zone)
+    lead_chars: int = 0
 
     @property
     def has_time(self) -> bool:
@@ -259,11 +263,11 @@ def compile_prefix(prefix: str, severities: tuple[str, ...] | None = None) -> Co
     head = severity_head(severities)
     regex = "^" + "".join(exact) + head + "(?P<message>.*)$"
     fast_regex = "^(?P<_head>" + "".join(fast) + head + ")"
-    lead, tail = _lead_tail(prefix, tokens, severities)
+    lead, tail, lead_chars = _lead_tail(prefix, tokens, severities)
     words = SEVERITIES if severities is None else severities
     return CompiledPrefix(
         prefix, regex, fast_regex, (*groups, "severity", "message"), lead, tail,
-        "(?:" + "|".join(re.escape(w) for w in words) + "): ",
+        "(?:" + "|".join(re.escape(w) for w in words) + "): ", lead_chars,
     )  # fmt: skip
 
 
@@ -274,22 +278,25 @@ _LEAD_DIGITS = {"p": "pid", "l": None}
 
 def _lead_tail(
     prefix: str, tokens: list[re.Match[str]], severities: tuple[str, ...] | None
-) -> tuple[str | None, str | None]:
-    """``lead_regex`` and ``tail_regex`` of :class:`CompiledPrefix` (None, None when there is no lead).
+) -> tuple[str | None, str | None, int]:
+    """``lead_regex``, ``tail_regex`` and ``lead_chars`` of :class:`CompiledPrefix` (None, None, 0
+    when there is no lead).
 
     Each lead field is followed by a literal that cannot continue it (a time's zone ends at a
     space, a digit run at a non-digit), so the lead matches one way only, as in the fast regex.
     The tail must print no ``:`` of its own: ``_tail`` ends at the line's first ``': '`` after the lead.
     The prefix must not start with a blank, so that a continuation line matches neither regex.
 
-    >>> lead, tail = _lead_tail("%m [%p] %q%u@%d ", list(_TOKEN.finditer("%m [%p] %q%u@%d ")), None)
-    >>> re.match(lead, "2024-03-01 10:00:00.123 UTC [42] app@shop LOG:  x").group("pid", "_tail", "_sp")
-    ('42', 'app@shop LOG', ' ')
+    >>> lead, tail, chars = _lead_tail("%m [%p] %q%u@%d ", list(_TOKEN.finditer("%m [%p] %q%u@%d ")), None)
+    >>> re.match(lead, "2024-03-01 10:00:00.123 UTC [42] app@shop LOG:  x").group("zone", "pid", "_tail")
+    ('UTC', '42', 'app@shop LOG')
+    >>> chars  # ' ' before the zone, ' [' and '] '
+    5
     >>> re.match(tail, "app@shop LOG: ").group("user", "database", "severity")
     ('app', 'shop', 'LOG')
     """
     lead: list[str] = []
-    pos = 0
+    pos = chars = 0
     for i, m in enumerate(tokens):
         esc, following = (
             m.group(2),
@@ -302,18 +309,20 @@ def _lead_tail(
         if esc in _LEAD_DIGITS and following[0].isdigit():
             break
         lead.append(_literal(prefix[pos : m.start()]))
+        chars += m.start() - pos + len(following)
         if esc in _LEAD_TIMES:
             lead.append(f"(?P<ts_text>{_LEAD_TIMES[esc]}) (?P<zone>{_ZONE})")
+            chars += 1
         else:
-            group = _LEAD_DIGITS[esc]
-            lead.append(rf"(?P<{group}>\d+)" if group else r"\d+")
+            group = _LEAD_DIGITS[esc] or f"_l{i}"
+            lead.append(rf"(?P<{group}>\d+)")
         lead.append(_literal(following))
         pos = m.end() + len(following)
     rest = prefix[pos:]
     # a line the lead cannot start (a continuation: tab, space or nothing) the fast regex cannot either
     if not lead or prefix[0].isspace() or ":" in _TOKEN.sub("", rest) or "%%" in rest:
-        return None, None
+        return None, None, 0
     tail = compile_prefix(rest, severities).fast_regex
     # the tail's fast regex, anchored at both ends: 'app@shop LOG: ' is the whole input
     tail = tail.replace("^(?P<_head>", "^(?:", 1) + "$"
-    return "^(?P<_lead>" + "".join(lead) + r")(?P<_tail>[^:\n]*): (?P<_sp> ?)", tail
+    return "^" + "".join(lead) + r"(?P<_tail>[^:\n]*): ", tail, chars
