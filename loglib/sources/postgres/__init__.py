@@ -41,8 +41,9 @@ from loglib.sources.postgres._detect import (
     detect_format,
 )
 from loglib.sources.postgres._finish import _Options
+from loglib.sources.postgres._jsonlog import _JsonParser
 from loglib.sources.postgres._lines import _CloudSqlParser, _LineParser, _SyslogParser
-from loglib.sources.postgres._records import _CsvParser, _JsonParser
+from loglib.sources.postgres._records import _CsvParser
 
 __all__ = ["FORMATS", "detect_format", "read_pg_log", "scan_pg_log"]
 
