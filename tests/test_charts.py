@@ -208,6 +208,24 @@ class TestIncidentCharts:
         assert fig.layout.xaxis.title.text == "session duration (log scale)"
         assert len(fig.layout.xaxis.tickvals) >= 3
 
+    def test_session_histogram_filters_only_what_it_draws(self, monkeypatch):
+        """Memory (issue 19): the histogram's filters copy the five columns it draws, not every
+        column of the sessions frame (120 MB at a gigabyte of logs)."""
+        inc = ll.Incident.load(IDLE)
+        sessions = inc.evidence.sessions
+        widths: list[int] = []
+        real = pl.DataFrame.filter
+
+        def spy(self, *args, **kwargs):
+            widths.append(self.width)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(pl.DataFrame, "filter", spy)
+        fig = charts.session_durations(sessions, idle_timeout=timedelta(seconds=10))
+        assert bars(fig) and sessions.width > 10
+        # duration, end_reason, open_at_end, file, line, and the derived secs, outcome, bin
+        assert widths and max(widths) <= 8
+
     def test_session_histogram_from_pg_frame(self, inc, frame):
         """Sessions are derived from a PostgreSQL frame; hover gives an example file:line."""
         fig = charts.session_durations(frame(inc.pg), idle_timeout=timedelta(seconds=10))

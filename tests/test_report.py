@@ -211,3 +211,14 @@ def test_timeline_into_a_closed_pipe_is_quiet():
     done = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], cwd=ROOT, capture_output=True, text=True)
     assert "Traceback" not in done.stderr
     assert done.stdout.startswith("# ")
+
+
+def test_kernel_returns_freed_memory(monkeypatch):
+    """Memory (issue 19): the kernel's allocator gives freed pages back at once, unless the user
+    configured it."""
+    from loglib.report import MALLOC_CONF_ENV, RETURN_FREED, kernel_env
+
+    monkeypatch.delenv(MALLOC_CONF_ENV, raising=False)
+    assert kernel_env()[MALLOC_CONF_ENV] == RETURN_FREED == "dirty_decay_ms:0,muzzy_decay_ms:0"
+    monkeypatch.setenv(MALLOC_CONF_ENV, "narenas:2")
+    assert kernel_env()[MALLOC_CONF_ENV] == "narenas:2"

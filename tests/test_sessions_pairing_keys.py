@@ -44,3 +44,24 @@ def test_pids_out_of_range_fall_back(monkeypatch: pytest.MonkeyPatch, pid_shift:
     assert packed.height > 0 and packed.equals(five)
     conn = pl.DataFrame({"_host": [0], "pid": [ev["pid"].min()], "_rank": [0], "_line": [1], "_order": [0]})
     assert (sessions._pairing_keys(conn) == FIVE) == (pid_shift != 0)
+
+
+def test_only_the_order_and_the_output_are_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory (issue 19): the pairing sorts the row order alone and gathers three columns (no sorted
+    copy of the sort keys), and the sessions are put in order after the working columns are dropped."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = ll.read_pg_log(ROOT / "data" / "sample-pg" / "postgresql.log")
+    expected = sessions._pg_sessions(ev)
+    sorted_columns: list[list[str]] = []
+    real = pl.DataFrame.sort
+
+    def spy(self: pl.DataFrame, *args: object, **kwargs: object) -> pl.DataFrame:
+        sorted_columns.append(self.columns)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "sort", spy)
+    got = sessions._pg_sessions(ev)
+    assert got.equals(expected) and got.height > 0
+    assert not [c for c in sorted_columns if "_rank" in c or "_line" in c]  # the keys are not copied
+    assert not [c for c in sorted_columns if "start" in c and "_order" in c]  # nor the working columns

@@ -175,8 +175,11 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
         )
         .collect()
     )  # fmt: skip
-    conn = keys.sort(_pairing_keys(keys))
-    del keys
+    # the order alone is sorted, then the three columns pairing reads are gathered in it: the
+    # sort keys (``_rank``, ``_line``) are never copied, and a sorted copy of all five never exists
+    order = keys.select(pl.arg_sort_by(_pairing_keys(keys))).to_series()
+    conn = keys.select(pl.col("_order", "pid", "_host").gather(order))
+    del keys, order
     rows = conn.get_column("_order")
     conn = conn.hstack(
         ev.select(
@@ -314,8 +317,13 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
         started_before_log=started_before,
         open_at_end=no_end & pl.col("_srv").is_null() & pl.col("_next_start").is_null(),
     )
+    del agg
     out = out.with_columns(
         duration=pl.coalesce(pl.col("_pg_duration"), pl.col("end") - pl.col("start")),
         host=pl.when(pl.col("host") == "").then(None).otherwise(pl.col("host")),
-    ).sort("start", "_order", nulls_last=True)
-    return conform(out, PG_SESSIONS)
+    )
+    # sorted as ``sort("start", "_order")``, but only the schema's columns are moved (the working
+    # columns are dropped first, not copied in order and then dropped)
+    order = out.select(pl.arg_sort_by("start", "_order", nulls_last=True)).to_series()
+    out = conform(out, PG_SESSIONS)  # type: ignore[assignment]
+    return out.select(pl.all().gather(order))
