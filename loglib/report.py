@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -403,8 +404,38 @@ _KERNEL_LOG = ".loglib-progress.log"
 _PENDING_CHARTS = ".loglib-charts"
 
 
-def _follow(path: Path, say: Progress) -> Callable[[], None]:
-    """Print the lines the kernel appends to ``path`` while it runs (a long cell is not silent)."""
+def _parse_in_child(folder: Path, say: Progress | None) -> None:
+    """Read the incident's sources into the parse cache in a child process (its progress lines
+    printed here): the memory the parse leaves behind (the allocator keeps freed pages, ~1 GB for
+    seconds after a 1 GB read) goes with the child, not beside the kernel. A failure is left to
+    :func:`check_incident` in this process, which then reads the source and says what is wrong.
+
+    >>> _parse_in_child(Path("data/incidents/pool-exhaustion"), print)  # doctest: +SKIP
+    """
+    import tempfile
+
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore'); from loglib.report import check_incident; "
+        "check_incident(sys.argv[1], frames=False)"
+    )
+    with tempfile.TemporaryDirectory(prefix="loglib-parse-") as tmp:
+        log = Path(tmp) / "progress.log"
+        log.write_text("")
+        stop = _follow(log, say, "parse") if say is not None else lambda: None
+        try:
+            env = kernel_env({"LOGLIB_CACHE_DIR": str(cache_dir().resolve())})
+            if MALLOC_CONF_ENV not in os.environ:  # the child's memory goes when it exits: no need
+                del env[MALLOC_CONF_ENV]
+            if say is not None:
+                env["LOGLIB_PROGRESS_FILE"] = str(log)
+            subprocess.run([sys.executable, "-c", code, str(folder)], env=env, check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        finally:
+            stop()
+
+
+def _follow(path: Path, say: Progress, who: str = "kernel") -> Callable[[], None]:
+    """Print the lines the kernel (``who``) appends to ``path`` while it runs (a long cell is not silent)."""
     import threading
 
     stop = threading.Event()
@@ -415,7 +446,7 @@ def _follow(path: Path, say: Progress) -> Callable[[], None]:
                 finished = stop.wait(0.5)
                 for line in fh.read().splitlines():
                     if line.strip():
-                        say(f"  kernel: {line}")
+                        say(f"  {who}: {line}")
                 if finished:
                     return
 
@@ -512,7 +543,8 @@ def build_report(
     folder = Path(incident_dir).resolve()
     say(f"reading {folder}")
     if cache_enabled():  # the kernel loads the Parquet cache: this process need not hold the frames
-        inc = check_incident(folder, frames=False)
+        _parse_in_child(folder, say if progress is not None else None)
+        inc = check_incident(folder, frames=False)  # every source cached now: reports only
         title = f"Postmortem: {inc.title}"
         reads = inc.read_reports(frames=False)  # checked above: nothing is read again
         inc = None

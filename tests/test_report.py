@@ -222,3 +222,26 @@ def test_kernel_returns_freed_memory(monkeypatch):
     assert kernel_env()[MALLOC_CONF_ENV] == RETURN_FREED == "dirty_decay_ms:0,muzzy_decay_ms:0"
     monkeypatch.setenv(MALLOC_CONF_ENV, "narenas:2")
     assert kernel_env()[MALLOC_CONF_ENV] == "narenas:2"
+
+
+def test_sources_parsed_in_a_child(tmp_path, monkeypatch):
+    """Memory (issue 19): ``loglib report`` parses in a child process, which leaves every source in
+    the parse cache (and its progress lines here); this process then only loads the reports."""
+    from loglib.report import _parse_in_child, check_incident
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LOGLIB_CACHE_DIR", str(cache))
+    monkeypatch.setenv("LOGLIB_PROGRESS_QUIET_FOR", "0")
+    folder = INCIDENTS / "pool-exhaustion"
+    lines: list[str] = []
+    _parse_in_child(folder, lines.append)
+    inc = ll.Incident.load(folder)
+    monkeypatch.setenv("LOGLIB_CACHE_DIR", str(tmp_path / "here"))
+    check_incident(folder, frames=False)  # what this process would have cached itself
+    assert {p.name for p in cache.iterdir()} == {p.name for p in (tmp_path / "here").iterdir()} != set()
+    assert any(line.startswith("  parse: ") for line in lines)
+    monkeypatch.setenv("LOGLIB_CACHE_DIR", str(cache))
+    before = {p: p.stat().st_mtime_ns for p in cache.glob("*.parquet")}
+    reads = check_incident(folder, frames=False).read_reports(frames=False)
+    assert reads.keys() == {s.name or s.kind for s in inc.sources}
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.parquet")} == before  # nothing parsed again

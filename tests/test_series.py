@@ -187,3 +187,21 @@ class TestTheFix:
         with pytest.raises(ValueError, match="no fix to compare around; pass at="):
             ll.before_after_table(ev)
         assert ll.before_after_table(ev, at=T0 + timedelta(minutes=5))["split"][0] == "given"
+
+
+def test_open_connections_filters_only_what_it_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory (issue 19): the filters copy the five columns used, not every column of the sessions."""
+    ev = ll.Incident.load(POOL_LEAK).evidence
+    sessions = ev.sessions
+    expected = series.open_connections(sessions)
+    widths: list[int] = []
+    real = pl.DataFrame.filter
+
+    def spy(self: pl.DataFrame, *args: object, **kwargs: object) -> pl.DataFrame:
+        widths.append(self.width)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "filter", spy)
+    got = series.open_connections(sessions)
+    assert got.equals(expected) and got.height > 0 and sessions.width > 10
+    assert widths and max(widths) <= 5  # start, end, end_reason, file, line
