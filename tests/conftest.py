@@ -25,6 +25,22 @@ CORPUS = Path(
 REQUIRE_TOOLS = os.environ.get("LOGLIB_REQUIRE_TOOLS") == "1"
 
 
+def frames_seen(monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str]]:
+    """The columns of every frame ``polars.DataFrame.<method>`` is called on from now on (memory
+    tests: which columns a filter or a sort copies)."""
+    import polars as pl
+
+    seen: list[list[str]] = []
+    real = getattr(pl.DataFrame, method)
+
+    def spy(self: pl.DataFrame, *args: object, **kwargs: object) -> object:
+        seen.append(self.columns)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, method, spy)
+    return seen
+
+
 def require(condition: bool, what: str) -> None:
     """Skip (locally) or fail (in CI) when an external tool is missing."""
     if condition:

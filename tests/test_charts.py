@@ -11,7 +11,7 @@ import pytest
 
 import loglib as ll
 from loglib.present import charts, theme
-from tests.conftest import FILES
+from tests.conftest import FILES, frames_seen
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 POOL_LEAK = FILES / "incidents" / "pool-leak"
@@ -213,18 +213,11 @@ class TestIncidentCharts:
         column of the sessions frame (120 MB at a gigabyte of logs)."""
         inc = ll.Incident.load(IDLE)
         sessions = inc.evidence.sessions
-        widths: list[int] = []
-        real = pl.DataFrame.filter
-
-        def spy(self, *args, **kwargs):
-            widths.append(self.width)
-            return real(self, *args, **kwargs)
-
-        monkeypatch.setattr(pl.DataFrame, "filter", spy)
+        filtered = frames_seen(monkeypatch, "filter")
         fig = charts.session_durations(sessions, idle_timeout=timedelta(seconds=10))
         assert bars(fig) and sessions.width > 10
         # duration, end_reason, open_at_end, file, line, and the derived secs, outcome, bin
-        assert widths and max(widths) <= 8
+        assert filtered and max(map(len, filtered)) <= 8
 
     def test_session_histogram_from_pg_frame(self, inc, frame):
         """Sessions are derived from a PostgreSQL frame; hover gives an example file:line."""

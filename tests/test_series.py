@@ -10,7 +10,7 @@ import pytest
 import loglib as ll
 from loglib.analysis import series
 from loglib.analysis.before_after import NeedsFixError
-from tests.conftest import FILES, ROOT
+from tests.conftest import FILES, ROOT, frames_seen
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 POOL_LEAK = FILES / "incidents" / "pool-leak"
@@ -194,14 +194,7 @@ def test_open_connections_filters_only_what_it_uses(monkeypatch: pytest.MonkeyPa
     ev = ll.Incident.load(POOL_LEAK).evidence
     sessions = ev.sessions
     expected = series.open_connections(sessions)
-    widths: list[int] = []
-    real = pl.DataFrame.filter
-
-    def spy(self: pl.DataFrame, *args: object, **kwargs: object) -> pl.DataFrame:
-        widths.append(self.width)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(pl.DataFrame, "filter", spy)
+    filtered = frames_seen(monkeypatch, "filter")
     got = series.open_connections(sessions)
     assert got.equals(expected) and got.height > 0 and sessions.width > 10
-    assert widths and max(widths) <= 5  # start, end, end_reason, file, line
+    assert filtered and max(map(len, filtered)) <= 5  # start, end, end_reason, file, line

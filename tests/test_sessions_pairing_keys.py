@@ -9,7 +9,7 @@ import pytest
 
 import loglib as ll
 from loglib.analysis import sessions
-from tests.conftest import ROOT
+from tests.conftest import ROOT, frames_seen
 
 FIVE = ["_host", "pid", "_rank", "_line", "_order"]
 
@@ -53,14 +53,7 @@ def test_only_the_order_and_the_output_are_moved(monkeypatch: pytest.MonkeyPatch
         warnings.simplefilter("ignore")
         ev = ll.read_pg_log(ROOT / "data" / "sample-pg" / "postgresql.log")
     expected = sessions._pg_sessions(ev)
-    sorted_columns: list[list[str]] = []
-    real = pl.DataFrame.sort
-
-    def spy(self: pl.DataFrame, *args: object, **kwargs: object) -> pl.DataFrame:
-        sorted_columns.append(self.columns)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(pl.DataFrame, "sort", spy)
+    sorted_columns = frames_seen(monkeypatch, "sort")
     got = sessions._pg_sessions(ev)
     assert got.equals(expected) and got.height > 0
     assert not [c for c in sorted_columns if "_rank" in c or "_line" in c]  # the keys are not copied
