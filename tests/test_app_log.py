@@ -321,3 +321,15 @@ class TestJsonValues:
         )
         extra = {kv["key"]: kv["value"] for kv in ll.read_app_log(line)["extra"][0]}
         assert (extra["ok"], extra["n"], extra["f"], extra["o"]) == ("true", "3", "1.5", '{"a": 1}')
+
+    def test_blank_multi_line_message_stays_empty_text(self):
+        """A message of blank lines is the empty text (not null) beside a record with a stack."""
+        log = (
+            b'{"time": "2024-03-01T10:00:00Z", "level": "info", "msg": "  \\n  "}\n'
+            b'{"time": "2024-03-01T10:00:01Z", "level": "error", "msg": "boom", '
+            b'"err": {"type": "Error", "message": "x", "stack": "Error: x\\n    at f (a.js:1:1)"}}\n'
+        )
+        df = ll.read_app_log(log, tz="UTC")
+        assert df["message"].to_list() == ["", "boom"]
+        assert df["traceback"].to_list() == [None, "Error: x\n    at f (a.js:1:1)"]
+        assert df["exc_chain"].to_list() == [None, ["Error"]]

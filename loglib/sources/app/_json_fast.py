@@ -332,7 +332,9 @@ def _map(
             checks.append(value.is_null() | (chosen["message"] != key).fill_null(True))
     ok = frame.select(pl.all_horizontal(checks).fill_null(False)).to_series()
     fields = frame.select(_field_exprs(schema, present, chosen, err_struct))
-    return ok, fields.with_columns(_head(fields), _extras(frame, schema, included))
+    return ok, fields.with_columns(
+        _head(fields), _extras(frame, schema, {k: included[k] for k in extra_keys})
+    )
 
 
 def _head(fields: pl.DataFrame) -> pl.Series:
@@ -542,11 +544,14 @@ def _request_id(present: dict[str, list[str]], chosen: dict[str, pl.Expr], schem
 
 
 def _extras(frame: pl.DataFrame, schema: pl.Schema, included: dict[str, pl.Expr]) -> pl.Series:
-    """``extra``: every key no field was read from, in the record's own key order."""
+    """``extra``: every key no field was read from, in the record's own key order (``included``:
+    the keys that are an extra in some row, in the schema's order; the others are left out)."""
+    if not included:
+        return pl.repeat(None, frame.height, eager=True, dtype=APP_EXTRA).alias("extra")
 
     def value(k: str) -> pl.Expr:
         if isinstance(schema[k], _NESTED):
             return pl.col(f"\x00j{k}")
         return pl.when(pl.col(k).is_not_null()).then(_text(k, schema[k]))
 
-    return extras_column(frame, [(k, value(k), included[k], pl.col(f"\x00p{k}")) for k in schema])
+    return extras_column(frame, [(k, value(k), inc, pl.col(f"\x00p{k}")) for k, inc in included.items()])

@@ -101,7 +101,11 @@ class _Parser:
                 name = fmt.name
             m = m & ~matched
             fields = f if fields is None else pl.DataFrame([fields[c].zip_with(~m, f[c]) for c in _FIELDS])
-            fmt_name = fmt_name.zip_with(~m, pl.repeat(name, n, eager=True, dtype=pl.String))
+            fmt_name = (
+                pl.select(pl.when(pl.lit(m)).then(pl.lit(name)).otherwise(pl.lit(fmt_name)))
+                .to_series()
+                .alias("fmt")
+            )
             matched = matched | m
         if fields is None:
             fields = pl.DataFrame([_null_series(name, dt, n) for name, dt in _FIELDS.items()])
@@ -176,28 +180,34 @@ class _Parser:
         fallback = pl.col("traceback").str.extract(r"(?m)^[ \t]*(?:\[[^\]\n]*\] ?)*[ \t]*(\S[^\n]*)$", 1)
         sub = events.with_row_index("_i").filter(multi)
         # a message of one line is its first line: the first-line cut runs on multi-line events only
-        frame = events.with_columns(message=msg.str.strip_chars_end())
-        if sub.height:  # the multi-line rows' values put back in place (null elsewhere)
+        frame = events.with_columns(
+            message=msg.str.strip_chars_end(),
+            traceback=pl.lit(None, dtype=pl.String),
+            exc_chain=pl.col("exc"),
+        )
+        if sub.height:  # the multi-line rows' values put in place (null elsewhere)
             sub = sub.with_columns(traceback=tbcol)
             sub = sub.select(
                 pl.col("_i"),
-                first.str.strip_chars_end().alias("m1"),
                 first.str.strip_chars_end().alias("m0"),
                 pl.col("traceback"),
-                pl.col("exc").alias("exc_chain"),
+                pl.coalesce(pl.col("exc"), pl.lit(exc_chains(sub["traceback"]))).alias("exc_chain"),
             ).with_columns(
-                exc_chain=pl.coalesce(pl.col("exc_chain"), pl.lit(exc_chains(sub["traceback"]))),
                 # an event whose first line is empty (Rails' '  ' before an exception) is named by its next line
-                m1=pl.when(pl.col("m1").str.strip_chars() == "").then(fallback).otherwise(pl.col("m1")),
+                message=pl.coalesce(
+                    pl.when(pl.col("m0").str.strip_chars() == "").then(fallback).otherwise(pl.col("m0")),
+                    pl.col("m0"),
+                ),
             )
-            at = _null_series("_at", pl.UInt32, frame.height)
-            at = at.scatter(sub["_i"], pl.int_range(sub.height, eager=True, dtype=pl.UInt32))
-            frame = frame.hstack([column.gather(at) for column in sub.drop("_i").get_columns()]).with_columns(
-                message=pl.coalesce(pl.col("m1"), pl.col("m0"), pl.col("message")),
-                exc_chain=pl.coalesce(pl.col("exc_chain"), pl.col("exc")),
+            at = sub["_i"]
+            # polars scatters no lists: the chains are gathered to their rows (null elsewhere)
+            slot = _null_series("_at", pl.UInt32, frame.height)
+            slot = slot.scatter(at, pl.int_range(sub.height, eager=True, dtype=pl.UInt32))
+            frame = frame.with_columns(
+                frame["message"].scatter(at, sub["message"]),
+                frame["traceback"].scatter(at, sub["traceback"]),
+                pl.coalesce(pl.lit(sub["exc_chain"].gather(slot)), pl.col("exc")).alias("exc_chain"),
             )
-        else:
-            frame = frame.with_columns(traceback=pl.lit(None, dtype=pl.String), exc_chain=pl.col("exc"))
         frame = _classify(frame, self.opts.rules)
         frame = frame.hstack(select_warm(frame, [message_template_expr("message").alias("message_template")]))
         frame = frame.hstack(_http(frame))
