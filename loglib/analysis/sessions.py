@@ -176,8 +176,15 @@ def _pg_sessions(ev: pl.DataFrame) -> pl.DataFrame:
         .collect()
     )  # fmt: skip
     # the order alone is sorted, then the three columns pairing reads are gathered in it: the
-    # sort keys (``_rank``, ``_line``) are never copied, and a sorted copy of all five never exists
-    order = keys.select(pl.arg_sort_by(_pairing_keys(keys))).to_series()
+    # sort keys (``_rank``, ``_line``) are never copied, and a sorted copy of all five never exists.
+    # A row number sorted by the keys, not ``arg_sort_by``: at 0.89 M sessions 3.4 vs 9.8 CPU-s
+    # for the whole pairing, for the same peak
+    order = (
+        keys.lazy()
+        .select(pl.int_range(pl.len(), dtype=pl.UInt32).sort_by(_pairing_keys(keys)))
+        .collect()
+        .to_series()
+    )
     conn = keys.select(pl.col("_order", "pid", "_host").gather(order))
     del keys, order
     rows = conn.get_column("_order")
