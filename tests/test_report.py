@@ -236,8 +236,11 @@ def test_sources_parsed_in_a_child(tmp_path, monkeypatch):
     lines: list[str] = []
     _parse_in_child(folder, lines.append)
     inc = ll.Incident.load(folder)
-    monkeypatch.setenv("LOGLIB_CACHE_DIR", str(tmp_path / "here"))
-    check_incident(folder, frames=False)  # what this process would have cached itself
+    # what a process of its own would have cached (a fresh interpreter: this one may hold reads of
+    # this folder from earlier tests in memory, and then caches nothing)
+    code = "import sys; from loglib.report import check_incident; check_incident(sys.argv[1], frames=False)"
+    env = dict(os.environ, LOGLIB_CACHE_DIR=str(tmp_path / "here"))
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code, str(folder)], env=env, check=True)
     assert {p.name for p in cache.iterdir()} == {p.name for p in (tmp_path / "here").iterdir()} != set()
     assert any(line.startswith("  parse: ") for line in lines)
     monkeypatch.setenv("LOGLIB_CACHE_DIR", str(cache))
